@@ -1,0 +1,25 @@
+"""The `carvalue` command: `carvalue predict ...` runs the CLI (never importing Qt);
+anything else (no arguments, or photo paths) opens the desktop app."""
+
+from __future__ import annotations
+
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] == "predict":
+        from core.cli import main as cli_main
+
+        return cli_main(args[1:])
+    if args and args[0] == "--self-test":
+        from carvalue_gui.selftest import main as self_test
+
+        return self_test(args[1:])
+    from carvalue_gui.app import main as app_main  # imports Qt
+
+    return app_main(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,164 @@
+"""The CarValue network: a MobileNetV2 trunk and four linear heads.
+
+The trunk's ``state_dict`` keys and shapes equal torchvision's ``mobilenet_v2().features`` so
+torchvision ImageNet weights load directly (written here because torchvision is not importable
+beside the CPU torch build this project pins).  Only training and export import this module.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+Padding = Literal["torch", "same"]
+
+# (expand ratio, output channels, repeats, first stride): MobileNetV2 paper, table 2.
+_INVERTED_RESIDUAL_SETTING: tuple[tuple[int, int, int, int], ...] = (
+    (1, 16, 1, 1),
+    (6, 24, 2, 2),
+    (6, 32, 3, 2),
+    (6, 64, 4, 2),
+    (6, 96, 3, 1),
+    (6, 160, 3, 2),
+    (6, 320, 1, 1),
+)
+FEATURE_DIM = 1280
+
+
+class _Conv(nn.Conv2d):
+    """Conv2d that can pad like TensorFlow's ``"same"`` (bottom/right heavy) for stride 2.
+
+    Keras-trained weights expect that asymmetric padding; torchvision pads all sides. The
+    parameters (and so the state_dict keys) are exactly those of ``nn.Conv2d``.
+    """
+
+    def __init__(self, *args: object, same_padding: bool = False, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.same_padding = same_padding and self.stride[0] > 1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.same_padding:
+            return super().forward(x)
+        pads: list[int] = []
+        for dim, k, s in ((3, self.kernel_size[1], self.stride[1]), (2, self.kernel_size[0], self.stride[0])):
+            size = x.shape[dim]
+            total = max((math.ceil(size / s) - 1) * s + k - size, 0)
+            pads += [total // 2, total - total // 2]
+        x = F.pad(x, pads)
+        return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+
+
+def _conv_bn_relu(cin: int, cout: int, stride: int, groups: int, padding: Padding, eps: float) -> nn.Sequential:
+    same = padding == "same" and stride > 1
+    conv = _Conv(cin, cout, 3 if groups > 1 or cin == 3 else 1, stride,
+                 padding=0 if same else (1 if groups > 1 or cin == 3 else 0),
+                 groups=groups, bias=False, same_padding=same)
+    return nn.Sequential(conv, nn.BatchNorm2d(cout, eps=eps), nn.ReLU6(inplace=True))
+
+
+class InvertedResidual(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int, expand: int, padding: Padding, eps: float) -> None:
+        super().__init__()
+        hidden = cin * expand
+        self.use_residual = stride == 1 and cin == cout
+        layers: list[nn.Module] = []
+        if expand != 1:
+            layers.append(_pointwise_bn_relu(cin, hidden, eps))
+        layers += [
+            _conv_bn_relu(hidden, hidden, stride, hidden, padding, eps),
+            nn.Conv2d(hidden, cout, 1, bias=False),
+            nn.BatchNorm2d(cout, eps=eps),
+        ]
+        self.conv = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.conv(x)
+        return x + out if self.use_residual else out
+
+
+def _pointwise_bn_relu(cin: int, cout: int, eps: float) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout, eps=eps), nn.ReLU6(inplace=True))
+
+
+def mobilenet_v2_features(padding: Padding = "torch", bn_eps: float = 1e-5) -> nn.Sequential:
+    """MobileNetV2 (width 1.0) feature extractor, keys identical to torchvision's ``.features``."""
+    stem = _Conv(3, 32, 3, 2, padding=0 if padding == "same" else 1, bias=False, same_padding=padding == "same")
+    layers: list[nn.Module] = [nn.Sequential(stem, nn.BatchNorm2d(32, eps=bn_eps), nn.ReLU6(inplace=True))]
+    cin = 32
+    for expand, cout, repeats, first_stride in _INVERTED_RESIDUAL_SETTING:
+        for i in range(repeats):
+            layers.append(InvertedResidual(cin, cout, first_stride if i == 0 else 1, expand, padding, bn_eps))
+            cin = cout
+    layers.append(_pointwise_bn_relu(cin, FEATURE_DIM, bn_eps))
+    return nn.Sequential(*layers)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """What it takes to rebuild the network; stored in checkpoints and the model file."""
+
+    num_price_bins: int
+    num_make_models: int
+    num_years: int
+    padding: Padding = "torch"
+    bn_eps: float = 1e-5
+    dropout: float = 0.2
+    architecture: str = "mobilenet_v2"
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, object]) -> ModelConfig:
+        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})  # type: ignore[arg-type]
+
+
+OUTPUT_NAMES = ("price_logits", "median", "make_model_logits", "year_logits")
+
+
+class CarValueNet(nn.Module):
+    """MobileNetV2 trunk, global average pool, and four heads.
+
+    Outputs (in ``OUTPUT_NAMES`` order): price-range logits, the median-price head (a
+    normalised log price; the model file says how to turn it into dollars), make/model logits
+    (last class = Unknown), year logits (last class = Unknown).
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.features = mobilenet_v2_features(config.padding, config.bn_eps)
+        self.dropout = nn.Dropout(config.dropout)
+        self.price_head = nn.Linear(FEATURE_DIM, config.num_price_bins)
+        self.median_head = nn.Linear(FEATURE_DIM, 1)
+        self.make_model_head = nn.Linear(FEATURE_DIM, config.num_make_models)
+        self.year_head = nn.Linear(FEATURE_DIM, config.num_years)
+        for head in (self.price_head, self.median_head, self.make_model_head, self.year_head):
+            nn.init.normal_(head.weight, std=0.01)
+            nn.init.zeros_(head.bias)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Pooled 1280-d trunk features."""
+        return F.adaptive_avg_pool2d(self.features(x), 1).flatten(1)
+
+    def forward_head(self, f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        f = self.dropout(f)
+        return (self.price_head(f), self.median_head(f).squeeze(1), self.make_model_head(f), self.year_head(f))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        return self.forward_head(self.forward_features(x))
+
+
+def export_onnx(model: CarValueNet, path: str, input_size: int, opset: int = 17) -> None:
+    """Export to ONNX (fp32) with a dynamic batch axis. Metadata is added by ``core.modelfile``."""
+    model = model.eval()
+    dummy = torch.zeros(2, 3, input_size, input_size)
+    dyn = {"input": {0: "batch"}} | {name: {0: "batch"} for name in OUTPUT_NAMES}
+    with torch.no_grad():
+        torch.onnx.export(model, (dummy,), path, input_names=["input"], output_names=list(OUTPUT_NAMES),
+                          dynamic_axes=dyn, opset_version=opset, dynamo=False)

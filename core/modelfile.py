@@ -1,0 +1,280 @@
+"""The model file: one ONNX file carrying the weights and a JSON metadata entry.
+
+Writing (training/export side) and reading (app side) live here so the contract has one
+definition.  Reading needs only onnxruntime; writing imports the ``onnx`` package lazily
+(a training-side extra).  Every fault found while loading raises :class:`ModelFileError`
+whose message names the file and the fault.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+FORMAT_VERSION = 1
+METADATA_KEY = "carvalue"
+OUTPUT_NAMES = ("price_logits", "median", "make_model_logits", "year_logits")
+UNKNOWN = "Unknown"
+
+
+class ModelFileError(Exception):
+    """A model file that cannot be used; the message names the file and the fault."""
+
+    def __init__(self, path: str | os.PathLike[str], fault: str) -> None:
+        self.path = str(path)
+        self.fault = fault
+        super().__init__(f"{self.path}: {fault}")
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """How a crop becomes the network's input tensor (NCHW float32)."""
+
+    size: int = 224
+    mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    std: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    # "stretch": the crop box is resized to size x size (what the user boxes is what the model
+    # sees).  "center_crop": short side to size / crop_fraction, then a central size x size.
+    resize: str = "stretch"
+    crop_fraction: float = 1.0
+
+
+@dataclass(frozen=True)
+class PriceSpec:
+    """Price ranges (dollar cutoffs) and how the median head maps to dollars.
+
+    The median head predicts ``z``; dollars = ``exp(z * log_std + log_mean)``.
+    """
+
+    edges: tuple[float, ...] = (10e3, 15e3, 20e3, 25e3, 30e3, 35e3, 40e3, 50e3, 60e3)
+    log_mean: float = math.log(20e3)
+    log_std: float = 1.0
+    currency: str = "USD"
+    meaning: str = ""
+
+    @property
+    def num_bins(self) -> int:
+        return len(self.edges) + 1
+
+    def bounds(self) -> list[tuple[float, float | None]]:
+        """(low, high) dollars per range; the first starts at 0, the last is open (None)."""
+        lows = [0.0, *self.edges]
+        highs: list[float | None] = [*self.edges, None]
+        return list(zip(lows, highs, strict=True))
+
+    def to_dollars(self, z: float) -> float:
+        return float(math.exp(z * self.log_std + self.log_mean))
+
+
+@dataclass(frozen=True)
+class ConfidenceSpec:
+    """How the 'looks like a whole car' score is computed from the make/model logits.
+
+    ``method``: "max_prob" (top make/model probability after temperature) or "energy"
+    (logsumexp of the logits; mapped to 0..1 by a logistic centred on ``threshold``).
+    A photo is flagged as not a whole car when the score is below ``threshold``.
+    """
+
+    method: str = "max_prob"
+    threshold: float = 0.0
+    scale: float = 1.0
+    temperature: float = 1.0
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class ModelMetadata:
+    make_models: tuple[str, ...]
+    years: tuple[str, ...]
+    input: InputSpec = field(default_factory=InputSpec)
+    price: PriceSpec = field(default_factory=PriceSpec)
+    confidence: ConfidenceSpec = field(default_factory=ConfidenceSpec)
+    architecture: str = "mobilenet_v2"
+    name: str = "carvalue"
+    temperatures: dict[str, float] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    created: str = ""
+    format_version: int = FORMAT_VERSION
+
+    def output_sizes(self) -> dict[str, int]:
+        return {
+            "price_logits": self.price.num_bins,
+            "median": 1,
+            "make_model_logits": len(self.make_models),
+            "year_logits": len(self.years),
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=None, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str, path: str | os.PathLike[str] = "<metadata>") -> ModelMetadata:
+        try:
+            d = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ModelFileError(path, f"metadata is not valid JSON ({e})") from e
+        if not isinstance(d, dict):
+            raise ModelFileError(path, "metadata is not a JSON object")
+        version = d.get("format_version")
+        if not isinstance(version, int):
+            raise ModelFileError(path, "metadata has no format_version")
+        if version > FORMAT_VERSION:
+            raise ModelFileError(path, f"model file format {version} is newer than this app supports "
+                                       f"({FORMAT_VERSION}); update CarValue")
+        try:
+            meta = cls(
+                make_models=tuple(str(s) for s in d["make_models"]),
+                years=tuple(str(s) for s in d["years"]),
+                input=_build(InputSpec, d.get("input", {})),
+                price=_build(PriceSpec, d.get("price", {})),
+                confidence=_build(ConfidenceSpec, d.get("confidence", {})),
+                architecture=str(d.get("architecture", "mobilenet_v2")),
+                name=str(d.get("name", "carvalue")),
+                temperatures={str(k): float(v) for k, v in d.get("temperatures", {}).items()},
+                provenance=dict(d.get("provenance", {})),
+                metrics=dict(d.get("metrics", {})),
+                created=str(d.get("created", "")),
+                format_version=version,
+            )
+        except KeyError as e:
+            raise ModelFileError(path, f"metadata is missing {e.args[0]!r}") from e
+        except (TypeError, ValueError) as e:
+            raise ModelFileError(path, f"metadata has a malformed field ({e})") from e
+        meta.validate(path)
+        return meta
+
+    def validate(self, path: str | os.PathLike[str] = "<metadata>") -> None:
+        def fail(msg: str) -> None:
+            raise ModelFileError(path, msg)
+
+        if len(self.make_models) < 2 or self.make_models[-1] != UNKNOWN:
+            fail(f"make/model vocabulary must have at least one class and end with {UNKNOWN!r}")
+        if len(self.years) < 2 or self.years[-1] != UNKNOWN:
+            fail(f"year vocabulary must have at least one year and end with {UNKNOWN!r}")
+        if len(set(self.make_models)) != len(self.make_models):
+            fail("make/model vocabulary has duplicates")
+        edges = self.price.edges
+        if not edges or any(b <= a for a, b in zip(edges, edges[1:], strict=False)) or edges[0] <= 0:
+            fail("price edges must be positive and strictly increasing")
+        if self.price.log_std <= 0:
+            fail("price.log_std must be positive")
+        spec = self.input
+        if spec.size < 32 or len(spec.mean) != 3 or len(spec.std) != 3 or min(spec.std) <= 0:
+            fail("input spec is invalid (size >= 32, three means, three positive stds)")
+        if spec.resize not in ("stretch", "center_crop") or not 0 < spec.crop_fraction <= 1:
+            fail(f"unknown input resize mode {spec.resize!r}")
+        if self.confidence.method not in ("max_prob", "energy"):
+            fail(f"unknown confidence method {self.confidence.method!r}")
+
+
+def _build(cls: type, d: dict[str, Any]) -> Any:
+    if not isinstance(d, dict):
+        raise TypeError(f"{cls.__name__} must be an object")
+    kwargs = {}
+    for name, f in cls.__dataclass_fields__.items():  # type: ignore[attr-defined]
+        if name in d:
+            v = d[name]
+            kwargs[name] = tuple(v) if isinstance(v, list) else v
+    return cls(**kwargs)
+
+
+def write_model_file(onnx_in: str | os.PathLike[str], metadata: ModelMetadata,
+                     out_path: str | os.PathLike[str]) -> None:
+    """Attach ``metadata`` to an exported ONNX graph and write it atomically to ``out_path``."""
+    import onnx  # training-side dependency
+
+    metadata.validate(out_path)
+    model = onnx.load(str(onnx_in))
+    outputs = {o.name: o for o in model.graph.output}
+    missing = [n for n in OUTPUT_NAMES if n not in outputs]
+    if missing:
+        raise ModelFileError(onnx_in, f"ONNX graph lacks outputs {missing}")
+    del model.metadata_props[:]
+    entry = model.metadata_props.add()
+    entry.key, entry.value = METADATA_KEY, metadata.to_json()
+    model.producer_name = "carvalue"
+    out = Path(out_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=out.name, suffix=".tmp")
+    os.close(fd)
+    try:
+        onnx.save(model, tmp)
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def check_file(path: str | os.PathLike[str]) -> Path:
+    """Fail early with a clear message for files that are missing, empty or not ONNX at all."""
+    p = Path(path)
+    if not p.exists():
+        raise ModelFileError(p, "model file not found")
+    if p.is_dir():
+        raise ModelFileError(p, "is a folder, not a model file")
+    size = p.stat().st_size
+    if size == 0:
+        raise ModelFileError(p, "model file is empty")
+    with p.open("rb") as f:
+        head = f.read(16)
+    # An ONNX ModelProto starts with field 1 (ir_version, varint): tag byte 0x08.
+    if head[:1] != b"\x08":
+        raise ModelFileError(p, "not an ONNX model file")
+    return p
+
+
+def open_session(path: str | os.PathLike[str], threads: int | None = None) -> tuple[Any, ModelMetadata]:
+    """Load and check a model file: returns (onnxruntime.InferenceSession, metadata)."""
+    import onnxruntime as ort
+
+    p = check_file(path)
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.intra_op_num_threads = threads or physical_cores()
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 4  # errors reach the user through ModelFileError, not stderr
+    try:
+        session = ort.InferenceSession(str(p), sess_options=opts, providers=["CPUExecutionProvider"])
+    except Exception as e:  # noqa: BLE001 - onnxruntime raises several unrelated types
+        text = str(e)
+        if "Protobuf parsing failed" in text or "INVALID_PROTOBUF" in text or "parse" in text.lower():
+            raise ModelFileError(p, "ONNX file is truncated or damaged") from e
+        raise ModelFileError(p, f"ONNX Runtime cannot load it ({text.splitlines()[0][:200]})") from e
+    props = session.get_modelmeta().custom_metadata_map
+    if METADATA_KEY not in props:
+        raise ModelFileError(p, f"ONNX file has no {METADATA_KEY!r} metadata (not a CarValue model)")
+    meta = ModelMetadata.from_json(props[METADATA_KEY], p)
+    _check_outputs(p, session, meta)
+    return session, meta
+
+
+def _check_outputs(path: Path, session: Any, meta: ModelMetadata) -> None:
+    inputs = session.get_inputs()
+    if len(inputs) != 1 or list(inputs[0].shape[1:]) != [3, meta.input.size, meta.input.size]:
+        shape = inputs[0].shape if inputs else None
+        raise ModelFileError(path, f"input shape {shape} does not match input size {meta.input.size}")
+    shapes = {o.name: o.shape for o in session.get_outputs()}
+    for name, expected in meta.output_sizes().items():
+        if name not in shapes:
+            raise ModelFileError(path, f"ONNX graph lacks output {name!r}")
+        got = shapes[name][1] if len(shapes[name]) > 1 else 1
+        if got != expected:
+            raise ModelFileError(path, f"output {name!r} has {got} values but the metadata implies {expected}")
+
+
+def physical_cores() -> int:
+    """Physical core count (ONNX Runtime runs best with one thread per physical core)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            cores = {line for line in f if line.startswith("core id")}
+        # One "core id" per physical core per package; fall back when unreadable.
+        n = len(cores) or os.cpu_count() or 1
+    except OSError:
+        n = os.cpu_count() or 1
+    return max(1, min(n, os.cpu_count() or n))

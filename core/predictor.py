@@ -1,0 +1,248 @@
+"""Predictions from a CarValue model file on ONNX Runtime (no torch in this import graph)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from core.modelfile import ModelMetadata, open_session
+from core.preprocess import Box, Photo, crop_to_input, load_photo, photo_from_array, photo_from_image
+
+BUNDLED_MODEL_NAME = "carvalue.onnx"
+PhotoLike = Photo | str | os.PathLike[str] | Image.Image | np.ndarray
+
+
+@dataclass(frozen=True)
+class LabelProb:
+    label: str
+    probability: float
+
+
+@dataclass(frozen=True)
+class PriceBin:
+    low: float
+    high: float | None  # None: open-ended top range
+    probability: float
+
+    def label(self) -> str:
+        if self.high is None:
+            return f"${self.low / 1000:.0f}k+"
+        if self.low <= 0:
+            return f"<${self.high / 1000:.0f}k"
+        return f"${self.low / 1000:.0f}k-{self.high / 1000:.0f}k"
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One crop's estimate.  ``price_low``/``price_high``: the likely (interquartile) range."""
+
+    median_price: float
+    price_low: float
+    price_high: float
+    price_bins: tuple[PriceBin, ...]
+    make_models: tuple[LabelProb, ...]  # top-k, most probable first
+    years: tuple[LabelProb, ...]
+    confidence: float  # 0..1: how much this looks like a whole car
+    looks_like_car: bool
+    crop: Box
+    source: str = ""
+
+    @property
+    def top_make_model(self) -> LabelProb:
+        return self.make_models[0]
+
+    @property
+    def top_year(self) -> LabelProb:
+        return self.years[0]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["crop"] = dict(zip("xywh", self.crop.as_tuple(), strict=True))
+        return d
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """Predictions for crops panned left to right across a photo (one batch)."""
+
+    image_size: tuple[int, int]
+    boxes: tuple[Box, ...]
+    predictions: tuple[Prediction, ...]
+
+    @property
+    def positions(self) -> tuple[float, ...]:
+        """Box centres as a fraction of the image width (0..1)."""
+        return tuple(b.center_x / self.image_size[0] for b in self.boxes)
+
+
+def sweep_boxes(size: tuple[int, int], n: int, width: float = 0.5) -> list[Box]:
+    """``n`` boxes of ``width`` x full height, evenly spaced from the left edge to the right."""
+    if n < 1:
+        raise ValueError("a sweep needs at least one position")
+    if not 0 < width <= 1:
+        raise ValueError("sweep width must be a fraction in (0, 1]")
+    iw, ih = size
+    bw = iw * width
+    if n == 1:
+        return [Box((iw - bw) / 2, 0.0, bw, float(ih))]
+    step = (iw - bw) / (n - 1)
+    return [Box(i * step, 0.0, bw, float(ih)) for i in range(n)]
+
+
+def default_model_path() -> Path:
+    """The bundled model: under resources/ in a source checkout or inside a PyInstaller bundle."""
+    env = os.environ.get("CARVALUE_MODEL")
+    if env:
+        return Path(env)
+    bundle = getattr(sys, "_MEIPASS", None)
+    roots = [Path(bundle)] if bundle else []
+    roots.append(Path(__file__).resolve().parent.parent)
+    for root in roots:
+        candidate = root / "resources" / "models" / BUNDLED_MODEL_NAME
+        if candidate.exists():
+            return candidate
+    return roots[0] / "resources" / "models" / BUNDLED_MODEL_NAME
+
+
+class Predictor:
+    """Runs a model file.  Thread-safe: ONNX Runtime sessions allow concurrent ``run`` calls."""
+
+    def __init__(self, session: Any, metadata: ModelMetadata, path: Path) -> None:
+        self._session = session
+        self.metadata = metadata
+        self.path = path
+        self._input_name = session.get_inputs()[0].name
+        self._lock = threading.Lock()
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str] | None = None, threads: int | None = None) -> Predictor:
+        """Load a model file (the bundled one when ``path`` is None); raises ModelFileError."""
+        p = Path(path) if path is not None else default_model_path()
+        session, meta = open_session(p, threads)
+        return cls(session, meta, p)
+
+    # -- inputs -----------------------------------------------------------------------------
+    @staticmethod
+    def as_photo(image: PhotoLike) -> Photo:
+        if isinstance(image, Photo):
+            return image
+        if isinstance(image, Image.Image):
+            return photo_from_image(image)
+        if isinstance(image, np.ndarray):
+            return photo_from_array(image)
+        return load_photo(image)
+
+    # -- inference --------------------------------------------------------------------------
+    def run_batch(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        """Raw outputs for an (N, 3, S, S) float32 batch."""
+        names = [o.name for o in self._session.get_outputs()]
+        outs = self._session.run(None, {self._input_name: batch})
+        return dict(zip(names, outs, strict=True))
+
+    def predict(self, image: PhotoLike, crop: Box | None = None, top_k: int = 5) -> Prediction:
+        return self.predict_crops(self.as_photo(image), [crop], top_k)[0]
+
+    def predict_many(self, images: Sequence[PhotoLike], crops: Sequence[Box | None] | None = None,
+                     top_k: int = 5, batch_size: int = 16) -> list[Prediction]:
+        """Predict several photos in batches (each photo decoded once)."""
+        photos = [self.as_photo(im) for im in images]
+        crops = list(crops) if crops is not None else [None] * len(photos)
+        if len(crops) != len(photos):
+            raise ValueError("crops must match images one to one")
+        out: list[Prediction] = []
+        for i in range(0, len(photos), batch_size):
+            pairs = list(zip(photos[i:i + batch_size], crops[i:i + batch_size], strict=True))
+            out += self._predict_pairs(pairs, top_k)
+        return out
+
+    def predict_crops(self, photo: Photo, crops: Sequence[Box | None], top_k: int = 5) -> list[Prediction]:
+        """Several crops of one photo as one batch."""
+        return self._predict_pairs([(photo, c) for c in crops], top_k)
+
+    def sweep(self, image: PhotoLike, n: int = 16, width: float = 0.5, top_k: int = 5) -> Sweep:
+        """Crops of ``width`` x full height panned left to right, predicted as one batch."""
+        photo = self.as_photo(image)
+        boxes = sweep_boxes(photo.original_size, n, width)
+        return Sweep(photo.original_size, tuple(boxes), tuple(self.predict_crops(photo, boxes, top_k)))
+
+    def _predict_pairs(self, pairs: Sequence[tuple[Photo, Box | None]], top_k: int) -> list[Prediction]:
+        if not pairs:
+            return []
+        spec = self.metadata.input
+        boxes = [(c or p.full_box()).clamp(p.original_size) for p, c in pairs]
+        batch = np.stack([crop_to_input(p, b, spec) for (p, _), b in zip(pairs, boxes, strict=True)])
+        outs = self.run_batch(batch)
+        return [self._decode(outs, i, boxes[i], pairs[i][0].source, top_k) for i in range(len(pairs))]
+
+    def _decode(self, outs: dict[str, np.ndarray], i: int, box: Box, source: str, top_k: int) -> Prediction:
+        meta = self.metadata
+        temps = meta.temperatures
+        price_p = softmax(outs["price_logits"][i], temps.get("price", 1.0))
+        mm_logits = outs["make_model_logits"][i]
+        mm_p = softmax(mm_logits, temps.get("make_model", 1.0))
+        year_p = softmax(outs["year_logits"][i], temps.get("year", 1.0))
+        median = meta.price.to_dollars(float(np.ravel(outs["median"][i])[0]))
+        bins = tuple(PriceBin(lo, hi, float(p)) for (lo, hi), p in
+                     zip(meta.price.bounds(), price_p, strict=True))
+        low, high = bin_quantile(bins, 0.25), bin_quantile(bins, 0.75)
+        conf = confidence_score(mm_logits, meta)
+        return Prediction(
+            median_price=median,
+            price_low=low,
+            price_high=high,
+            price_bins=bins,
+            make_models=top_labels(mm_p, meta.make_models, top_k),
+            years=top_labels(year_p, meta.years, top_k),
+            confidence=conf,
+            looks_like_car=conf >= _threshold01(meta),
+            crop=box,
+            source=source,
+        )
+
+
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    z = np.asarray(logits, dtype=np.float64) / temperature
+    z = z - z.max()
+    e = np.exp(z)
+    return e / e.sum()
+
+
+def top_labels(probs: np.ndarray, vocab: Sequence[str], k: int) -> tuple[LabelProb, ...]:
+    k = max(1, min(k, len(vocab)))
+    idx = np.argsort(-probs, kind="stable")[:k]
+    return tuple(LabelProb(vocab[j], float(probs[j])) for j in idx)
+
+
+def bin_quantile(bins: Sequence[PriceBin], q: float) -> float:
+    """Price at cumulative probability ``q``, linear within a range (the open top range is
+    treated as spanning its low edge to 1.5x it)."""
+    acc = 0.0
+    for b in bins:
+        high = b.high if b.high is not None else b.low * 1.5
+        if acc + b.probability >= q and b.probability > 0:
+            return b.low + (high - b.low) * (q - acc) / b.probability
+        acc += b.probability
+    last = bins[-1]
+    return last.high if last.high is not None else last.low * 1.5
+
+
+def confidence_score(mm_logits: np.ndarray, meta: ModelMetadata) -> float:
+    """0..1 score of how much the crop looks like a whole car (see ConfidenceSpec)."""
+    spec = meta.confidence
+    if spec.method == "energy":
+        z = np.asarray(mm_logits, dtype=np.float64) / spec.temperature
+        energy = float(z.max() + np.log(np.exp(z - z.max()).sum()))
+        return float(1.0 / (1.0 + np.exp(-(energy - spec.threshold) / spec.scale)))
+    return float(softmax(mm_logits, spec.temperature).max())
+
+
+def _threshold01(meta: ModelMetadata) -> float:
+    return 0.5 if meta.confidence.method == "energy" else meta.confidence.threshold

@@ -1,0 +1,262 @@
+"""Open any photo a user may drop, and turn a crop of it into the network's input.
+
+A photo is decoded once into a :class:`Photo`: an RGB working copy (long side at most
+``max_side``; JPEG draft mode makes a 24-MP camera file decode at a fraction of the cost) plus
+the original size.  Crop boxes are in original-image coordinates, so moving the box never
+re-reads the file.  Every failure raises :class:`ImageLoadError` with a one-line message that
+names the file.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+from core.modelfile import InputSpec
+
+MAX_PIXELS = 150_000_000  # larger images are refused (decompression-bomb guard)
+MIN_SIDE = 32  # smaller photos hold too little for the network
+WORKING_MAX_SIDE = 1024  # long side of the decoded working copy
+NEUTRAL_BACKGROUND = (128, 128, 128)  # transparent pixels: the normalised zero of mean=0.5 models
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".jfif"})
+
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+
+class ImageLoadError(ValueError):
+    """A photo that cannot be used; ``str(e)`` is one line naming the file."""
+
+    def __init__(self, source: str, reason: str) -> None:
+        self.source = source
+        self.reason = reason
+        super().__init__(f"{source}: {reason}")
+
+
+@dataclass(frozen=True)
+class Box:
+    """A crop rectangle in original-image pixel coordinates (x, y = top-left corner)."""
+
+    x: float
+    y: float
+    w: float
+    h: float
+
+    @classmethod
+    def full(cls, size: tuple[int, int]) -> Box:
+        return cls(0.0, 0.0, float(size[0]), float(size[1]))
+
+    @classmethod
+    def parse(cls, text: str) -> Box:
+        """From ``"x,y,w,h"``."""
+        parts = text.split(",")
+        if len(parts) != 4:
+            raise ValueError(f"crop must be x,y,w,h, got {text!r}")
+        x, y, w, h = (float(p) for p in parts)
+        if w <= 0 or h <= 0:
+            raise ValueError(f"crop width and height must be positive, got {text!r}")
+        return cls(x, y, w, h)
+
+    def clamp(self, size: tuple[int, int], min_side: float = 1.0) -> Box:
+        """The box moved and shrunk as little as possible to lie inside an image of ``size``."""
+        iw, ih = float(size[0]), float(size[1])
+        w = min(max(self.w, min_side), iw)
+        h = min(max(self.h, min_side), ih)
+        x = min(max(self.x, 0.0), iw - w)
+        y = min(max(self.y, 0.0), ih - h)
+        return Box(x, y, w, h)
+
+    def scaled(self, factor: float) -> Box:
+        return Box(self.x * factor, self.y * factor, self.w * factor, self.h * factor)
+
+    def as_tuple(self) -> tuple[float, float, float, float]:
+        return (self.x, self.y, self.w, self.h)
+
+    @property
+    def center_x(self) -> float:
+        return self.x + self.w / 2
+
+
+@dataclass(frozen=True, eq=False)
+class Photo:
+    """A decoded photo: RGB working copy plus where it came from and its original size."""
+
+    source: str
+    original_size: tuple[int, int]
+    image: Image.Image  # RGB, long side <= WORKING_MAX_SIDE
+
+    @property
+    def scale(self) -> float:
+        """Working-copy pixels per original pixel."""
+        return self.image.width / self.original_size[0]
+
+    def full_box(self) -> Box:
+        return Box.full(self.original_size)
+
+
+def is_image_path(path: str | os.PathLike[str]) -> bool:
+    return Path(path).suffix.lower() in IMAGE_SUFFIXES
+
+
+def load_photo(path: str | os.PathLike[str], max_side: int = WORKING_MAX_SIDE,
+               max_pixels: int = MAX_PIXELS) -> Photo:
+    """Decode a photo file; raises ImageLoadError naming the file on any problem."""
+    name = str(path)
+    try:
+        size = os.path.getsize(path)
+    except FileNotFoundError:
+        raise ImageLoadError(name, "file not found") from None
+    except OSError as e:
+        raise ImageLoadError(name, f"cannot read file ({e.strerror})") from None
+    if os.path.isdir(path):
+        raise ImageLoadError(name, "is a folder, not a photo")
+    if size == 0:
+        raise ImageLoadError(name, "file is empty")
+    try:
+        with open(path, "rb") as f:
+            return _decode(f, name, max_side, max_pixels)
+    except OSError as e:
+        raise ImageLoadError(name, f"cannot read file ({e})") from None
+
+
+def photo_from_bytes(data: bytes, name: str = "<bytes>", max_side: int = WORKING_MAX_SIDE,
+                     max_pixels: int = MAX_PIXELS) -> Photo:
+    if not data:
+        raise ImageLoadError(name, "file is empty")
+    return _decode(io.BytesIO(data), name, max_side, max_pixels)
+
+
+def photo_from_image(img: Image.Image, name: str = "<image>", max_side: int = WORKING_MAX_SIDE) -> Photo:
+    """Wrap an already decoded PIL image (e.g. pasted from the clipboard)."""
+    _check_size(name, img.size, MAX_PIXELS)
+    rgb = to_rgb(img)
+    return Photo(name, rgb.size, _downscale(rgb, max_side))
+
+
+def photo_from_array(arr: np.ndarray, name: str = "<array>", max_side: int = WORKING_MAX_SIDE) -> Photo:
+    """Wrap an HxWx3 uint8 RGB array."""
+    if arr.ndim != 3 or arr.shape[2] != 3 or arr.dtype != np.uint8:
+        raise ImageLoadError(name, f"expected an HxWx3 uint8 array, got {arr.shape} {arr.dtype}")
+    return photo_from_image(Image.fromarray(arr, "RGB"), name, max_side)
+
+
+def _check_size(name: str, size: tuple[int, int], max_pixels: int) -> None:
+    w, h = size
+    if w * h > max_pixels:
+        raise ImageLoadError(name, f"image is too large ({w}x{h} = {w * h / 1e6:.0f} MP; "
+                                   f"the limit is {max_pixels / 1e6:.0f} MP)")
+    if min(w, h) < MIN_SIDE:
+        raise ImageLoadError(name, f"image is too small ({w}x{h}; needs at least {MIN_SIDE} px a side)")
+
+
+def _decode(fp: io.BufferedIOBase, name: str, max_side: int, max_pixels: int) -> Photo:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(fp)
+            img.seek(0)  # animated files: first frame
+            original = _oriented_size(img)
+            _check_size(name, original, max_pixels)
+            if img.format == "JPEG" and img.mode in ("RGB", "L", "CMYK", "YCbCr"):
+                # Draft mode decodes at 1/2, 1/4 or 1/8 scale, never below the working size.
+                scale = max(original) / max_side
+                if scale > 1:
+                    target = (int(img.width / scale), int(img.height / scale))
+                    img.draft(img.mode, target)
+            img.load()
+            img = ImageOps.exif_transpose(img)
+            rgb = to_rgb(img)
+    except ImageLoadError:
+        raise
+    except (UnidentifiedImageError, SyntaxError):
+        raise ImageLoadError(name, "not an image (unrecognised file format)") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageLoadError(name, "image is too large (decompression-bomb guard)") from None
+    except OSError as e:
+        text = str(e)
+        if "truncated" in text or "broken data stream" in text or "premature end" in text.lower():
+            raise ImageLoadError(name, "file is truncated or corrupt") from None
+        raise ImageLoadError(name, f"cannot decode image ({text})") from None
+    except (ValueError, EOFError, MemoryError) as e:
+        raise ImageLoadError(name, f"cannot decode image ({type(e).__name__}: {e})") from None
+    return Photo(name, original, _downscale(rgb, max_side))
+
+
+def _oriented_size(img: Image.Image) -> tuple[int, int]:
+    """The size after EXIF rotation (orientations 5-8 swap width and height)."""
+    try:
+        orientation = img.getexif().get(0x0112, 1)
+    except (OSError, ValueError, SyntaxError):
+        orientation = 1
+    w, h = img.size
+    return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
+
+
+def _downscale(img: Image.Image, max_side: int) -> Image.Image:
+    w, h = img.size
+    s = max(w, h) / max_side
+    if s <= 1:
+        return img
+    return img.resize((max(1, round(w / s)), max(1, round(h / s))), Image.Resampling.BILINEAR, reducing_gap=2.0)
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Any PIL mode to 8-bit RGB: alpha composited on a neutral grey, 16-bit scaled down."""
+    mode = img.mode
+    if mode == "RGB":
+        return img
+    if mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+        mode = img.mode
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        bg = Image.new("RGBA", rgba.size, (*NEUTRAL_BACKGROUND, 255))
+        return Image.alpha_composite(bg, rgba).convert("RGB")
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        arr = np.asarray(img, dtype=np.float64)
+        # 16-bit data (PNG, TIFF) spans 0..65535; "I" of 8-bit origin stays within 0..255.
+        top = 65535.0 if arr.max(initial=0) > 255 or mode.startswith("I;16") else 255.0
+        return _gray_to_rgb(arr * (255.0 / top))
+    if mode == "F":
+        arr = np.asarray(img, dtype=np.float64)
+        top = 1.0 if arr.max(initial=0) <= 1.0 else 255.0
+        return _gray_to_rgb(arr * (255.0 / top))
+    return img.convert("RGB")
+
+
+def _gray_to_rgb(arr: np.ndarray) -> Image.Image:
+    g = np.clip(np.rint(arr), 0, 255).astype(np.uint8)
+    return Image.fromarray(np.stack([g, g, g], axis=-1), "RGB")
+
+
+def crop_to_input(photo: Photo, box: Box | None, spec: InputSpec) -> np.ndarray:
+    """Crop -> resize -> normalise: a (3, size, size) float32 array as the model file says."""
+    box = (box or photo.full_box()).clamp(photo.original_size)
+    return normalise(crop_resize(photo.image, box.scaled(photo.scale), spec), spec)
+
+
+def crop_resize(image: Image.Image, box: Box, spec: InputSpec) -> Image.Image:
+    """Resize the ``box`` region of ``image`` (its own pixel coordinates) to the input size.
+
+    Training uses this same function, so the app and the network see identical pixels.
+    """
+    s = spec.size
+    x0, y0, x1, y1 = box.x, box.y, box.x + box.w, box.y + box.h
+    if spec.resize == "center_crop":
+        # Central square of side crop_fraction * short side, as a centre crop after resizing.
+        side = min(box.w, box.h) * spec.crop_fraction
+        cx, cy = box.x + box.w / 2, box.y + box.h / 2
+        x0, y0, x1, y1 = cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2
+    return image.resize((s, s), Image.Resampling.BILINEAR, box=(x0, y0, x1, y1))
+
+
+def normalise(img: Image.Image, spec: InputSpec) -> np.ndarray:
+    arr = np.asarray(img, dtype=np.float32) * (1.0 / 255.0)
+    mean = np.asarray(spec.mean, dtype=np.float32)
+    inv_std = 1.0 / np.asarray(spec.std, dtype=np.float32)
+    return np.ascontiguousarray(((arr - mean) * inv_std).transpose(2, 0, 1))

@@ -1,0 +1,44 @@
+"""Shared fixtures. Qt runs offscreen; settings go to a temp dir; a random-weight model file
+is made once per session (tests never depend on the bundled model's numbers)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = Path(os.environ.get("CARVALUE_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(autouse=True)
+def _isolated_user_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    base = tmp_path_factory.mktemp("userdirs")
+    monkeypatch.setenv("CARVALUE_CONFIG_DIR", str(base / "config"))
+    monkeypatch.setenv("CARVALUE_CACHE_DIR", str(base / "cache"))
+
+
+@pytest.fixture(scope="session")
+def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small CarValue model file with random weights (224 px input)."""
+    from tests.modelfactory import make_model_file
+
+    path, _ = make_model_file(tmp_path_factory.mktemp("model") / "random.onnx")
+    return path
+
+
+@pytest.fixture(scope="session")
+def stanford_dir() -> Path:
+    d = SHARED_DATA / "stanford-cars-train"
+    if not (d / "labels.csv").exists():
+        pytest.skip(f"shared data not found at {d} (set CARVALUE_SHARED_DATA)")
+    return d
+
+
+@pytest.fixture(scope="session")
+def car_photo(stanford_dir: Path) -> Path:
+    return stanford_dir / "images" / "00002.jpg"

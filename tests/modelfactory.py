@@ -1,0 +1,64 @@
+"""Write small CarValue model files with random weights for tests and benchmarks.
+
+Never used for the bundled model (random weights must not ship).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from core.modelfile import UNKNOWN, ConfidenceSpec, InputSpec, ModelMetadata, PriceSpec, write_model_file
+
+MAKE_MODELS = ("Acura TL Sedan 2012", "Audi TTS Coupe 2012", "Ford F-450 Super Duty Crew Cab 2012",
+               "Geo Metro Convertible 1993", "Hyundai Sonata Hybrid Sedan 2012", UNKNOWN)
+YEARS = ("1993", "2007", "2009", "2011", "2012", UNKNOWN)
+
+
+def random_metadata(size: int = 224, make_models: tuple[str, ...] = MAKE_MODELS,
+                    years: tuple[str, ...] = YEARS) -> ModelMetadata:
+    return ModelMetadata(
+        make_models=make_models,
+        years=years,
+        input=InputSpec(size=size),
+        price=PriceSpec(meaning="TEST MODEL with random weights: the numbers mean nothing"),
+        confidence=ConfidenceSpec(method="max_prob", threshold=0.3),
+        name="random-test-model",
+        provenance={"data": "none (random weights)"},
+        created="2026-01-01T00:00:00Z",
+    )
+
+
+def make_model_file(path: str | Path, size: int = 224, seed: int = 0,
+                    metadata: ModelMetadata | None = None) -> tuple[Path, object]:
+    """Export a randomly initialised CarValueNet with metadata; returns (path, torch model)."""
+    import torch
+
+    from core.model import CarValueNet, ModelConfig, export_onnx
+
+    meta = metadata or random_metadata(size)
+    torch.manual_seed(seed)
+    net = CarValueNet(ModelConfig(meta.price.num_bins, len(meta.make_models), len(meta.years)))
+    # Random-but-not-degenerate weights so probabilities differ between crops: a fresh network's
+    # BatchNorm statistics (mean 0, var 1) don't match its activations, and every feature
+    # collapses to ~0.  Re-estimate them on random images, then scale the heads to give logits
+    # of a few units.
+    gen = torch.Generator().manual_seed(seed)
+    for mod in net.modules():
+        if isinstance(mod, torch.nn.BatchNorm2d):
+            mod.reset_running_stats()
+            mod.momentum = None
+    net.train()
+    with torch.no_grad():
+        for _ in range(3):
+            net(torch.rand(4, 3, meta.input.size, meta.input.size, generator=gen) * 2 - 1)
+        for head, std in ((net.price_head, 0.08), (net.make_model_head, 0.08), (net.year_head, 0.08),
+                          (net.median_head, 0.01)):
+            head.weight.normal_(0.0, std, generator=gen)
+    net.eval()
+    path = Path(path)
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = Path(tmp) / "raw.onnx"
+        export_onnx(net, str(raw), meta.input.size)
+        write_model_file(raw, meta, path)
+    return path, net
