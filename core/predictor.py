@@ -14,7 +14,14 @@ import numpy as np
 from PIL import Image
 
 from core.modelfile import ModelMetadata, open_session
-from core.preprocess import Box, Photo, crop_to_input, load_photo, photo_from_array, photo_from_image
+from core.preprocess import (
+    Box,
+    Photo,
+    crop_to_input,
+    load_photo,
+    photo_from_array,
+    photo_from_image,
+)
 
 BUNDLED_MODEL_NAME = "carvalue.onnx"
 PhotoLike = Photo | str | os.PathLike[str] | Image.Image | np.ndarray

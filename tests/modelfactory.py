@@ -8,7 +8,14 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from core.modelfile import UNKNOWN, ConfidenceSpec, InputSpec, ModelMetadata, PriceSpec, write_model_file
+from core.modelfile import (
+    UNKNOWN,
+    ConfidenceSpec,
+    InputSpec,
+    ModelMetadata,
+    PriceSpec,
+    write_model_file,
+)
 
 MAKE_MODELS = ("Acura TL Sedan 2012", "Audi TTS Coupe 2012", "Ford F-450 Super Duty Crew Cab 2012",
                "Geo Metro Convertible 1993", "Hyundai Sonata Hybrid Sedan 2012", UNKNOWN)

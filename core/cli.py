@@ -1,0 +1,122 @@
+"""`carvalue predict PHOTO... [--crop x,y,w,h] [--sweep N] [--top K] [--json] [--model FILE]`.
+
+Never imports Qt.  Exit codes: 0 all photos succeeded, 1 any photo failed (one line each on
+stderr, the rest still run), 2 bad usage or an unusable model file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import TextIO
+
+from core.modelfile import ModelFileError
+from core.predictor import Prediction, Predictor, Sweep
+from core.preprocess import Box, ImageLoadError, load_photo
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="carvalue predict",
+        description="Estimate a used car's price, make/model and year from photos (offline).",
+    )
+    p.add_argument("photos", nargs="+", metavar="PHOTO", help="image files (JPEG, PNG, WebP, ...)")
+    p.add_argument("--crop", type=_parse_box, metavar="X,Y,W,H",
+                   help="crop box in original-image pixels (default: the whole photo)")
+    p.add_argument("--sweep", type=_positive_int, metavar="N",
+                   help="also pan a half-width box across each photo at N positions (one batch)")
+    p.add_argument("--top", type=_positive_int, default=3, metavar="K",
+                   help="how many make/models and years to show (default 3)")
+    p.add_argument("--json", action="store_true", help="one JSON object per photo, one per line")
+    p.add_argument("--model", metavar="FILE", help="model file (default: the bundled model)")
+    return p
+
+
+def _parse_box(text: str) -> Box:
+    try:
+        return Box.parse(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _positive_int(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return n
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    err = err or sys.stderr
+    try:
+        args = build_parser().parse_args(list(argv) if argv is not None else None)
+    except SystemExit as e:  # argparse: --help exits 0, bad usage exits 2
+        return int(e.code or 0)
+    try:
+        predictor = Predictor.load(args.model)
+    except ModelFileError as e:
+        print(f"carvalue: cannot load model: {e}", file=err)
+        return 2
+    failed = 0
+    for i, path in enumerate(args.photos):
+        try:
+            photo = load_photo(path)
+            pred = predictor.predict(photo, args.crop, top_k=args.top)
+            sweep = predictor.sweep(photo, n=args.sweep, top_k=args.top) if args.sweep else None
+        except ImageLoadError as e:
+            print(f"error: {e}", file=err)
+            failed += 1
+            continue
+        if args.json:
+            obj = {"file": path, **pred.to_dict()}
+            if sweep is not None:
+                obj["sweep"] = sweep_to_dicts(sweep)
+            print(json.dumps(obj), file=out)
+        else:
+            if i:
+                print(file=out)
+            print(format_prediction(path, pred, predictor), file=out)
+            if sweep is not None:
+                print(format_sweep(sweep), file=out)
+        out.flush()
+    return 1 if failed else 0
+
+
+def sweep_to_dicts(sweep: Sweep) -> list[dict[str, object]]:
+    return [{"position": pos, **p.to_dict()} for pos, p in zip(sweep.positions, sweep.predictions, strict=True)]
+
+
+def format_prediction(path: str, p: Prediction, predictor: Predictor) -> str:
+    meta = predictor.metadata
+    lines = [path]
+    c = p.crop
+    lines.append(f"  crop          {c.x:.0f},{c.y:.0f},{c.w:.0f},{c.h:.0f}")
+    lines.append(f"  price         ${p.median_price:,.0f}  (likely ${p.price_low:,.0f} - ${p.price_high:,.0f})")
+    best = max(p.price_bins, key=lambda b: b.probability)
+    lines.append(f"  price range   {best.label()} ({best.probability:.0%})")
+    for label, items in (("make/model", p.make_models), ("year", p.years)):
+        for j, lp in enumerate(items):
+            lines.append(f"  {label if j == 0 else '':<13} {lp.probability:6.1%}  {lp.label}")
+    verdict = "looks like a whole car" if p.looks_like_car else "this does not look like a whole car"
+    lines.append(f"  confidence    {p.confidence:.2f} ({verdict})")
+    if meta.price.meaning:
+        lines.append(f"  price means   {meta.price.meaning}")
+    return "\n".join(lines)
+
+
+def format_sweep(sweep: Sweep) -> str:
+    lines = ["  sweep  position   median price   top make/model"]
+    for pos, p in zip(sweep.positions, sweep.predictions, strict=True):
+        top = p.make_models[0]
+        lines.append(f"         {pos:8.2f}   ${p.median_price:>11,.0f}   {top.label} ({top.probability:.0%})")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

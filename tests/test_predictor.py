@@ -1,0 +1,138 @@
+"""Predictor behaviour on a random-weight model file, torch-vs-ONNX parity, and import hygiene."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from core.predictor import Predictor, bin_quantile, default_model_path, sweep_boxes
+from core.preprocess import Box, crop_to_input, photo_from_image
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def scene(w: int = 400, h: int = 200, seed: int = 0) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    base = np.linspace(0, 255, w, dtype=np.float32)[None, :, None] * np.ones((h, 1, 3), np.float32)
+    noise = rng.normal(0, 30, (h, w, 3))
+    return Image.fromarray(np.clip(base + noise, 0, 255).astype(np.uint8), "RGB")
+
+
+@pytest.fixture(scope="module")
+def predictor(model_file: Path) -> Predictor:
+    return Predictor.load(model_file)
+
+
+def test_probabilities_sum_to_one_and_topk_sorted(predictor: Predictor) -> None:
+    p = predictor.predict(scene(), top_k=5)
+    assert sum(b.probability for b in p.price_bins) == pytest.approx(1.0, abs=1e-6)
+    assert len(p.price_bins) == predictor.metadata.price.num_bins
+    for items in (p.make_models, p.years):
+        probs = [lp.probability for lp in items]
+        assert len(items) == 5 and probs == sorted(probs, reverse=True)
+        assert all(0 <= q <= 1 for q in probs)
+    assert p.price_bins[0].low == 0 and p.price_bins[-1].high is None
+    assert [b.low for b in p.price_bins[1:]] == list(predictor.metadata.price.edges)
+    assert p.median_price > 0 and p.price_low <= p.price_high
+    assert 0 <= p.confidence <= 1
+    assert p.looks_like_car == (p.confidence >= predictor.metadata.confidence.threshold)
+
+
+def test_full_probability_vectors_sum_to_one(predictor: Predictor) -> None:
+    k = len(predictor.metadata.make_models)
+    p = predictor.predict(scene(), top_k=k)
+    assert sum(lp.probability for lp in p.make_models) == pytest.approx(1.0, abs=1e-6)
+    assert sorted(lp.label for lp in p.make_models) == sorted(predictor.metadata.make_models)
+
+
+def test_crop_changes_the_input_and_is_recorded(predictor: Predictor) -> None:
+    img = scene()
+    full = predictor.predict(img)
+    left = predictor.predict(img, crop=Box(0, 0, 150, 200))
+    assert full.crop == Box(0, 0, 400, 200) and left.crop == Box(0, 0, 150, 200)
+    assert full.price_bins != left.price_bins
+
+
+def test_predict_many_matches_single(predictor: Predictor) -> None:
+    imgs = [scene(seed=i) for i in range(5)]
+    many = predictor.predict_many(imgs, batch_size=2)
+    for img, m in zip(imgs, many, strict=True):
+        s = predictor.predict(img)
+        assert m.make_models[0].label == s.make_models[0].label
+        assert m.median_price == pytest.approx(s.median_price, rel=1e-4)
+        np.testing.assert_allclose([b.probability for b in m.price_bins],
+                                   [b.probability for b in s.price_bins], atol=1e-5)
+
+
+def test_sweep_covers_photo_left_to_right(predictor: Predictor) -> None:
+    img = scene(600, 200)
+    sw = predictor.sweep(img, n=16, width=0.4)
+    assert len(sw.boxes) == len(sw.predictions) == 16
+    xs = [b.x for b in sw.boxes]
+    assert xs[0] == 0 and xs == sorted(xs) and len(set(xs)) == 16
+    assert sw.boxes[-1].x + sw.boxes[-1].w == pytest.approx(600)
+    assert all(b.h == 200 and b.w == pytest.approx(240) for b in sw.boxes)
+    pos = sw.positions
+    assert pos[0] == pytest.approx(0.2) and pos[-1] == pytest.approx(0.8)
+    # One batch equals crop-by-crop prediction.
+    single = predictor.predict(img, crop=sw.boxes[7])
+    assert sw.predictions[7].median_price == pytest.approx(single.median_price, rel=1e-4)
+
+
+def test_sweep_boxes_validation() -> None:
+    assert sweep_boxes((100, 50), 1, 0.5) == [Box(25, 0, 50, 50)]
+    with pytest.raises(ValueError):
+        sweep_boxes((100, 50), 0)
+    with pytest.raises(ValueError):
+        sweep_boxes((100, 50), 4, 1.5)
+
+
+def test_bin_quantile_interpolates() -> None:
+    from core.predictor import PriceBin
+
+    bins = [PriceBin(0, 10e3, 0.5), PriceBin(10e3, 20e3, 0.5), PriceBin(20e3, None, 0.0)]
+    assert bin_quantile(bins, 0.25) == pytest.approx(5e3)
+    assert bin_quantile(bins, 0.5) == pytest.approx(10e3)
+    assert bin_quantile(bins, 0.75) == pytest.approx(15e3)
+
+
+def test_torch_and_onnx_agree(tmp_path: Path) -> None:
+    import torch
+
+    from tests.modelfactory import make_model_file
+
+    path, net = make_model_file(tmp_path / "parity.onnx", seed=3)
+    pred = Predictor.load(path)
+    photo = photo_from_image(scene(seed=4))
+    batch = np.stack([crop_to_input(photo, b, pred.metadata.input)
+                      for b in (None, Box(10, 10, 100, 150), Box(200, 0, 200, 200))])
+    onnx_out = pred.run_batch(batch)
+    with torch.no_grad():
+        torch_out = net(torch.from_numpy(batch))  # type: ignore[operator]
+    for name, t in zip(("price_logits", "median", "make_model_logits", "year_logits"), torch_out, strict=True):
+        diff = np.abs(onnx_out[name].reshape(t.shape) - t.numpy()).max()
+        assert diff < 1e-4, (name, diff)
+
+
+def test_importing_the_predictor_loads_no_torch_or_qt() -> None:
+    code = ("import sys, core.predictor, core.cli; "
+            "bad = [m for m in ('torch', 'torchvision', 'open_clip', 'PySide6', 'pyqtgraph') if m in sys.modules]; "
+            "print(bad); sys.exit(1 if bad else 0)")
+    r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_default_model_path_inside_a_pyinstaller_bundle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "resources" / "models" / "carvalue.onnx"
+    target.parent.mkdir(parents=True)
+    target.write_bytes(b"x")
+    monkeypatch.delenv("CARVALUE_MODEL", raising=False)
+    monkeypatch.setattr(sys, "_MEIPASS", str(tmp_path), raising=False)
+    assert default_model_path() == target
+    monkeypatch.setenv("CARVALUE_MODEL", "/some/where.onnx")
+    assert default_model_path() == Path("/some/where.onnx")

@@ -1,0 +1,251 @@
+"""Every image mode, orientation and bad file a user may drop, against known pixels."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from PIL import Image
+
+from core.modelfile import InputSpec
+from core.preprocess import (
+    Box,
+    ImageLoadError,
+    crop_to_input,
+    load_photo,
+    photo_from_bytes,
+    photo_from_image,
+    to_rgb,
+)
+
+RED, GREEN, BLUE, WHITE = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255)
+
+
+def quadrants(w: int = 80, h: int = 60) -> Image.Image:
+    """Top-left red, top-right green, bottom-left blue, bottom-right white."""
+    img = Image.new("RGB", (w, h))
+    img.paste(RED, (0, 0, w // 2, h // 2))
+    img.paste(GREEN, (w // 2, 0, w, h // 2))
+    img.paste(BLUE, (0, h // 2, w // 2, h))
+    img.paste(WHITE, (w // 2, h // 2, w, h))
+    return img
+
+
+def corner_colours(img: Image.Image) -> tuple[tuple[int, ...], ...]:
+    a = np.asarray(img)
+    h, w = a.shape[:2]
+    return tuple(tuple(int(v) for v in a[y, x]) for y, x in ((2, 2), (2, w - 3), (h - 3, 2), (h - 3, w - 3)))
+
+
+def close(c1: tuple[int, ...], c2: tuple[int, ...], tol: int = 40) -> bool:
+    return all(abs(a - b) <= tol for a, b in zip(c1, c2, strict=True))
+
+
+# What each EXIF orientation stores: the upright image transformed by the inverse operation.
+_STORE = {
+    1: lambda im: im,
+    2: lambda im: im.transpose(Image.Transpose.FLIP_LEFT_RIGHT),
+    3: lambda im: im.transpose(Image.Transpose.ROTATE_180),
+    4: lambda im: im.transpose(Image.Transpose.FLIP_TOP_BOTTOM),
+    5: lambda im: im.transpose(Image.Transpose.TRANSPOSE),
+    6: lambda im: im.transpose(Image.Transpose.ROTATE_90),
+    7: lambda im: im.transpose(Image.Transpose.TRANSVERSE),
+    8: lambda im: im.transpose(Image.Transpose.ROTATE_270),
+}
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_is_applied(tmp_path: Path, orientation: int) -> None:
+    upright = quadrants()
+    stored = _STORE[orientation](upright)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = tmp_path / f"o{orientation}.jpg"
+    stored.save(path, quality=95, exif=exif.tobytes())
+    photo = load_photo(path)
+    assert photo.original_size == upright.size
+    got = corner_colours(photo.image)
+    want = corner_colours(upright)
+    assert all(close(g, w) for g, w in zip(got, want, strict=True)), (got, want)
+
+
+def _save(img: Image.Image, fmt: str, **kw: object) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+def test_cmyk_jpeg_becomes_rgb() -> None:
+    photo = photo_from_bytes(_save(quadrants().convert("CMYK"), "JPEG", quality=95), "cmyk.jpg")
+    assert photo.image.mode == "RGB"
+    assert all(close(g, w) for g, w in zip(corner_colours(photo.image), corner_colours(quadrants()), strict=True))
+
+
+def test_palette_with_transparency_composites_on_grey() -> None:
+    img = Image.new("P", (64, 64), 0)
+    img.putpalette([255, 0, 0, 0, 0, 255] + [0] * 762)
+    img.paste(1, (32, 0, 64, 64))  # right half: palette index 1 (blue), marked transparent
+    data = _save(img, "PNG", transparency=1)
+    photo = photo_from_bytes(data, "p.png")
+    a = np.asarray(photo.image)
+    assert tuple(a[10, 10]) == RED
+    assert tuple(a[10, 50]) == (128, 128, 128)
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "LA"])
+def test_alpha_is_composited_on_neutral_grey(mode: str) -> None:
+    base = Image.new("RGBA", (64, 64), (255, 255, 255, 255))
+    base.paste((255, 255, 255, 0), (0, 0, 32, 64))  # left half fully transparent
+    base.paste((255, 255, 255, 128), (32, 32, 64, 64))  # bottom right half transparent
+    photo = photo_from_bytes(_save(base.convert(mode), "PNG"), "a.png")
+    a = np.asarray(photo.image).astype(int)
+    assert tuple(a[5, 5]) == (128, 128, 128)
+    assert tuple(a[5, 50]) == (255, 255, 255)
+    assert all(abs(v - 192) <= 2 for v in a[50, 50])
+
+
+def test_16bit_grey_png_is_scaled_to_8bit() -> None:
+    arr = np.zeros((40, 40), dtype=np.uint16)
+    arr[:, 20:] = 65535
+    arr[20:, :20] = 32896  # 128 * 257
+    img = Image.fromarray(arr)
+    assert img.mode.startswith("I;16")
+    photo = photo_from_bytes(_save(img, "PNG"), "g16.png")
+    a = np.asarray(photo.image)
+    assert tuple(a[5, 5]) == (0, 0, 0)
+    assert tuple(a[5, 30]) == (255, 255, 255)
+    assert tuple(a[30, 5]) == (128, 128, 128)
+
+
+def test_mode_I_of_8bit_origin_keeps_its_values() -> None:
+    img = Image.new("L", (40, 40), 100).convert("I")
+    assert tuple(np.asarray(to_rgb(img))[0, 0]) == (100, 100, 100)
+
+
+def test_grey_and_bilevel_modes() -> None:
+    assert tuple(np.asarray(to_rgb(Image.new("L", (40, 40), 77)))[0, 0]) == (77, 77, 77)
+    assert tuple(np.asarray(to_rgb(Image.new("1", (40, 40), 1)))[0, 0]) == (255, 255, 255)
+
+
+def test_animated_gif_uses_first_frame() -> None:
+    frames = [Image.new("RGB", (48, 48), c) for c in (RED, BLUE, GREEN)]
+    data = _save(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=50, loop=0)
+    photo = photo_from_bytes(data, "anim.gif")
+    assert close(tuple(int(v) for v in np.asarray(photo.image)[10, 10]), RED, 10)
+
+
+def test_webp_and_bmp(tmp_path: Path) -> None:
+    for fmt, suffix in (("WEBP", "webp"), ("BMP", "bmp")):
+        p = tmp_path / f"x.{suffix}"
+        quadrants().save(p, fmt)
+        assert load_photo(p).original_size == (80, 60)
+
+
+def test_large_jpeg_decodes_in_draft_mode_to_working_copy(tmp_path: Path) -> None:
+    p = tmp_path / "big.jpg"
+    quadrants(4000, 3000).save(p, quality=90)
+    photo = load_photo(p)
+    assert photo.original_size == (4000, 3000)
+    assert max(photo.image.size) == 1024
+    assert photo.scale == pytest.approx(1024 / 4000, rel=1e-3)
+    assert all(close(g, w) for g, w in zip(corner_colours(photo.image), corner_colours(quadrants()), strict=True))
+
+
+# -- bad files: one line naming the file -------------------------------------------------------
+def _assert_error(path: Path, fragment: str) -> None:
+    with pytest.raises(ImageLoadError) as info:
+        load_photo(path)
+    msg = str(info.value)
+    assert str(path) in msg and fragment in msg and "\n" not in msg, msg
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    _assert_error(tmp_path / "nope.jpg", "not found")
+
+
+def test_empty_file(tmp_path: Path) -> None:
+    p = tmp_path / "empty.jpg"
+    p.write_bytes(b"")
+    _assert_error(p, "empty")
+
+
+def test_truncated_jpeg(tmp_path: Path) -> None:
+    data = _save(quadrants(400, 300), "JPEG", quality=90)
+    p = tmp_path / "trunc.jpg"
+    p.write_bytes(data[: len(data) // 2])
+    _assert_error(p, "truncated")
+
+
+def test_text_file_named_jpg(tmp_path: Path) -> None:
+    p = tmp_path / "notes.jpg"
+    p.write_text("this is not a photo\n" * 20)
+    _assert_error(p, "not an image")
+
+
+def test_folder_is_not_a_photo(tmp_path: Path) -> None:
+    _assert_error(tmp_path, "folder")
+
+
+def test_too_small(tmp_path: Path) -> None:
+    p = tmp_path / "tiny.png"
+    Image.new("RGB", (20, 100)).save(p)
+    _assert_error(p, "too small")
+
+
+def test_decompression_bomb_is_refused_before_decoding(tmp_path: Path) -> None:
+    p = tmp_path / "bomb.png"
+    Image.new("1", (20000, 10000)).save(p)  # 200 MP, a few KB on disk
+    assert p.stat().st_size < 100_000
+    _assert_error(p, "too large")
+
+
+# -- boxes and crops -----------------------------------------------------------------------------
+@given(
+    x=st.floats(-1e4, 1e4), y=st.floats(-1e4, 1e4), w=st.floats(0.1, 2e4), h=st.floats(0.1, 2e4),
+    iw=st.integers(32, 5000), ih=st.integers(32, 5000),
+)
+def test_clamped_box_lies_inside_the_image(x: float, y: float, w: float, h: float, iw: int, ih: int) -> None:
+    b = Box(x, y, w, h).clamp((iw, ih))
+    assert 0 <= b.x and 0 <= b.y
+    assert b.x + b.w <= iw + 1e-6 and b.y + b.h <= ih + 1e-6
+    assert b.w <= iw and b.h <= ih and b.w > 0 and b.h > 0
+
+
+def test_box_inside_is_unchanged_and_is_frozen() -> None:
+    b = Box(10, 20, 30, 40)
+    assert b.clamp((100, 100)) == b
+    with pytest.raises(AttributeError):
+        b.x = 5  # type: ignore[misc]
+
+
+def test_box_parse() -> None:
+    assert Box.parse("1,2,3,4") == Box(1, 2, 3, 4)
+    for bad in ("1,2,3", "a,b,c,d", "0,0,0,5"):
+        with pytest.raises(ValueError):
+            Box.parse(bad)
+
+
+def test_crop_to_input_normalises_as_the_spec_says() -> None:
+    photo = photo_from_image(quadrants(200, 100))
+    spec = InputSpec(size=64, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+    arr = crop_to_input(photo, Box(0, 0, 100, 50), spec)  # the red quadrant only
+    assert arr.shape == (3, 64, 64) and arr.dtype == np.float32
+    # Bilinear filtering reads a pixel or two past the box edge; the interior is exact.
+    np.testing.assert_allclose(arr[0, :-2, :-2], 1.0, atol=1e-5)
+    np.testing.assert_allclose(arr[1:, :-2, :-2], -1.0, atol=1e-5)
+    spec2 = InputSpec(size=32, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+    arr2 = crop_to_input(photo, Box(100, 50, 100, 50), spec2)  # white quadrant
+    np.testing.assert_allclose(arr2[:, 5, 5], (1 - np.array(spec2.mean)) / np.array(spec2.std), atol=1e-4)
+
+
+def test_crop_box_is_in_original_coordinates_for_downscaled_photos(tmp_path: Path) -> None:
+    p = tmp_path / "big.png"
+    quadrants(3000, 2000).save(p)
+    photo = load_photo(p)
+    assert photo.scale < 1
+    arr = crop_to_input(photo, Box(1500, 1000, 1500, 1000), InputSpec(size=32))
+    np.testing.assert_allclose(arr[:, 2:, 2:], 1.0, atol=1e-4)  # white quadrant in original pixels
