@@ -177,7 +177,7 @@ def _build(cls: type, d: dict[str, Any]) -> Any:
     if not isinstance(d, dict):
         raise TypeError(f"{cls.__name__} must be an object")
     kwargs = {}
-    for name, f in cls.__dataclass_fields__.items():  # type: ignore[attr-defined]
+    for name in cls.__dataclass_fields__:  # type: ignore[attr-defined]
         if name in d:
             v = d[name]
             kwargs[name] = tuple(v) if isinstance(v, list) else v
