@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Fresh Debian machine -> the whole test suite (what CI runs).
+#   scripts/test.sh [extra pytest args]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh dev,train
+export QT_QPA_PLATFORM=offscreen HF_HUB_OFFLINE=1
+.venv/bin/lint-imports
+.venv/bin/ruff check core carvalue_gui training tests benchmarks packaging
+# pytest exits 5 when it collected nothing: that is a failure here too (set -e).
+.venv/bin/python -m pytest -q "$@"
