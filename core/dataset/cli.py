@@ -1,0 +1,251 @@
+"""``carvalue-data <stage>``: the data pipeline, one resumable stage at a time.
+
+    scrape   listing pages + photos -> SQLite + image store
+    verify   find and repair stored photos whose file is missing or corrupt
+    dedup    perceptual hashes; photos whose hash occurs more than once are dropped
+    label    hand-label photos good/bad for the junk filter (opens a Qt window)
+    filter   train the junk filter on the labels / apply it to every photo
+    shards   WebDataset-style tar shards for streaming training
+    stats    what the database holds
+
+Heavy imports (torch for features, the Qt labeller) happen only in the stage that needs them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from core.dataset.database import DatabaseError
+from core.dataset.export import NotDeduplicated
+
+
+def _add_common(p: argparse.ArgumentParser, images: bool = True) -> None:
+    p.add_argument("--db", type=Path, required=True, help="the pipeline's SQLite database file")
+    if images:
+        p.add_argument("--images", type=Path, required=True, help="root of the image store (<root>/<hh>/<sha256>)")
+
+
+def _add_retry_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("politeness and retries")
+    g.add_argument("--rate", type=float, default=8.0,
+                   help="requests per second over all workers; 0 = unlimited (default 8)")
+    g.add_argument("--timeout", type=float, default=30.0, help="seconds per request attempt (default 30)")
+    g.add_argument("--retries", type=int, default=6, help="retries after a failed attempt (default 6)")
+    g.add_argument("--backoff", type=float, default=1.0,
+                   help="first backoff in seconds; doubles each retry, with jitter (default 1)")
+    g.add_argument("--backoff-max", type=float, default=120.0, help="longest backoff in seconds (default 120)")
+    g.add_argument("--max-retry-after", type=float, default=600.0,
+                   help="cap on a 429 response's Retry-After wait, seconds (default 600)")
+
+
+def _policy(a: argparse.Namespace):  # -> RetryPolicy
+    from core.dataset.http_client import RetryPolicy
+
+    return RetryPolicy(retries=a.retries, backoff_s=a.backoff, backoff_max_s=a.backoff_max,
+                       timeout_s=a.timeout, max_retry_after_s=a.max_retry_after)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="carvalue-data", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="stage", required=True, metavar="STAGE")
+
+    p = sub.add_parser(
+        "scrape", help="fetch listing pages and photos into the database and image store",
+        description="Visit listing IDs in a seeded shuffled order (a partial run is a uniform sample), read "
+                    "each page's embedded listing JSON, download its photos (short side shrunk to 256, "
+                    "JPEG) into the store, and record every listing and photo with its outcome. Kill it "
+                    "at any moment: the same command resumes, retrying errors and skipping what is done. "
+                    "A lasting failure (the same error for --max-same-error listings in a row) stops it.")
+    _add_common(p)
+    p.add_argument("--ids", required=True, help="listing ID range A:B (A inclusive, B exclusive)")
+    p.add_argument("--shard", default="0/1", help="i/n: this machine's share of the range (default 0/1)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the visiting order (default 0)")
+    p.add_argument("--workers", type=int, default=8, help="concurrent workers, one HTTP session each (default 8)")
+    p.add_argument("--listing-url", default=None,
+                   help="listing page URL template with {id} (default: the real site)")
+    p.add_argument("--short-side", type=int, default=256, help="stored photos' short side in pixels (default 256)")
+    p.add_argument("--quality", type=int, default=90, help="JPEG quality of stored photos (default 90)")
+    p.add_argument("--max-photos", type=int, default=200, help="photos kept per listing (default 200)")
+    p.add_argument("--max-same-error", type=int, default=25,
+                   help="stop after this many listings in a row fail with the same error (default 25)")
+    p.add_argument("--user-agent", default=None, help="override the User-Agent (default names the project)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_retry_flags(p)
+
+    p = sub.add_parser(
+        "verify", help="find and repair stored photos whose file is missing or corrupt",
+        description="Check every stored photo: the file exists, its bytes hash to its name, and it decodes. "
+                    "A bad file is deleted and downloaded again from its URL; if that fails its rows are "
+                    "marked 'lost' (never used for training). Also removes temp files left by killed runs.")
+    _add_common(p)
+    p.add_argument("--no-refetch", action="store_true", help="mark bad photos lost instead of re-downloading")
+    p.add_argument("--temp-age", type=float, default=3600.0,
+                   help="remove temp files older than this many seconds (default 3600)")
+    p.add_argument("--short-side", type=int, default=256)
+    p.add_argument("--quality", type=int, default=90)
+    _add_retry_flags(p)
+
+    p = sub.add_parser(
+        "dedup", help="perceptual hashes; photos whose hash occurs more than once are dropped",
+        description="Hash every stored photo (16x16 RGB, top 4 bits a channel, plus aspect ratio, SHA-256), "
+                    "decoding JPEGs in draft mode across a process pool. Every photo whose hash occurs on "
+                    "more than one photo row (dealer stock photos, re-uploads) is then left out of training "
+                    "data. Resumable: only photos without a hash are hashed.")
+    _add_common(p)
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="hashing processes (default: all cores)")
+    p.add_argument("--no-progress", action="store_true")
+
+    p = sub.add_parser(
+        "label", help="hand-label photos good/bad for the junk filter (keyboard-driven Qt window)",
+        description="Shows stored, non-duplicate photos one at a time in a seeded random order. Keys: "
+                    "G or Right = good (a whole vehicle), B or Left = bad (wheel, dashboard, interior, keys, "
+                    "...), U or Backspace = undo, S = skip, Q or Esc = quit. Every key press is saved at once "
+                    "to the labels file, so closing at any time loses nothing.")
+    _add_common(p)
+    p.add_argument("--labels", type=Path, required=True, help="labels JSON file (created if absent)")
+    p.add_argument("--seed", type=int, default=0)
+
+    p = sub.add_parser(
+        "filter", help="train the junk filter on labels, or apply it to every photo",
+        description="train: features for the labelled photos, a linear SVM, and a threshold chosen on "
+                    "held-out labels so fewer than --max-good-loss of good photos are dropped; prints "
+                    "precision, recall and the fraction removed; saves arrays + JSON (no pickle). "
+                    "apply: score every stored, non-duplicate photo and record the verdicts.")
+    fsub = p.add_subparsers(dest="filter_cmd", required=True, metavar="ACTION")
+    t = fsub.add_parser("train", help="train the filter on hand labels")
+    _add_common(t)
+    t.add_argument("--labels", type=Path, required=True, help="labels JSON written by `carvalue-data label`")
+    t.add_argument("--out", type=Path, required=True, help="directory for the trained filter")
+    t.add_argument("--held-out", type=float, default=0.3, help="fraction of labels held out (default 0.3)")
+    t.add_argument("--max-good-loss", type=float, default=0.01,
+                   help="the threshold drops fewer than this fraction of held-out good photos (default 0.01)")
+    t.add_argument("--seed", type=int, default=0)
+    _add_feature_flags(t)
+    a = fsub.add_parser("apply", help="score every photo with a trained filter")
+    _add_common(a)
+    a.add_argument("--filter", type=Path, required=True, help="directory written by `filter train`")
+    a.add_argument("--batch-size", type=int, default=32)
+    a.add_argument("--trunk", type=Path, default=None, help="MobileNetV2 trunk safetensors (default: the cached one)")
+    a.add_argument("--clip-weights", type=Path, default=None, help="local open_clip ViT-B/16 weights file")
+    a.add_argument("--no-progress", action="store_true")
+
+    p = sub.add_parser(
+        "shards", help="write WebDataset-style tar shards (key.jpg + key.json per photo)",
+        description="Writes the training photos (stored, not duplicates, not junk) with their listing's "
+                    "labels into tar shards of --shard-size samples, each written to a temp file and renamed, "
+                    "plus index.json. Each JSON holds the listing id (split by it, never by photo) and a "
+                    "split name drawn from a hash of the listing id.")
+    _add_common(p)
+    p.add_argument("--out", type=Path, required=True, help="output directory")
+    p.add_argument("--shard-size", type=int, default=1000)
+
+    p = sub.add_parser("stats", help="counts of listings and photos by outcome",
+                       description="Prints what the database holds, as JSON.")
+    _add_common(p, images=False)
+    return parser
+
+
+def _add_feature_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--features", choices=("mobilenet", "clip"), default="mobilenet",
+                   help="image features: the ImageNet MobileNetV2 trunk (default) or CLIP ViT-B/16")
+    p.add_argument("--trunk", type=Path, default=None, help="MobileNetV2 trunk safetensors (default: the cached one)")
+    p.add_argument("--clip-weights", type=Path, default=None,
+                   help="local open_clip ViT-B/16 weights file (needed for --features clip; never downloaded)")
+    p.add_argument("--batch-size", type=int, default=32)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _run(args)
+    except (DatabaseError, ValueError, FileNotFoundError, ImportError, NotDeduplicated) as e:
+        print(f"carvalue-data {args.stage}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"carvalue-data {args.stage}: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+
+
+def _run(a: argparse.Namespace) -> int:
+    if a.stage == "scrape":
+        return _scrape(a)
+    if a.stage == "verify":
+        from core.dataset import database
+        from core.dataset.image_store import ImageStore
+        from core.dataset.verify import verify
+
+        conn = database.connect(a.db, create=False)
+        report = verify(conn, ImageStore(a.images), refetch=not a.no_refetch, policy=_policy(a), rate=a.rate,
+                        short_side=a.short_side, quality=a.quality, temp_age_s=a.temp_age)
+        print(json.dumps(report.as_dict()))
+        return 0
+    if a.stage == "dedup":
+        from core.dataset import database
+        from core.dataset.dedup import dedup
+        from core.dataset.image_store import ImageStore
+
+        conn = database.connect(a.db, create=False)
+        print(json.dumps(dedup(conn, ImageStore(a.images), jobs=a.jobs, progress=not a.no_progress).as_dict()))
+        return 0
+    if a.stage == "label":
+        return _label(a)
+    if a.stage == "filter":
+        from core.dataset.filter_stage import apply_filter_cli, train_filter_cli
+
+        return train_filter_cli(a) if a.filter_cmd == "train" else apply_filter_cli(a)
+    if a.stage == "shards":
+        from core.dataset.shards import write_shards
+
+        print(json.dumps(write_shards(a.db, a.images, a.out, a.shard_size).as_dict()))
+        return 0
+    if a.stage == "stats":
+        from core.dataset import database
+        from core.dataset.stats import database_stats
+
+        print(json.dumps(database_stats(database.connect(a.db, create=False)), indent=2))
+        return 0
+    raise ValueError(f"unknown stage {a.stage!r}")
+
+
+def _scrape(a: argparse.Namespace) -> int:
+    from core.dataset import database
+    from core.dataset.http_client import USER_AGENT
+    from core.dataset.ids import IdRange, Shard, visit_order
+    from core.dataset.image_store import ImageStore
+    from core.dataset.scrape import DEFAULT_LISTING_URL, LastingFailure, ScrapeConfig, Scraper
+
+    config = ScrapeConfig(
+        listing_url=a.listing_url or DEFAULT_LISTING_URL, workers=a.workers, rate=a.rate, policy=_policy(a),
+        short_side=a.short_side, quality=a.quality, max_photos=a.max_photos, max_same_error=a.max_same_error,
+        user_agent=a.user_agent or USER_AGENT, progress=not a.no_progress)
+    order = visit_order(IdRange.parse(a.ids), a.seed, Shard.parse(a.shard))
+    conn = database.connect(a.db)
+    try:
+        summary = Scraper(conn, ImageStore(a.images), config).run(order)
+    except LastingFailure as e:
+        print(f"carvalue-data scrape: {e}", file=sys.stderr)
+        return 3
+    finally:
+        conn.close()
+    print(json.dumps(summary.as_dict()))
+    return 0
+
+
+def _label(a: argparse.Namespace) -> int:
+    """The labeller is a Qt program in carvalue_gui; core never imports Qt, so it runs as its own
+    process (the same interpreter), like `git foo` runs `git-foo`."""
+    if not a.db.is_file():
+        raise FileNotFoundError(f"{a.db}: no such database")
+    cmd = [sys.executable, "-m", "carvalue_gui.labeller", "--db", str(a.db), "--images", str(a.images),
+           "--labels", str(a.labels), "--seed", str(a.seed)]
+    return subprocess.call(cmd)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,110 @@
+"""``carvalue-data filter train|apply``: features of stored photos -> junk filter -> verdicts."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sqlite3
+import sys
+from collections.abc import Iterator, Sequence
+from itertools import islice
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from core.dataset import database as db
+from core.dataset.features import FeatureExtractor, make_extractor
+from core.dataset.image_store import ImageStore
+from core.dataset.junk_filter import JunkFilter, train_junk_filter
+from core.dataset.labels import GOOD, LabelFile
+from core.preprocess import ImageLoadError, load_photo
+
+
+def _load(store: ImageStore, sha: str) -> Image.Image:
+    return load_photo(store.path_for(sha), max_side=512).image
+
+
+def features_of(store: ImageStore, hashes: Sequence[str], extractor: FeatureExtractor, batch_size: int = 32,
+                progress: bool = True) -> tuple[np.ndarray, list[str], dict[str, str]]:
+    """Features of the photos that load; returns (features, their hashes, {hash: why not} for the rest)."""
+    feats: list[np.ndarray] = []
+    ok: list[str] = []
+    failed: dict[str, str] = {}
+    it: Iterator[str] = iter(hashes)
+    with tqdm(total=len(hashes), unit="photo", desc="features", disable=not progress, file=sys.stderr) as bar:
+        while chunk := list(islice(it, batch_size)):
+            images, names = [], []
+            for sha in chunk:
+                try:
+                    images.append(_load(store, sha))
+                    names.append(sha)
+                except ImageLoadError as e:
+                    failed[sha] = e.reason
+            if images:
+                feats.append(extractor(images))
+                ok.extend(names)
+            bar.update(len(chunk))
+    dim = extractor.dim
+    return (np.concatenate(feats) if feats else np.zeros((0, dim), np.float32)), ok, failed
+
+
+def train_filter_cli(a: argparse.Namespace) -> int:
+    if not a.labels.exists():
+        raise FileNotFoundError(f"{a.labels}: no labels file; make one with `carvalue-data label`")
+    labels = LabelFile(a.labels)
+    items = labels.items()
+    store = ImageStore(a.images)
+    extractor = make_extractor(a.features, a.trunk, a.clip_weights)
+    x, hashes, failed = features_of(store, [s for s, _ in items], extractor, a.batch_size)
+    label_of = dict(items)
+    good = np.array([label_of[s] == GOOD for s in hashes])
+    result = train_junk_filter(x, good, extractor.name, a.held_out, a.max_good_loss, a.seed)
+    result.filter.save(a.out)
+    report = {"filter": str(a.out), "features": extractor.name, "labels_used": len(hashes),
+              "labels_unreadable": len(failed), "trained_on": result.n_train,
+              "held_out": result.held_out.as_dict()}
+    if result.warning:
+        report["warning"] = result.warning
+        print(f"carvalue-data filter train: warning: {result.warning}", file=sys.stderr)
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+def apply_filter(conn: sqlite3.Connection, store: ImageStore, jf: JunkFilter, extractor: FeatureExtractor,
+                 batch_size: int = 32, progress: bool = True) -> dict[str, object]:
+    """Score every stored photo not yet scored by this filter; returns counts."""
+    if extractor.name != jf.features:
+        raise ValueError(f"the filter was trained on {jf.features} features, not {extractor.name}")
+    fid = jf.fingerprint()
+    todo = [r[0] for r in conn.execute(
+        "SELECT DISTINCT p.sha256 FROM photos p LEFT JOIN junk_scores j ON j.sha256 = p.sha256 "
+        "WHERE p.status = ? AND (j.sha256 IS NULL OR j.filter_id != ?) ORDER BY p.sha256", (db.PHOTO_STORED, fid))]
+    unreadable: dict[str, str] = {}
+    step = batch_size * 16  # commit every few batches: a killed run keeps most of its work
+    for start in range(0, len(todo), step):
+        x, hashes, failed = features_of(store, todo[start:start + step], extractor, batch_size, progress)
+        unreadable.update(failed)
+        if hashes:
+            scores = jf.scores(x)
+            with db.Transaction(conn) as c:
+                c.executemany("INSERT OR REPLACE INTO junk_scores(sha256, score, is_junk, filter_id) VALUES (?,?,?,?)",
+                              [(s, float(v), int(v < jf.threshold), fid) for s, v in zip(hashes, scores, strict=True)])
+    scored, junk = conn.execute("SELECT COUNT(*), COALESCE(SUM(is_junk), 0) FROM junk_scores WHERE filter_id = ?",
+                                (fid,)).fetchone()
+    return {"filter_id": fid, "scored_now": len(todo) - len(unreadable), "scored_total": int(scored),
+            "junk": int(junk), "fraction_junk": round(junk / scored, 6) if scored else 0.0,
+            "unreadable": len(unreadable), "unreadable_examples": dict(list(unreadable.items())[:5]),
+            "hint": "run `carvalue-data verify` to repair unreadable photos" if unreadable else None}
+
+
+def apply_filter_cli(a: argparse.Namespace) -> int:
+    jf = JunkFilter.load(a.filter)
+    extractor = make_extractor(jf.features, a.trunk, a.clip_weights)
+    conn = db.connect(a.db, create=False)
+    try:
+        print(json.dumps(apply_filter(conn, ImageStore(a.images), jf, extractor, a.batch_size,
+                                      not a.no_progress), indent=2))
+    finally:
+        conn.close()
+    return 0
