@@ -12,6 +12,7 @@ import pytest
 from core.dataset.records import ImageRecord
 from core.modelfile import UNKNOWN
 from training.labels import (
+    PRICE_MEANING,
     DepreciationCurve,
     Listing,
     ListingFilter,
@@ -22,6 +23,7 @@ from training.labels import (
     load_msrp_table,
     log_price_scaling,
     make_model_vocabulary,
+    price_scaling,
     price_spec,
     stanford_records,
     year_vocabulary,
@@ -157,6 +159,12 @@ def test_log_price_scaling_and_price_spec() -> None:
     assert spec.num_bins == 10
     with pytest.raises(ValueError, match="at least 2 priced"):
         log_price_scaling(recs[2:3])
+    assert price_scaling([30_000, 30_000, 60_000, 10_000]) == pytest.approx((mean, std))
+
+
+def test_price_meaning_says_what_the_number_is() -> None:
+    for words in ("2021 used value", "MSRP", "depreciation", "8,553", "Mercedes-Benz", "not this car's listing price"):
+        assert words in PRICE_MEANING
 
 
 def test_stanford_records_one_group_per_photo(tmp_path: Path) -> None:

