@@ -1,0 +1,201 @@
+"""What the four studies share: the command line, the model, the car photos and their labels.
+
+Every study runs as ``python -m training.studies.<name> --model FILE --data DIR --out DIR
+[--limit N] [--seed S]``; ``--data`` is a folder with ``labels.csv`` + images laid out like
+``../shared/data/stanford-cars-train``.  Photos are picked from the model's held-out split when
+the model file records one (``provenance``), so the studies do not measure photos the model
+was trained on; otherwise the report says that the photos may have been seen in training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import random
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from core.predictor import Prediction, Predictor, default_model_path
+from core.preprocess import Photo, load_photo, photo_from_image
+
+REPO = Path(__file__).resolve().parents[2]
+DEFAULT_DATA = REPO.parent / "shared" / "data" / "stanford-cars-train"
+DEFAULT_OUT = REPO / "docs" / "studies"
+# Keys under the model file's ``provenance`` that may list the held-out (test) photos.
+HELD_OUT_KEYS = ("test_files", "held_out_files", "heldout_files", "test", "held_out", "heldout")
+
+
+@dataclass(frozen=True)
+class StudyArgs:
+    model: Path
+    data: Path
+    out: Path
+    limit: int | None
+    seed: int
+
+
+def parse_args(name: str, description: str, argv: Sequence[str] | None = None,
+               default_limit: int | None = None) -> StudyArgs:
+    p = argparse.ArgumentParser(prog=f"python -m training.studies.{name}", description=description)
+    p.add_argument("--model", type=Path, default=default_model_path(),
+                   help="CarValue model file (default: the bundled model)")
+    p.add_argument("--data", type=Path, default=DEFAULT_DATA,
+                   help="folder with labels.csv and the photos it names (default: %(default)s)")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT,
+                   help=f"where {name}.md, {name}.json and the PNGs go (default: %(default)s)")
+    p.add_argument("--limit", type=int, default=default_limit,
+                   help="at most this many car photos (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="seed for picking photos (default: 0)")
+    a = p.parse_args(argv)
+    if a.limit is not None and a.limit < 1:
+        p.error("--limit must be at least 1")
+    return StudyArgs(a.model, a.data, a.out, a.limit, a.seed)
+
+
+# -- labelled car photos -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CarPhoto:
+    """One row of labels.csv."""
+
+    file: str  # relative to the data folder, as in labels.csv
+    make: str
+    model: str
+    year: str
+    class_name: str
+    width: int
+    height: int
+
+    @property
+    def aspect(self) -> float:
+        return self.width / self.height
+
+    def path(self, data_dir: Path) -> Path:
+        return data_dir / self.file
+
+
+def read_labels(data_dir: Path) -> list[CarPhoto]:
+    path = data_dir / "labels.csv"
+    if not path.exists():
+        raise SystemExit(f"{path}: not found (--data must be a folder with labels.csv)")
+    with path.open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    needed = {"file", "make", "model", "year", "width", "height"}
+    if rows and not needed <= set(rows[0]):
+        raise SystemExit(f"{path}: needs columns {sorted(needed)}, has {sorted(rows[0])}")
+    return [CarPhoto(r["file"], r["make"], r["model"], r["year"],
+                     r.get("class_name") or f"{r['make']} {r['model']} {r['year']}",
+                     int(r["width"]), int(r["height"])) for r in rows]
+
+
+def truth_label(car: CarPhoto, vocabulary: Sequence[str]) -> str | None:
+    """The model's make/model label for this photo, or None when its vocabulary lacks it."""
+    vocab = set(vocabulary)
+    for candidate in (car.class_name, f"{car.make} {car.model} {car.year}", f"{car.make} {car.model}"):
+        if candidate in vocab:
+            return candidate
+    return None
+
+
+def held_out_files(provenance: dict[str, Any]) -> set[str] | None:
+    """File names of the held-out photos the model file records, or None when it records none.
+
+    Looks for a list of file names under one of HELD_OUT_KEYS, at the top level or inside a
+    ``split``/``splits`` object.  Names are compared by their last two path parts
+    (``images/00002.jpg``) so absolute and relative paths both match labels.csv.
+    """
+    places: list[dict[str, Any]] = [provenance]
+    for key in ("split", "splits", "data_split"):
+        inner = provenance.get(key)
+        if isinstance(inner, dict):
+            places.append(inner)
+    for place in places:
+        for key in HELD_OUT_KEYS:
+            value = place.get(key)
+            if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+                return {file_key(v) for v in value}
+    return None
+
+
+def file_key(name: str) -> str:
+    parts = Path(name).parts
+    return "/".join(parts[-2:])
+
+
+@dataclass(frozen=True)
+class Selection:
+    cars: list[CarPhoto]
+    held_out: bool  # True: all from the model's recorded held-out split
+    pool_size: int  # photos that passed the filter before the limit
+    note: str  # one sentence for the report
+
+
+def pick_cars(data_dir: Path, predictor: Predictor, limit: int | None, seed: int,
+              keep: Callable[[CarPhoto], bool] = lambda c: True, what: str = "photos") -> Selection:
+    """Car photos passing ``keep``, from the held-out split when the model records one,
+    shuffled with ``seed`` and cut to ``limit``."""
+    cars = [c for c in read_labels(data_dir) if keep(c) and c.path(data_dir).exists()]
+    test = held_out_files(predictor.metadata.provenance)
+    if test is not None:
+        cars = [c for c in cars if file_key(c.file) in test]
+        note = (f"{what} from the model's held-out split (recorded in its metadata): "
+                "none of them was used in training")
+    else:
+        note = (f"{what} from {data_dir.name}; the model file records no held-out split, "
+                "so some of these photos may have been used to train it")
+    random.Random(seed).shuffle(cars)
+    pool = len(cars)
+    if limit is not None:
+        cars = cars[:limit]
+    if not cars:
+        raise SystemExit(f"no usable photos in {data_dir} for this study")
+    return Selection(cars, test is not None, pool, f"{len(cars)} of {pool} {note}.")
+
+
+def open_photo(car: CarPhoto, data_dir: Path) -> Photo:
+    return load_photo(car.path(data_dir))
+
+
+def pil_of(photo: Photo) -> Image.Image:
+    """The photo's working copy at its original size (the studies' own edits start here)."""
+    if photo.image.size == photo.original_size:
+        return photo.image.copy()
+    return photo.image.resize(photo.original_size, Image.Resampling.BILINEAR)
+
+
+def as_photo(img: Image.Image, name: str) -> Photo:
+    return photo_from_image(img, name)
+
+
+def load_predictor(path: Path) -> Predictor:
+    return Predictor.load(path)
+
+
+# -- small numeric helpers -------------------------------------------------------------------------
+def prob_of(pred: Prediction, label: str) -> float:
+    """Probability of ``label`` among the prediction's top-k (0 when outside them)."""
+    for lp in pred.make_models:
+        if lp.label == label:
+            return lp.probability
+    return 0.0
+
+
+def mean_or_nan(values: Iterable[float]) -> float:
+    arr = np.asarray(list(values), dtype=np.float64)
+    return float(arr.mean()) if arr.size else float("nan")
+
+
+def median_or_nan(values: Iterable[float]) -> float:
+    arr = np.asarray(list(values), dtype=np.float64)
+    return float(np.median(arr)) if arr.size else float("nan")
+
+
+def model_line(predictor: Predictor) -> str:
+    m = predictor.metadata
+    return (f"Model: `{predictor.path.name}` ({m.name}, {m.architecture}, {m.input.size} px input, "
+            f"{len(m.make_models) - 1} make/model classes + Unknown, confidence method "
+            f"`{m.confidence.method}`). Price label: {m.price.meaning or 'not described in the file'}")

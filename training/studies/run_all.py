@@ -1,0 +1,61 @@
+"""Run all four studies with the same arguments and write an index (``<out>/README.md``).
+
+    python -m training.studies.run_all --model resources/models/carvalue.onnx \
+        --data ../shared/data/stanford-cars-train --out docs/studies [--limit N]
+
+``--limit`` caps the car photos of every study (each has its own default when it is left out).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import Any
+
+from training.studies import background_swap, crop_pan, occlusion, ood
+from training.studies.common import StudyArgs, parse_args
+
+Study = tuple[str, str, Callable[[StudyArgs], dict[str, Any]], int]
+STUDIES: tuple[Study, ...] = (
+    (crop_pan.NAME, "Crop panned along side views", crop_pan.run, 300),
+    (background_swap.NAME, "Background intervention", background_swap.run, 100),
+    (occlusion.NAME, "Badge/logo occlusion", occlusion.run, 300),
+    (ood.NAME, "Out-of-distribution photos", ood.run, 300),
+)
+
+
+def run_all(args: StudyArgs, log: Callable[[str], None] = print) -> dict[str, dict[str, Any]]:
+    results: dict[str, dict[str, Any]] = {}
+    timings: dict[str, float] = {}
+    for name, _, run, default_limit in STUDIES:
+        start = time.perf_counter()
+        results[name] = run(replace(args, limit=args.limit or default_limit))
+        timings[name] = time.perf_counter() - start
+        log(f"{name}: {timings[name]:.0f} s -> {args.out / (name + '.md')}")
+    write_index(args, timings)
+    return results
+
+
+def write_index(args: StudyArgs, timings: dict[str, float]) -> None:
+    lines = ["# CarValue model studies\n",
+             f"Model file: `{args.model.name}`. Re-run all four with\n",
+             "```\nnice -n 10 python -m training.studies.run_all --model resources/models/carvalue.onnx "
+             "--data ../shared/data/stanford-cars-train --out docs/studies\n```\n",
+             "or one with `python -m training.studies.<name>` and the same flags (`--limit N` caps the "
+             "car photos, `--seed S` changes which).\n",
+             "| study | report | run time (s) |", "| --- | --- | --- |"]
+    for name, title, _, _ in STUDIES:
+        lines.append(f"| {title} | [{name}.md]({name}.md) | {timings.get(name, float('nan')):.0f} |")
+    (args.out / "README.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args("run_all", "Run all four model studies.", argv)
+    run_all(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
