@@ -239,15 +239,32 @@ def test_auroc_against_known_values() -> None:
     assert ood.auroc([0.9, 0.4], [0.5, 0.1]) == 0.75
 
 
-def test_held_out_split_in_provenance_restricts_the_photos(car_data: Path) -> None:
+def test_held_out_split_in_provenance_restricts_the_photos(car_data: Path, tmp_path: Path) -> None:
     prov = {"split": {"test_files": ["/somewhere/images/b.jpg", "images/d.jpg"]}}
     assert held_out_files(prov) == {"images/b.jpg", "images/d.jpg"}
+    args = StudyArgs(Path("unused.onnx"), car_data, tmp_path, None, 0)
     fake = SimpleNamespace(metadata=SimpleNamespace(provenance=prov))
-    sel = pick_cars(car_data, fake, None, 0)  # type: ignore[arg-type]
+    sel = pick_cars(args, fake)  # type: ignore[arg-type]
     assert sel.held_out and {c.file for c in sel.cars} == {"images/b.jpg", "images/d.jpg"}
     assert "held-out" in sel.note
-    none = pick_cars(car_data, SimpleNamespace(metadata=SimpleNamespace(provenance={})), 2, 0)  # type: ignore[arg-type]
-    assert not none.held_out and len(none.cars) == 2 and "may have been used" in none.note
+    no_split = SimpleNamespace(metadata=SimpleNamespace(provenance={"data": "x", "split": {"seed": 0}}))
+    sel = pick_cars(StudyArgs(args.model, car_data, tmp_path, 2, 0), no_split)  # type: ignore[arg-type]
+    assert not sel.held_out and len(sel.cars) == 2 and "may have been used" in sel.note
+
+
+def test_held_out_split_from_the_trainers_split_json(car_data: Path, tmp_path: Path) -> None:
+    split = {"seed": 0, "parts": {"train": {"groups": ["a"], "files": ["images/a.jpg", "images/c.jpg"]},
+                                  "test": {"groups": ["e"], "files": ["images/e.jpg"]}}}
+    assert held_out_files({"run": split}) == {"images/e.jpg"}
+    path = tmp_path / "split.json"
+    path.write_text(json.dumps(split))
+    args = StudyArgs(Path("unused.onnx"), car_data, tmp_path, None, 0, split=path)
+    sel = pick_cars(args, SimpleNamespace(metadata=SimpleNamespace(provenance={})))  # type: ignore[arg-type]
+    assert sel.held_out and [c.file for c in sel.cars] == ["images/e.jpg"]
+    assert "split.json" in sel.note
+    path.write_text(json.dumps({"parts": {"train": {"files": ["images/a.jpg"]}}}))
+    with pytest.raises(SystemExit, match="no held-out"):
+        pick_cars(args, SimpleNamespace(metadata=SimpleNamespace(provenance={})))  # type: ignore[arg-type]
 
 
 def test_truth_label_accepts_either_vocabulary_style(car_data: Path) -> None:

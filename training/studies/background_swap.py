@@ -71,7 +71,7 @@ def run(args: StudyArgs) -> dict[str, Any]:
     names = [b.name for b in backgrounds]
     if REFERENCE not in names:
         raise RuntimeError(f"background set lacks the reference {REFERENCE!r}")
-    sel = pick_cars(args.data, predictor, args.limit, args.seed, what="car photos")
+    sel = pick_cars(args, predictor, what="car photos")
     cars: list[dict[str, Any]] = []
     for car in sel.cars:
         photo = open_photo(car, args.data)

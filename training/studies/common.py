@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import random
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ class StudyArgs:
     out: Path
     limit: int | None
     seed: int
+    split: Path | None = None  # the trainer's split.json, when the model file lists no held-out photos
 
 
 def parse_args(name: str, description: str, argv: Sequence[str] | None = None,
@@ -51,10 +53,13 @@ def parse_args(name: str, description: str, argv: Sequence[str] | None = None,
     p.add_argument("--limit", type=int, default=default_limit,
                    help="at most this many car photos (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="seed for picking photos (default: 0)")
+    p.add_argument("--split", type=Path, default=None,
+                   help="the training run's split.json: use its test photos (needed only when the "
+                        "model file does not list its held-out photos)")
     a = p.parse_args(argv)
     if a.limit is not None and a.limit < 1:
         p.error("--limit must be at least 1")
-    return StudyArgs(a.model, a.data, a.out, a.limit, a.seed)
+    return StudyArgs(a.model, a.data, a.out, a.limit, a.seed, a.split)
 
 
 # -- labelled car photos -------------------------------------------------------------------------
@@ -104,21 +109,41 @@ def truth_label(car: CarPhoto, vocabulary: Sequence[str]) -> str | None:
 def held_out_files(provenance: dict[str, Any]) -> set[str] | None:
     """File names of the held-out photos the model file records, or None when it records none.
 
-    Looks for a list of file names under one of HELD_OUT_KEYS, at the top level or inside a
-    ``split``/``splits`` object.  Names are compared by their last two path parts
-    (``images/00002.jpg``) so absolute and relative paths both match labels.csv.
+    Accepts, at any depth of ``provenance``, a key from HELD_OUT_KEYS holding either a list of
+    file names or an object with a ``files`` list (the layout of the trainer's split.json:
+    ``{"parts": {"test": {"files": [...]}}}``).  Names are compared by their last two path
+    parts (``images/00002.jpg``) so absolute and relative paths both match labels.csv.
     """
-    places: list[dict[str, Any]] = [provenance]
-    for key in ("split", "splits", "data_split"):
-        inner = provenance.get(key)
-        if isinstance(inner, dict):
-            places.append(inner)
-    for place in places:
-        for key in HELD_OUT_KEYS:
-            value = place.get(key)
-            if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
-                return {file_key(v) for v in value}
+    found = _find_file_list(provenance, depth=0)
+    return {file_key(v) for v in found} if found else None
+
+
+def _find_file_list(node: Any, depth: int) -> list[str] | None:
+    if not isinstance(node, dict) or depth > 5:
+        return None
+    for key in HELD_OUT_KEYS:
+        value = node.get(key)
+        if isinstance(value, dict):
+            value = value.get("files")
+        if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+            return value
+    for value in node.values():
+        hit = _find_file_list(value, depth + 1)
+        if hit:
+            return hit
     return None
+
+
+def read_split_file(path: Path) -> set[str]:
+    """Held-out file names from a split.json written by the trainer (``--split``)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        raise SystemExit(f"{path}: cannot read the split ({e})") from e
+    files = held_out_files(data) if isinstance(data, dict) else None
+    if not files:
+        raise SystemExit(f"{path}: no held-out (test) file list found")
+    return files
 
 
 def file_key(name: str) -> str:
@@ -134,23 +159,28 @@ class Selection:
     note: str  # one sentence for the report
 
 
-def pick_cars(data_dir: Path, predictor: Predictor, limit: int | None, seed: int,
-              keep: Callable[[CarPhoto], bool] = lambda c: True, what: str = "photos") -> Selection:
-    """Car photos passing ``keep``, from the held-out split when the model records one,
-    shuffled with ``seed`` and cut to ``limit``."""
+def pick_cars(args: StudyArgs, predictor: Predictor, keep: Callable[[CarPhoto], bool] = lambda c: True,
+              what: str = "photos") -> Selection:
+    """Car photos passing ``keep``, from the held-out split (``--split`` or the model file's
+    provenance) when there is one, shuffled with the seed and cut to the limit."""
+    data_dir = args.data
     cars = [c for c in read_labels(data_dir) if keep(c) and c.path(data_dir).exists()]
-    test = held_out_files(predictor.metadata.provenance)
+    if args.split is not None:
+        test: set[str] | None = read_split_file(args.split)
+        where = f"the held-out split in {args.split.name}"
+    else:
+        test = held_out_files(predictor.metadata.provenance)
+        where = "the model's held-out split (recorded in its metadata)"
     if test is not None:
         cars = [c for c in cars if file_key(c.file) in test]
-        note = (f"{what} from the model's held-out split (recorded in its metadata): "
-                "none of them was used in training")
+        note = f"{what} from {where}: none of them was used in training"
     else:
         note = (f"{what} from {data_dir.name}; the model file records no held-out split, "
                 "so some of these photos may have been used to train it")
-    random.Random(seed).shuffle(cars)
+    random.Random(args.seed).shuffle(cars)
     pool = len(cars)
-    if limit is not None:
-        cars = cars[:limit]
+    if args.limit is not None:
+        cars = cars[:args.limit]
     if not cars:
         raise SystemExit(f"no usable photos in {data_dir} for this study")
     return Selection(cars, test is not None, pool, f"{len(cars)} of {pool} {note}.")

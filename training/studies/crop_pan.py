@@ -48,7 +48,7 @@ def run(args: StudyArgs) -> dict[str, Any]:
     predictor = load_predictor(args.model)
     vocab = predictor.metadata.make_models
     k = len(vocab)
-    sel = pick_cars(args.data, predictor, args.limit, args.seed, is_wide,
+    sel = pick_cars(args, predictor, is_wide,
                     f"photos with aspect ratio >= {MIN_ASPECT}")
     photos: list[dict[str, Any]] = []
     for car in sel.cars:

@@ -97,7 +97,7 @@ def run(args: StudyArgs) -> dict[str, Any]:
     vocab = predictor.metadata.make_models
     k = len(vocab)
     rng = np.random.default_rng(args.seed)
-    sel = pick_cars(args.data, predictor, args.limit, args.seed, what="car photos")
+    sel = pick_cars(args, predictor, what="car photos")
     photos: list[dict[str, Any]] = []
     heatmaps: list[dict[str, Any]] = []
     for n, car in enumerate(sel.cars):

@@ -78,7 +78,7 @@ def wheel_crop(img: Image.Image, right: bool) -> Image.Image:
 
 def collect_inputs(args: StudyArgs, predictor: Any) -> tuple[dict[str, list[tuple[str, Image.Image]]], str, list[Any]]:
     rng = np.random.default_rng(args.seed)
-    sel = pick_cars(args.data, predictor, args.limit, args.seed, what="car photos")
+    sel = pick_cars(args, predictor, what="car photos")
     groups: dict[str, list[tuple[str, Image.Image]]] = {g: [] for g in (CAR, *PART_GROUPS, *NONCAR_GROUPS)}
     for i, car in enumerate(sel.cars):
         img = pil_of(open_photo(car, args.data))

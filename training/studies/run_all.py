@@ -44,7 +44,8 @@ def write_index(args: StudyArgs, timings: dict[str, float]) -> None:
              "```\nnice -n 10 python -m training.studies.run_all --model resources/models/carvalue.onnx "
              "--data ../shared/data/stanford-cars-train --out docs/studies\n```\n",
              "or one with `python -m training.studies.<name>` and the same flags (`--limit N` caps the "
-             "car photos, `--seed S` changes which).\n",
+             "car photos, `--seed S` changes which, `--split RUN/split.json` takes the held-out photos "
+             "from a training run when the model file does not list them).\n",
              "| study | report | run time (s) |", "| --- | --- | --- |"]
     for name, title, _, _ in STUDIES:
         lines.append(f"| {title} | [{name}.md]({name}.md) | {timings.get(name, float('nan')):.0f} |")
