@@ -64,12 +64,14 @@ def unhashed(conn: sqlite3.Connection) -> list[str]:
     return [r[0] for r in rows]
 
 
-def dedup(conn: sqlite3.Connection, store: ImageStore, jobs: int = 1, progress: bool = True) -> DedupReport:
+def dedup(conn: sqlite3.Connection, store: ImageStore, jobs: int = 1, progress: bool = True,
+          min_for_pool: int = 128) -> DedupReport:
+    """Hash what is not hashed yet (in ``jobs`` processes when there are at least ``min_for_pool``)."""
     todo = unhashed(conn)
     work = ((sha, str(store.path_for(sha))) for sha in todo)
     hashed = failed = 0
     bar = tqdm(total=len(todo), unit="photo", disable=not progress, file=sys.stderr, desc="dedup")
-    pool = ProcessPoolExecutor(jobs) if jobs > 1 and len(todo) > BATCH // 4 else None
+    pool = ProcessPoolExecutor(jobs) if jobs > 1 and len(todo) >= min_for_pool else None
     try:
         for batch in _batches(work, BATCH):
             results = list(pool.map(_hash_one, batch, chunksize=32) if pool else map(_hash_one, batch))

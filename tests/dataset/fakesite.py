@@ -12,6 +12,7 @@ benchmarks/bench_pipeline.py.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import threading
@@ -60,6 +61,7 @@ def default_faults() -> Faults:
     )
 
 
+@functools.lru_cache(maxsize=4096)
 def car_photo(seed: int, size: tuple[int, int] = (480, 360), quality: int = 88) -> bytes:
     """A deterministic JPEG "car photo": a gradient sky and ground, and a coloured car-like box."""
     rng = np.random.default_rng(seed)
