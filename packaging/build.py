@@ -17,7 +17,6 @@ Runs on Linux; Windows/macOS use packaging/windows and packaging/macos (see READ
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import platform
