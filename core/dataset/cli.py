@@ -146,7 +146,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shard-size", type=int, default=1000)
 
     p = sub.add_parser("stats", help="counts of listings and photos by outcome",
-                       description="Prints what the database holds, as JSON.")
+                       description="Prints what the database holds, as JSON: listings by outcome (ok, "
+                                   "missing, invalid, error), photos by status (stored, missing, error, "
+                                   "bad_image, bad_url, lost), stored files, perceptual hashes, duplicates, "
+                                   "and junk-filter verdicts. Safe to run while a scrape writes (WAL).")
     _add_common(p, images=False)
     return parser
 

@@ -137,6 +137,22 @@ class Transaction:
         self.conn.execute("ROLLBACK" if exc_type is not None else "COMMIT")
 
 
+def get_meta(conn: sqlite3.Connection, key: str) -> str | None:
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+    return None if row is None else str(row[0])
+
+
+def remember_images_root(conn: sqlite3.Connection, root: Path) -> None:
+    """Record where this database's image store is (the first one used wins; a different
+    root later is refused, since the rows would point at files that are not there)."""
+    resolved = str(Path(root).resolve())
+    known = get_meta(conn, "images_root")
+    if known is None:
+        conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('images_root', ?)", (resolved,))
+    elif known != resolved and Path(known).exists():
+        raise DatabaseError(f"this database's image store is {known}, not {resolved}; pass --images {known}")
+
+
 def stored_hashes(conn: sqlite3.Connection) -> list[str]:
     """Distinct SHA-256s of photos whose status is stored."""
     rows = conn.execute("SELECT DISTINCT sha256 FROM photos WHERE status = ? ORDER BY sha256", (PHOTO_STORED,))

@@ -59,10 +59,16 @@ def usable_photos(conn: sqlite3.Connection) -> Iterator[UsablePhoto]:
         yield UsablePhoto(int(lid), int(idx), sha, make or "", model or "", year, price, mileage)
 
 
-def records_from_db(db_path: str | Path, images_root: str | Path) -> list[ImageRecord]:
-    """Every usable photo as an ImageRecord (group = listing ID), for training's Dataset."""
+def records_from_db(db_path: str | Path, images_root: str | Path | None = None) -> list[ImageRecord]:
+    """Every usable photo as an ImageRecord (group = listing ID), for training's Dataset.
+
+    ``images_root`` defaults to the store the scrape recorded in the database."""
     conn = db.connect(db_path, create=False)
     try:
+        if images_root is None:
+            images_root = db.get_meta(conn, "images_root")
+            if images_root is None:
+                raise db.DatabaseError(f"{db_path}: no image store recorded; pass the image store root")
         store = ImageStore(images_root)
         return [ImageRecord(image_path=store.path_for(p.sha256), group=str(p.listing_id), make=p.make,
                             model=p.model, year=p.year, price=p.price, mileage=p.mileage)

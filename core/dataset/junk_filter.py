@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
 VERSION = 1
@@ -120,7 +121,7 @@ class JunkFilter:
             arrays = load_file(str(d / ARRAYS))
         except FileNotFoundError as e:
             raise FilterFileError(f"{d}: not a trained filter ({Path(e.filename).name} missing)") from None
-        except (json.JSONDecodeError, OSError, ValueError) as e:
+        except (json.JSONDecodeError, OSError, ValueError, SafetensorError) as e:
             raise FilterFileError(f"{d}: unreadable filter ({e})") from None
         if not isinstance(meta, dict) or meta.get("version") != VERSION:
             raise FilterFileError(f"{d}/{META}: unknown filter version {meta.get('version') if isinstance(meta, dict) else meta!r}")

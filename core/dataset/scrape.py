@@ -164,6 +164,7 @@ class Scraper:
     def run(self, order: np.ndarray) -> ScrapeSummary:
         """Scrape every not-yet-final ID of ``order`` (and retry failed photos first)."""
         started = time.monotonic()
+        db.remember_images_root(self.conn, self.store.root)
         summary = ScrapeSummary()
         retries = self.failed_photos()
         todo = self.pending_ids(order)

@@ -59,4 +59,7 @@ def scraped(_scraped_once: tuple[Path, Path, FakeSite], tmp_path: Path) -> tuple
     db_src, img_src, site = _scraped_once
     shutil.copy(db_src, tmp_path / "db.sqlite")
     shutil.copytree(img_src, tmp_path / "images")
+    conn = database.connect(tmp_path / "db.sqlite")
+    conn.execute("UPDATE meta SET value = ? WHERE key = 'images_root'", (str((tmp_path / "images").resolve()),))
+    conn.close()
     return tmp_path / "db.sqlite", tmp_path / "images", site

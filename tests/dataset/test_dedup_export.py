@@ -29,6 +29,7 @@ def test_stock_photos_are_dropped_and_the_rest_exported(scraped: tuple[Path, Pat
     assert again.hashed == 0 and again.duplicate_photos == report.duplicate_photos
 
     records = records_from_db(db_path, root)
+    assert records_from_db(db_path) == records  # the store's root is recorded in the database
     stored = conn.execute("SELECT COUNT(*) FROM photos WHERE status='stored'").fetchone()[0]
     assert len(records) == stored - stock_rows
     (stock_sha,) = {s for (s,) in conn.execute("SELECT sha256 FROM photos WHERE url LIKE '%stock-dealer%'")}

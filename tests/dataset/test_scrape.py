@@ -164,3 +164,29 @@ def test_connection_refused_is_a_lasting_failure(tmp_path: Path) -> None:
     config = ScrapeConfig(listing_url=url, workers=2, rate=0, policy=FAST, max_same_error=4, progress=False)
     with pytest.raises(LastingFailure, match="Connection refused"):
         Scraper(conn, ImageStore(tmp_path / "img"), config).run(np.arange(10))
+
+
+def test_a_database_keeps_to_its_image_store(site: FakeSite, tmp_path: Path) -> None:
+    conn = database.connect(tmp_path / "db.sqlite")
+    Scraper(conn, ImageStore(tmp_path / "a"), fast_config(site)).run(np.array([1000]))
+    with pytest.raises(database.DatabaseError, match="image store is"):
+        Scraper(conn, ImageStore(tmp_path / "b"), fast_config(site)).run(np.array([1001]))
+
+
+def test_shards_of_the_visit_order_partition_the_range() -> None:
+    from core.dataset.ids import IdRange, Shard, visit_order
+
+    ids = IdRange.parse("100:1100")
+    parts = [visit_order(ids, 3, Shard(i, 4)) for i in range(4)]
+    joined = np.concatenate(parts)
+    assert sorted(joined.tolist()) == list(range(100, 1100))
+    assert np.array_equal(visit_order(ids, 3, Shard(1, 4)), parts[1])  # deterministic
+    assert not np.array_equal(visit_order(ids, 4), visit_order(ids, 3))  # the seed matters
+    first_tenth = visit_order(ids, 3)[:100]
+    assert first_tenth.min() < 250 and first_tenth.max() > 950  # a partial run samples the whole range
+    for bad in ("5:5", "a:b", "7", "-1:4"):
+        with pytest.raises(ValueError, match="--ids"):
+            IdRange.parse(bad)
+    for bad in ("4/4", "x", "1/0", "1/2/3"):
+        with pytest.raises(ValueError, match="--shard"):
+            Shard.parse(bad)
