@@ -234,6 +234,10 @@ def _scrape(a: argparse.Namespace) -> int:
     except LastingFailure as e:
         print(f"carvalue-data scrape: {e}", file=sys.stderr)
         return 3
+    except OSError as e:  # the store or database cannot be written (disk full, permissions)
+        print(f"carvalue-data scrape: cannot write ({e}); everything committed so far is kept: fix it and "
+              "run the same command again to resume", file=sys.stderr)
+        return 4
     finally:
         conn.close()
     print(json.dumps(summary.as_dict()))

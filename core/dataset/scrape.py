@@ -309,8 +309,8 @@ class Scraper:
     def _record_listing(self, r: ListingResult) -> None:
         with db.Transaction(self.conn) as c:
             if r.outcome == db.OUTCOME_OK and r.listing is not None:
-                _insert_listing(c, r.listing, r.source_url)
                 c.execute("DELETE FROM photos WHERE listing_id = ?", (r.listing_id,))
+                _insert_listing(c, r.listing, r.source_url)
                 c.executemany(
                     "INSERT INTO photos(listing_id, photo_index, url, status, http_status, error, sha256, width, height) "
                     "VALUES (?,?,?,?,?,?,?,?,?)",
