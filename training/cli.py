@@ -1,0 +1,67 @@
+"""``carvalue-train``: train, evaluate and export CarValue models.
+
+    carvalue-train train --data ../shared/data/stanford-cars-train --out runs/stanford
+    torchrun --nproc_per_node 8 -m training.cli train --data listings.sqlite --images-root store/ ...
+    carvalue-train evaluate runs/stanford
+    carvalue-train export runs/stanford --out resources/models/carvalue.onnx
+
+A run folder holds everything: checkpoints (config inside), log.csv, curves.png, split.json.
+Running ``train`` again with the same flags resumes it from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from training.config import add_flags, config_from_args
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="carvalue-train", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_train = sub.add_parser("train", help="train or resume a run (flags = TrainConfig fields)")
+    add_flags(p_train)
+    p_eval = sub.add_parser("evaluate", help="held-out report of a run (JSON + Markdown + plots)")
+    p_eval.add_argument("run", help="run folder (or a checkpoint folder)")
+    p_eval.add_argument("--out", default="", help="report folder (default: <run>/eval)")
+    p_eval.add_argument("--model-file", default="", help="exported model file to check torch-vs-ONNX on")
+    p_eval.add_argument("--batch", type=int, default=64)
+    p_eval.add_argument("--limit", type=int, default=0, help="evaluate only the first N test photos")
+    p_exp = sub.add_parser("export", help="write the ONNX model file (+ MODEL_CARD.md) of a run")
+    p_exp.add_argument("run", help="run folder (or a checkpoint folder)")
+    p_exp.add_argument("--out", required=True, help="model file path (.onnx)")
+    p_exp.add_argument("--eval-dir", default="", help="evaluation folder (default: <run>/eval)")
+    p_exp.add_argument("--quantize", action=argparse.BooleanOptionalAction, default=True,
+                       help="try int8 dynamic quantisation and keep it only when it is faster and "
+                            "within 1 point of top-1")
+    args = parser.parse_args(argv)
+    if args.command == "train":
+        from training.train import train
+
+        cfg = config_from_args(args)
+        try:
+            cfg.validate()
+        except ValueError as e:
+            parser.error(str(e))
+        out = train(cfg)
+        print(f"run folder: {out}")
+        return 0
+    if args.command == "evaluate":
+        from training.evaluate import evaluate_run
+
+        report = evaluate_run(args.run, args.out or None, args.model_file or None, args.batch, args.limit)
+        print(f"report: {report}")
+        return 0
+    if args.command == "export":
+        from training.export import export_run
+
+        path = export_run(args.run, args.out, args.eval_dir or None, quantize=args.quantize)
+        print(f"model file: {path}")
+        return 0
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,155 @@
+"""Every knob of a training run in one dataclass.
+
+The config is saved (as JSON) in every checkpoint, so a run can be resumed or evaluated without
+guessing how it was made; the command-line flags of ``carvalue-train train`` are generated from
+its fields, so a new field is a new flag with no other edits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import types
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
+
+RatioMode = Literal["absolute", "relative", "mixed"]
+InitMode = Literal["keras", "torchvision", "random"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    # -- data ---------------------------------------------------------------------------------
+    data: str = ""  # folder with labels.csv + images/ (Stanford layout) or a listings .sqlite
+    images_root: str = ""  # image store root, for a .sqlite data source
+    out: str = "runs/carvalue"  # run folder: checkpoints, logs, split, model file
+    val_fraction: float = 0.05  # of groups (cars/listings), stratified by make/model
+    test_fraction: float = 0.10  # held out; never used for training or for fitting anything
+    max_make_models: int = 0  # 0 = every make/model in the training split; else the N most frequent
+    limit: int = 0  # use only the first N records (after a seeded shuffle); 0 = all; tests/smoke runs
+    # -- model --------------------------------------------------------------------------------
+    init: InitMode = "keras"  # ImageNet start: keras (offline cache), torchvision, or random
+    pretrained_path: str = ""  # explicit trunk safetensors; default: the user cache
+    dropout: float = 0.2
+    fold_bn: bool = True  # fold BatchNorm into convolutions (frozen statistics): ~faster on CPU
+    freeze_blocks: int = 4  # features[:N] are frozen (0 = full fine-tune)
+    probe_init: bool = True  # initialise the heads from a linear probe on frozen features
+    probe_steps: int = 300
+    # -- input / augmentation -----------------------------------------------------------------
+    size: int = 224
+    low_res_size: int = 0  # progressive resizing: train the first low_res_epochs at this size
+    low_res_epochs: int = 0
+    eval_resize: Literal["stretch", "center_crop"] = "stretch"  # what the model file tells the app
+    eval_crop_fraction: float = 1.0
+    rrc_min_area: float = 0.25  # random resized crops keep 25-100% of the photo's area
+    rrc_ratio_min: float = 3 / 4
+    rrc_ratio_max: float = 4 / 3
+    # absolute: crop aspect (pixels) in [min,max] as torchvision; relative: relative to the photo's
+    # aspect, so the square input is stretched as the app stretches a whole-photo box; mixed: half each
+    rrc_ratio_mode: RatioMode = "mixed"
+    hflip: bool = True
+    color_jitter: float = 0.4  # brightness, contrast, saturation factors in [1-j, 1+j]
+    # -- optimisation -------------------------------------------------------------------------
+    epochs: int = 10
+    batch_size: int = 32  # per process (per GPU/rank)
+    micro_batch: int = 8  # forward/backward in chunks of this many (same step; smaller activations)
+    lr: float = 3e-4
+    head_lr_mult: float = 1.0
+    weight_decay: float = 0.02
+    warmup_steps: int = 100
+    min_lr_fraction: float = 0.01  # cosine decays to lr * this
+    label_smoothing: float = 0.1
+    grad_clip: float = 0.0  # 0 = off
+    loss_price: float = 1.0
+    loss_median: float = 1.0
+    loss_make_model: float = 1.0
+    loss_year: float = 1.0
+    # -- runtime ------------------------------------------------------------------------------
+    seed: int = 0
+    device: str = "auto"  # auto: cuda (LOCAL_RANK) when available, else cpu
+    workers: int = 1  # DataLoader worker processes per rank (1 is right on a 2-core laptop)
+    threads: int = 0  # torch intra-op threads per process; 0 = torch's default
+    channels_last: bool = True
+    amp: bool = True  # bf16 autocast on CUDA (ignored on CPU)
+    checkpoint_every: int = 50  # optimizer steps between mid-epoch checkpoints (0 = epoch ends only)
+    keep_checkpoints: int = 2
+    max_steps: int = 0  # stop (with a checkpoint) after this many optimizer steps; 0 = run to the end
+    eval_batch: int = 64
+    progress: bool = True
+    notes: str = ""
+
+    # -----------------------------------------------------------------------------------------
+    def validate(self) -> None:
+        problems = []
+        if not self.data:
+            problems.append("--data is required")
+        if self.batch_size < 1 or self.micro_batch < 1:
+            problems.append("batch sizes must be positive")
+        if not 0 <= self.val_fraction < 1 or not 0 <= self.test_fraction < 1 or \
+                self.val_fraction + self.test_fraction >= 1:
+            problems.append("val_fraction + test_fraction must be in [0, 1)")
+        if not 0 < self.rrc_min_area <= 1:
+            problems.append("rrc_min_area must be in (0, 1]")
+        if self.size < 32 or (self.low_res_size and self.low_res_size < 32):
+            problems.append("input sizes must be >= 32")
+        if self.epochs < 1:
+            problems.append("epochs must be >= 1")
+        if self.low_res_epochs > self.epochs:
+            problems.append("low_res_epochs cannot exceed epochs")
+        if problems:
+            raise ValueError("invalid training config: " + "; ".join(problems))
+
+    def size_for_epoch(self, epoch: int) -> int:
+        if self.low_res_size and epoch < self.low_res_epochs:
+            return self.low_res_size
+        return self.size
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        """Build from a saved dict; unknown keys (from a newer version) are an error, missing
+        keys take today's defaults."""
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"unknown training config keys {unknown}")
+        return cls(**d)
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        return dataclasses.replace(self, **changes)
+
+
+# -- flags -------------------------------------------------------------------------------------
+def add_flags(parser: argparse.ArgumentParser, defaults: TrainConfig | None = None) -> None:
+    """One ``--flag-name`` per field; bools get ``--x/--no-x``; Literals get ``choices``."""
+    defaults = defaults or TrainConfig()
+    hints = get_type_hints(TrainConfig)
+    for f in fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        typ = hints[f.name]
+        default = getattr(defaults, f.name)
+        if typ is bool:
+            parser.add_argument(flag, default=default, action=argparse.BooleanOptionalAction,
+                                help=f"(default {default})")
+        elif get_origin(typ) is Literal:
+            parser.add_argument(flag, default=default, choices=list(get_args(typ)),
+                                help=f"(default {default})")
+        else:
+            base = _scalar_type(typ)
+            parser.add_argument(flag, type=base, default=default, help=f"(default {default!r})")
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    return TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
+
+
+def _scalar_type(typ: Any) -> type:
+    if get_origin(typ) in (Union, types.UnionType):
+        typ = next(a for a in get_args(typ) if a is not type(None))
+    if typ in (int, float, str):
+        return typ  # type: ignore[no-any-return]
+    raise TypeError(f"TrainConfig field type {typ!r} has no flag parser")
+

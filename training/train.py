@@ -1,0 +1,485 @@
+"""The training loop: one file, read top to bottom.
+
+Single process (``carvalue-train train ...``) and multi-process / multi-node
+(``torchrun --nproc_per_node N -m training.cli train ...``) share this code path: with
+``WORLD_SIZE > 1`` the model is wrapped in DistributedDataParallel (gloo on CPU, nccl on CUDA),
+each rank reads its own shard of every epoch, and only rank 0 logs, evaluates and writes
+checkpoints.
+
+Determinism: the data order depends on (seed, epoch), each photo's augmentation on
+(seed, epoch, index), and the global RNG (dropout) is re-seeded from (seed, step, rank) before
+every step. A run resumed from any checkpoint therefore takes exactly the steps an unbroken run
+would have taken.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import random
+import time
+from collections.abc import Callable, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+
+from core.dataset.records import ImageRecord
+from core.model import CarValueNet, ModelConfig
+from core.modelfile import InputSpec
+from training.checkpoint import Checkpoint, Progress, has_checkpoint, load_checkpoint, save_checkpoint
+from training.config import TrainConfig
+from training.data import (
+    Augment,
+    CarPhotos,
+    EpochSampler,
+    LabelSpace,
+    Split,
+    collate,
+    records_from_folder,
+    split_by_group,
+)
+from training.metrics import TASKS, Collected, LossWeights, label_counts, multitask_loss, summarise
+from training.modeling import TrunkStart, build_model, model_config, set_train_mode, trunk_start
+
+
+# -- processes and devices ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class Dist:
+    rank: int
+    world: int
+    local_rank: int
+    device: torch.device
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def setup_distributed(cfg: TrainConfig) -> Dist:
+    """Read torchrun's environment; initialise the process group when there are several ranks."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    want_cuda = cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
+    if want_cuda:
+        torch.cuda.set_device(local)
+        device = torch.device("cuda", local)
+    else:
+        device = torch.device("cpu")
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return Dist(rank, world, local, device)
+
+
+def barrier(d: Dist) -> None:
+    if d.world > 1:
+        dist.barrier()
+
+
+# -- data --------------------------------------------------------------------------------------
+def load_records(cfg: TrainConfig) -> list[ImageRecord]:
+    """Records from the configured source: a listings database (the data pipeline's SQLite +
+    image store) or a folder with labels.csv; a Stanford-Cars folder gets derived prices from
+    ``training.labels``."""
+    src = Path(cfg.data)
+    if src.suffix in (".sqlite", ".sqlite3", ".db"):
+        from core.dataset.export import records_from_db
+
+        records = list(records_from_db(src, Path(cfg.images_root) if cfg.images_root else None))
+    elif (src / "labels.csv").is_file():
+        records = _stanford_records(src) or records_from_folder(src)
+    else:
+        raise FileNotFoundError(f"{src}: neither a listings database (.sqlite) nor a folder with labels.csv")
+    if cfg.limit:
+        rng = random.Random(cfg.seed)
+        records = list(records)
+        rng.shuffle(records)
+        records = sorted(records[:cfg.limit], key=lambda r: str(r.image_path))
+    return records
+
+
+def _stanford_records(folder: Path) -> list[ImageRecord] | None:
+    """Stanford-layout folders (labels.csv with class_id) through training.labels, which joins
+    derived used prices; None when that module or layout is not there."""
+    with (folder / "labels.csv").open(encoding="utf-8") as f:
+        header = f.readline()
+    if "class_id" not in header:
+        return None
+    from training import labels_adapter
+
+    return labels_adapter.stanford_records(folder)
+
+
+# -- optimisation ------------------------------------------------------------------------------
+def make_optimizer(model: CarValueNet, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW; no weight decay on biases and BatchNorm; heads at ``lr * head_lr_mult``."""
+    groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        head = not name.startswith("features.")
+        decay = p.ndim > 1
+        groups.setdefault((head, decay), []).append(p)
+    params = [{"params": ps, "weight_decay": cfg.weight_decay if decay else 0.0,
+               "lr": cfg.lr * (cfg.head_lr_mult if head else 1.0)}
+              for (head, decay), ps in sorted(groups.items())]
+    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def lr_factor(step: int, total: int, warmup: int, min_fraction: float) -> float:
+    """Linear warmup to 1 over ``warmup`` steps, then cosine down to ``min_fraction``."""
+    if warmup > 0 and step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return min_fraction + (1 - min_fraction) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def steps_per_epoch(n_train: int, cfg: TrainConfig, world: int) -> int:
+    return (n_train // world) // cfg.batch_size
+
+
+# -- evaluation --------------------------------------------------------------------------------
+@torch.no_grad()
+def collect(model: nn.Module, dataset: CarPhotos, indices: Sequence[int], batch_size: int,
+            device: torch.device, channels_last: bool = True, size: int | None = None,
+            progress: Callable[[int], None] | None = None) -> Collected:
+    """Run the (unwrapped) model over ``dataset[indices]`` in eval mode (evaluation view)."""
+    was_training = model.training
+    model.eval()
+    keys = [(i, -1, size or dataset.eval_spec.size) for i in indices]
+    loader = DataLoader(keys, batch_size=batch_size, shuffle=False, num_workers=0,  # type: ignore[arg-type]
+                        collate_fn=lambda ks: collate([dataset[k] for k in ks]))
+    outs: list[list[np.ndarray]] = [[], [], [], [], [], []]
+    for x, cls, med in loader:
+        x = x.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+        with _autocast(device, True):
+            res = model(x)
+        for j, t in enumerate(res):
+            outs[j].append(t.float().cpu().numpy().astype(np.float64))
+        outs[4].append(cls.numpy())
+        outs[5].append(med.numpy().astype(np.float64))
+        if progress:
+            progress(len(x))
+    model.train(was_training)
+    cat = [np.concatenate(o) if o else np.zeros((0,)) for o in outs]
+    return Collected(*cat)
+
+
+def _autocast(device: torch.device, enabled: bool) -> Any:
+    if device.type == "cuda" and enabled:
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return nullcontext()
+
+
+# -- run state ---------------------------------------------------------------------------------
+@dataclass
+class Run:
+    """Everything a training run is made of (built fresh or from a checkpoint)."""
+
+    cfg: TrainConfig
+    dist: Dist
+    records: list[ImageRecord]
+    split: Split
+    labels: LabelSpace
+    eval_spec: InputSpec
+    model: CarValueNet
+    model_cfg: ModelConfig
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    progress: Progress
+    epoch_sums: dict[str, float]
+    provenance: dict[str, Any]
+
+
+def resumable_fields() -> frozenset[str]:
+    """Config fields that may differ between a run and its resumption (they change neither the
+    data order nor the arithmetic)."""
+    return frozenset({"max_steps", "workers", "progress", "checkpoint_every", "keep_checkpoints",
+                      "eval_batch", "notes", "device", "threads"})
+
+
+def prepare(cfg: TrainConfig, d: Dist) -> Run:
+    out = Path(cfg.out)
+    ckpt: Checkpoint | None = load_checkpoint(out) if has_checkpoint(out) else None
+    if ckpt is not None:
+        diff = {k for k, v in ckpt.config.__dict__.items() if getattr(cfg, k) != v} - resumable_fields()
+        if diff:
+            raise ValueError(f"{out} holds a run with a different config ({sorted(diff)}); "
+                             f"resume it with the same flags or choose another --out")
+    records = load_records(cfg)
+    split = split_by_group(records, cfg.val_fraction, cfg.test_fraction, cfg.seed,
+                           class_key=_class_key(records))
+    if ckpt is not None:
+        if ckpt.meta.get("split", {}).get("sha256") != split.digest():
+            raise ValueError(f"{out}: the data or split changed since the checkpoint was written")
+        labels = ckpt.labels
+        mcfg = ModelConfig.from_dict(ckpt.meta["model_config"])
+        norm = ckpt.meta["input"]
+        eval_spec = InputSpec(cfg.size, tuple(norm["mean"]), tuple(norm["std"]), cfg.eval_resize,  # type: ignore[arg-type]
+                              cfg.eval_crop_fraction)
+        model = build_model(cfg, mcfg, trunk=None)
+        ckpt.load_weights(model)
+        provenance = ckpt.meta.get("provenance", {})
+    else:
+        train_records = [records[i] for i in split.train]
+        labels = _label_space(cfg, train_records, records)
+        start: TrunkStart = trunk_start(cfg)
+        mcfg = model_config(cfg, start, labels.num_price_bins, len(labels.make_models), len(labels.years))
+        eval_spec = InputSpec(cfg.size, start.mean, start.std, cfg.eval_resize, cfg.eval_crop_fraction)
+        torch.manual_seed(cfg.seed)  # head initialisation
+        model = build_model(cfg, mcfg, trunk=start.path)
+        provenance = {"trunk": start.provenance, "data": {"source": cfg.data, "photos": len(records)}}
+    model.to(d.device)
+    if cfg.channels_last:
+        model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    optimizer = make_optimizer(model, cfg)
+    total = cfg.epochs * steps_per_epoch(len(split.train), cfg, d.world)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: lr_factor(s, total, cfg.warmup_steps, cfg.min_lr_fraction))
+    progress, sums = Progress(), dict.fromkeys(("loss", *TASKS, "n"), 0.0)
+    if ckpt is not None:
+        state = ckpt.state()
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        progress, sums = ckpt.progress, dict(state["epoch_sums"])
+    return Run(cfg, d, records, split, labels, eval_spec, model, mcfg, optimizer, scheduler,
+               progress, sums, provenance)
+
+
+def _class_key(records: Sequence[ImageRecord]) -> Any:
+    """Stanford-style data (every photo its own group, model years fixed per class) classifies
+    make+model+year (its 196 classes); listings classify make+model and leave years to the
+    year head."""
+    one_photo_groups = len({r.group for r in records}) == len(records)
+    return "make_model_year" if one_photo_groups else "make_model"
+
+
+def _label_space(cfg: TrainConfig, train_records: Sequence[ImageRecord],
+                 all_records: Sequence[ImageRecord]) -> LabelSpace:
+    from training import labels_adapter
+
+    return labels_adapter.label_space(train_records, all_records, _class_key(all_records),
+                                      cfg.max_make_models)
+
+
+# -- the loop ----------------------------------------------------------------------------------
+def train(cfg: TrainConfig) -> Path:
+    """Train (or resume) the run in ``cfg.out``; returns the run folder."""
+    cfg.validate()
+    d = setup_distributed(cfg)
+    out = Path(cfg.out)
+    if d.main:
+        out.mkdir(parents=True, exist_ok=True)
+    barrier(d)
+    run = prepare(cfg, d)
+    if d.main:
+        (out / "split.json").write_text(run.split.to_json(run.records, Path(cfg.data)))
+    if run.progress.step == 0 and run.progress.batch == 0 and run.progress.epoch == 0 and cfg.probe_init:
+        if d.main:
+            from training.probe_init import init_heads_from_probe
+
+            init_heads_from_probe(run)
+        # DistributedDataParallel's constructor broadcasts rank 0's parameters to every rank.
+    model: nn.Module = run.model
+    if d.world > 1:
+        model = DistributedDataParallel(run.model, device_ids=[d.local_rank] if d.device.type == "cuda" else None)
+    try:
+        _loop(run, model, out)
+    finally:
+        if d.world > 1 and dist.is_initialized():
+            dist.destroy_process_group()
+    return out
+
+
+def _loop(run: Run, model: nn.Module, out: Path) -> None:
+    cfg, d = run.cfg, run.dist
+    weights = LossWeights(cfg.loss_price, cfg.loss_median, cfg.loss_make_model, cfg.loss_year)
+    dataset = CarPhotos([run.records[i] for i in run.split.train], run.labels, run.eval_spec,
+                        Augment(cfg.rrc_min_area, (cfg.rrc_ratio_min, cfg.rrc_ratio_max),
+                                cfg.rrc_ratio_mode, cfg.hflip, cfg.color_jitter))
+    val_set = CarPhotos([run.records[i] for i in run.split.val], run.labels, run.eval_spec)
+    per_epoch = steps_per_epoch(len(dataset), cfg, d.world)
+    if per_epoch == 0:
+        raise ValueError(f"{len(dataset)} training photos cannot fill one batch of {cfg.batch_size} per rank")
+    memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    log = out / "log.csv"
+    p = run.progress
+    step, sums = p.step, run.epoch_sums
+    for epoch in range(p.epoch, cfg.epochs):
+        size = cfg.size_for_epoch(epoch)
+        skip_batches = p.batch if epoch == p.epoch else 0
+        if skip_batches == 0:
+            sums = dict.fromkeys(sums, 0.0)
+        sampler = EpochSampler(len(dataset), cfg.seed, epoch, size, d.rank, d.world,
+                               skip=skip_batches * cfg.batch_size, batch_size=cfg.batch_size)
+        loader = DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.workers,  # type: ignore[arg-type]
+                            collate_fn=collate, drop_last=True, pin_memory=d.device.type == "cuda",
+                            generator=torch.Generator().manual_seed(cfg.seed),
+                            prefetch_factor=4 if cfg.workers > 0 else None)
+        bar = _bar(d.main and cfg.progress, per_epoch, skip_batches, f"epoch {epoch + 1}/{cfg.epochs} @{size}px")
+        t0, seen = time.perf_counter(), 0
+        set_train_mode(run.model, cfg)
+        for batch_index, (x, cls, med) in enumerate(loader, start=skip_batches):
+            torch.manual_seed(_step_seed(cfg.seed, step, d.rank))  # dropout: same draws on resume
+            parts = _train_step(run, model, x, cls, med, weights, memory_format)
+            run.optimizer.step()
+            run.scheduler.step()
+            run.optimizer.zero_grad(set_to_none=True)
+            step += 1
+            seen += len(x)
+            for k, v in parts.items():
+                sums[k] += v * len(x)
+            sums["n"] += len(x)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{sums['loss'] / max(sums['n'], 1):.3f}",
+                                img_s=f"{seen * d.world / (time.perf_counter() - t0):.1f}")
+            done = batch_index + 1
+            stop = cfg.max_steps > 0 and step >= cfg.max_steps
+            if done < per_epoch and (stop or (cfg.checkpoint_every and step % cfg.checkpoint_every == 0)):
+                _checkpoint(run, Progress(epoch, done, step), sums, out)
+            if stop and done < per_epoch:
+                _close(bar)
+                return
+        _close(bar)
+        elapsed = time.perf_counter() - t0
+        if d.main:
+            row = _epoch_row(run, epoch, step, sums, elapsed, size)
+            _append_csv(log, row)
+            _plot(log, out / "curves.png")
+            print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}), flush=True)
+        _checkpoint(run, Progress(epoch + 1, 0, step), dict.fromkeys(sums, 0.0), out)
+        if cfg.max_steps > 0 and step >= cfg.max_steps:
+            return
+
+
+def _train_step(run: Run, model: nn.Module, x: torch.Tensor, cls: torch.Tensor, med: torch.Tensor,
+                weights: LossWeights, memory_format: torch.memory_format) -> dict[str, float]:
+    """One optimizer step's forward/backward, in micro-batches (gradients accumulate)."""
+    cfg, d = run.cfg, run.dist
+    counts = label_counts(cls, med)
+    parts_sum = dict.fromkeys(("loss", *TASKS), 0.0)
+    chunks = list(range(0, len(x), cfg.micro_batch))
+    for j, start in enumerate(chunks):
+        sl = slice(start, start + cfg.micro_batch)
+        xb = x[sl].to(d.device, non_blocking=True).contiguous(memory_format=memory_format)
+        cb, mb = cls[sl].to(d.device, non_blocking=True), med[sl].to(d.device, non_blocking=True)
+        last = j == len(chunks) - 1
+        sync = nullcontext() if last or not isinstance(model, DistributedDataParallel) else model.no_sync()
+        with sync:
+            with _autocast(d.device, cfg.amp):
+                outputs = model(xb)
+            loss, parts = multitask_loss(outputs, cb, mb, counts, weights, cfg.label_smoothing)
+            loss.backward()
+        parts_sum["loss"] += float(loss.detach())
+        for k, v in parts.items():
+            parts_sum[k] += float(v.detach())
+    if cfg.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_([p for p in run.model.parameters() if p.requires_grad], cfg.grad_clip)
+    return parts_sum
+
+
+def _step_seed(seed: int, step: int, rank: int) -> int:
+    return (seed * 1_000_003 + step) * 4099 + rank
+
+
+def _checkpoint(run: Run, progress: Progress, sums: dict[str, float], out: Path) -> None:
+    d = run.dist
+    barrier(d)
+    if d.main:
+        state = {"optimizer": run.optimizer.state_dict(), "scheduler": run.scheduler.state_dict(),
+                 "epoch_sums": dict(sums), "rng_cpu": torch.get_rng_state(),
+                 "np_rng": list(np.random.get_state()[1].tolist())}
+        if torch.cuda.is_available() and d.device.type == "cuda":
+            state["rng_cuda"] = torch.cuda.get_rng_state(d.device)
+        extra = {"split": run.split.summary(), "model_config": run.model_cfg.to_dict(),
+                 "input": {"mean": list(run.eval_spec.mean), "std": list(run.eval_spec.std)},
+                 "provenance": run.provenance, "world_size": d.world}
+        save_checkpoint(Path(run.cfg.out), run.model, state, run.cfg, run.labels, progress, extra,
+                        keep=run.cfg.keep_checkpoints)
+    barrier(d)
+
+
+def _epoch_row(run: Run, epoch: int, step: int, sums: dict[str, float], elapsed: float, size: int
+               ) -> dict[str, Any]:
+    n = max(sums["n"], 1.0)
+    row: dict[str, Any] = {"epoch": epoch + 1, "step": step, "size": size,
+                           "lr": run.scheduler.get_last_lr()[0], "train_seconds": round(elapsed, 1),
+                           "train_images_per_s": round(sums["n"] * run.dist.world / max(elapsed, 1e-9), 2)}
+    row.update({f"train_{k}": sums[k] / n for k in ("loss", *TASKS)})
+    if run.split.val:
+        val_set = CarPhotos([run.records[i] for i in run.split.val], run.labels, run.eval_spec)
+        c = collect(run.model, val_set, range(len(val_set)), run.cfg.eval_batch, run.dist.device,
+                    run.cfg.channels_last)
+        row.update({f"val_{k}": v for k, v in summarise(c, run.labels).items()})
+    return row
+
+
+def _append_csv(path: Path, row: dict[str, Any]) -> None:
+    """Append a row; an epoch logged before (a resumed run repeating it) is replaced."""
+    rows: list[dict[str, Any]] = []
+    if path.exists():
+        with path.open(newline="") as f:
+            rows = [r for r in csv.DictReader(f) if int(r["epoch"]) < row["epoch"]]
+    rows.append(row)
+    fields = list(dict.fromkeys(k for r in rows for k in r))
+    tmp = path.with_suffix(".csv.tmp")
+    with tmp.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields)
+        w.writeheader()
+        w.writerows(rows)
+    os.replace(tmp, path)
+
+
+def _plot(log: Path, png: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with log.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        return
+    ep = [int(r["epoch"]) for r in rows]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
+    for k in ("train_loss", "train_price", "train_median", "train_make_model", "train_year"):
+        a.plot(ep, [float(r[k]) for r in rows], marker="o", label=k.removeprefix("train_"))
+    a.set_xlabel("epoch")
+    a.set_ylabel("training loss")
+    a.legend()
+    for k in ("val_make_model_top1", "val_make_model_top5", "val_year_within1", "val_price_acc"):
+        if k in rows[0] and rows[0][k] not in ("", "nan"):
+            b.plot(ep, [float(r[k]) for r in rows], marker="o", label=k.removeprefix("val_"))
+    b.set_xlabel("epoch")
+    b.set_ylabel("validation")
+    b.set_ylim(0, 1)
+    b.legend()
+    fig.tight_layout()
+    fig.savefig(png, dpi=100)
+    plt.close(fig)
+
+
+def _bar(enabled: bool, total: int, initial: int, desc: str) -> Any:
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, desc=desc, dynamic_ncols=True, mininterval=2.0)
+
+
+def _close(bar: Any) -> None:
+    if bar is not None:
+        bar.close()
