@@ -1,0 +1,142 @@
+"""The selected photo with a crop box the user drags, resizes, resets and nudges.
+
+The image item is stretched over the photo's ORIGINAL pixel size, so the ROI's coordinates
+are original-image coordinates: exactly the ``Box`` that ``core`` expects, whatever the size
+of the decoded working copy.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QKeyEvent, QMouseEvent
+from PySide6.QtWidgets import QWidget
+
+from core.preprocess import Box, Photo
+
+NUDGE_FRACTION = 0.01  # arrow key: 1% of the photo's width/height; with Shift: 10%
+MIN_BOX_FRACTION = 0.05  # the box cannot shrink below 5% of the photo's side
+
+
+class CropView(pg.GraphicsView):
+    """Shows one photo and a ``pg.RectROI``; emits ``box_changed(Box)`` when the user moves it."""
+
+    box_changed = Signal(object)  # Box, original-image coordinates
+    box_reset = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent, background=QColor(40, 40, 40))
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.setToolTip("Drag the box to move it, its handles to resize it; double-click resets it "
+                        "to the whole photo; arrow keys nudge it (Shift: more).")
+        self._vb = pg.ViewBox(lockAspect=True, invertY=True, enableMenu=False)
+        self._vb.setMouseEnabled(False, False)
+        self.setCentralItem(self._vb)
+        self._image = pg.ImageItem(axisOrder="row-major")
+        self._vb.addItem(self._image)
+        self._placeholder = pg.TextItem("Drop photos or folders here\nor use File > Open photos",
+                                        color=(200, 200, 200), anchor=(0.5, 0.5))
+        self._vb.addItem(self._placeholder)
+        self._placeholder.setPos(0.5, 0.5)
+        self._vb.setRange(QRectF(0, 0, 1, 1), padding=0)
+        self._roi: pg.RectROI | None = None
+        self._size: tuple[int, int] | None = None
+        self._quiet = False
+
+    # -- state --------------------------------------------------------------------------------
+    @property
+    def roi(self) -> pg.RectROI | None:
+        return self._roi
+
+    def image_size(self) -> tuple[int, int] | None:
+        return self._size
+
+    def set_photo(self, photo: Photo | None, box: Box | None = None) -> None:
+        """Show ``photo`` (its working copy, never re-decoded) with the box (default: whole)."""
+        if self._roi is not None:
+            self._vb.removeItem(self._roi)
+            self._roi = None
+        if photo is None:
+            self._size = None
+            self._image.clear()
+            self._placeholder.show()
+            self._vb.setRange(QRectF(0, 0, 1, 1), padding=0)
+            return
+        self._placeholder.hide()
+        w, h = photo.original_size
+        self._size = (w, h)
+        self._image.setImage(np.asarray(photo.image), autoLevels=False, levels=(0, 255))
+        self._image.setRect(QRectF(0, 0, w, h))
+        b = (box or photo.full_box()).clamp((w, h))
+        roi = pg.RectROI((b.x, b.y), (b.w, b.h), pen=pg.mkPen((255, 200, 0), width=3),
+                         hoverPen=pg.mkPen((255, 240, 120), width=3), maxBounds=QRectF(0, 0, w, h),
+                         removable=False)
+        for handle, center in (((0, 0), (1, 1)), ((1, 0), (0, 1)), ((0, 1), (1, 0)),
+                               ((0.5, 0), (0.5, 1)), ((0.5, 1), (0.5, 0)),
+                               ((0, 0.5), (1, 0.5)), ((1, 0.5), (0, 0.5))):
+            roi.addScaleHandle(handle, center)
+        roi.sigRegionChanged.connect(self._on_roi_changed)
+        self._roi = roi
+        self._vb.addItem(roi)
+        self._vb.setRange(QRectF(0, 0, w, h), padding=0.02)
+
+    def box(self) -> Box | None:
+        if self._roi is None or self._size is None:
+            return None
+        pos, size = self._roi.pos(), self._roi.size()
+        return Box(float(pos.x()), float(pos.y()), float(size.x()), float(size.y())).clamp(self._size)
+
+    def set_box(self, box: Box, notify: bool = True) -> None:
+        """Move the ROI; ``notify=False`` moves it without emitting ``box_changed``."""
+        if self._roi is None or self._size is None:
+            return
+        b = box.clamp(self._size, min_side=self._min_side())
+        self._quiet = not notify
+        try:
+            self._roi.setState({"pos": QPointF(b.x, b.y), "size": QPointF(b.w, b.h), "angle": 0.0})
+        finally:
+            self._quiet = False
+
+    def reset_box(self) -> None:
+        if self._size is not None:
+            self.set_box(Box.full(self._size))
+            self.box_reset.emit()
+
+    def nudge(self, dx: float, dy: float) -> None:
+        """Move the box by fractions of the photo's width and height."""
+        b, size = self.box(), self._size
+        if b is None or size is None:
+            return
+        self.set_box(Box(b.x + dx * size[0], b.y + dy * size[1], b.w, b.h))
+
+    def _min_side(self) -> float:
+        assert self._size is not None
+        return max(8.0, MIN_BOX_FRACTION * min(self._size))
+
+    # -- events -------------------------------------------------------------------------------
+    def _on_roi_changed(self) -> None:
+        if self._quiet:
+            return
+        b = self.box()
+        if b is not None:
+            self.box_changed.emit(b)
+
+    def mouseDoubleClickEvent(self, ev: QMouseEvent) -> None:  # noqa: N802 - Qt override
+        # Anywhere in the view, on the box too (where the ROI grabs the mouse first).
+        if ev.button() == Qt.MouseButton.LeftButton and self._roi is not None:
+            self.reset_box()
+            ev.accept()
+            return
+        super().mouseDoubleClickEvent(ev)
+
+    def keyPressEvent(self, ev: QKeyEvent) -> None:  # noqa: N802 - Qt override
+        step = NUDGE_FRACTION * (10 if ev.modifiers() & Qt.KeyboardModifier.ShiftModifier else 1)
+        moves = {Qt.Key.Key_Left: (-step, 0.0), Qt.Key.Key_Right: (step, 0.0),
+                 Qt.Key.Key_Up: (0.0, -step), Qt.Key.Key_Down: (0.0, step)}
+        key = Qt.Key(ev.key())
+        if key in moves and self._roi is not None:
+            self.nudge(*moves[key])
+            ev.accept()
+            return
+        super().keyPressEvent(ev)

@@ -1,0 +1,613 @@
+"""The main window: wires the widgets, the loader thread and the inference thread together.
+
+It owns the list of photos and the request ids; every rule about prices lives in ``core`` and
+every piece of drawing in the widgets.  Newest request wins: each crop/sweep request gets a new
+id, and a result whose id is not the newest is dropped on arrival.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image
+from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QImage, QKeySequence
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QProgressBar,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from carvalue_gui.crop_view import CropView
+from carvalue_gui.export import PhotoResults, prediction_text, write_csv, write_json
+from carvalue_gui.loader import LoadedPhoto, PhotoLoader, make_thumbnail
+from carvalue_gui.model_dialog import ModelDialog
+from carvalue_gui.notices import NoticeArea
+from carvalue_gui.photo_strip import FileDropFilter, PhotoStrip
+from carvalue_gui.result_panel import ResultPanel
+from carvalue_gui.settings import Settings, load_settings, save_settings
+from carvalue_gui.sweep_plot import SweepPlot
+from carvalue_gui.worker import (
+    SWEEP_POSITIONS,
+    BatchItem,
+    CropRequest,
+    InferenceWorker,
+    SweepRequest,
+)
+from core.modelfile import ModelFileError
+from core.predictor import Prediction, Predictor, Sweep, default_model_path
+from core.preprocess import Box, ImageLoadError, Photo, photo_from_image
+
+SWEEP_WIDTH = 0.5  # the sweep box is half the photo wide, full height (the seed's study)
+SWEEP_STEP_MS = 70  # animation: time the box rests at each sweep position
+
+
+@dataclass
+class PhotoEntry:
+    key: int
+    path: str
+    photo: Photo
+    prediction: Prediction | None = None  # whole photo, from the batch queue
+    box: Box | None = None  # the user's crop box (None: whole photo)
+    crop_prediction: Prediction | None = None  # for `box`
+    sweep: Sweep | None = None
+
+    def results(self) -> PhotoResults:
+        return PhotoResults(self.path, self.photo.original_size, self.prediction,
+                            self.crop_prediction, self.sweep)
+
+
+class MainWindow(QMainWindow):
+    result_shown = Signal(int, object)  # request id, Prediction: chart and text now show it
+    sweep_shown = Signal(object)  # Sweep: the plot shows it (the animation starts)
+    sweep_animation_finished = Signal()
+    loading_finished = Signal(int)  # loader job id
+    batch_finished = Signal()  # every photo has its whole-photo estimate
+
+    def __init__(self, model_path: str | None = None, settings: Settings | None = None) -> None:
+        super().__init__()
+        self.setWindowTitle("CarValue")
+        if settings is None:
+            settings, problem = load_settings()
+        else:
+            problem = ""
+        self.settings = settings
+        self.predictor: Predictor | None = None
+        self.entries: dict[int, PhotoEntry] = {}
+        self._next_key = 1
+        self._request_id = 0  # newest crop/sweep-display request
+        self._sweep_request = 0
+        self._generation = 0  # bumps when the model changes: older batch results are dropped
+        self._batch_total = 0
+        self._batch_done = 0
+        self._loading: dict[int, tuple[int, int]] = {}  # job id -> (done, total)
+        self.dropped_results = 0  # stale results thrown away (tests, benchmark)
+        self.sweep_step_ms = SWEEP_STEP_MS
+        self._sweep_step = 0
+        self._sweep_timer = QTimer(self)
+        self._sweep_timer.timeout.connect(self._advance_sweep)
+
+        self.worker = InferenceWorker(self)
+        self.worker.crop_done.connect(self._on_crop_done)
+        self.worker.sweep_done.connect(self._on_sweep_done)
+        self.worker.batch_done.connect(self._on_batch_done)
+        self.worker.failed.connect(self._on_worker_failed)
+        self.loader = PhotoLoader(self)
+        self.loader.loaded.connect(self._on_loaded)
+        self.loader.failed.connect(lambda _job, msgs: self.notices.add(msgs))
+        self.loader.progress.connect(self._on_load_progress)
+        self.loader.finished.connect(self._on_load_finished)
+
+        self._build_widgets()
+        self._build_actions()
+        self._restore_layout()
+        if problem:
+            self.notices.add([problem])
+        self._load_initial_model(model_path)
+
+    # == construction ==========================================================================
+    def _build_widgets(self) -> None:
+        self.strip = PhotoStrip()
+        self.crop_view = CropView()
+        self.sweep_plot = SweepPlot()
+        self.panel = ResultPanel()
+        self.notices = NoticeArea()
+        self.left_split = QSplitter(Qt.Orientation.Vertical)
+        self.left_split.addWidget(self.crop_view)
+        self.left_split.addWidget(self.sweep_plot)
+        self.left_split.setStretchFactor(0, 3)
+        self.left_split.setStretchFactor(1, 1)
+        self.main_split = QSplitter(Qt.Orientation.Horizontal)
+        self.main_split.addWidget(self.strip)
+        self.main_split.addWidget(self.left_split)
+        self.main_split.addWidget(self.panel)
+        self.main_split.setStretchFactor(1, 3)
+        self.main_split.setStretchFactor(2, 2)
+        self.main_split.setSizes([220, 640, 440])
+        self.left_split.setSizes([520, 220])
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.main_split, 1)
+        layout.addWidget(self.notices)
+        self.setCentralWidget(central)
+
+        self.drops = FileDropFilter(self)
+        for w in (self, self.strip, self.crop_view, self.panel, self.sweep_plot):
+            self.drops.watch(w)
+        self.drops.paths_dropped.connect(self.open_paths)
+        self.strip.photo_selected.connect(self.select_photo)
+        self.crop_view.box_changed.connect(self._on_box_changed)
+        self.sweep_plot.position_clicked.connect(self.move_to_sweep_position)
+        self.panel.result_shown.connect(self.result_shown)
+        self.panel.model_details_requested.connect(self.show_model_dialog)
+
+        self.progress = QProgressBar()
+        self.progress.setMaximumWidth(220)
+        self.progress.hide()
+        self.progress_label = QLabel("")
+        self.model_label = QLabel("")
+        self.statusBar().addWidget(self.progress_label)
+        self.statusBar().addWidget(self.progress)
+        self.statusBar().addPermanentWidget(self.model_label)
+
+    def _build_actions(self) -> None:
+        def act(text: str, slot: object, shortcut: QKeySequence | str | None = None) -> QAction:
+            a = QAction(text, self)
+            if shortcut is not None:
+                a.setShortcut(QKeySequence(shortcut))
+            a.triggered.connect(slot)
+            return a
+
+        self.act_open = act("&Open photos…", self._ask_open_photos, QKeySequence.StandardKey.Open)
+        self.act_open_folder = act("Open &folder…", self._ask_open_folder, "Ctrl+Shift+O")
+        self.act_paste = act("&Paste image", self.paste_image, QKeySequence.StandardKey.Paste)
+        self.act_model = act("Open &model…", self._ask_open_model, "Ctrl+M")
+        self.act_model_info = act("Model &details…", self.show_model_dialog)
+        self.act_export = act("&Export predictions…", self._ask_export, "Ctrl+E")
+        self.act_charts = act("Save &charts as PNG…", self._ask_save_charts)
+        self.act_quit = act("&Quit", self.close, QKeySequence.StandardKey.Quit)
+        self.act_copy = act("&Copy result as text", self.copy_result, QKeySequence.StandardKey.Copy)
+        self.act_reset = act("&Reset crop box", self.crop_view.reset_box, "Ctrl+R")
+        self.act_sweep = act("Pan &across", self.start_sweep, "Ctrl+P")
+        self.act_sweep.setToolTip("Sweep the crop box along the photo and plot the estimate")
+
+        file_menu = self.menuBar().addMenu("&File")
+        for a in (self.act_open, self.act_open_folder, self.act_paste):
+            file_menu.addAction(a)
+        self.recent_menu = file_menu.addMenu("Open &recent")
+        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
+        file_menu.addSeparator()
+        file_menu.addAction(self.act_model)
+        file_menu.addAction(self.act_model_info)
+        file_menu.addSeparator()
+        file_menu.addAction(self.act_export)
+        file_menu.addAction(self.act_charts)
+        file_menu.addSeparator()
+        file_menu.addAction(self.act_quit)
+        edit_menu = self.menuBar().addMenu("&Edit")
+        edit_menu.addAction(self.act_copy)
+        edit_menu.addAction(self.act_paste)
+        edit_menu.addAction(self.act_reset)
+        tools_menu = self.menuBar().addMenu("&Tools")
+        tools_menu.addAction(self.act_sweep)
+
+        bar = self.addToolBar("Main")
+        bar.setObjectName("main_toolbar")
+        for a in (self.act_open, self.act_open_folder, self.act_reset, self.act_sweep, self.act_copy,
+                  self.act_export):
+            bar.addAction(a)
+
+    def _restore_layout(self) -> None:
+        s = self.settings
+        if s.geometry:
+            self.restoreGeometry(QByteArray.fromBase64(s.geometry.encode()))
+        else:
+            self.resize(1360, 860)
+        if s.window_state:
+            self.restoreState(QByteArray.fromBase64(s.window_state.encode()))
+        for name, split in (("main", self.main_split), ("left", self.left_split)):
+            sizes = s.splitters.get(name)
+            if sizes and len(sizes) == split.count():
+                split.setSizes(sizes)
+
+    def _store_layout(self) -> None:
+        s = self.settings
+        s.geometry = bytes(self.saveGeometry().toBase64().data()).decode()
+        s.window_state = bytes(self.saveState().toBase64().data()).decode()
+        s.splitters = {"main": self.main_split.sizes(), "left": self.left_split.sizes()}
+
+    # == model ==================================================================================
+    def _load_initial_model(self, model_path: str | None) -> None:
+        if model_path:
+            if not self.open_model(model_path, remember=False):
+                self._set_predictor(None, f"The model given on the command line was not loaded: {model_path}")
+            return
+        stored = self.settings.model_path
+        if stored and self.open_model(stored, remember=False):
+            return
+        try:
+            self._set_predictor(Predictor.load(None))
+        except ModelFileError as e:
+            self._set_predictor(None, f"The bundled model could not be loaded: {e}")
+
+    def open_model(self, path: str, remember: bool = True) -> bool:
+        """Load another model file; on failure say why and keep the current model."""
+        try:
+            predictor = Predictor.load(path)
+        except ModelFileError as e:
+            keep = (f"; still using {self.predictor.metadata.name}" if self.predictor
+                    else "; no model is loaded")
+            self.notices.add([f"Model not loaded: {e}{keep}"])
+            if self.predictor is None:
+                self.panel.set_model(None, str(e))
+            return False
+        self._set_predictor(predictor)
+        if remember:
+            self.settings.model_path = str(Path(path).resolve())
+        return True
+
+    def _set_predictor(self, predictor: Predictor | None, problem: str = "") -> None:
+        self.predictor = predictor
+        self._generation += 1
+        self.worker.set_predictor(predictor)
+        self.panel.set_model(predictor.metadata if predictor else None, problem)
+        self.act_sweep.setEnabled(predictor is not None)
+        self.act_model_info.setEnabled(predictor is not None)
+        if predictor is None:
+            self.model_label.setText("No model loaded — File > Open model…")
+            self.notices.add([problem or "No model loaded"])
+            return
+        self.model_label.setText(f"Model: {predictor.metadata.name}")
+        for e in self.entries.values():  # old estimates came from another model
+            e.prediction = e.crop_prediction = e.sweep = None
+            self.strip.set_estimate(e.key, e.path, None)
+        self._batch_total = self._batch_done = 0
+        self._queue_batch(list(self.entries.values()))
+        self.sweep_plot.show_sweep(None)
+        self._request_current_crop()
+
+    def show_model_dialog(self) -> None:
+        if self.predictor is not None:
+            ModelDialog(self.predictor.metadata, str(self.predictor.path), self).show()
+
+    # == photos in ==============================================================================
+    def open_paths(self, paths: list[str]) -> int:
+        """Queue files and folders for loading (off the GUI thread); returns the loader job id."""
+        paths = [p for p in paths if p]
+        if not paths:
+            return 0
+        first = Path(paths[0])
+        self.settings.last_folder = str(first if first.is_dir() else first.parent)
+        self.settings.add_recent([p for p in paths if not os.path.isdir(p)])
+        job = self.loader.load(paths)
+        self._loading[job] = (0, 0)
+        self._update_progress()
+        return job
+
+    def _on_loaded(self, _job: int, loaded: list[LoadedPhoto]) -> None:
+        known = {e.path for e in self.entries.values()}
+        fresh = [self._add_entry(lp.path, lp.photo, lp.thumbnail) for lp in loaded if lp.path not in known]
+        if self.predictor is None:
+            for e in fresh:
+                self.strip.set_estimate(e.key, e.path, None, "no model loaded")
+        self._queue_batch(fresh)
+        if fresh and self.strip.current_key() is None:
+            self.strip.select(fresh[0].key)
+
+    def _add_entry(self, path: str, photo: Photo, thumbnail: QImage) -> PhotoEntry:
+        entry = PhotoEntry(self._next_key, path, photo)
+        self._next_key += 1
+        self.entries[entry.key] = entry
+        self.strip.add_photo(entry.key, path, thumbnail)
+        return entry
+
+    def _on_load_progress(self, job: int, done: int, total: int) -> None:
+        self._loading[job] = (done, total)
+        self._update_progress()
+
+    def _on_load_finished(self, job: int) -> None:
+        self._loading.pop(job, None)
+        self._update_progress()
+        self.loading_finished.emit(job)
+
+    def paste_image(self) -> bool:
+        """Add the clipboard's image as a photo."""
+        qimg = QGuiApplication.clipboard().image()
+        if qimg.isNull():
+            self.notices.add(["The clipboard holds no image to paste"])
+            return False
+        rgb = qimg.convertToFormat(QImage.Format.Format_RGB888)
+        data = bytes(rgb.constBits())[: rgb.sizeInBytes()]
+        pil = Image.frombuffer("RGB", (rgb.width(), rgb.height()), data, "raw", "RGB",
+                               rgb.bytesPerLine(), 1)
+        name = f"<pasted image {self._next_key}>"
+        try:
+            photo = photo_from_image(pil, name)
+        except ImageLoadError as e:
+            self.notices.add([str(e)])
+            return False
+        entry = self._add_entry(name, photo, make_thumbnail(photo))
+        self._queue_batch([entry])
+        self.strip.select(entry.key)
+        return True
+
+    # == whole-photo estimates (batch) ==========================================================
+    def _queue_batch(self, entries: list[PhotoEntry]) -> None:
+        if not entries or self.predictor is None:
+            self._update_progress()
+            return
+        self._batch_total += len(entries)
+        self.worker.submit_batch(self._generation, [BatchItem(e.key, e.photo) for e in entries])
+        self._update_progress()
+
+    def _on_batch_done(self, generation: int, results: list[tuple[int, Prediction]]) -> None:
+        if generation != self._generation:
+            return
+        for key, pred in results:
+            entry = self.entries.get(key)
+            if entry is not None:
+                entry.prediction = pred
+                self.strip.set_estimate(key, entry.path, pred)
+        self._batch_done += len(results)
+        self._update_progress()
+        if self._batch_done >= self._batch_total:
+            self.batch_finished.emit()
+
+    def batch_pending(self) -> int:
+        return max(0, self._batch_total - self._batch_done)
+
+    def _update_progress(self) -> None:
+        loading = [(d, t) for d, t in self._loading.values()]
+        if loading:
+            done, total = sum(d for d, _ in loading), sum(t for _, t in loading)
+            self.progress_label.setText(f"Loading photos {done}/{total}" if total else "Finding photos…")
+            self.progress.setRange(0, max(total, 1) if total else 0)
+            self.progress.setValue(done)
+            self.progress.show()
+        elif self.batch_pending() and self.predictor is not None:
+            self.progress_label.setText(f"Estimating {self._batch_done}/{self._batch_total} photos")
+            self.progress.setRange(0, self._batch_total)
+            self.progress.setValue(self._batch_done)
+            self.progress.show()
+        else:
+            self.progress.hide()
+            n = len(self.entries)
+            self.progress_label.setText(f"{n} photo{'s' if n != 1 else ''}" if n else "")
+
+    # == the selected photo and its crop ========================================================
+    def current_entry(self) -> PhotoEntry | None:
+        key = self.strip.current_key()
+        return None if key is None else self.entries.get(key)
+
+    def select_photo(self, key: int) -> None:
+        entry = self.entries.get(key)
+        if entry is None:
+            return
+        self._stop_sweep_animation()
+        self.crop_view.set_photo(entry.photo, entry.box)
+        self.sweep_plot.show_sweep(entry.sweep)
+        self.setWindowTitle(f"CarValue — {Path(entry.path).name}")
+        self._request_current_crop()
+
+    def _new_request_id(self) -> int:
+        self._request_id += 1
+        return self._request_id
+
+    @property
+    def latest_request_id(self) -> int:
+        """The id whose result the window is waiting to show (benchmark/test hook)."""
+        return self._request_id
+
+    def _request_current_crop(self) -> int:
+        entry, box = self.current_entry(), self.crop_view.box()
+        if entry is None or box is None:
+            return 0
+        return self._submit_crop(entry, box)
+
+    def _submit_crop(self, entry: PhotoEntry, box: Box) -> int:
+        rid = self._new_request_id()
+        if self.predictor is None:
+            self.panel.show_prediction(rid, None)
+            return rid
+        self.worker.submit_crop(CropRequest(rid, entry.photo, box))
+        return rid
+
+    def _on_box_changed(self, box: Box) -> None:
+        entry = self.current_entry()
+        if entry is None:
+            return
+        self._stop_sweep_animation()
+        entry.box = None if box == entry.photo.full_box() else box
+        self._submit_crop(entry, box)
+
+    def _on_crop_done(self, rid: int, pred: Prediction) -> None:
+        if rid != self._request_id:
+            self.dropped_results += 1
+            return
+        entry = self.current_entry()
+        if entry is not None and entry.box is not None:
+            entry.crop_prediction = pred
+        self.panel.show_prediction(rid, pred)
+
+    def _on_worker_failed(self, kind: str, ident: int, message: str) -> None:
+        self.notices.add([f"Prediction failed ({kind}): {message}"])
+
+    # == pan across ============================================================================
+    def start_sweep(self) -> int:
+        """Predict the sweep positions as one batch; the box animates once results are in."""
+        entry = self.current_entry()
+        if entry is None or self.predictor is None:
+            self.notices.add(["Pan across needs a photo and a model"])
+            return 0
+        self._stop_sweep_animation()
+        self._sweep_request = self._new_request_id()
+        self.worker.submit_sweep(SweepRequest(self._sweep_request, entry.photo, SWEEP_POSITIONS,
+                                              SWEEP_WIDTH))
+        self.progress_label.setText("Panning across…")
+        return self._sweep_request
+
+    def _on_sweep_done(self, rid: int, sweep: Sweep) -> None:
+        entry = self.current_entry()
+        if rid != self._sweep_request or entry is None or sweep.predictions[0].source != entry.photo.source:
+            self.dropped_results += 1
+            return
+        entry.sweep = sweep
+        self.sweep_plot.show_sweep(sweep)
+        self._update_progress()
+        self.sweep_shown.emit(sweep)
+        self._sweep_step = 0
+        if self.sweep_step_ms <= 0:
+            self.move_to_sweep_position(len(sweep.boxes) - 1)
+            self.sweep_animation_finished.emit()
+        else:
+            self._advance_sweep()
+            self._sweep_timer.start(self.sweep_step_ms)
+
+    def _advance_sweep(self) -> None:
+        entry = self.current_entry()
+        if entry is None or entry.sweep is None:
+            self._stop_sweep_animation()
+            return
+        self._show_sweep_position(entry, self._sweep_step)
+        self._sweep_step += 1
+        if self._sweep_step >= len(entry.sweep.boxes):
+            self._sweep_timer.stop()
+            self.sweep_animation_finished.emit()
+
+    def _stop_sweep_animation(self) -> None:
+        if self._sweep_timer.isActive():
+            self._sweep_timer.stop()
+            self.sweep_animation_finished.emit()
+
+    def move_to_sweep_position(self, index: int) -> None:
+        """Put the box on sweep position ``index`` and show the sweep's prediction for it (the
+        prediction for exactly that box, so nothing needs computing)."""
+        self._stop_sweep_animation()
+        entry = self.current_entry()
+        if entry is not None and entry.sweep is not None and 0 <= index < len(entry.sweep.boxes):
+            self._show_sweep_position(entry, index)
+
+    def _show_sweep_position(self, entry: PhotoEntry, index: int) -> None:
+        assert entry.sweep is not None
+        box, pred = entry.sweep.boxes[index], entry.sweep.predictions[index]
+        self.crop_view.set_box(box, notify=False)
+        entry.box = box
+        entry.crop_prediction = pred
+        self.sweep_plot.mark_position(index)
+        self.panel.show_prediction(self._new_request_id(), pred)
+
+    # == keeping results ========================================================================
+    def all_results(self) -> list[PhotoResults]:
+        return [e.results() for e in self.entries.values()]
+
+    def export_predictions(self, path: str) -> int:
+        """Write every photo's predictions (and sweeps) as CSV or JSON by suffix; returns the
+        number of photos written. Photos still being estimated are counted in the notice."""
+        if self.predictor is None:
+            raise ValueError("no model is loaded, so there are no predictions to export")
+        results = self.all_results()
+        if path.lower().endswith(".json"):
+            write_json(path, results, self.predictor.metadata, str(self.predictor.path))
+        else:
+            write_csv(path, results, self.predictor.metadata)
+        return len(results)
+
+    def save_charts(self, path: str) -> list[str]:
+        """The price histogram to ``path``; the sweep plot (when there is one) beside it."""
+        out = [path]
+        if not self.panel.chart.grab().save(path):
+            raise OSError(f"could not write {path}")
+        if self.sweep_plot.sweep is not None:
+            p = Path(path)
+            sweep_path = str(p.with_name(f"{p.stem}-sweep{p.suffix or '.png'}"))
+            if not self.sweep_plot.grab().save(sweep_path):
+                raise OSError(f"could not write {sweep_path}")
+            out.append(sweep_path)
+        return out
+
+    def copy_result(self) -> str:
+        pred = self.panel.shown
+        if pred is None:
+            self.notices.add(["There is no result to copy yet"])
+            return ""
+        text = prediction_text(pred, self.predictor.metadata if self.predictor else None)
+        QGuiApplication.clipboard().setText(text)
+        self.statusBar().showMessage("Result copied", 3000)
+        return text
+
+    # == dialogs ================================================================================
+    def _start_dir(self) -> str:
+        return self.settings.last_folder or str(Path.home())
+
+    def _ask_open_photos(self) -> None:
+        exts = "*.jpg *.jpeg *.png *.webp *.bmp *.gif *.tif *.tiff *.jfif"
+        paths, _ = QFileDialog.getOpenFileNames(self, "Open photos", self._start_dir(),
+                                                f"Images ({exts});;All files (*)")
+        self.open_paths(paths)
+
+    def _ask_open_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open a folder of photos", self._start_dir())
+        if folder:
+            self.open_paths([folder])
+
+    def _ask_open_model(self) -> None:
+        start = str(self.predictor.path.parent) if self.predictor else str(default_model_path().parent)
+        path, _ = QFileDialog.getOpenFileName(self, "Open a CarValue model", start,
+                                              "CarValue models (*.onnx);;All files (*)")
+        if path:
+            self.open_model(path)
+
+    def _ask_export(self) -> None:
+        if self.predictor is None or not self.entries:
+            self.notices.add(["Nothing to export: load a model and some photos first"])
+            return
+        path, _ = QFileDialog.getSaveFileName(self, "Export predictions",
+                                              str(Path(self._start_dir()) / "carvalue.csv"),
+                                              "CSV (*.csv);;JSON (*.json)")
+        if path:
+            try:
+                n = self.export_predictions(path)
+            except OSError as e:
+                self.notices.add([f"Export failed: {path}: {e}"])
+                return
+            pending = self.batch_pending()
+            extra = f" ({pending} still being estimated were left out)" if pending else ""
+            self.statusBar().showMessage(f"Exported {n} photos to {path}{extra}", 8000)
+
+    def _ask_save_charts(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save charts", str(Path(self._start_dir()) / "chart.png"),
+                                              "PNG (*.png)")
+        if path:
+            try:
+                written = self.save_charts(path)
+            except OSError as e:
+                self.notices.add([f"Saving charts failed: {e}"])
+                return
+            self.statusBar().showMessage("Saved " + ", ".join(written), 8000)
+
+    def _fill_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        for p in self.settings.recent_files:
+            a = self.recent_menu.addAction(p)
+            a.triggered.connect(lambda _=False, path=p: self.open_paths([path]))
+        if not self.settings.recent_files:
+            self.recent_menu.addAction("(none)").setEnabled(False)
+
+    # == shutdown ===============================================================================
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
+        self._store_layout()
+        try:
+            save_settings(self.settings)
+        except OSError as e:
+            print(f"carvalue: could not save settings: {e}")
+        self._sweep_timer.stop()
+        self.loader.stop()
+        self.worker.stop()
+        super().closeEvent(event)

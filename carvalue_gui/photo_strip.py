@@ -1,0 +1,118 @@
+"""The list of loaded photos: thumbnail, file name and whole-photo estimate per row, plus a
+file-drop filter that any widget can share (drops on the list, the photo or the window)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QEvent, QObject, QSize, Qt, QUrl, Signal
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QIcon, QImage, QPainter, QPaintEvent, QPixmap
+from PySide6.QtWidgets import QAbstractItemView, QListWidget, QListWidgetItem, QWidget
+
+from carvalue_gui.export import format_dollars
+from core.predictor import Prediction
+
+KEY_ROLE = Qt.ItemDataRole.UserRole
+
+
+def local_paths(urls: list[QUrl]) -> list[str]:
+    return [u.toLocalFile() for u in urls if u.isLocalFile() and u.toLocalFile()]
+
+
+class FileDropFilter(QObject):
+    """Event filter: accepts drags that carry local files/folders, emits their paths on drop."""
+
+    paths_dropped = Signal(list)
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt override
+        kind = event.type()
+        if kind in (QEvent.Type.DragEnter, QEvent.Type.DragMove):
+            assert isinstance(event, QDragEnterEvent | QDropEvent)
+            if event.mimeData().hasUrls() and local_paths(event.mimeData().urls()):
+                event.acceptProposedAction()
+                return True
+            return False
+        if kind == QEvent.Type.Drop:
+            assert isinstance(event, QDropEvent)
+            paths = local_paths(event.mimeData().urls()) if event.mimeData().hasUrls() else []
+            if paths:
+                event.acceptProposedAction()
+                self.paths_dropped.emit(paths)
+                return True
+        return False
+
+    def watch(self, widget: QWidget) -> None:
+        """Accept drops on ``widget`` (on its viewport for scroll areas)."""
+        target = widget.viewport() if hasattr(widget, "viewport") else widget
+        for w in {widget, target}:
+            w.setAcceptDrops(True)
+            w.installEventFilter(self)
+
+
+class PhotoStrip(QListWidget):
+    """Rows keyed by the window's photo keys; ``photo_selected(key)`` on selection."""
+
+    photo_selected = Signal(int)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setIconSize(QSize(96, 72))
+        self.setUniformItemSizes(True)
+        self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.setDragDropMode(QAbstractItemView.DragDropMode.NoDragDrop)
+        self.setMinimumWidth(200)
+        self.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self._items: dict[int, QListWidgetItem] = {}
+        self.currentItemChanged.connect(self._on_current)
+
+    def add_photo(self, key: int, path: str, thumbnail: QImage) -> None:
+        item = QListWidgetItem(QIcon(QPixmap.fromImage(thumbnail)), "")
+        item.setData(KEY_ROLE, key)
+        item.setToolTip(path)
+        self._items[key] = item
+        self.addItem(item)
+        self.set_estimate(key, path, None)
+
+    def set_estimate(self, key: int, path: str, pred: Prediction | None, note: str = "") -> None:
+        item = self._items.get(key)
+        if item is None:
+            return
+        name = Path(path).name or path
+        if pred is None:
+            rest = note or "estimating…"
+        else:
+            rest = f"{format_dollars(pred.median_price)}" + ("" if pred.looks_like_car else " (not a whole car?)")
+            rest += f"\n{pred.make_models[0].label}"
+        item.setText(f"{name}\n{rest}")
+        item.setToolTip(f"{path}\n{rest}")
+
+    def select(self, key: int) -> None:
+        item = self._items.get(key)
+        if item is not None:
+            self.setCurrentItem(item)
+
+    def current_key(self) -> int | None:
+        item = self.currentItem()
+        return None if item is None else int(item.data(KEY_ROLE))
+
+    def keys(self) -> list[int]:
+        return [int(self.item(i).data(KEY_ROLE)) for i in range(self.count())]
+
+    def remove(self, key: int) -> None:
+        item = self._items.pop(key, None)
+        if item is not None:
+            self.takeItem(self.row(item))
+
+    def _on_current(self, current: QListWidgetItem | None, _previous: QListWidgetItem | None) -> None:
+        if current is not None:
+            self.photo_selected.emit(int(current.data(KEY_ROLE)))
+
+    def paintEvent(self, e: QPaintEvent) -> None:  # noqa: N802 - Qt override
+        super().paintEvent(e)
+        if self.count() == 0:
+            painter = QPainter(self.viewport())
+            painter.setPen(self.palette().placeholderText().color())
+            painter.drawText(self.viewport().rect(), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
+                             "Drop photos or folders here")
+            painter.end()

@@ -1,0 +1,169 @@
+"""The estimate for the crop on screen: price in large type, its likely range, the price
+histogram, top make/models and years with probability bars, the not-a-whole-car notice and a
+line saying what the price means and which model made it."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QFont
+from PySide6.QtWidgets import (
+    QFrame,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QVBoxLayout,
+    QWidget,
+)
+
+from carvalue_gui.export import format_dollars
+from carvalue_gui.price_chart import PriceChart
+from core.modelfile import ModelMetadata
+from core.predictor import LabelProb, Prediction
+
+TOP_K = 5
+
+
+class ProbabilityList(QGroupBox):
+    """Up to TOP_K labels, each with a probability bar."""
+
+    def __init__(self, title: str, parent: QWidget | None = None) -> None:
+        super().__init__(title, parent)
+        grid = QGridLayout(self)
+        grid.setContentsMargins(6, 4, 6, 4)
+        grid.setVerticalSpacing(2)
+        grid.setColumnStretch(0, 3)
+        grid.setColumnStretch(1, 2)
+        self._names: list[QLabel] = []
+        self._bars: list[QProgressBar] = []
+        for row in range(TOP_K):
+            name = QLabel()
+            name.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            bar = QProgressBar()
+            bar.setRange(0, 1000)
+            bar.setTextVisible(True)
+            bar.setFixedHeight(16)
+            grid.addWidget(name, row, 0)
+            grid.addWidget(bar, row, 1)
+            self._names.append(name)
+            self._bars.append(bar)
+        self.set_items(())
+
+    def set_items(self, items: tuple[LabelProb, ...]) -> None:
+        for row, (name, bar) in enumerate(zip(self._names, self._bars, strict=True)):
+            if row < len(items):
+                it = items[row]
+                name.setText(it.label)
+                name.setToolTip(it.label)
+                bar.setValue(round(it.probability * 1000))
+                bar.setFormat(f"{it.probability:.0%}")
+                name.show()
+                bar.show()
+            else:
+                name.setText("")
+                name.setVisible(row == 0)
+                bar.setVisible(False)
+
+    def texts(self) -> list[str]:
+        return [n.text() for n in self._names if n.text()]
+
+
+class ResultPanel(QWidget):
+    """``show_prediction(request_id, pred)`` updates every part, then emits ``result_shown``."""
+
+    result_shown = Signal(int, object)  # request id, Prediction: emitted after chart + text update
+    model_details_requested = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.shown: Prediction | None = None
+        self.shown_request = 0
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 6, 6, 6)
+
+        self.price_label = QLabel("—")
+        font = QFont()
+        font.setPointSize(26)
+        font.setBold(True)
+        self.price_label.setFont(font)
+        self.price_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.range_label = QLabel("")
+        self.confidence_label = QLabel("")
+        head = QHBoxLayout()
+        head.addWidget(self.price_label)
+        side = QVBoxLayout()
+        side.addWidget(self.range_label)
+        side.addWidget(self.confidence_label)
+        head.addLayout(side, 1)
+        layout.addLayout(head)
+
+        self.notice = QLabel("")
+        self.notice.setWordWrap(True)
+        self.notice.setFrameShape(QFrame.Shape.StyledPanel)
+        self.notice.setStyleSheet("QLabel { background: #fff3cd; color: #664d03; padding: 6px; }")
+        self.notice.hide()
+        layout.addWidget(self.notice)
+
+        self.chart = PriceChart()
+        layout.addWidget(self.chart, 3)
+        lists = QHBoxLayout()
+        self.make_models = ProbabilityList("Make / model")
+        self.years = ProbabilityList("Model year")
+        lists.addWidget(self.make_models, 3)
+        lists.addWidget(self.years, 2)
+        layout.addLayout(lists)
+
+        self.model_line = QLabel("")
+        self.model_line.setWordWrap(True)
+        self.model_line.setStyleSheet("QLabel { color: #555; }")
+        self.model_line.setTextFormat(Qt.TextFormat.RichText)
+        self.model_line.linkActivated.connect(lambda _: self.model_details_requested.emit())
+        layout.addWidget(self.model_line)
+        self.set_model(None, "")
+
+    def set_model(self, meta: ModelMetadata | None, problem: str) -> None:
+        """Which model makes the estimates; ``problem`` says why none is loaded."""
+        self.chart.set_price_spec(meta.price if meta else None)
+        self.show_prediction(0, None)
+        if meta is None:
+            self.model_line.setText(
+                "<b>No model is loaded</b>, so nothing can be estimated. Use File &gt; Open model… "
+                f"to choose a CarValue model file.<br>{_escape(problem)}")
+            self.price_label.setText("No model")
+            return
+        meaning = meta.price.meaning or "a price estimate"
+        created = f", {meta.created[:10]}" if meta.created else ""
+        self.model_line.setText(f"Price: {_escape(meaning)}<br>Model: <b>{_escape(meta.name)}</b>"
+                                f"{_escape(created)} · <a href='#model'>details…</a>")
+
+    def show_prediction(self, request_id: int, pred: Prediction | None) -> None:
+        self.shown = pred
+        self.shown_request = request_id
+        self.chart.show_prediction(pred)
+        if pred is None:
+            self.price_label.setText("—")
+            self.range_label.setText("")
+            self.confidence_label.setText("")
+            self.notice.hide()
+            self.make_models.set_items(())
+            self.years.set_items(())
+        else:
+            self.price_label.setText(format_dollars(pred.median_price))
+            self.range_label.setText(f"likely {format_dollars(pred.price_low)} – "
+                                     f"{format_dollars(pred.price_high)}")
+            self.confidence_label.setText(f"confidence {pred.confidence:.0%}")
+            self.make_models.set_items(pred.make_models[:TOP_K])
+            self.years.set_items(pred.years[:TOP_K])
+            if pred.looks_like_car:
+                self.notice.hide()
+            else:
+                self.notice.setText("⚠ This crop does not look like a whole car (confidence "
+                                    f"{pred.confidence:.0%}). The estimate is unreliable: widen the "
+                                    "box to take in the whole car.")
+                self.notice.show()
+        self.result_shown.emit(request_id, pred)
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

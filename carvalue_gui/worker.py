@@ -1,0 +1,186 @@
+"""One inference thread for the whole app, where the newest request wins.
+
+The GUI thread never runs the network. It hands requests to :class:`InferenceWorker`, which
+keeps at most ONE pending crop request and ONE pending sweep: a new request replaces the
+pending one (it is never queued behind it). Between crop/sweep requests the thread works through
+the batch queue (whole-photo estimates for the photo list) a few photos at a time, so a
+moving crop box is served within one small batch even while hundreds of photos are pending.
+
+Results come back as Qt signals (queued to the GUI thread) carrying the request id; the window
+drops a result whose id is no longer the newest.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter, deque
+from dataclasses import dataclass
+
+from PySide6.QtCore import QObject, Signal
+
+from core.predictor import Predictor
+from core.preprocess import Box, Photo
+
+BATCH_CHUNK = 8  # photos per forward pass for the photo list; bounds a crop request's wait
+SWEEP_POSITIONS = 16  # crop positions in one "pan across" sweep (one batch)
+
+
+@dataclass(frozen=True)
+class CropRequest:
+    id: int
+    photo: Photo
+    box: Box
+
+
+@dataclass(frozen=True)
+class SweepRequest:
+    id: int
+    photo: Photo
+    n: int
+    width: float
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    key: int  # the photo's key in the window's photo list
+    photo: Photo
+
+
+class InferenceWorker(QObject):
+    """Runs predictions on its own thread; see the module docstring for the policy."""
+
+    crop_done = Signal(int, object)  # request id, Prediction
+    sweep_done = Signal(int, object)  # request id, Sweep
+    batch_done = Signal(int, object)  # generation, list[tuple[key, Prediction]]
+    failed = Signal(str, int, str)  # kind ("crop", "sweep", "batch"), id/generation, message
+
+    def __init__(self, parent: QObject | None = None, batch_chunk: int = BATCH_CHUNK) -> None:
+        super().__init__(parent)
+        self._cond = threading.Condition()
+        self._predictor: Predictor | None = None
+        self._crop: CropRequest | None = None
+        self._sweep: SweepRequest | None = None
+        self._batch: deque[tuple[int, BatchItem]] = deque()
+        self._warm_up = False
+        self._stopping = False
+        self._batch_chunk = batch_chunk
+        self.runs: Counter[str] = Counter()  # forward passes started, by kind (tests, benchmark)
+        self._thread = threading.Thread(target=self._loop, name="carvalue-inference", daemon=True)
+        self._thread.start()
+
+    # -- requests (GUI thread) --------------------------------------------------------------
+    def set_predictor(self, predictor: Predictor | None, warm_up: bool = True) -> None:
+        """Switch models: everything pending for the old one is dropped."""
+        with self._cond:
+            self._predictor = predictor
+            self._crop = None
+            self._sweep = None
+            self._batch.clear()
+            self._warm_up = warm_up and predictor is not None
+            self._cond.notify()
+
+    def submit_crop(self, request: CropRequest) -> None:
+        """Replace any pending crop request with this one."""
+        with self._cond:
+            self._crop = request
+            self._cond.notify()
+
+    def submit_sweep(self, request: SweepRequest) -> None:
+        with self._cond:
+            self._sweep = request
+            self._cond.notify()
+
+    def submit_batch(self, generation: int, items: list[BatchItem]) -> None:
+        with self._cond:
+            self._batch.extend((generation, item) for item in items)
+            self._cond.notify()
+
+    def cancel_batch(self, keys: set[int] | None = None) -> None:
+        """Forget pending batch items (all, or those of the given photo keys)."""
+        with self._cond:
+            if keys is None:
+                self._batch.clear()
+            else:
+                self._batch = deque(x for x in self._batch if x[1].key not in keys)
+
+    def pending_batch(self) -> int:
+        with self._cond:
+            return len(self._batch)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        with self._cond:
+            self._stopping = True
+            self._batch.clear()
+            self._cond.notify()
+        self._thread.join(timeout)
+
+    # -- the thread -------------------------------------------------------------------------
+    def _next_job(self) -> tuple[str, Predictor, object] | None:
+        """Wait for work; None when stopping. Priority: crop, sweep, warm-up, batch."""
+        with self._cond:
+            while not self._stopping and not self._has_work():
+                self._cond.wait()
+            if self._stopping:
+                return None
+            predictor = self._predictor
+            assert predictor is not None  # _has_work() is False without a predictor
+            if self._crop is not None:
+                job, self._crop = self._crop, None
+                return "crop", predictor, job
+            if self._sweep is not None:
+                sweep, self._sweep = self._sweep, None
+                return "sweep", predictor, sweep
+            if self._warm_up:
+                self._warm_up = False
+                return "warm_up", predictor, None
+            generation = self._batch[0][0]
+            chunk: list[BatchItem] = []
+            while self._batch and len(chunk) < self._batch_chunk and self._batch[0][0] == generation:
+                chunk.append(self._batch.popleft()[1])
+            return "batch", predictor, (generation, chunk)
+
+    def _has_work(self) -> bool:
+        if self._predictor is None:
+            return False
+        return self._crop is not None or self._sweep is not None or self._warm_up or bool(self._batch)
+
+    def _loop(self) -> None:
+        while (job := self._next_job()) is not None:
+            kind, predictor, payload = job
+            self.runs[kind] += 1
+            ident = 0
+            try:
+                if kind == "crop":
+                    assert isinstance(payload, CropRequest)
+                    ident = payload.id
+                    pred = predictor.predict_crops(payload.photo, [payload.box])[0]
+                    self.crop_done.emit(payload.id, pred)
+                elif kind == "sweep":
+                    assert isinstance(payload, SweepRequest)
+                    ident = payload.id
+                    n = len(predictor.metadata.make_models)  # every label: the plot follows one
+                    sweep = predictor.sweep(payload.photo, payload.n, payload.width, top_k=n)
+                    self.sweep_done.emit(payload.id, sweep)
+                elif kind == "warm_up":
+                    _warm_up(predictor)
+                else:
+                    generation, chunk = payload  # type: ignore[misc]
+                    ident = generation
+                    preds = predictor.predict_many([it.photo for it in chunk], batch_size=len(chunk))
+                    self.batch_done.emit(generation, [(it.key, p) for it, p in
+                                                      zip(chunk, preds, strict=True)])
+            except Exception as e:  # noqa: BLE001 - any failure is reported; the thread must live on
+                self.failed.emit(kind, ident, f"{type(e).__name__}: {e}")
+
+
+def _warm_up(predictor: Predictor) -> None:
+    """Run the batch sizes the app uses once, so the first real request is not the slow one
+    (ONNX Runtime sizes its buffers on the first run of each shape)."""
+    from PIL import Image
+
+    from core.preprocess import photo_from_image
+
+    grey = photo_from_image(Image.new("RGB", (256, 192), (128, 128, 128)), "<warm-up>")
+    predictor.predict_crops(grey, [None])
+    predictor.predict_crops(grey, [None] * BATCH_CHUNK)
+    predictor.predict_crops(grey, [None] * SWEEP_POSITIONS)

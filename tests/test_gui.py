@@ -1,0 +1,460 @@
+"""The desktop app driven like a user would (offscreen): real drop events, ROI moves, key
+presses and clicks, checked against ``Predictor`` called directly."""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("PySide6")
+pytest.importorskip("pyqtgraph")
+
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QTimer, QUrl  # noqa: E402
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication, QImage  # noqa: E402
+from PySide6.QtWidgets import QApplication, QWidget  # noqa: E402
+
+from carvalue_gui.export import format_dollars  # noqa: E402
+from carvalue_gui.main_window import MainWindow  # noqa: E402
+from core.predictor import Prediction, Predictor  # noqa: E402
+from core.preprocess import Box, load_photo  # noqa: E402
+
+WAIT_MS = 15_000
+
+
+# -- fixtures -------------------------------------------------------------------------------------
+def _photo(path: Path, size: tuple[int, int], seed: int) -> Path:
+    rng = np.random.default_rng(seed)
+    w, h = size
+    grad = np.linspace(0, 255, w, dtype=np.float32)[None, :, None]
+    arr = np.clip(grad * rng.uniform(0.3, 1.0, 3) + rng.normal(0, 40, (h, w, 3)), 0, 255)
+    Image.fromarray(arr.astype(np.uint8), "RGB").save(path)
+    return path
+
+
+@pytest.fixture
+def photos(tmp_path: Path) -> dict[str, list[Path]]:
+    """Good photos (two loose, three in a folder tree with a non-image) and three bad files."""
+    loose = [_photo(tmp_path / "a.jpg", (320, 200), 1), _photo(tmp_path / "b.png", (240, 240), 2)]
+    folder = tmp_path / "folder"
+    (folder / "sub").mkdir(parents=True)
+    in_folder = [_photo(folder / "c.jpg", (300, 180), 3), _photo(folder / "d.webp", (200, 300), 4),
+                 _photo(folder / "sub" / "e.jpg", (400, 260), 5)]
+    (folder / "readme.txt").write_text("not a photo, and not named like one: skipped quietly")
+    empty = tmp_path / "empty.jpg"
+    empty.write_bytes(b"")
+    truncated = tmp_path / "truncated.jpg"
+    truncated.write_bytes((tmp_path / "a.jpg").read_bytes()[:700])
+    text = tmp_path / "notes.jpg"
+    text.write_text("this is a text file with a .jpg name\n" * 20)
+    return {"loose": loose, "folder": [folder], "in_folder": in_folder, "bad": [empty, truncated, text]}
+
+
+@pytest.fixture
+def window(qtbot: object, model_file: Path) -> MainWindow:
+    w = MainWindow(model_path=str(model_file))
+    qtbot.addWidget(w)  # type: ignore[attr-defined]
+    w.sweep_step_ms = 0
+    w.show()
+    return w
+
+
+@pytest.fixture(scope="module")
+def predictor(model_file: Path) -> Predictor:
+    return Predictor.load(model_file)
+
+
+# -- helpers --------------------------------------------------------------------------------------
+def drop(target: QWidget, paths: list[Path]) -> None:
+    """Post a real drag-enter + drop with file URLs, as a file manager does."""
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    pos = target.rect().center()
+    enter = QDragEnterEvent(pos, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                            Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(target, enter)
+    assert enter.isAccepted(), "the drag was refused"
+    ev = QDropEvent(QPointF(pos), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                    Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(target, ev)
+    assert ev.isAccepted(), "the drop was refused"
+
+
+def load(qtbot: object, window: MainWindow, paths: list[Path], target: QWidget | None = None) -> None:
+    with qtbot.waitSignal(window.loading_finished, timeout=WAIT_MS):  # type: ignore[attr-defined]
+        drop(target or window.strip.viewport(), paths)
+    qtbot.waitUntil(lambda: window.batch_pending() == 0, timeout=WAIT_MS)  # type: ignore[attr-defined]
+
+
+def wait_shown(qtbot: object, window: MainWindow) -> Prediction:
+    """Wait until the chart and text show the result of the newest request."""
+    qtbot.waitUntil(lambda: window.panel.shown_request == window.latest_request_id  # type: ignore[attr-defined]
+                    and window.panel.shown is not None, timeout=WAIT_MS)
+    assert window.panel.shown is not None
+    return window.panel.shown
+
+
+def assert_same(shown: Prediction, expected: Prediction, rel: float = 1e-6) -> None:
+    assert shown.crop.as_tuple() == pytest.approx(expected.crop.as_tuple(), abs=1e-6)
+    assert shown.median_price == pytest.approx(expected.median_price, rel=rel)
+    assert [b.probability for b in shown.price_bins] == pytest.approx(
+        [b.probability for b in expected.price_bins], abs=rel)
+    assert [m.label for m in shown.make_models[:5]] == [m.label for m in expected.make_models[:5]]
+    assert [y.label for y in shown.years[:5]] == [y.label for y in expected.years[:5]]
+
+
+def assert_panel_shows(window: MainWindow, expected: Prediction, rel: float = 1e-6) -> None:
+    """The widgets (not just the stored object) show ``expected``."""
+    panel = window.panel
+    assert panel.price_label.text() == format_dollars(expected.median_price)
+    assert panel.chart.heights == pytest.approx([b.probability for b in expected.price_bins], abs=rel)
+    assert panel.make_models.texts() == [m.label for m in expected.make_models[:5]]
+    assert panel.years.texts() == [y.label for y in expected.years[:5]]
+    assert panel.notice.isHidden() == expected.looks_like_car
+
+
+# -- getting photos in ------------------------------------------------------------------------------
+def test_drop_files_folder_and_bad_files(qtbot: object, window: MainWindow, photos: dict[str, list[Path]],
+                                         predictor: Predictor) -> None:
+    load(qtbot, window, photos["loose"] + photos["folder"] + photos["bad"])
+    good = photos["loose"] + photos["in_folder"]
+    assert sorted(e.path for e in window.entries.values()) == sorted(str(p) for p in good)
+    # Each bad file has its own notice naming it; the non-image in the folder is skipped quietly.
+    assert window.notices.isVisible()
+    for bad in photos["bad"]:
+        assert sum(str(bad) in m for m in window.notices.messages) == 1, window.notices.messages
+    assert not any("readme.txt" in m for m in window.notices.messages)
+    # Every photo got its whole-photo estimate in the background, equal to Predictor's.
+    for e in window.entries.values():
+        assert e.prediction is not None
+        assert_same(e.prediction, predictor.predict(load_photo(e.path)))
+    assert window.strip.count() == len(good)
+    assert format_dollars(window.entries[1].prediction.median_price) in window.strip.item(0).text()  # type: ignore[union-attr]
+    # The first photo is selected and its result shown.
+    wait_shown(qtbot, window)
+    assert window.current_entry() is window.entries[1]
+    # Dropping the same files again (on the photo view this time) adds nothing.
+    load(qtbot, window, photos["loose"], target=window.crop_view.viewport())
+    assert len(window.entries) == len(good)
+
+
+def test_drag_without_files_is_refused(window: MainWindow) -> None:
+    mime = QMimeData()
+    mime.setText("just text")
+    enter = QDragEnterEvent(QPoint(5, 5), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                            Qt.KeyboardModifier.NoModifier)
+    enter.ignore()
+    QApplication.sendEvent(window.strip.viewport(), enter)
+    assert not enter.isAccepted()
+
+
+def test_big_folder_keeps_the_window_responsive(qtbot: object, tmp_path: Path) -> None:
+    folder = tmp_path / "many"
+    folder.mkdir()
+    base = Image.fromarray(np.random.default_rng(0).integers(0, 255, (240, 320, 3), dtype=np.uint8))
+    for i in range(600):
+        base.save(folder / f"{i:04d}.jpg")
+    for i in range(100):
+        (folder / f"{i:04d}.txt").write_text("x")
+    w = MainWindow(model_path=str(tmp_path / "no-model.onnx"))  # loading only: no predictions
+    qtbot.addWidget(w)  # type: ignore[attr-defined]
+    w.show()
+    ticks: list[float] = []
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    timer.start(10)
+    with qtbot.waitSignal(w.loading_finished, timeout=60_000):  # type: ignore[attr-defined]
+        drop(w.strip.viewport(), [folder])
+    timer.stop()
+    assert len(w.entries) == 600
+    gaps = np.diff(ticks)
+    assert len(ticks) > 5 and gaps.max() < 0.25, f"GUI thread stalled {gaps.max():.3f}s"
+    assert "no model" in w.strip.item(0).text()
+
+
+def test_huge_photo_uses_the_working_copy_in_original_coordinates(qtbot: object, window: MainWindow,
+                                                                 tmp_path: Path, predictor: Predictor) -> None:
+    big = tmp_path / "big.jpg"
+    Image.fromarray(np.random.default_rng(1).integers(0, 255, (300, 400, 3), dtype=np.uint8)).resize(
+        (4000, 3000)).save(big, quality=80)
+    load(qtbot, window, [big])
+    entry = window.current_entry()
+    assert entry is not None and entry.photo.original_size == (4000, 3000)
+    assert max(entry.photo.image.size) <= 1024
+    assert window.crop_view.box() == Box(0, 0, 4000, 3000)
+    shown = wait_shown(qtbot, window)
+    assert_same(shown, predictor.predict(entry.photo))
+
+
+def test_paste_image_from_clipboard(qtbot: object, window: MainWindow, predictor: Predictor) -> None:
+    arr = np.random.default_rng(3).integers(0, 255, (120, 200, 3), dtype=np.uint8)
+    qimg = QImage(arr.tobytes(), 200, 120, 600, QImage.Format.Format_RGB888).copy()
+    QGuiApplication.clipboard().setImage(qimg)
+    assert window.paste_image()
+    qtbot.waitUntil(lambda: window.batch_pending() == 0, timeout=WAIT_MS)  # type: ignore[attr-defined]
+    entry = window.current_entry()
+    assert entry is not None and entry.path.startswith("<pasted")
+    assert np.array_equal(np.asarray(entry.photo.image), arr)
+    assert entry.prediction is not None
+    assert_same(entry.prediction, predictor.predict(entry.photo))
+
+
+# -- the crop box ----------------------------------------------------------------------------------
+def test_moving_the_box_shows_that_crops_prediction(qtbot: object, window: MainWindow,
+                                                    photos: dict[str, list[Path]], predictor: Predictor) -> None:
+    load(qtbot, window, photos["loose"][:1])
+    wait_shown(qtbot, window)
+    photo = window.current_entry().photo  # type: ignore[union-attr]
+    roi = window.crop_view.roi
+    assert roi is not None
+    with qtbot.waitSignal(window.result_shown, timeout=WAIT_MS):  # type: ignore[attr-defined]
+        roi.setState({"pos": QPointF(40, 30), "size": QPointF(150, 100), "angle": 0.0})
+    shown = wait_shown(qtbot, window)
+    expected = predictor.predict(photo, crop=Box(40, 30, 150, 100))
+    assert_same(shown, expected)
+    assert_panel_shows(window, expected)
+    assert window.current_entry().crop_prediction is shown  # type: ignore[union-attr]
+
+    # Arrow key: 1% of the width to the right.
+    window.crop_view.setFocus()
+    qtbot.keyClick(window.crop_view, Qt.Key.Key_Right)  # type: ignore[attr-defined]
+    shown = wait_shown(qtbot, window)
+    assert shown.crop.x == pytest.approx(40 + 3.2)
+    assert_same(shown, predictor.predict(photo, crop=Box(43.2, 30, 150, 100)))
+
+    # Double-click resets the box to the whole photo.
+    qtbot.mouseDClick(window.crop_view.viewport(), Qt.MouseButton.LeftButton,  # type: ignore[attr-defined]
+                      pos=window.crop_view.viewport().rect().center())
+    assert window.crop_view.box() == Box(0, 0, 320, 200)
+    shown = wait_shown(qtbot, window)
+    assert_same(shown, predictor.predict(photo))
+
+
+def test_many_moves_only_the_newest_is_applied(qtbot: object, window: MainWindow,
+                                              photos: dict[str, list[Path]], predictor: Predictor) -> None:
+    load(qtbot, window, photos["loose"][:1])
+    wait_shown(qtbot, window)
+    roi = window.crop_view.roi
+    assert roi is not None
+    applied: list[int] = []
+    window.result_shown.connect(lambda rid, _p: applied.append(rid))
+    runs_before = window.worker.runs["crop"]
+    first = window.latest_request_id + 1
+    moves = 60
+    for i in range(moves):  # a burst, as fast as the ROI can emit
+        roi.setPos(QPointF(2 + i * 2, 10))
+    last = window.latest_request_id
+    assert last == first + moves - 1
+    shown = wait_shown(qtbot, window)
+    qtbot.wait(100)  # type: ignore[attr-defined] # let any stale result arrive: it must be dropped
+    assert applied == [last]
+    assert window.panel.shown_request == last
+    assert_same(shown, predictor.predict(window.current_entry().photo, crop=window.crop_view.box()))  # type: ignore[union-attr]
+    ran = window.worker.runs["crop"] - runs_before
+    assert ran <= 5, f"{ran} predictions ran for {moves} moves"
+
+    # Live dragging: moves with the event loop turning in between.
+    applied.clear()
+    runs_before = window.worker.runs["crop"]
+    for i in range(moves):
+        roi.setPos(QPointF(120 - i, 20 + (i % 7)))
+        qtbot.wait(1)  # type: ignore[attr-defined]
+    last = window.latest_request_id
+    shown = wait_shown(qtbot, window)
+    qtbot.wait(100)  # type: ignore[attr-defined]
+    assert applied and applied[-1] == last and applied == sorted(applied)
+    ran = window.worker.runs["crop"] - runs_before
+    assert ran < moves / 2, f"{ran} predictions ran for {moves} moves"
+    assert len(applied) <= ran
+    assert_same(shown, predictor.predict(window.current_entry().photo, crop=window.crop_view.box()))  # type: ignore[union-attr]
+
+
+# -- pan across ------------------------------------------------------------------------------------
+def test_sweep_points_and_click(qtbot: object, window: MainWindow, photos: dict[str, list[Path]],
+                                predictor: Predictor) -> None:
+    load(qtbot, window, photos["loose"][:1])
+    wait_shown(qtbot, window)
+    photo = window.current_entry().photo  # type: ignore[union-attr]
+    with qtbot.waitSignal(window.sweep_shown, timeout=WAIT_MS):  # type: ignore[attr-defined]
+        window.act_sweep.trigger()
+    expected = predictor.sweep(photo, n=16, width=0.5)
+    plot = window.sweep_plot
+    assert plot.x == pytest.approx(expected.positions)
+    assert plot.medians == pytest.approx([p.median_price for p in expected.predictions], rel=1e-5)
+    top = plot.followed
+    assert top in {p.make_models[0].label for p in expected.predictions}
+    for prob, pred in zip(plot.probabilities, predictor.predict_crops(photo, list(expected.boxes), top_k=99),
+                          strict=True):
+        assert prob == pytest.approx(next(m.probability for m in pred.make_models if m.label == top), rel=1e-5)
+
+    # Click the 4th point: the box moves there and the panel shows that crop's prediction.
+    vb = plot.getPlotItem().vb
+    scene_pt = vb.mapViewToScene(QPointF(plot.x[3], plot.medians[3]))
+    widget_pt = plot.mapFromScene(scene_pt)
+    qtbot.mouseClick(plot.viewport(), Qt.MouseButton.LeftButton, pos=widget_pt)  # type: ignore[attr-defined]
+    box = window.crop_view.box()
+    assert box is not None and box.as_tuple() == pytest.approx(expected.boxes[3].as_tuple(), abs=1e-3)
+    shown = wait_shown(qtbot, window)
+    assert_same(shown, predictor.predict(photo, crop=expected.boxes[3]), rel=1e-5)
+    assert_panel_shows(window, shown)
+
+
+def test_sweep_animation_walks_the_box_across(qtbot: object, window: MainWindow,
+                                              photos: dict[str, list[Path]]) -> None:
+    load(qtbot, window, photos["loose"][:1])
+    wait_shown(qtbot, window)
+    window.sweep_step_ms = 5
+    crops: list[Box] = []
+    window.result_shown.connect(lambda _rid, p: crops.append(p.crop))
+    with qtbot.waitSignal(window.sweep_animation_finished, timeout=WAIT_MS):  # type: ignore[attr-defined]
+        window.start_sweep()
+    sweep = window.sweep_plot.sweep
+    assert sweep is not None
+    assert [c.x for c in crops] == pytest.approx([b.x for b in sweep.boxes])
+    assert window.crop_view.box().as_tuple() == pytest.approx(sweep.boxes[-1].as_tuple(), abs=1e-3)  # type: ignore[union-attr]
+
+
+# -- keeping results -------------------------------------------------------------------------------
+def test_export_csv_and_json_read_back(qtbot: object, window: MainWindow, photos: dict[str, list[Path]],
+                                       tmp_path: Path) -> None:
+    load(qtbot, window, photos["loose"] + photos["folder"])
+    wait_shown(qtbot, window)
+    with qtbot.waitSignal(window.sweep_shown, timeout=WAIT_MS):  # type: ignore[attr-defined]
+        window.start_sweep()
+    n = len(window.entries)
+    assert window.export_predictions(str(tmp_path / "out.csv")) == n
+    assert window.export_predictions(str(tmp_path / "out.json")) == n
+
+    with open(tmp_path / "out.csv", newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    kinds = [r["kind"] for r in rows]
+    assert kinds.count("photo") == n and kinds.count("sweep") == 16 and kinds.count("crop") == 1
+    for e in window.entries.values():
+        row = next(r for r in rows if r["source"] == e.path and r["kind"] == "photo")
+        assert float(row["median_price"]) == pytest.approx(e.prediction.median_price, abs=0.01)  # type: ignore[union-attr]
+        assert row["make_model_1"] == e.prediction.make_models[0].label  # type: ignore[union-attr]
+    sweep_rows = [r for r in rows if r["kind"] == "sweep"]
+    sweep = window.current_entry().sweep  # type: ignore[union-attr]
+    assert [float(r["position"]) for r in sweep_rows] == pytest.approx(sweep.positions, abs=1e-4)  # type: ignore[union-attr]
+    bins = [c for c in rows[0] if c.startswith("p_$") or c.startswith("p_<")]
+    assert len(bins) == window.predictor.metadata.price.num_bins  # type: ignore[union-attr]
+
+    doc = json.loads((tmp_path / "out.json").read_text())
+    assert doc["model"]["name"] == window.predictor.metadata.name  # type: ignore[union-attr]
+    assert len(doc["photos"]) == n
+    by_source = {p["source"]: p for p in doc["photos"]}
+    for e in window.entries.values():
+        got = by_source[e.path]["prediction"]
+        assert got["median_price"] == pytest.approx(e.prediction.median_price)  # type: ignore[union-attr]
+        assert got["crop"] == {"x": 0.0, "y": 0.0, "w": e.photo.original_size[0], "h": e.photo.original_size[1]}
+    swept = [p for p in doc["photos"] if p["sweep"]]
+    assert len(swept) == 1 and len(swept[0]["sweep"]["predictions"]) == 16
+
+
+def test_copy_text_and_save_charts(qtbot: object, window: MainWindow, photos: dict[str, list[Path]],
+                                   tmp_path: Path) -> None:
+    load(qtbot, window, photos["loose"][:1])
+    shown = wait_shown(qtbot, window)
+    text = window.copy_result()
+    assert QGuiApplication.clipboard().text() == text
+    assert format_dollars(shown.median_price) in text and shown.make_models[0].label in text
+    with qtbot.waitSignal(window.sweep_shown, timeout=WAIT_MS):  # type: ignore[attr-defined]
+        window.start_sweep()
+    written = window.save_charts(str(tmp_path / "chart.png"))
+    assert [Path(p).name for p in written] == ["chart.png", "chart-sweep.png"]
+    for p in written:
+        img = QImage(p)
+        assert not img.isNull() and img.width() > 100 and img.height() > 100
+
+
+# -- models ----------------------------------------------------------------------------------------
+def test_broken_model_files_keep_the_current_model(qtbot: object, window: MainWindow, model_file: Path,
+                                                   photos: dict[str, list[Path]], tmp_path: Path,
+                                                   predictor: Predictor) -> None:
+    load(qtbot, window, photos["loose"][:1])
+    wait_shown(qtbot, window)
+    current = window.predictor
+    empty = tmp_path / "empty.onnx"
+    empty.write_bytes(b"")
+    text = tmp_path / "text.onnx"
+    text.write_text("not a model")
+    truncated = tmp_path / "truncated.onnx"
+    truncated.write_bytes(model_file.read_bytes()[: model_file.stat().st_size // 2])
+    for bad in (empty, text, truncated, tmp_path / "missing.onnx"):
+        assert not window.open_model(str(bad))
+        assert window.predictor is current
+        assert any(str(bad) in m and "still using" in m for m in window.notices.messages), window.notices.messages
+    # Still working: a move gets a result from the same model.
+    window.crop_view.set_box(Box(10, 10, 200, 150))
+    shown = wait_shown(qtbot, window)
+    assert_same(shown, predictor.predict(window.current_entry().photo, crop=Box(10, 10, 200, 150)))  # type: ignore[union-attr]
+
+
+def test_without_a_model_the_app_starts_and_says_so(qtbot: object, tmp_path: Path, model_file: Path,
+                                                    photos: dict[str, list[Path]], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CARVALUE_MODEL", str(tmp_path / "no-bundled-model.onnx"))
+    w = MainWindow()
+    qtbot.addWidget(w)  # type: ignore[attr-defined]
+    w.show()
+    assert w.predictor is None
+    assert "No model is loaded" in w.panel.model_line.text()
+    assert "Open model" in w.panel.model_line.text() and "No model" in w.model_label.text()
+    assert not w.act_sweep.isEnabled()
+    load(qtbot, w, photos["loose"])
+    assert len(w.entries) == 2 and w.crop_view.box() is not None
+    # Opening a model then estimates everything already loaded.
+    assert w.open_model(str(model_file))
+    qtbot.waitUntil(lambda: all(e.prediction for e in w.entries.values()), timeout=WAIT_MS)  # type: ignore[attr-defined]
+    wait_shown(qtbot, w)
+    assert w.act_sweep.isEnabled()
+
+
+def test_model_dialog_shows_the_metadata(window: MainWindow) -> None:
+    from carvalue_gui.model_dialog import ModelDialog
+
+    meta = window.predictor.metadata  # type: ignore[union-attr]
+    dialog = ModelDialog(meta, str(window.predictor.path), window)  # type: ignore[union-attr]
+    text = dialog.text.toPlainText()
+    assert meta.name in text and meta.price.meaning in text and "random weights" in text
+    assert "$10k-15k" in text
+
+
+# -- remembered between runs -----------------------------------------------------------------------
+def test_settings_survive_a_restart(qtbot: object, model_file: Path, photos: dict[str, list[Path]]) -> None:
+    first = MainWindow()
+    qtbot.addWidget(first)  # type: ignore[attr-defined]
+    first.show()
+    assert first.open_model(str(model_file))
+    first.resize(720, 560)  # fits the offscreen screen (800x800): restoreGeometry clamps to it
+    first.main_split.setSizes([200, 300, 200])
+    with qtbot.waitSignal(first.loading_finished, timeout=WAIT_MS):  # type: ignore[attr-defined]
+        first.open_paths([str(p) for p in photos["loose"]])
+    sizes = first.main_split.sizes()
+    size = (first.width(), first.height())
+    assert size != (800, 800)  # not the default (clamped to the offscreen screen)
+    first.close()
+
+    second = MainWindow()
+    qtbot.addWidget(second)  # type: ignore[attr-defined]
+    second.show()
+    assert second.predictor is not None and second.predictor.path == model_file.resolve()
+    assert (second.width(), second.height()) == size
+    assert second.main_split.sizes() == sizes
+    assert second.settings.last_folder == str(photos["loose"][0].parent)
+    assert second.settings.recent_files[:2] == [str(p) for p in reversed(photos["loose"])]
+
+
+def test_corrupt_settings_file_gives_defaults(qtbot: object, model_file: Path) -> None:
+    from carvalue_gui.settings import settings_path
+
+    settings_path().parent.mkdir(parents=True, exist_ok=True)
+    settings_path().write_text("{not json")
+    w = MainWindow(model_path=str(model_file))
+    qtbot.addWidget(w)  # type: ignore[attr-defined]
+    assert any("settings" in m for m in w.notices.messages)
+    assert w.predictor is not None
