@@ -18,7 +18,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from core.predictor import Predictor
-from core.preprocess import load_photo
+from core.preprocess import Box, load_photo
 from tests.modelfactory import MAKE_MODELS
 from training.studies import background_swap, backgrounds, crop_pan, occlusion, ood, run_all
 from training.studies.backgrounds import all_backgrounds, photo_backgrounds
@@ -230,6 +230,14 @@ def test_ood_matches_direct_predictions(studies_out: dict[str, Any], predictor: 
     flagged = np.mean([c < threshold for c in noncar])
     assert s["flagged_noncar"] == pytest.approx(flagged)
     assert len(res["car part: wheel region"]) == 2  # the two wide photos
+    for row in res["car part: 20% crop"] + res["background crop"][:2]:
+        assert row["box"] is not None
+    part = res["car part: 20% crop"][0]
+    photo = load_photo(args.data / part["name"].split("#")[0])
+    direct = predictor.predict(photo, crop=Box(*part["box"]))
+    assert part["confidence"] == pytest.approx(direct.confidence, rel=1e-4)
+    w, h = photo.original_size
+    assert part["box"][2] * part["box"][3] == pytest.approx(ood.PART_AREA * w * h)
 
 
 def test_auroc_against_known_values() -> None:

@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from core.preprocess import Box
+
 WALLPAPER_DIR = Path("/usr/share/backgrounds")
 # Photographs (checked by eye), relative to WALLPAPER_DIR, with their Debian package and licence.
 DEBIAN_PHOTOS: tuple[tuple[str, str, str], ...] = tuple(
@@ -92,18 +94,16 @@ def all_backgrounds(seed: int = 0) -> list[Background]:
     return photo_backgrounds() + synthetic(seed=seed)
 
 
-def random_crops(bg: Background, n: int, rng: np.random.Generator,
-                 min_frac: float = 0.2, max_frac: float = 0.6) -> list[Image.Image]:
-    """``n`` random rectangular crops, each side a ``min_frac``..``max_frac`` fraction."""
-    w, h = bg.image.size
-    crops = []
+def random_boxes(size: tuple[int, int], n: int, rng: np.random.Generator,
+                 min_frac: float = 0.2, max_frac: float = 0.6) -> list[Box]:
+    """``n`` random crop boxes, each side a ``min_frac``..``max_frac`` fraction of the image's."""
+    w, h = size
+    boxes = []
     for _ in range(n):
-        cw = int(w * rng.uniform(min_frac, max_frac))
-        ch = int(h * rng.uniform(min_frac, max_frac))
-        x = int(rng.integers(0, w - cw + 1))
-        y = int(rng.integers(0, h - ch + 1))
-        crops.append(bg.image.crop((x, y, x + cw, y + ch)))
-    return crops
+        cw = w * rng.uniform(min_frac, max_frac)
+        ch = h * rng.uniform(min_frac, max_frac)
+        boxes.append(Box(float(rng.uniform(0, w - cw)), float(rng.uniform(0, h - ch)), float(cw), float(ch)))
+    return boxes
 
 
 def licence_lines(backgrounds: list[Background]) -> list[str]:

@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image
 
 from core.predictor import Prediction, Predictor, default_model_path
-from core.preprocess import Photo, load_photo, photo_from_image
+from core.preprocess import MIN_SIDE, Photo, load_photo, photo_from_image
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "stanford-cars-train"
@@ -164,7 +164,9 @@ def pick_cars(args: StudyArgs, predictor: Predictor, keep: Callable[[CarPhoto], 
     """Car photos passing ``keep``, from the held-out split (``--split`` or the model file's
     provenance) when there is one, shuffled with the seed and cut to the limit."""
     data_dir = args.data
-    cars = [c for c in read_labels(data_dir) if keep(c) and c.path(data_dir).exists()]
+    # Photos under MIN_SIDE px a side are refused by the app's loader, so by the studies too.
+    cars = [c for c in read_labels(data_dir)
+            if min(c.width, c.height) >= MIN_SIDE and keep(c) and c.path(data_dir).exists()]
     if args.split is not None:
         test: set[str] | None = read_split_file(args.split)
         where = f"the held-out split in {args.split.name}"

@@ -23,9 +23,16 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
-from PIL import Image
 
-from training.studies.backgrounds import licence_lines, photo_backgrounds, random_crops, synthetic
+from core.predictor import Predictor
+from core.preprocess import Box, Photo
+from training.studies.backgrounds import (
+    Background,
+    licence_lines,
+    photo_backgrounds,
+    random_boxes,
+    synthetic,
+)
 from training.studies.common import (
     StudyArgs,
     as_photo,
@@ -36,7 +43,6 @@ from training.studies.common import (
     open_photo,
     parse_args,
     pick_cars,
-    pil_of,
 )
 from training.studies.report import Report, pct
 
@@ -59,41 +65,47 @@ def auroc(positive: Sequence[float], negative: Sequence[float]) -> float:
     return float(((pos > neg).sum() + 0.5 * (pos == neg).sum()) / (pos.size * neg.size))
 
 
-def area_crop(img: Image.Image, frac: float, rng: np.random.Generator) -> Image.Image:
-    """A random crop with ``frac`` of the area and the image's aspect ratio."""
-    side = np.sqrt(frac)
-    cw, ch = max(1, round(img.width * side)), max(1, round(img.height * side))
-    x = int(rng.integers(0, img.width - cw + 1))
-    y = int(rng.integers(0, img.height - ch + 1))
-    return img.crop((x, y, x + cw, y + ch))
+def area_box(size: tuple[int, int], frac: float, rng: np.random.Generator) -> Box:
+    """A random crop box with ``frac`` of the area and the image's aspect ratio."""
+    w, h = size
+    side = float(np.sqrt(frac))
+    cw, ch = w * side, h * side
+    return Box(float(rng.uniform(0, w - cw)), float(rng.uniform(0, h - ch)), cw, ch)
 
 
-def wheel_crop(img: Image.Image, right: bool) -> Image.Image:
+def wheel_box(size: tuple[int, int], right: bool) -> Box:
     x0, y0, x1, y1 = WHEEL_BOX
     if right:
         x0, x1 = 1 - x1, 1 - x0
-    w, h = img.size
-    return img.crop((round(x0 * w), round(y0 * h), round(x1 * w), round(y1 * h)))
+    w, h = size
+    return Box(x0 * w, y0 * h, (x1 - x0) * w, (y1 - y0) * h)
 
 
-def collect_inputs(args: StudyArgs, predictor: Any) -> tuple[dict[str, list[tuple[str, Image.Image]]], str, list[Any]]:
+# An input: (name, photo, crop box or None for the whole photo).  Crops go through the
+# predictor's crop box, exactly as the app's crop tool does (no minimum photo size applies).
+Item = tuple[str, Photo, Box | None]
+
+
+def collect_inputs(args: StudyArgs, predictor: Predictor) -> tuple[dict[str, list[Item]], str, list[Background]]:
     rng = np.random.default_rng(args.seed)
     sel = pick_cars(args, predictor, what="car photos")
-    groups: dict[str, list[tuple[str, Image.Image]]] = {g: [] for g in (CAR, *PART_GROUPS, *NONCAR_GROUPS)}
+    groups: dict[str, list[Item]] = {g: [] for g in (CAR, *PART_GROUPS, *NONCAR_GROUPS)}
     for i, car in enumerate(sel.cars):
-        img = pil_of(open_photo(car, args.data))
-        groups[CAR].append((car.file, img))
-        groups[PART_GROUPS[0]].append((f"{car.file}#20%", area_crop(img, PART_AREA, rng)))
+        photo = open_photo(car, args.data)
+        size = photo.original_size
+        groups[CAR].append((car.file, photo, None))
+        groups[PART_GROUPS[0]].append((f"{car.file}#20%", photo, area_box(size, PART_AREA, rng)))
         if car.aspect >= WIDE_ASPECT:
-            groups[PART_GROUPS[1]].append((f"{car.file}#wheel", wheel_crop(img, right=i % 2 == 1)))
+            groups[PART_GROUPS[1]].append((f"{car.file}#wheel", photo, wheel_box(size, right=i % 2 == 1)))
     bgs = photo_backgrounds()
     for bg in bgs:
-        groups["background photo"].append((bg.name, bg.image))
-        for j, crop in enumerate(random_crops(bg, CROPS_PER_BACKGROUND, rng)):
-            groups["background crop"].append((f"{bg.name}#crop{j}", crop))
+        photo = as_photo(bg.image, bg.name)
+        groups["background photo"].append((bg.name, photo, None))
+        for j, box in enumerate(random_boxes(bg.image.size, CROPS_PER_BACKGROUND, rng)):
+            groups["background crop"].append((f"{bg.name}#crop{j}", photo, box))
     synth = synthetic(seed=args.seed)
     for s in synth:
-        groups["synthetic"].append((s.name, s.image))
+        groups["synthetic"].append((s.name, as_photo(s.image, s.name), None))
     return groups, sel.note, bgs + synth
 
 
@@ -102,10 +114,11 @@ def run(args: StudyArgs) -> dict[str, Any]:
     groups, note, sources = collect_inputs(args, predictor)
     results: dict[str, list[dict[str, Any]]] = {}
     for gname, items in groups.items():
-        preds = predictor.predict_many([as_photo(img, name) for name, img in items])
-        results[gname] = [{"name": name, "confidence": p.confidence, "looks_like_car": p.looks_like_car,
+        preds = predictor.predict_many([photo for _, photo, _ in items], [box for _, _, box in items])
+        results[gname] = [{"name": name, "box": box.as_tuple() if box else None,
+                           "confidence": p.confidence, "looks_like_car": p.looks_like_car,
                            "top1": p.top_make_model.label, "price": p.median_price}
-                          for (name, _), p in zip(items, preds, strict=True)]
+                          for (name, _, box), p in zip(items, preds, strict=True)]
     meta = predictor.metadata.confidence
     data = {"study": NAME, "model": str(args.model),
             "confidence_method": meta.method, "confidence_threshold": meta.threshold,
@@ -139,7 +152,8 @@ def summarise(results: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     }
 
 
-def write_report(args: StudyArgs, predictor_line: str, note: str, data: dict[str, Any], sources: list[Any]) -> None:
+def write_report(args: StudyArgs, predictor_line: str, note: str, data: dict[str, Any],
+                 sources: list[Background]) -> None:
     s = data["summary"]
     rep = Report(NAME, "Study: out-of-distribution photos", args.out)
     rep.data = data
