@@ -131,6 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(a)
     a.add_argument("--filter", type=Path, required=True, help="directory written by `filter train`")
     a.add_argument("--batch-size", type=int, default=32)
+    a.add_argument("--threads", type=int, default=0,
+                   help="torch threads; 0 = torch's default (1 is often faster on a busy machine)")
     a.add_argument("--trunk", type=Path, default=None, help="MobileNetV2 trunk safetensors (default: the cached one)")
     a.add_argument("--clip-weights", type=Path, default=None, help="local open_clip ViT-B/16 weights file")
     a.add_argument("--no-progress", action="store_true")
@@ -160,7 +162,11 @@ def _add_feature_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--trunk", type=Path, default=None, help="MobileNetV2 trunk safetensors (default: the cached one)")
     p.add_argument("--clip-weights", type=Path, default=None,
                    help="local open_clip ViT-B/16 weights file (needed for --features clip; never downloaded)")
+    p.add_argument("--image-size", type=int, default=224,
+                   help="MobileNetV2 input size in pixels (default 224); the filter remembers it")
     p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--threads", type=int, default=0,
+                   help="torch threads; 0 = torch's default (1 is often faster on a busy machine)")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -42,10 +42,12 @@ def center_square(img: Image.Image, size: int) -> Image.Image:
 
 
 class MobileNetFeatures:
-    name = MOBILENET
     dim = 1280
 
-    def __init__(self, trunk_path: Path | None = None, size: int = 224) -> None:
+    def __init__(self, trunk_path: Path | None = None, size: int = 224, threads: int = 0) -> None:
+        if not 32 <= size <= 1024:
+            raise ValueError(f"feature image size must be 32..1024, got {size}")
+        self.name = f"{MOBILENET}@{size}"  # the input size is part of what the features mean
         import torch
         from safetensors.torch import load_file
 
@@ -59,6 +61,8 @@ class MobileNetFeatures:
                 "with --clip-weights FILE)")
         self.size = size
         self._torch = torch
+        if threads > 0:
+            torch.set_num_threads(threads)
         self.model = mobilenet_v2_features(padding="same", bn_eps=1e-3)
         state = load_file(str(path))
         try:
@@ -82,7 +86,7 @@ class ClipFeatures:
     name = CLIP
     dim = 512
 
-    def __init__(self, weights: Path, model_name: str = "ViT-B-16") -> None:
+    def __init__(self, weights: Path, model_name: str = "ViT-B-16", threads: int = 0) -> None:
         weights = Path(weights)
         if not weights.is_file():
             raise FileNotFoundError(f"{weights}: CLIP weights file not found (it is never downloaded; "
@@ -95,6 +99,8 @@ class ClipFeatures:
         import torch
 
         self._torch = torch
+        if threads > 0:
+            torch.set_num_threads(threads)
         # A file path as `pretrained` makes open_clip load that checkpoint; no hub lookup.
         self.model, _, self.preprocess = open_clip.create_model_and_transforms(model_name, pretrained=str(weights))
         self.model.eval()
@@ -110,11 +116,17 @@ class ClipFeatures:
         return f.float().numpy()
 
 
-def make_extractor(name: str, trunk: Path | None = None, clip_weights: Path | None = None) -> FeatureExtractor:
+def make_extractor(name: str, trunk: Path | None = None, clip_weights: Path | None = None,
+                   size: int = 224, threads: int = 0) -> FeatureExtractor:
+    """By CLI name ("mobilenet", "clip") or by a saved filter's name ("mobilenet_v2_imagenet@224").
+    ``threads`` > 0 sets torch's intra-op threads (on a busy machine 1 can be several times faster)."""
     if name in ("clip", CLIP):
         if clip_weights is None:
             raise ValueError("CLIP features need --clip-weights FILE (a local open_clip ViT-B/16 checkpoint)")
-        return ClipFeatures(clip_weights)
-    if name in ("mobilenet", MOBILENET):
-        return MobileNetFeatures(trunk)
+        return ClipFeatures(clip_weights, threads=threads)
+    if name == "mobilenet":
+        return MobileNetFeatures(trunk, size, threads)
+    base, _, saved_size = name.partition("@")
+    if base == MOBILENET and saved_size.isdigit():
+        return MobileNetFeatures(trunk, int(saved_size), threads)
     raise ValueError(f"unknown feature extractor {name!r}")

@@ -55,7 +55,7 @@ def train_filter_cli(a: argparse.Namespace) -> int:
     labels = LabelFile(a.labels)
     items = labels.items()
     store = ImageStore(a.images)
-    extractor = make_extractor(a.features, a.trunk, a.clip_weights)
+    extractor = make_extractor(a.features, a.trunk, a.clip_weights, a.image_size, a.threads)
     x, hashes, failed = features_of(store, [s for s, _ in items], extractor, a.batch_size)
     label_of = dict(items)
     good = np.array([label_of[s] == GOOD for s in hashes])
@@ -100,7 +100,7 @@ def apply_filter(conn: sqlite3.Connection, store: ImageStore, jf: JunkFilter, ex
 
 def apply_filter_cli(a: argparse.Namespace) -> int:
     jf = JunkFilter.load(a.filter)
-    extractor = make_extractor(jf.features, a.trunk, a.clip_weights)
+    extractor = make_extractor(jf.features, a.trunk, a.clip_weights, threads=a.threads)
     conn = db.connect(a.db, create=False)
     try:
         print(json.dumps(apply_filter(conn, ImageStore(a.images), jf, extractor, a.batch_size,

@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
@@ -334,16 +334,3 @@ def _insert_listing(c: sqlite3.Connection, x: Listing, source_url: str) -> None:
         (x.listing_id, source_url, x.title, x.price, x.make, x.model, x.year, x.mileage, x.trim, x.body_style,
          x.exterior_color, x.interior_color, x.drive_type, x.fuel_type, x.engine, x.vin, x.stock_number,
          x.dealer_name, x.dealer_website))
-
-
-def scrape(conn: sqlite3.Connection, store: ImageStore, ids: Sequence[int] | np.ndarray,
-           config: ScrapeConfig) -> ScrapeSummary:
-    """Convenience wrapper: scrape ``ids`` (already ordered and sharded) into ``conn``/``store``."""
-    return Scraper(conn, store, config).run(np.asarray(ids, dtype=np.int64))
-
-
-def listing_ids_with_outcome(conn: sqlite3.Connection, outcomes: Iterable[str]) -> list[int]:
-    outs = tuple(outcomes)
-    marks = ",".join("?" * len(outs))
-    return [int(r[0]) for r in conn.execute(
-        f"SELECT listing_id FROM attempts WHERE outcome IN ({marks}) ORDER BY listing_id", outs)]

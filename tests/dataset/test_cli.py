@@ -78,18 +78,20 @@ def test_pipeline_end_to_end(site: FakeSite, tmp_path: Path, capsys: pytest.Capt
     rows = conn.execute("SELECT DISTINCT sha256, listing_id FROM photos WHERE status='stored' "
                         "AND url NOT LIKE '%stock%' ORDER BY sha256").fetchall()
     labels = LabelFile(tmp_path / "labels.json")
-    for sha, lid in rows[:60]:
+    for sha, lid in rows[:40]:
         labels.set(sha, GOOD if lid % 2 else BAD)
     trunk = str(random_trunk(tmp_path / "trunk.safetensors"))
     trained = run("filter", "train", *common, "--labels", str(tmp_path / "labels.json"), "--out",
-                  str(tmp_path / "filter"), "--trunk", trunk, "--batch-size", "16")
+                  str(tmp_path / "filter"), "--trunk", trunk, "--batch-size", "16",
+                  "--image-size", "64", "--threads", "1")
     held = trained["held_out"]
     assert held["good_loss"] < 0.01 and set(held) >= {"precision", "recall", "fraction_removed"}  # type: ignore[operator]
     applied = run("filter", "apply", *common, "--filter", str(tmp_path / "filter"), "--trunk", trunk,
-                  "--no-progress")
+                  "--no-progress", "--threads", "1")
     n_files = conn.execute("SELECT COUNT(DISTINCT sha256) FROM photos WHERE status='stored'").fetchone()[0]
     assert applied["scored_total"] == n_files and applied["unreadable"] == 0
-    again = run("filter", "apply", *common, "--filter", str(tmp_path / "filter"), "--trunk", trunk, "--no-progress")
+    again = run("filter", "apply", *common, "--filter", str(tmp_path / "filter"), "--trunk", trunk, "--no-progress",
+                "--threads", "1")
     assert again["scored_now"] == 0  # resumable: nothing left to score
 
     shards = run("shards", *common, "--out", str(tmp_path / "shards"), "--shard-size", "20")

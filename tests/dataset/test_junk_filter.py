@@ -143,9 +143,11 @@ def random_trunk(path: Path) -> Path:
 
 
 def test_mobilenet_features_from_a_trunk_file(tmp_path: Path) -> None:
-    from core.dataset.features import MobileNetFeatures
+    from core.dataset.features import MobileNetFeatures, make_extractor
 
-    fx = MobileNetFeatures(random_trunk(tmp_path / "trunk.safetensors"), size=64)
+    fx = MobileNetFeatures(random_trunk(tmp_path / "trunk.safetensors"), size=64, threads=1)
+    assert fx.name == "mobilenet_v2_imagenet@64"
+    assert make_extractor(fx.name, tmp_path / "trunk.safetensors").size == 64  # type: ignore[attr-defined]
     imgs = [Image.new("RGB", (300, 200), (i * 40, 100, 200)) for i in range(3)]
     f = fx(imgs)
     assert f.shape == (3, 1280) and f.dtype == np.float32 and np.all(np.isfinite(f))
