@@ -152,6 +152,10 @@ def test_background_swap_matches_direct_composites(studies_out: dict[str, Any], 
     assert pb["median_abs_change"] == pytest.approx(np.median(abs_changes), rel=1e-3)
     assert pb["top1_agreement"] == pytest.approx(np.mean(agree))
     assert f"mean {dollars(pb['mean_abs_change'])}" in md
+    logp = np.log([[c["price"][n] for n in photo_names] for c in data["cars"]])
+    ratio = logp.var(axis=1).mean() / logp.mean(axis=1).var()
+    assert data["summary"]["background_to_car_variance_ratio"] == pytest.approx(ratio)
+    assert f"= {ratio:.2f} (0: only the car matters)" in md
     assert pct(pb["top1_agreement"]) in md
     assert "CC BY 2.0" in md and "mate-backgrounds (GPL-2+): Storm" in md  # licences recorded
 

@@ -118,6 +118,12 @@ def summarise(cars: Sequence[dict[str, Any]], backgrounds: Sequence[Background])
     a, r, g = changes(photo_bgs)
     spreads = [max(c["price"][n] for n in photo_bgs) / min(c["price"][n] for n in photo_bgs)
                for c in cars] if photo_bgs else []
+    # How big the background effect is next to the differences between cars: the mean (over
+    # cars) variance of log price across photo backgrounds, over the variance across cars of
+    # each car's mean log price.  Near 0: the car decides the price; near 1 or more: the scene.
+    logp = np.log([[c["price"][n] for n in photo_bgs] for c in cars]) if photo_bgs else np.zeros((0, 0))
+    within = float(logp.var(axis=1).mean()) if logp.size else float("nan")
+    between = float(logp.mean(axis=1).var()) if logp.shape[0] > 1 else float("nan")
     orig_abs = [abs(c["price"][REFERENCE] - c["original"]["price"]) for c in cars]
     orig_agree = [c["top1"][REFERENCE] == c["original"]["top1"] for c in cars]
     return {
@@ -126,6 +132,9 @@ def summarise(cars: Sequence[dict[str, Any]], backgrounds: Sequence[Background])
         "photo_backgrounds": {"mean_abs_change": mean_or_nan(a), "median_abs_change": median_or_nan(a),
                               "median_rel_change": median_or_nan(r), "top1_agreement": mean_or_nan(g)},
         "median_price_spread_across_photo_backgrounds": median_or_nan(spreads),
+        "log_price_var_within_car": within,
+        "log_price_var_between_cars": between,
+        "background_to_car_variance_ratio": within / between if between > 0 else float("nan"),
         "reference_vs_original": {"mean_abs_change": mean_or_nan(orig_abs),
                                   "median_abs_change": median_or_nan(orig_abs),
                                   "top1_agreement": mean_or_nan(orig_agree)},
@@ -160,6 +169,9 @@ def write_report(args: StudyArgs, predictor_line: str, note: str, data: dict[str
         f"Top-1 make/model agreement with the grey reference: {pct(pb['top1_agreement'])}.",
         f"Per car, highest / lowest price across the photo backgrounds: median ratio "
         f"{s['median_price_spread_across_photo_backgrounds']:.2f}.",
+        f"Variance of log price across backgrounds (mean over cars) / variance across cars: "
+        f"{s['log_price_var_within_car']:.4f} / {s['log_price_var_between_cars']:.4f} = "
+        f"{s['background_to_car_variance_ratio']:.2f} (0: only the car matters).",
         f"Framing alone (grey paste vs the original photo): mean absolute change "
         f"{dollars(ro['mean_abs_change'])}, median {dollars(ro['median_abs_change'])}, top-1 "
         f"agreement {pct(ro['top1_agreement'])}.",
