@@ -20,17 +20,14 @@ FIRST_ID, LAST_ID = 1000, 1036  # half-open: 36 listings, every fault of default
 FAST = RetryPolicy(retries=3, backoff_s=0.01, backoff_max_s=0.05, timeout_s=0.3, max_retry_after_s=2.0)
 
 
-@pytest.fixture(autouse=True)
-def _restore_torch_threads() -> Iterator[None]:
+@pytest.fixture
+def torch_threads_restored() -> Iterator[None]:
     """Feature stages may set torch's thread count (--threads); keep that out of other tests."""
-    import sys
+    import torch
 
-    torch = sys.modules.get("torch")
-    before = torch.get_num_threads() if torch is not None else None
+    before = torch.get_num_threads()
     yield
-    torch = sys.modules.get("torch")
-    if torch is not None and before is not None:
-        torch.set_num_threads(before)
+    torch.set_num_threads(before)
 
 
 def new_site() -> FakeSite:

@@ -142,6 +142,7 @@ def random_trunk(path: Path) -> Path:
     return path
 
 
+@pytest.mark.usefixtures("torch_threads_restored")
 def test_mobilenet_features_from_a_trunk_file(tmp_path: Path) -> None:
     from core.dataset.features import MobileNetFeatures, make_extractor
 
