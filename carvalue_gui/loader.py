@@ -17,7 +17,7 @@ from pathlib import Path
 
 from PIL import Image
 from PySide6.QtCore import QObject, Signal
-from PySide6.QtGui import QImage
+from PySide6.QtGui import QImage, QPainter
 
 from core.preprocess import ImageLoadError, Photo, is_image_path, load_photo
 
@@ -34,12 +34,18 @@ class LoadedPhoto:
 
 
 def make_thumbnail(photo: Photo, size: tuple[int, int] = THUMB_SIZE) -> QImage:
-    """A small RGB QImage of the photo (QImage, unlike QPixmap, may be made off the GUI thread)."""
+    """A small QImage of the photo (QImage, unlike QPixmap, may be made off the GUI thread)."""
     thumb = photo.image.copy()
     thumb.thumbnail(size, Image.Resampling.BILINEAR)
     data = thumb.tobytes("raw", "RGB")
     img = QImage(data, thumb.width, thumb.height, 3 * thumb.width, QImage.Format.Format_RGB888)
-    return img.copy()  # own the pixels: `data` is freed when this function returns
+    # Centred on a transparent canvas of the full size, so every row's text lines up.
+    canvas = QImage(size[0], size[1], QImage.Format.Format_ARGB32_Premultiplied)
+    canvas.fill(0)
+    painter = QPainter(canvas)
+    painter.drawImage((size[0] - thumb.width) // 2, (size[1] - thumb.height) // 2, img)
+    painter.end()
+    return canvas
 
 
 def expand_paths(paths: list[str]) -> tuple[list[str], list[str]]:

@@ -64,9 +64,10 @@ class PriceChart(pg.PlotWidget):
         """Axis labels from the model file's cutoffs; clears the bars."""
         self._bounds = spec.bounds() if spec is not None else []
         n = len(self._bounds)
+        # Range i spans [i, i+1]; boundaries carry the cutoffs, the open top range reads "$60k+".
         ticks = [(float(i), short_dollars(lo)) for i, (lo, _) in enumerate(self._bounds)]
         if n:
-            ticks.append((float(n), "more"))
+            ticks[-1] = (float(n - 1), short_dollars(self._bounds[-1][0]) + "+")
         self.getPlotItem().getAxis("bottom").setTicks([ticks])
         self.getPlotItem().setLabel("bottom", f"price range ({spec.currency})" if spec else "price range")
         self.show_prediction(None)

@@ -49,11 +49,10 @@ class SweepPlot(pg.PlotWidget):
         item.hideButtons()
         item.setMenuEnabled(False)
         item.setLabel("bottom", "crop box centre (fraction of photo width)")
-        item.setLabel("left", "median price")
+        item.setLabel("left", "median price", color=f"rgb{PRICE_PEN}")
         item.showGrid(x=True, y=True, alpha=0.2)
         item.setTitle("Pan across: run Tools > Pan across to sweep the box along the photo",
                       size="9pt")
-        self._legend = item.addLegend(offset=(-10, 5), labelTextSize="8pt")
         band_pen = pg.mkPen(BAND_BRUSH[:3] + (90,), width=1)
         self._low = pg.PlotCurveItem(pen=band_pen)
         self._high = pg.PlotCurveItem(pen=band_pen)
@@ -62,21 +61,20 @@ class SweepPlot(pg.PlotWidget):
         item.addItem(self._high)
         item.addItem(self._band)
         self._median = pg.PlotDataItem(pen=pg.mkPen(PRICE_PEN, width=2), symbol="o", symbolSize=7,
-                                       symbolBrush=PRICE_PEN, name="median price (band: likely range)")
+                                       symbolBrush=PRICE_PEN)
         item.addItem(self._median)
         # The probability gets its own axis on the right (0..1) in a second view box.
         self._prob_view = pg.ViewBox(enableMouse=False)
         item.showAxis("right")
         item.scene().addItem(self._prob_view)
         item.getAxis("right").linkToView(self._prob_view)
-        item.getAxis("right").setLabel("probability", color=PROB_PEN)
+        item.getAxis("right").setLabel("probability", color=f"rgb{PROB_PEN}")
         item.getAxis("right").enableAutoSIPrefix(False)
         self._prob_view.setXLink(item)
-        self._prob_view.setYRange(0, 1.3, padding=0)  # headroom above 1 keeps the legend clear
+        self._prob_view.setYRange(0, 1.02, padding=0)
         self._prob = pg.PlotDataItem(pen=pg.mkPen(PROB_PEN, width=2, style=pg.QtCore.Qt.PenStyle.DashLine),
                                      symbol="t", symbolSize=7, symbolBrush=PROB_PEN)
         self._prob_view.addItem(self._prob)
-        self._prob_legend_name = ""
         item.vb.sigResized.connect(self._sync_views)
         self._cursor = pg.InfiniteLine(angle=90, pen=pg.mkPen((120, 120, 120), width=1,
                                                               style=pg.QtCore.Qt.PenStyle.DotLine))
@@ -96,9 +94,6 @@ class SweepPlot(pg.PlotWidget):
     def show_sweep(self, sweep: Sweep | None) -> None:
         self.sweep = sweep
         item = self.getPlotItem()
-        if self._prob_legend_name:
-            self._legend.removeItem(self._prob_legend_name)
-            self._prob_legend_name = ""
         if sweep is None or not sweep.predictions:
             self.x = self.medians = self.probabilities = np.zeros(0)
             for curve in (self._low, self._high, self._median, self._prob):
@@ -115,14 +110,15 @@ class SweepPlot(pg.PlotWidget):
         self.followed = followed_label(sweep)
         self.probabilities = label_probabilities(sweep, self.followed)
         self._prob.setData(self.x, self.probabilities)
-        self._prob_legend_name = f"P({self.followed})"
-        self._legend.addItem(self._prob, self._prob_legend_name)
-        item.setTitle(f"Pan across {len(preds)} positions: click a point to move the box there",
+        blue, orange = (f"rgb{PRICE_PEN}", f"rgb{PROB_PEN}")
+        item.setTitle(f"<span style='color:{blue}'>● median price (band: likely range)</span> &nbsp; "
+                      f"<span style='color:{orange}'>▲ P({_html(_elide(self.followed, 34))})</span>",
                       size="9pt")
-        lo = min(p.price_low for p in preds)
-        hi = max(p.price_high for p in preds)
+        self.setToolTip(f"Orange: probability of {self.followed}. Click a point to move the box there.")
+        values = [v for p in preds for v in (p.price_low, p.median_price, p.price_high)]
+        lo, hi = min(values), max(values)
         item.setXRange(0, 1, padding=0.03)
-        item.setYRange(lo * 0.9, lo * 0.9 + (hi - lo * 0.9) * 1.3, padding=0)
+        item.setYRange(lo * 0.9, hi * 1.05, padding=0)
         self._sync_views()
 
     def mark_position(self, index: int | None) -> None:
@@ -146,3 +142,11 @@ class SweepPlot(pg.PlotWidget):
         index = self.nearest_index(vb.mapSceneToView(pos).x())
         if index is not None:
             self.position_clicked.emit(index)
+
+
+def _html(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _elide(text: str, n: int) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"

@@ -1,0 +1,115 @@
+"""Take docs/screenshot.png: the real app under Xvfb on real car photos, with a crop box, the
+price histogram and a pan-across sweep on screen.
+
+    .venv/bin/python docs/make_screenshot.py [--model FILE] [--out docs/screenshot.png]
+
+Re-runs itself under ``xvfb-run`` when there is no display (apt-get install xvfb). Uses the
+bundled model; when there is none yet, a random-weight model from tests/modelfactory.py (the
+window then says "TEST MODEL with random weights" under the price).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+IMAGES = REPO.parent / "shared" / "data" / "stanford-cars-train" / "images"
+MAIN_PHOTO = "00014.jpg"  # a wide side view (Dodge Caravan), good for the pan-across sweep
+STRIP = ["00002.jpg", "00004.jpg", "00010.jpg", "00020.jpg", "00054.jpg", "00049.jpg"]
+SIZE = (1400, 900)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model")
+    ap.add_argument("--images", default=str(IMAGES))
+    ap.add_argument("--out", default=str(REPO / "docs" / "screenshot.png"))
+    args = ap.parse_args(argv)
+
+    if not os.environ.get("DISPLAY") and os.environ.get("QT_QPA_PLATFORM") != "offscreen":
+        if shutil.which("xvfb-run") is None:
+            print("no display and no xvfb-run: apt-get install -y xvfb (or set DISPLAY)", file=sys.stderr)
+            return 2
+        cmd = ["xvfb-run", "-a", "-s", f"-screen 0 {SIZE[0]}x{SIZE[1]}x24", sys.executable,
+               str(Path(__file__).resolve()), *(argv if argv is not None else sys.argv[1:])]
+        return subprocess.call(cmd)
+
+    images = Path(args.images)
+    main_photo = images / MAIN_PHOTO
+    if not main_photo.exists():
+        print(f"{main_photo} not found (pass --images)", file=sys.stderr)
+        return 2
+    work = Path(tempfile.mkdtemp(prefix="carvalue-shot-"))
+    os.environ["CARVALUE_CONFIG_DIR"] = str(work / "config")  # a fresh window, not the user's
+    model = args.model
+    if model is None:
+        from core.predictor import default_model_path
+
+        if default_model_path().exists():
+            model = str(default_model_path())
+        else:
+            from tests.modelfactory import make_model_file
+
+            model = str(make_model_file(work / "random.onnx")[0])
+            print("no bundled model yet: using a random-weight test model", file=sys.stderr)
+
+    from PySide6.QtCore import QEventLoop, QPointF, QTimer
+    from PySide6.QtGui import QGuiApplication
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication([sys.argv[0]])
+    from carvalue_gui.main_window import MainWindow
+
+    window = MainWindow(model_path=model)
+    window.sweep_step_ms = 0
+    window.setGeometry(0, 0, *SIZE)
+    window.show()
+
+    def wait_until(predicate: object, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        loop = QEventLoop()
+        timer = QTimer()
+        timer.timeout.connect(lambda: loop.quit() if predicate() or time.monotonic() > deadline else None)  # type: ignore[operator]
+        timer.start(20)
+        loop.exec()
+        timer.stop()
+        if not predicate():  # type: ignore[operator]
+            raise TimeoutError("the window did not get there in time")
+
+    window.open_paths([str(main_photo)] + [str(images / n) for n in STRIP if (images / n).exists()])
+    wait_until(lambda: len(window.entries) >= 2 and window.batch_pending() == 0)
+    window.strip.select(1)
+    wait_until(lambda: window.panel.shown is not None and window.panel.shown_request == window.latest_request_id)
+    window.start_sweep()
+    wait_until(lambda: window.sweep_plot.sweep is not None)
+    # Then a crop box around most of the car, so the box, the histogram and the sweep all show.
+    roi = window.crop_view.roi
+    w, h = window.current_entry().photo.original_size  # type: ignore[union-attr]
+    roi.setState({"pos": QPointF(0.06 * w, 0.08 * h), "size": QPointF(0.8 * w, 0.86 * h), "angle": 0.0})
+    wait_until(lambda: window.panel.shown_request == window.latest_request_id)
+    for _ in range(20):  # let layouts and repaints settle
+        app.processEvents()
+        time.sleep(0.05)
+    screen = QGuiApplication.primaryScreen()
+    geo = window.frameGeometry()
+    shot = screen.grabWindow(0, geo.x(), geo.y(), geo.width(), geo.height())
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if not shot.save(str(out)):
+        print(f"could not write {out}", file=sys.stderr)
+        return 1
+    print(f"wrote {out} ({shot.width()}x{shot.height()}) with model {model}")
+    window.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
