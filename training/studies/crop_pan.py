@@ -177,7 +177,9 @@ def aggregate_figure(data: dict[str, Any]) -> plt.Figure:
 def examples_figure(data: dict[str, Any], args: StudyArgs) -> plt.Figure:
     from PIL import Image
 
-    shown = data["photos"][:EXAMPLES]
+    photos = data["photos"]  # those the model gets right on the whole photo first
+    shown = ([p for p in photos if p["full"]["top1"] == p["truth"]]
+             + [p for p in photos if p["full"]["top1"] != p["truth"]])[:EXAMPLES]
     fig, axes = plt.subplots(len(shown), 2, figsize=(9, 2.1 * len(shown)), squeeze=False,
                              gridspec_kw={"width_ratios": [1, 1.3]}, constrained_layout=True)
     for row, ph in zip(axes, shown, strict=False):

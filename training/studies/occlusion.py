@@ -22,6 +22,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from PIL import Image, ImageDraw
 
+from core.predictor import Predictor
+from core.preprocess import load_photo
 from training.studies.common import (
     StudyArgs,
     as_photo,
@@ -99,8 +101,7 @@ def run(args: StudyArgs) -> dict[str, Any]:
     rng = np.random.default_rng(args.seed)
     sel = pick_cars(args, predictor, what="car photos")
     photos: list[dict[str, Any]] = []
-    heatmaps: list[dict[str, Any]] = []
-    for n, car in enumerate(sel.cars):
+    for car in sel.cars:
         photo = open_photo(car, args.data)
         img = pil_of(photo)
         clean = predictor.predict(photo, top_k=k)
@@ -116,18 +117,30 @@ def run(args: StudyArgs) -> dict[str, Any]:
                              "clean_top1_prob": prob_of(p, top), "price": p.median_price}
                          for v, p in zip(VARIANTS, preds, strict=True)},
         })
-        if n < HEATMAPS:
-            boxes = grid_rects()
-            gp = predictor.predict_many([as_photo(occlude(img, [r]), f"{car.file}#grid") for r in boxes],
-                                        top_k=k)
-            drop = [clean.top_make_model.probability - prob_of(p, top) for p in gp]
-            heatmaps.append({"file": car.file, "top1": top, "top1_prob": clean.top_make_model.probability,
-                             "drop": np.asarray(drop).reshape(GRID, GRID).tolist()})
+    heatmaps = [heatmap(predictor, args, ph) for ph in heatmap_photos(photos)]
     data = {"study": NAME, "model": str(args.model), "held_out": sel.held_out, "pool_size": sel.pool_size,
             "variants": list(VARIANTS), "grid": GRID, "grid_size": GRID_SIZE,
             "summary": summarise(photos), "photos": photos, "heatmaps": heatmaps}
     write_report(args, model_line(predictor), sel.note, data)
     return data
+
+
+def heatmap_photos(photos: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """HEATMAPS photos, those the model gets right first (their maps show what it relies on)."""
+    right = [p for p in photos if p["clean"]["top1"] == p["truth"]]
+    return (right + [p for p in photos if p["clean"]["top1"] != p["truth"]])[:HEATMAPS]
+
+
+def heatmap(predictor: Predictor, args: StudyArgs, ph: dict[str, Any]) -> dict[str, Any]:
+    """Drop in the clean top-1's probability for each sliding-grid occluder position."""
+    img = pil_of(load_photo(args.data / ph["file"]))
+    k = len(predictor.metadata.make_models)
+    top = ph["clean"]["top1"]
+    gp = predictor.predict_many([as_photo(occlude(img, [r]), f"{ph['file']}#grid") for r in grid_rects()],
+                                top_k=k)
+    drop = [ph["clean"]["top1_prob"] - prob_of(p, top) for p in gp]
+    return {"file": ph["file"], "top1": top, "top1_prob": ph["clean"]["top1_prob"], "truth": ph["truth"],
+            "drop": np.asarray(drop).reshape(GRID, GRID).tolist()}
 
 
 def summarise(photos: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -217,7 +230,8 @@ def heatmap_figure(data: dict[str, Any], args: StudyArgs) -> plt.Figure:
         ax.set_xlim(0, img.width)
         ax.set_ylim(img.height, 0)
         ax.axis("off")
-        ax.set_title(f"{m['top1'][:26]}\np={m['top1_prob']:.2f}", fontsize=7)
+        mark = "correct" if m["top1"] == m["truth"] else f"label: {str(m['truth'])[:22]}"
+        ax.set_title(f"{m['top1'][:26]}\np={m['top1_prob']:.2f} ({mark})", fontsize=7)
     if im is not None:
         fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8, label="p drop")
     return fig
