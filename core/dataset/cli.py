@@ -24,6 +24,20 @@ from core.dataset.database import DatabaseError
 from core.dataset.export import NotDeduplicated
 
 
+HELP = """The CarValue data pipeline, one resumable stage at a time. Every stage records its work
+in one SQLite database (--db) and, for photos, a hash-bucket image store (--images)."""
+EPILOG = """typical order:
+  carvalue-data scrape --db d.sqlite --images store/ --ids 660000000:664000000
+  carvalue-data verify --db d.sqlite --images store/
+  carvalue-data dedup  --db d.sqlite --images store/
+  carvalue-data label  --db d.sqlite --images store/ --labels labels.json
+  carvalue-data filter train --db d.sqlite --images store/ --labels labels.json --out junkfilter/
+  carvalue-data filter apply --db d.sqlite --images store/ --filter junkfilter/
+  carvalue-data shards --db d.sqlite --images store/ --out shards/
+then train on d.sqlite directly: carvalue-train train --data d.sqlite --images-root store/ ...
+`carvalue-data STAGE --help` explains each stage."""
+
+
 def _add_common(p: argparse.ArgumentParser, images: bool = True) -> None:
     p.add_argument("--db", type=Path, required=True, help="the pipeline's SQLite database file")
     if images:
@@ -52,7 +66,7 @@ def _policy(a: argparse.Namespace):  # -> RetryPolicy
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="carvalue-data", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+        prog="carvalue-data", description=HELP, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="stage", required=True, metavar="STAGE")
 
     p = sub.add_parser(
@@ -87,8 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-refetch", action="store_true", help="mark bad photos lost instead of re-downloading")
     p.add_argument("--temp-age", type=float, default=3600.0,
                    help="remove temp files older than this many seconds (default 3600)")
-    p.add_argument("--short-side", type=int, default=256)
-    p.add_argument("--quality", type=int, default=90)
+    p.add_argument("--short-side", type=int, default=256,
+                   help="re-fetched photos' short side, as the scrape used (default 256)")
+    p.add_argument("--quality", type=int, default=90, help="re-fetched photos' JPEG quality (default 90)")
     _add_retry_flags(p)
 
     p = sub.add_parser(
