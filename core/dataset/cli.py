@@ -23,7 +23,6 @@ from pathlib import Path
 from core.dataset.database import DatabaseError
 from core.dataset.export import NotDeduplicated
 
-
 HELP = """The CarValue data pipeline, one resumable stage at a time. Every stage records its work
 in one SQLite database (--db) and, for photos, a hash-bucket image store (--images)."""
 EPILOG = """typical order:
