@@ -36,6 +36,7 @@ class TrainConfig:
     freeze_blocks: int = 4  # features[:N] are frozen (0 = full fine-tune)
     probe_init: bool = True  # initialise the heads from a linear probe on frozen features
     probe_steps: int = 300
+    probe_l2: float = 1e-3  # L2 penalty of the probe (mean loss + l2 * sum of squared weights)
     # -- input / augmentation -----------------------------------------------------------------
     size: int = 224
     low_res_size: int = 0  # progressive resizing: train the first low_res_epochs at this size

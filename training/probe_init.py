@@ -42,8 +42,9 @@ def extract_features(run: Run, size: int) -> tuple[torch.Tensor, torch.Tensor, t
     return torch.cat(feats), torch.cat(cls), torch.cat(med)
 
 
-def init_heads_from_probe(run: Run, l2: float = 1e-4) -> dict[str, float]:
+def init_heads_from_probe(run: Run) -> dict[str, float]:
     cfg = run.cfg
+    l2 = cfg.probe_l2
     t0 = time.perf_counter()
     size = cfg.size_for_epoch(0)
     f, cls, med = extract_features(run, size)
