@@ -58,6 +58,7 @@ def _scraped_once(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Pa
     conn = database.connect(base / "db.sqlite")
     Scraper(conn, ImageStore(base / "images"), fast_config(site)).run(np.arange(FIRST_ID, LAST_ID))
     conn.close()
+    site.marks["after_scrape"] = site.requests.copy()
     yield base / "db.sqlite", base / "images", site
     site.stop()
 

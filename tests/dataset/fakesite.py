@@ -89,6 +89,7 @@ class FakeSite:
         self.photos_per_listing = photos_per_listing
         self.photo_size = photo_size
         self.requests: Counter[str] = Counter()
+        self.marks: dict[str, Counter[str]] = {}  # named snapshots of `requests`
         self.user_agents: set[str] = set()
         self.request_times: list[float] = []
         self._lock = threading.Lock()

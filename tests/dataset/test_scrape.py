@@ -37,6 +37,13 @@ def test_every_listing_gets_its_outcome(scraped: tuple[Path, Path, FakeSite]) ->
     assert err == ("HTTP 500", 500)
     assert "malformed" in conn.execute("SELECT error FROM attempts WHERE listing_id = 1011").fetchone()[0]
     assert conn.execute("SELECT COUNT(*) FROM listings").fetchone()[0] == len(OK_IDS)
+    # The one-time faults really happened and were retried through.
+    page = "/cars-for-sale/vehicledetails.xhtml?listingId={}".format
+    requests = site.marks["after_scrape"]  # the session's scrape (the site is shared by several tests)
+    for lid in (1002, 1019, 1005, 1009):  # flaky 500, flaky 500, 429 + Retry-After, stalled past the timeout
+        assert requests[page(lid)] == 2
+    assert requests[page(1023)] == 4  # 1 + 3 retries, then recorded as an error
+    assert requests[page(1003)] == 1  # a 404 is an answer, not retried
 
 
 def test_listing_fields_come_from_the_embedded_json(scraped: tuple[Path, Path, FakeSite]) -> None:
