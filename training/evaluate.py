@@ -1,0 +1,436 @@
+"""Held-out evaluation of a training run: JSON + Markdown report with plots.
+
+Everything is measured on the run's *test* split (never trained on, never used to fit
+anything). The validation split is used to fit what must be fitted after training: the
+test-time resize mode ("stretch" vs "center_crop"), per-head softmax temperatures, and the
+"does not look like a whole car" confidence threshold. Baselines (majority class from the
+training split, the training split's median price) sit beside the model's numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from core.dataset.records import ImageRecord
+from core.model import CarValueNet, ModelConfig
+from core.modelfile import InputSpec
+from core.preprocess import IMAGE_SUFFIXES, Box, ImageLoadError, crop_resize, load_photo, normalise
+from training.checkpoint import Checkpoint, load_checkpoint
+from training.data import IGNORE, CarPhotos, LabelSpace, Split, split_by_group
+from training.metrics import (
+    Collected,
+    cross_entropy,
+    expected_calibration_error,
+    fit_temperature,
+    log_softmax,
+    summarise,
+    topk,
+    year_within,
+)
+from training.modeling import build_model
+from training.train import _class_key, collect, load_records
+
+CENTER_CROP_FRACTION = 224 / 256  # "resize the short side to 256, take the central 224"
+FLAG_RATE = 0.05  # at most this share of held-out car photos may be flagged "not a whole car"
+
+
+# -- loading a trained run ---------------------------------------------------------------------
+@dataclass
+class Trained:
+    ckpt: Checkpoint
+    model: CarValueNet
+    model_cfg: ModelConfig
+    records: list[ImageRecord]
+    split: Split
+    labels: LabelSpace
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+    def spec(self, resize: str = "stretch", crop_fraction: float = 1.0, size: int | None = None) -> InputSpec:
+        return InputSpec(size or self.ckpt.config.size, self.mean, self.std, resize, crop_fraction)
+
+    def part(self, name: str) -> list[ImageRecord]:
+        return [self.records[i] for i in getattr(self.split, name)]
+
+
+def load_trained(run: str | os.PathLike[str]) -> Trained:
+    """A run's last checkpoint with its data and split rebuilt (and checked against the hash)."""
+    ckpt = load_checkpoint(run)
+    cfg = ckpt.config
+    records = load_records(cfg)
+    split = split_by_group(records, cfg.val_fraction, cfg.test_fraction, cfg.seed, _class_key(records))
+    if split.digest() != ckpt.meta.get("split", {}).get("sha256"):
+        raise ValueError(f"{run}: the data under {cfg.data} no longer gives the run's split "
+                         f"(hash mismatch); evaluate where the run was trained")
+    mcfg = ModelConfig.from_dict(ckpt.meta["model_config"])
+    model = build_model(cfg, mcfg, trunk=None)
+    ckpt.load_weights(model)
+    model.eval()
+    norm = ckpt.meta["input"]
+    return Trained(ckpt, model, mcfg, records, split, ckpt.labels, tuple(norm["mean"]), tuple(norm["std"]))
+
+
+# -- images that are not (whole) cars ----------------------------------------------------------
+def non_car_images(folders: Sequence[Path]) -> list[tuple[str, Image.Image]]:
+    """Real photos that show no car: scikit-learn's bundled sample photos plus every image
+    under ``folders`` (e.g. Debian wallpaper packages in /usr/share/backgrounds)."""
+    out: list[tuple[str, Image.Image]] = []
+    try:
+        from sklearn.datasets import load_sample_images
+
+        for name, arr in zip(load_sample_images().filenames, load_sample_images().images, strict=True):
+            out.append((f"sklearn:{Path(name).name}", Image.fromarray(arr).convert("RGB")))
+    except ImportError:
+        pass
+    for folder in folders:
+        for p in sorted(Path(folder).rglob("*")):
+            if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file():
+                try:
+                    out.append((str(p), load_photo(p).image))
+                except ImageLoadError as e:
+                    print(f"skipped {e}")
+    return out
+
+
+def partial_views(records: Sequence[ImageRecord], seed: int = 0) -> dict[str, list[Image.Image]]:
+    """Heavily cropped parts of held-out car photos (what a crop box on a wheel, a door or a
+    corner sees): random 10% and 20% area windows, and the left/right 30% strips."""
+    rng = np.random.default_rng(seed)
+    views: dict[str, list[Image.Image]] = defaultdict(list)
+    for r in records:
+        img = load_photo(r.image_path).image
+        w, h = img.size
+        for name, frac in (("random 10% of area", 0.10), ("random 20% of area", 0.20)):
+            side_w, side_h = w * math.sqrt(frac), h * math.sqrt(frac)
+            box = Box(float(rng.uniform(0, w - side_w)), float(rng.uniform(0, h - side_h)), side_w, side_h)
+            views[name].append(img.crop(_int_box(box)))
+        views["left 30% strip"].append(img.crop(_int_box(Box(0, 0, 0.3 * w, h))))
+        views["right 30% strip"].append(img.crop(_int_box(Box(0.7 * w, 0, 0.3 * w, h))))
+    return dict(views)
+
+
+def _int_box(b: Box) -> tuple[int, int, int, int]:
+    return (round(b.x), round(b.y), max(round(b.x + b.w), round(b.x) + 1), max(round(b.y + b.h), round(b.y) + 1))
+
+
+@torch.no_grad()
+def logits_for_images(model: CarValueNet, images: Sequence[Image.Image], spec: InputSpec,
+                      batch: int = 32) -> np.ndarray:
+    """Make/model logits of whole images prepared exactly as the app prepares a crop."""
+    out = []
+    for i in range(0, len(images), batch):
+        x = np.stack([normalise(crop_resize(im, Box.full(im.size), spec), spec) for im in images[i:i + batch]])
+        t = torch.from_numpy(x).contiguous(memory_format=torch.channels_last)
+        out.append(model(t)[2].double().numpy())
+    return np.concatenate(out) if out else np.zeros((0, 0))
+
+
+def max_prob(logits: np.ndarray, temperature: float) -> np.ndarray:
+    return np.exp(log_softmax(logits, temperature)).max(axis=1)
+
+
+def energy(logits: np.ndarray, temperature: float) -> np.ndarray:
+    z = logits / temperature
+    m = z.max(axis=1)
+    return m + np.log(np.exp(z - m[:, None]).sum(axis=1))
+
+
+# -- the report --------------------------------------------------------------------------------
+def evaluate_run(run: str | os.PathLike[str], out: str | os.PathLike[str] | None = None,
+                 model_file: str | os.PathLike[str] | None = None, batch: int = 64, limit: int = 0,
+                 non_car_dirs: Sequence[Path] = (Path("/usr/share/backgrounds"),)) -> Path:
+    """Evaluate the run's last checkpoint; writes ``report.json``, ``report.md`` and PNG plots
+    to ``out`` (default ``<run>/eval``) and returns the Markdown path."""
+    t = load_trained(run)
+    out_dir = Path(out) if out else Path(run) / "eval"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cfg, labels = t.ckpt.config, t.labels
+    test_records, val_records, train_records = t.part("test"), t.part("val"), t.part("train")
+    if limit:
+        test_records = test_records[:limit]
+        val_records = val_records[:limit]
+    device = torch.device("cpu")
+
+    def run_set(records: list[ImageRecord], spec: InputSpec) -> Collected:
+        ds = CarPhotos(records, labels, spec)
+        return collect(t.model, ds, range(len(ds)), batch, device, True)
+
+    # 1. test-time resize mode, chosen on validation
+    modes = {"stretch": t.spec("stretch"), "center_crop": t.spec("center_crop", CENTER_CROP_FRACTION)}
+    val_by_mode = {m: run_set(val_records, s) for m, s in modes.items()}
+    val_top1 = {m: topk(c.make_model_logits, c.cls_targets[:, 1], 1) for m, c in val_by_mode.items()}
+    chosen = max(val_top1, key=lambda m: (val_top1[m], m == "stretch"))
+    spec = modes[chosen]
+    val = val_by_mode[chosen]
+    test_by_mode = {m: run_set(test_records, s) for m, s in modes.items()}
+    test = test_by_mode[chosen]
+
+    # 2. temperatures (validation) and calibration (test)
+    heads = {"price": (0, "price_logits"), "make_model": (1, "make_model_logits"), "year": (2, "year_logits")}
+    temps, ece = {}, {}
+    for head, (col, attr) in heads.items():
+        temps[head] = fit_temperature(getattr(val, attr), val.cls_targets[:, col])
+        logits, y = getattr(test, attr), test.cls_targets[:, col]
+        ece[head] = {"before": expected_calibration_error(logits, y),
+                     "after": expected_calibration_error(logits, y, temps[head]),
+                     "nll_before": cross_entropy(logits, y), "nll_after": cross_entropy(logits, y, temps[head])}
+
+    # 3. baselines from the training split
+    base = baselines(train_records, test, labels)
+
+    # 4. "does not look like a whole car"
+    conf = confidence_threshold(t, spec, val, test, temps["make_model"], test_records, non_car_dirs)
+
+    metrics_test = summarise(test, labels)
+    report: dict[str, Any] = {
+        "run": str(run), "checkpoint": str(t.ckpt.path), "step": t.ckpt.progress.step,
+        "split": t.ckpt.meta.get("split"), "counts": {"train": len(train_records), "val": len(val_records),
+                                                       "test": len(test_records)},
+        "input": {"size": spec.size, "resize": spec.resize, "crop_fraction": spec.crop_fraction,
+                  "mean": list(spec.mean), "std": list(spec.std),
+                  "val_make_model_top1_by_mode": val_top1,
+                  "test_make_model_top1_by_mode": {m: topk(c.make_model_logits, c.cls_targets[:, 1], 1)
+                                                  for m, c in test_by_mode.items()}},
+        "test": metrics_test, "val": summarise(val, labels),
+        "temperatures": temps, "calibration": ece, "baselines": base, "confidence": conf,
+        "per_make_top1": per_make_accuracy(test_records, test),
+        "labels": {"make_models": len(labels.make_models), "years": len(labels.years),
+                   "price_meaning": labels.meaning},
+    }
+    if model_file:
+        report["onnx_parity"] = onnx_parity(t, Path(model_file), test_records[:32], spec)
+    plots = write_plots(out_dir, test, temps, labels, report["per_make_top1"])
+    (out_dir / "report.json").write_text(json.dumps(_clean(report), indent=1))
+    md = out_dir / "report.md"
+    md.write_text(markdown(report, plots))
+    return md
+
+
+def baselines(train: Sequence[ImageRecord], test: Collected, labels: LabelSpace) -> dict[str, float]:
+    """Majority class of the training split for each classifier; the training split's median
+    price as a constant median prediction."""
+    tr = labels.encode_all(train)
+    out: dict[str, float] = {}
+    for name, col, attr in (("price_acc", 0, "price_bin"), ("make_model_top1", 1, "make_model"),
+                            ("year_exact", 2, "year")):
+        values = [getattr(x, attr) for x in tr if getattr(x, attr) != IGNORE]
+        if not values:
+            out[f"majority_{name}"] = math.nan
+            continue
+        majority = Counter(values).most_common(1)[0][0]
+        y = test.cls_targets[:, col]
+        keep = y != IGNORE
+        out[f"majority_{name}"] = float((y[keep] == majority).mean()) if keep.any() else math.nan
+        if name == "year_exact":
+            fake = np.full((len(y), len(labels.years)), -1e9)
+            fake[:, majority] = 0.0
+            out["majority_year_within1"] = year_within(fake, y, labels.years, 1)
+    prices = [r.price for r in train if r.price is not None]
+    keep = ~np.isnan(test.median_targets)
+    if prices and keep.any():
+        med = float(np.median(prices))
+        true = np.exp(test.median_targets[keep] * labels.log_std + labels.log_mean)
+        out["train_median_price_usd"] = med
+        out["train_median_mae_usd"] = float(np.abs(true - med).mean())
+        out["train_median_mape"] = float((np.abs(true - med) / true).mean())
+    return out
+
+
+def confidence_threshold(t: Trained, spec: InputSpec, val: Collected, test: Collected, temperature: float,
+                         test_records: Sequence[ImageRecord], non_car_dirs: Sequence[Path]) -> dict[str, Any]:
+    """The max-probability threshold (make/model head, fitted temperature) below which a photo
+    is flagged: the 5% quantile on validation car photos; flagged shares reported on test car
+    photos, partial views of test cars, and real non-car photos."""
+    val_scores = max_prob(val.make_model_logits, temperature)
+    threshold = float(np.quantile(val_scores, FLAG_RATE, method="lower")) if len(val_scores) else 0.0
+    result: dict[str, Any] = {"method": "max_prob", "temperature": temperature, "threshold": threshold,
+                              "fit_on": f"{len(val_scores)} validation car photos (5% quantile)",
+                              "flagged_val": float((val_scores < threshold).mean()) if len(val_scores) else math.nan,
+                              "flagged_test": float((max_prob(test.make_model_logits, temperature) < threshold).mean())}
+    nc = non_car_images(non_car_dirs)
+    if nc:
+        scores = max_prob(logits_for_images(t.model, [im for _, im in nc], spec), temperature)
+        result["non_car"] = {"photos": len(nc), "flagged": int((scores < threshold).sum()),
+                             "flagged_share": float((scores < threshold).mean()),
+                             "sources": sorted({n.split(":")[0] if n.startswith("sklearn:") else str(Path(n).parent)
+                                                for n, _ in nc}),
+                             "per_photo": {n: round(float(s), 4) for (n, _), s in zip(nc, scores, strict=True)}}
+    parts = partial_views(test_records[:200])
+    result["partial_views"] = {}
+    for name, ims in parts.items():
+        s = max_prob(logits_for_images(t.model, ims, spec), temperature)
+        result["partial_views"][name] = {"crops": len(ims), "flagged_share": float((s < threshold).mean())}
+    return result
+
+
+def per_make_accuracy(records: Sequence[ImageRecord], c: Collected) -> dict[str, dict[str, float]]:
+    by: dict[str, list[bool]] = defaultdict(list)
+    pred = c.make_model_logits.argmax(axis=1)
+    for r, p, y in zip(records, pred, c.cls_targets[:, 1], strict=True):
+        if y != IGNORE:
+            by[r.make].append(bool(p == y))
+    return {m: {"photos": len(v), "top1": float(np.mean(v))} for m, v in sorted(by.items())}
+
+
+def onnx_parity(t: Trained, model_file: Path, records: Sequence[ImageRecord], spec: InputSpec) -> dict[str, Any]:
+    """Largest absolute difference between torch and ONNX Runtime outputs on the same inputs."""
+    from core.predictor import Predictor
+
+    pred = Predictor.load(model_file)
+    if pred.metadata.input.size != spec.size:
+        raise ValueError(f"{model_file}: input size {pred.metadata.input.size} != run size {spec.size}")
+    ds = CarPhotos(list(records), t.labels, pred.metadata.input)
+    x = torch.stack([ds[i][0] for i in range(len(ds))])
+    with torch.no_grad():
+        ref = [o.numpy() for o in t.model(x.contiguous(memory_format=torch.channels_last))]
+    got = pred.run_batch(x.numpy())
+    names = ("price_logits", "median", "make_model_logits", "year_logits")
+    diffs = {n: float(np.abs(np.ravel(got[n]) - np.ravel(r)).max()) for n, r in zip(names, ref, strict=True)}
+    return {"photos": len(ds), "max_abs_diff": diffs, "max": max(diffs.values()),
+            "top1_agree": float((got["make_model_logits"].argmax(1) == ref[2].argmax(1)).mean())}
+
+
+# -- plots and Markdown ------------------------------------------------------------------------
+def write_plots(out: Path, c: Collected, temps: dict[str, float], labels: LabelSpace,
+                per_make: dict[str, dict[str, float]]) -> dict[str, str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plots: dict[str, str] = {}
+    # calibration (reliability) curve of the make/model head
+    y = c.cls_targets[:, 1]
+    keep = y != IGNORE
+    if keep.any():
+        fig, ax = plt.subplots(figsize=(5, 5))
+        for name, temp in (("T = 1", 1.0), (f"T = {temps['make_model']:.2f} (fit on val)", temps["make_model"])):
+            p = np.exp(log_softmax(c.make_model_logits[keep], temp))
+            conf, correct = p.max(1), p.argmax(1) == y[keep]
+            edges = np.linspace(0, 1, 11)
+            xs, ys = [], []
+            for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+                m = (conf > lo) & (conf <= hi)
+                if m.sum() >= 3:
+                    xs.append(conf[m].mean())
+                    ys.append(correct[m].mean())
+            ax.plot(xs, ys, marker="o", label=name)
+        ax.plot([0, 1], [0, 1], "k--", lw=1)
+        ax.set_xlabel("confidence (top-1 probability)")
+        ax.set_ylabel("accuracy")
+        ax.set_title("make/model calibration (test)")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(out / "calibration.png", dpi=100)
+        plt.close(fig)
+        plots["calibration"] = "calibration.png"
+    m = ~np.isnan(c.median_targets)
+    if m.any():
+        true = np.exp(c.median_targets[m] * labels.log_std + labels.log_mean)
+        pred = np.exp(c.median[m] * labels.log_std + labels.log_mean)
+        fig, ax = plt.subplots(figsize=(5, 5))
+        ax.scatter(true, pred, s=6, alpha=0.5)
+        lo, hi = min(true.min(), pred.min()), max(true.max(), pred.max())
+        ax.plot([lo, hi], [lo, hi], "k--", lw=1)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("label price (USD)")
+        ax.set_ylabel("predicted median (USD)")
+        ax.set_title("median price, test photos")
+        fig.tight_layout()
+        fig.savefig(out / "price_scatter.png", dpi=100)
+        plt.close(fig)
+        plots["price_scatter"] = "price_scatter.png"
+    if per_make:
+        makes = sorted(per_make, key=lambda k: per_make[k]["top1"])
+        fig, ax = plt.subplots(figsize=(7, max(3, 0.18 * len(makes))))
+        ax.barh(makes, [per_make[k]["top1"] for k in makes])
+        ax.set_xlabel("make/model top-1 (test)")
+        ax.set_xlim(0, 1)
+        ax.tick_params(axis="y", labelsize=7)
+        fig.tight_layout()
+        fig.savefig(out / "per_make.png", dpi=100)
+        plt.close(fig)
+        plots["per_make"] = "per_make.png"
+    return plots
+
+
+def _pct(v: float) -> str:
+    return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:.1f}%"
+
+
+def _usd(v: float) -> str:
+    return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"${v:,.0f}"
+
+
+def markdown(r: dict[str, Any], plots: dict[str, str]) -> str:
+    t, b, conf = r["test"], r["baselines"], r["confidence"]
+    lines = [
+        "# Held-out evaluation", "",
+        f"Run `{r['run']}`, checkpoint step {r['step']}; split sha256 `{(r['split'] or {}).get('sha256', '?')[:16]}…`;",
+        f"photos: {r['counts']['train']} train, {r['counts']['val']} validation (fits temperatures, resize "
+        f"mode and the confidence threshold), {r['counts']['test']} test (everything below).", "",
+        f"Input: {r['input']['size']} px, resize `{r['input']['resize']}` (chosen on validation; make/model "
+        f"top-1 on val by mode: " + ", ".join(f"{k} {_pct(v)}" for k, v in r["input"]["val_make_model_top1_by_mode"].items())
+        + "; on test: " + ", ".join(f"{k} {_pct(v)}" for k, v in r["input"]["test_make_model_top1_by_mode"].items()) + ").", "",
+        "| metric | model | baseline |", "| --- | --- | --- |",
+        f"| make/model top-1 | {_pct(t['make_model_top1'])} | {_pct(b.get('majority_make_model_top1'))} (majority class) |",
+        f"| make/model top-5 | {_pct(t['make_model_top5'])} | |",
+        f"| year exact | {_pct(t['year_exact'])} | {_pct(b.get('majority_year_exact'))} (majority year) |",
+        f"| year within ±1 | {_pct(t['year_within1'])} | {_pct(b.get('majority_year_within1'))} |",
+        f"| year within ±2 | {_pct(t['year_within2'])} | |",
+        f"| price range accuracy | {_pct(t['price_acc'])} | {_pct(b.get('majority_price_acc'))} (majority range) |",
+        f"| price range cross-entropy | {t['price_ce']:.3f} | |",
+        f"| median price MAE | {_usd(t['median_mae_usd'])} | {_usd(b.get('train_median_mae_usd', math.nan))} (training median {_usd(b.get('train_median_price_usd', math.nan))}) |",
+        f"| median price MAPE | {_pct(t['median_mape'])} | {_pct(b.get('train_median_mape', math.nan))} |",
+        "", f"Price labels: {r['labels']['price_meaning']}", "",
+        "## Calibration (expected calibration error, 15 bins; temperatures fit on validation)", "",
+        "| head | temperature | ECE before | ECE after | NLL before | NLL after |", "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for head, e in r["calibration"].items():
+        lines.append(f"| {head} | {r['temperatures'][head]:.3f} | {_pct(e['before'])} | {_pct(e['after'])} | "
+                     f"{e['nll_before']:.3f} | {e['nll_after']:.3f} |")
+    lines += ["", "## \"Does not look like a whole car\"", "",
+              f"Score: top make/model probability at temperature {conf['temperature']:.3f}; flagged below "
+              f"{conf['threshold']:.4f} (the 5% quantile of {conf['fit_on']}).", "",
+              "| photos | flagged |", "| --- | --- |",
+              f"| validation cars | {_pct(conf['flagged_val'])} |", f"| test cars | {_pct(conf['flagged_test'])} |"]
+    for name, v in conf.get("partial_views", {}).items():
+        lines.append(f"| {name} of {v['crops']} test cars | {_pct(v['flagged_share'])} |")
+    if "non_car" in conf:
+        nc = conf["non_car"]
+        lines.append(f"| {nc['photos']} real non-car photos ({', '.join(nc['sources'])}) | "
+                     f"{nc['flagged']} ({_pct(nc['flagged_share'])}) |")
+    if "onnx_parity" in r:
+        p = r["onnx_parity"]
+        lines += ["", "## torch vs ONNX Runtime", "",
+                  f"On {p['photos']} test photos: largest absolute output difference {p['max']:.2e}; "
+                  f"top-1 agreement {_pct(p['top1_agree'])}."]
+    lines += ["", "## Plots", ""] + [f"![{k}]({v})" for k, v in plots.items()]
+    pm = r["per_make_top1"]
+    worst = sorted(pm, key=lambda k: pm[k]["top1"])[:8]
+    lines += ["", "Hardest makes (test top-1): " + ", ".join(f"{k} {_pct(pm[k]['top1'])} ({pm[k]['photos']})" for k in worst), ""]
+    return "\n".join(lines)
+
+
+def _clean(o: Any) -> Any:
+    if isinstance(o, float):
+        return None if math.isnan(o) or math.isinf(o) else o
+    if isinstance(o, dict):
+        return {str(k): _clean(v) for k, v in o.items()}
+    if isinstance(o, list | tuple):
+        return [_clean(v) for v in o]
+    if isinstance(o, np.floating | np.integer):
+        return _clean(o.item())
+    return o

