@@ -11,6 +11,7 @@ complete or absent.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 SCHEMA_VERSION = 1
@@ -154,6 +155,26 @@ def remember_images_root(conn: sqlite3.Connection, root: Path) -> None:
 
 
 def stored_hashes(conn: sqlite3.Connection) -> list[str]:
-    """Distinct SHA-256s of photos whose status is stored."""
-    rows = conn.execute("SELECT DISTINCT sha256 FROM photos WHERE status = ? ORDER BY sha256", (PHOTO_STORED,))
-    return [r[0] for r in rows]
+    """Distinct SHA-256s of photos whose status is stored (small databases and tests; stages
+    page through them with :func:`hash_pages`)."""
+    return [sha for page in hash_pages(conn, STORED_HASHES_AFTER) for sha in page]
+
+
+# Distinct stored hashes after a given one, in order: the keyset query that hash_pages() runs.
+STORED_HASHES_AFTER = ("SELECT DISTINCT sha256 FROM photos WHERE status = 'stored' AND sha256 > ? "
+                       "ORDER BY sha256 LIMIT ?")
+
+
+def hash_pages(conn: sqlite3.Connection, sql: str, params: tuple[object, ...] = (),
+               page: int = 4096) -> Iterator[list[str]]:
+    """Pages of hashes from ``sql``, which ends in ``sha256 > ? ORDER BY sha256 LIMIT ?``.
+
+    Keyset paging keeps memory flat at millions of photos, and each page is a fresh query, so
+    the caller may write between pages (e.g. insert the hashes it just computed)."""
+    last = ""
+    while True:
+        rows = [r[0] for r in conn.execute(sql, (*params, last, page))]
+        if not rows:
+            return
+        yield rows
+        last = rows[-1]

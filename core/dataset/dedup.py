@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import sqlite3
 import sys
-from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from itertools import islice
 
 from tqdm import tqdm
 
@@ -51,35 +49,32 @@ def _hash_one(job: tuple[str, str]) -> tuple[str, str | None, str | None]:
         return sha, None, f"cannot read file ({e.strerror or e})"
 
 
-def _batches(items: Iterable[tuple[str, str]], n: int) -> Iterator[list[tuple[str, str]]]:
-    it = iter(items)
-    while batch := list(islice(it, n)):
-        yield batch
+_UNHASHED_AFTER = ("SELECT DISTINCT p.sha256 FROM photos p LEFT JOIN phashes h ON h.sha256 = p.sha256 "
+                   "WHERE p.status = 'stored' AND h.sha256 IS NULL AND p.sha256 > ? ORDER BY p.sha256 LIMIT ?")
 
 
-def unhashed(conn: sqlite3.Connection) -> list[str]:
-    rows = conn.execute(
-        "SELECT DISTINCT p.sha256 FROM photos p LEFT JOIN phashes h ON h.sha256 = p.sha256 "
-        "WHERE p.status = ? AND h.sha256 IS NULL ORDER BY p.sha256", (db.PHOTO_STORED,))
-    return [r[0] for r in rows]
+def count_unhashed(conn: sqlite3.Connection) -> int:
+    return int(conn.execute(
+        "SELECT COUNT(DISTINCT p.sha256) FROM photos p LEFT JOIN phashes h ON h.sha256 = p.sha256 "
+        "WHERE p.status = ? AND h.sha256 IS NULL", (db.PHOTO_STORED,)).fetchone()[0])
 
 
 def dedup(conn: sqlite3.Connection, store: ImageStore, jobs: int = 1, progress: bool = True,
           min_for_pool: int = 128) -> DedupReport:
     """Hash what is not hashed yet (in ``jobs`` processes when there are at least ``min_for_pool``)."""
-    todo = unhashed(conn)
-    work = ((sha, str(store.path_for(sha))) for sha in todo)
+    total = count_unhashed(conn)
     hashed = failed = 0
-    bar = tqdm(total=len(todo), unit="photo", disable=not progress, file=sys.stderr, desc="dedup")
-    pool = ProcessPoolExecutor(jobs) if jobs > 1 and len(todo) >= min_for_pool else None
+    bar = tqdm(total=total, unit="photo", disable=not progress, file=sys.stderr, desc="dedup")
+    pool = ProcessPoolExecutor(jobs) if jobs > 1 and total >= min_for_pool else None
     try:
-        for batch in _batches(work, BATCH):
-            results = list(pool.map(_hash_one, batch, chunksize=32) if pool else map(_hash_one, batch))
+        for page in db.hash_pages(conn, _UNHASHED_AFTER, page=BATCH):
+            work = [(sha, str(store.path_for(sha))) for sha in page]
+            results = list(pool.map(_hash_one, work, chunksize=32) if pool else map(_hash_one, work))
             with db.Transaction(conn) as c:
                 c.executemany("INSERT OR REPLACE INTO phashes(sha256, phash, error) VALUES (?,?,?)", results)
             failed += sum(1 for _, ph, _ in results if ph is None)
             hashed += sum(1 for _, ph, _ in results if ph is not None)
-            bar.update(len(batch))
+            bar.update(len(page))
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)

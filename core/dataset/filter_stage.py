@@ -77,13 +77,16 @@ def apply_filter(conn: sqlite3.Connection, store: ImageStore, jf: JunkFilter, ex
     if extractor.name != jf.features:
         raise ValueError(f"the filter was trained on {jf.features} features, not {extractor.name}")
     fid = jf.fingerprint()
-    todo = [r[0] for r in conn.execute(
-        "SELECT DISTINCT p.sha256 FROM photos p LEFT JOIN junk_scores j ON j.sha256 = p.sha256 "
-        "WHERE p.status = ? AND (j.sha256 IS NULL OR j.filter_id != ?) ORDER BY p.sha256", (db.PHOTO_STORED, fid))]
+    todo_after = ("SELECT DISTINCT p.sha256 FROM photos p LEFT JOIN junk_scores j ON j.sha256 = p.sha256 "
+                  "WHERE p.status = 'stored' AND (j.sha256 IS NULL OR j.filter_id != ?) AND p.sha256 > ? "
+                  "ORDER BY p.sha256 LIMIT ?")
     unreadable: dict[str, str] = {}
-    step = batch_size * 16  # commit every few batches: a killed run keeps most of its work
-    for start in range(0, len(todo), step):
-        x, hashes, failed = features_of(store, todo[start:start + step], extractor, batch_size, progress)
+    attempted = 0
+    # Pages of a few batches, each committed: a killed run keeps most of its work.  Unreadable
+    # photos get no row, so paging by hash (not by "still unscored") moves past them.
+    for page in db.hash_pages(conn, todo_after, (fid,), page=batch_size * 16):
+        attempted += len(page)
+        x, hashes, failed = features_of(store, page, extractor, batch_size, progress)
         unreadable.update(failed)
         if hashes:
             scores = jf.scores(x)
@@ -92,7 +95,7 @@ def apply_filter(conn: sqlite3.Connection, store: ImageStore, jf: JunkFilter, ex
                               [(s, float(v), int(v < jf.threshold), fid) for s, v in zip(hashes, scores, strict=True)])
     scored, junk = conn.execute("SELECT COUNT(*), COALESCE(SUM(is_junk), 0) FROM junk_scores WHERE filter_id = ?",
                                 (fid,)).fetchone()
-    return {"filter_id": fid, "scored_now": len(todo) - len(unreadable), "scored_total": int(scored),
+    return {"filter_id": fid, "scored_now": attempted - len(unreadable), "scored_total": int(scored),
             "junk": int(junk), "fraction_junk": round(junk / scored, 6) if scored else 0.0,
             "unreadable": len(unreadable), "unreadable_examples": dict(list(unreadable.items())[:5]),
             "hint": "run `carvalue-data verify` to repair unreadable photos" if unreadable else None}

@@ -8,6 +8,7 @@ order the labels were given so that undo takes back the last one::
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -92,12 +93,17 @@ class LabelFile:
         return len(self._order)
 
 
-def labelling_queue(conn: sqlite3.Connection, seed: int = 0) -> list[str]:
-    """Stored photos worth labelling (duplicates left out once hashed), in a seeded random order."""
-    rows = conn.execute(
-        "SELECT DISTINCT p.sha256 FROM photos p LEFT JOIN phashes h ON h.sha256 = p.sha256 "
-        "WHERE p.status = ? AND (h.phash IS NULL OR h.phash NOT IN (SELECT phash FROM duplicate_phashes)) "
-        "AND h.error IS NULL ORDER BY p.sha256", (db.PHOTO_STORED,))
-    hashes = [r[0] for r in rows]
+def labelling_queue(conn: sqlite3.Connection, seed: int = 0, limit: int = 5000) -> list[str]:
+    """Up to ``limit`` stored photos to label (duplicates left out once hashed), in a seeded
+    random order.  SHA-256 names are uniformly random, so the ``limit`` hashes that follow a
+    seeded random point (wrapping round) are a uniform sample, read straight off the index
+    even at millions of photos."""
+    start = hashlib.sha256(f"labelling-queue-{seed}".encode()).hexdigest()
+    sql = ("SELECT DISTINCT p.sha256 FROM photos p LEFT JOIN phashes h ON h.sha256 = p.sha256 "
+           "WHERE p.status = ? AND (h.phash IS NULL OR h.phash NOT IN (SELECT phash FROM duplicate_phashes)) "
+           "AND h.error IS NULL AND p.sha256 {} ? ORDER BY p.sha256 LIMIT ?")
+    hashes = [r[0] for r in conn.execute(sql.format(">="), (db.PHOTO_STORED, start, limit))]
+    if len(hashes) < limit:
+        hashes += [r[0] for r in conn.execute(sql.format("<"), (db.PHOTO_STORED, start, limit - len(hashes)))]
     random.Random(seed).shuffle(hashes)
     return hashes

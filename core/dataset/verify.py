@@ -47,12 +47,15 @@ def verify(conn: sqlite3.Connection, store: ImageStore, refetch: bool = True, po
            rate: float = 8.0, short_side: int = DEFAULT_SHORT_SIDE, quality: int = DEFAULT_QUALITY,
            temp_age_s: float = 3600.0, progress: bool = True) -> VerifyReport:
     report = VerifyReport(temp_files_removed=store.clean_temp(temp_age_s))
-    hashes = db.stored_hashes(conn)
-    for sha in tqdm(hashes, unit="photo", desc="verify", disable=not progress, file=sys.stderr):
-        report.checked += 1
-        problem = store.problem(sha)
-        if problem is not None:
-            report.bad[sha] = problem
+    total = conn.execute("SELECT COUNT(DISTINCT sha256) FROM photos WHERE status = ?", (db.PHOTO_STORED,)).fetchone()[0]
+    with tqdm(total=total, unit="photo", desc="verify", disable=not progress, file=sys.stderr) as bar:
+        for page in db.hash_pages(conn, db.STORED_HASHES_AFTER):
+            for sha in page:
+                report.checked += 1
+                problem = store.problem(sha)
+                if problem is not None:
+                    report.bad[sha] = problem
+            bar.update(len(page))
     if not report.bad:
         return report
     session = new_session()
