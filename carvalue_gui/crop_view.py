@@ -17,6 +17,7 @@ from core.preprocess import Box, Photo
 
 NUDGE_FRACTION = 0.01  # arrow key: 1% of the photo's width/height; with Shift: 10%
 MIN_BOX_FRACTION = 0.05  # the box cannot shrink below 5% of the photo's side
+PLACEHOLDER = "Drop photos or folders here\nor use File > Open photos"
 
 
 class CropView(pg.GraphicsView):
@@ -35,8 +36,7 @@ class CropView(pg.GraphicsView):
         self.setCentralItem(self._vb)
         self._image = pg.ImageItem(axisOrder="row-major")
         self._vb.addItem(self._image)
-        self._placeholder = pg.TextItem("Drop photos or folders here\nor use File > Open photos",
-                                        color=(200, 200, 200), anchor=(0.5, 0.5))
+        self._placeholder = pg.TextItem(PLACEHOLDER, color=(200, 200, 200), anchor=(0.5, 0.5))
         self._vb.addItem(self._placeholder)
         self._placeholder.setPos(0.5, 0.5)
         self._vb.setRange(QRectF(0, 0, 1, 1), padding=0)
@@ -52,14 +52,16 @@ class CropView(pg.GraphicsView):
     def image_size(self) -> tuple[int, int] | None:
         return self._size
 
-    def set_photo(self, photo: Photo | None, box: Box | None = None) -> None:
-        """Show ``photo`` (its working copy, never re-decoded) with the box (default: whole)."""
+    def set_photo(self, photo: Photo | None, box: Box | None = None, message: str = "") -> None:
+        """Show ``photo`` (its working copy, never re-decoded) with the box (default: whole);
+        None shows ``message`` (or how to get photos in)."""
         if self._roi is not None:
             self._vb.removeItem(self._roi)
             self._roi = None
         if photo is None:
             self._size = None
             self._image.clear()
+            self._placeholder.setText(message or PLACEHOLDER)
             self._placeholder.show()
             self._vb.setRange(QRectF(0, 0, 1, 1), padding=0)
             return

@@ -76,6 +76,7 @@ class PhotoLoader(QObject):
     """Queue of load jobs served by one thread; see the module docstring."""
 
     loaded = Signal(int, object)  # job id, list[LoadedPhoto]
+    reloaded = Signal(int, object)  # job id, list[tuple[key, LoadedPhoto]] (see ``reload``)
     failed = Signal(int, object)  # job id, list[str] one-line messages naming each file
     progress = Signal(int, int, int)  # job id, files done, files in the job
     finished = Signal(int)  # job id: every file of the job has been reported
@@ -83,7 +84,7 @@ class PhotoLoader(QObject):
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._cond = threading.Condition()
-        self._jobs: deque[tuple[int, list[str]]] = deque()
+        self._jobs: deque[tuple[int, list[str] | list[tuple[int, str]]]] = deque()
         self._next_id = 1
         self._cancelled = False
         self._stopping = False
@@ -92,10 +93,21 @@ class PhotoLoader(QObject):
 
     def load(self, paths: list[str]) -> int:
         """Queue paths (files and/or folders); returns the job id used in the signals."""
+        return self._queue(list(paths), front=False)
+
+    def reload(self, items: list[tuple[int, str]]) -> int:
+        """Decode files again whose working copies were let go, ahead of queued loads;
+        results come as ``reloaded`` with the caller's keys."""
+        return self._queue(list(items), front=True)
+
+    def _queue(self, payload: list[str] | list[tuple[int, str]], front: bool) -> int:
         with self._cond:
             job = self._next_id
             self._next_id += 1
-            self._jobs.append((job, list(paths)))
+            if front:
+                self._jobs.appendleft((job, payload))
+            else:
+                self._jobs.append((job, payload))
             self._cancelled = False
             self._cond.notify()
         return job
@@ -114,7 +126,7 @@ class PhotoLoader(QObject):
             self._cond.notify()
         self._thread.join(timeout)
 
-    def _take(self) -> tuple[int, list[str]] | None:
+    def _take(self) -> tuple[int, list[str] | list[tuple[int, str]]] | None:
         with self._cond:
             while not self._stopping and not self._jobs:
                 self._cond.wait()
@@ -129,9 +141,28 @@ class PhotoLoader(QObject):
 
     def _loop(self) -> None:
         while (job := self._take()) is not None:
-            job_id, paths = job
-            self._run(job_id, paths)
+            job_id, payload = job
+            if payload and isinstance(payload[0], tuple):
+                self._reload(job_id, payload)  # type: ignore[arg-type]
+            else:
+                self._run(job_id, payload)  # type: ignore[arg-type]
             self.finished.emit(job_id)
+
+    def _reload(self, job_id: int, items: list[tuple[int, str]]) -> None:
+        done: list[tuple[int, LoadedPhoto]] = []
+        errors: list[str] = []
+        for key, path in items:
+            if self._is_cancelled():
+                return
+            try:
+                photo = load_photo(path)
+                done.append((key, LoadedPhoto(path, photo, make_thumbnail(photo))))
+            except ImageLoadError as e:
+                errors.append(f"could not read the photo again: {e}")
+        if done:
+            self.reloaded.emit(job_id, done)
+        if errors:
+            self.failed.emit(job_id, errors)
 
     def _run(self, job_id: int, paths: list[str]) -> None:
         files, problems = expand_paths(paths)

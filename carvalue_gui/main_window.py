@@ -8,6 +8,7 @@ id, and a result whose id is not the newest is dropped on arrival.
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,20 +47,29 @@ from core.preprocess import Box, ImageLoadError, Photo, photo_from_image
 
 SWEEP_WIDTH = 0.5  # the sweep box is half the photo wide, full height (the seed's study)
 SWEEP_STEP_MS = 70  # animation: time the box rests at each sweep position
+# Decoded working copies kept in memory (at most 1024 px long: ~2.4 MB each); photos beyond this,
+# least recently selected first, keep their thumbnail and estimates and are decoded again when
+# selected, so a folder of thousands of camera photos does not fill the memory.
+MAX_RESIDENT = 120
 
 
 @dataclass
 class PhotoEntry:
     key: int
-    path: str
-    photo: Photo
+    path: str  # a file, or "<pasted image N>"
+    size: tuple[int, int]  # original pixels
+    photo: Photo | None  # the decoded working copy; None while let go (see MAX_RESIDENT)
     prediction: Prediction | None = None  # whole photo, from the batch queue
     box: Box | None = None  # the user's crop box (None: whole photo)
     crop_prediction: Prediction | None = None  # for `box`
     sweep: Sweep | None = None
 
+    @property
+    def reloadable(self) -> bool:
+        return not self.path.startswith("<")
+
     def results(self) -> PhotoResults:
-        return PhotoResults(self.path, self.photo.original_size, self.prediction,
+        return PhotoResults(self.path, self.size, self.prediction,
                             self.crop_prediction, self.sweep)
 
 
@@ -80,6 +90,8 @@ class MainWindow(QMainWindow):
         self.settings = settings
         self.predictor: Predictor | None = None
         self.entries: dict[int, PhotoEntry] = {}
+        self.max_resident = MAX_RESIDENT
+        self._resident: OrderedDict[int, None] = OrderedDict()  # keys with a working copy, LRU first
         self._next_key = 1
         self._request_id = 0  # newest crop/sweep-display request
         self._sweep_request = 0
@@ -100,6 +112,7 @@ class MainWindow(QMainWindow):
         self.worker.failed.connect(self._on_worker_failed)
         self.loader = PhotoLoader(self)
         self.loader.loaded.connect(self._on_loaded)
+        self.loader.reloaded.connect(self._on_reloaded)
         self.loader.failed.connect(lambda _job, msgs: self.notices.add(msgs))
         self.loader.progress.connect(self._on_load_progress)
         self.loader.finished.connect(self._on_load_finished)
@@ -269,7 +282,10 @@ class MainWindow(QMainWindow):
             e.prediction = e.crop_prediction = e.sweep = None
             self.strip.set_estimate(e.key, e.path, None)
         self._batch_total = self._batch_done = 0
-        self._queue_batch(list(self.entries.values()))
+        self._queue_batch([e for e in self.entries.values() if e.photo is not None])
+        evicted = [(e.key, e.path) for e in self.entries.values() if e.photo is None]
+        if evicted:  # estimated when they come back (see _on_reloaded)
+            self.loader.reload(evicted)
         self.sweep_plot.show_sweep(None)
         self._request_current_crop()
 
@@ -300,13 +316,42 @@ class MainWindow(QMainWindow):
         self._queue_batch(fresh)
         if fresh and self.strip.current_key() is None:
             self.strip.select(fresh[0].key)
+        self._evict()
 
     def _add_entry(self, path: str, photo: Photo, thumbnail: QImage) -> PhotoEntry:
-        entry = PhotoEntry(self._next_key, path, photo)
+        entry = PhotoEntry(self._next_key, path, photo.original_size, photo)
         self._next_key += 1
         self.entries[entry.key] = entry
+        self._resident[entry.key] = None
         self.strip.add_photo(entry.key, path, thumbnail)
         return entry
+
+    def _evict(self) -> None:
+        """Let go of the least recently selected working copies beyond ``max_resident`` (never
+        the selected photo's, never a pasted image's: it has no file to read again). A photo
+        still waiting for its estimate stays alive in the batch queue until it is estimated."""
+        current = self.strip.current_key()
+        for key in list(self._resident):
+            if len(self._resident) <= self.max_resident:
+                break
+            entry = self.entries.get(key)
+            if entry is None or (key != current and entry.reloadable):
+                if entry is not None:
+                    entry.photo = None
+                del self._resident[key]
+
+    def _on_reloaded(self, _job: int, items: list[tuple[int, LoadedPhoto]]) -> None:
+        for key, lp in items:
+            entry = self.entries.get(key)
+            if entry is None or entry.photo is not None:
+                continue
+            entry.photo = lp.photo
+            self._resident[key] = None
+            if entry.prediction is None:
+                self._queue_batch([entry])
+            if key == self.strip.current_key():
+                self.select_photo(key)
+        self._evict()
 
     def _on_load_progress(self, job: int, done: int, total: int) -> None:
         self._loading[job] = (done, total)
@@ -347,14 +392,14 @@ class MainWindow(QMainWindow):
         self.worker.submit_batch(self._generation, [BatchItem(e.key, e.photo) for e in entries])
         self._update_progress()
 
-    def _on_batch_done(self, generation: int, results: list[tuple[int, Prediction]]) -> None:
+    def _on_batch_done(self, generation: int, results: list[tuple[int, Prediction | None]]) -> None:
         if generation != self._generation:
             return
         for key, pred in results:
             entry = self.entries.get(key)
             if entry is not None:
                 entry.prediction = pred
-                self.strip.set_estimate(key, entry.path, pred)
+                self.strip.set_estimate(key, entry.path, pred, "" if pred else "estimate failed")
         self._batch_done += len(results)
         self._update_progress()
         if self._batch_done >= self._batch_total:
@@ -391,9 +436,15 @@ class MainWindow(QMainWindow):
         if entry is None:
             return
         self._stop_sweep_animation()
-        self.crop_view.set_photo(entry.photo, entry.box)
         self.sweep_plot.show_sweep(entry.sweep)
         self.setWindowTitle(f"CarValue — {Path(entry.path).name}")
+        if entry.photo is None:  # let go earlier: decode it again off the GUI thread
+            self.crop_view.set_photo(None, message=f"Loading {Path(entry.path).name}…")
+            self.panel.show_prediction(self._new_request_id(), None)
+            self.loader.reload([(entry.key, entry.path)])
+            return
+        self._resident.move_to_end(key)
+        self.crop_view.set_photo(entry.photo, entry.box)
         self._request_current_crop()
 
     def _new_request_id(self) -> int:
@@ -407,13 +458,13 @@ class MainWindow(QMainWindow):
 
     def _request_current_crop(self) -> int:
         entry, box = self.current_entry(), self.crop_view.box()
-        if entry is None or box is None:
+        if entry is None or box is None or entry.photo is None:
             return 0
         return self._submit_crop(entry, box)
 
     def _submit_crop(self, entry: PhotoEntry, box: Box) -> int:
         rid = self._new_request_id()
-        if self.predictor is None:
+        if self.predictor is None or entry.photo is None:
             self.panel.show_prediction(rid, None)
             return rid
         self.worker.submit_crop(CropRequest(rid, entry.photo, box))
@@ -424,7 +475,7 @@ class MainWindow(QMainWindow):
         if entry is None:
             return
         self._stop_sweep_animation()
-        entry.box = None if box == entry.photo.full_box() else box
+        entry.box = None if box == Box.full(entry.size) else box
         self._submit_crop(entry, box)
 
     def _on_crop_done(self, rid: int, pred: Prediction) -> None:
@@ -443,7 +494,7 @@ class MainWindow(QMainWindow):
     def start_sweep(self) -> int:
         """Predict the sweep positions as one batch; the box animates once results are in."""
         entry = self.current_entry()
-        if entry is None or self.predictor is None:
+        if entry is None or entry.photo is None or self.predictor is None:
             self.notices.add(["Pan across needs a photo and a model"])
             return 0
         self._stop_sweep_animation()
@@ -455,7 +506,7 @@ class MainWindow(QMainWindow):
 
     def _on_sweep_done(self, rid: int, sweep: Sweep) -> None:
         entry = self.current_entry()
-        if rid != self._sweep_request or entry is None or sweep.predictions[0].source != entry.photo.source:
+        if rid != self._sweep_request or entry is None or sweep.predictions[0].source != entry.path:
             self.dropped_results += 1
             return
         entry.sweep = sweep

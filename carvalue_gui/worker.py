@@ -51,7 +51,7 @@ class InferenceWorker(QObject):
 
     crop_done = Signal(int, object)  # request id, Prediction
     sweep_done = Signal(int, object)  # request id, Sweep
-    batch_done = Signal(int, object)  # generation, list[tuple[key, Prediction]]
+    batch_done = Signal(int, object)  # generation, list[tuple[key, Prediction | None (failed)]]
     failed = Signal(str, int, str)  # kind ("crop", "sweep", "batch"), id/generation, message
 
     def __init__(self, parent: QObject | None = None, batch_chunk: int = BATCH_CHUNK) -> None:
@@ -171,6 +171,9 @@ class InferenceWorker(QObject):
                                                       zip(chunk, preds, strict=True)])
             except Exception as e:  # noqa: BLE001 - any failure is reported; the thread must live on
                 self.failed.emit(kind, ident, f"{type(e).__name__}: {e}")
+                if kind == "batch":  # account for the chunk, so progress still completes
+                    generation, chunk = payload  # type: ignore[misc]
+                    self.batch_done.emit(generation, [(it.key, None) for it in chunk])
 
 
 def _warm_up(predictor: Predictor) -> None:

@@ -458,3 +458,42 @@ def test_corrupt_settings_file_gives_defaults(qtbot: object, model_file: Path) -
     qtbot.addWidget(w)  # type: ignore[attr-defined]
     assert any("settings" in m for m in w.notices.messages)
     assert w.predictor is not None
+
+
+def test_working_copies_beyond_the_limit_are_let_go_and_read_again(qtbot: object, window: MainWindow,
+                                                                   photos: dict[str, list[Path]],
+                                                                   predictor: Predictor) -> None:
+    window.max_resident = 2
+    load(qtbot, window, photos["loose"] + photos["folder"])
+    entries = list(window.entries.values())
+    assert len(entries) == 5
+    assert sum(e.photo is not None for e in entries) == 2
+    assert window.current_entry() is entries[0] and entries[0].photo is not None
+    assert all(e.prediction is not None for e in entries)  # estimated before being let go
+    evicted = next(e for e in entries if e.photo is None)
+    window.strip.select(evicted.key)
+    shown = wait_shown(qtbot, window)
+    assert evicted.photo is not None and window.crop_view.image_size() == evicted.size
+    assert_same(shown, predictor.predict(load_photo(evicted.path)))
+    assert sum(e.photo is not None for e in entries) <= 2
+
+
+def test_a_failing_prediction_is_reported_and_the_rest_go_on(qtbot: object, window: MainWindow,
+                                                             photos: dict[str, list[Path]],
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    real = window.predictor.predict_many  # type: ignore[union-attr]
+
+    def failing(images: list[object], *args: object, **kwargs: object) -> list[Prediction]:
+        if any(getattr(p, "source", "").endswith("b.png") for p in images):
+            raise RuntimeError("simulated ONNX Runtime failure")
+        return real(images, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(window.predictor, "predict_many", failing)
+    window.worker._batch_chunk = 1  # one photo per batch, so only b.png's fails
+    load(qtbot, window, photos["loose"])
+    a, b = window.entries.values()
+    assert a.prediction is not None and b.prediction is None
+    assert "estimate failed" in window.strip.item(1).text()
+    assert any("simulated ONNX Runtime failure" in m for m in window.notices.messages)
+    assert not window.progress.isVisible()
+    wait_shown(qtbot, window)  # the crop path still works
