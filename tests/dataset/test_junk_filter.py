@@ -176,3 +176,51 @@ def test_clip_is_local_only(tmp_path: Path) -> None:
         make_extractor("clip")
     with pytest.raises(FileNotFoundError, match="never downloaded"):
         make_extractor("clip", clip_weights=tmp_path / "nope.bin")
+
+
+@pytest.mark.usefixtures("torch_threads_restored")
+def test_clip_loads_only_the_local_file_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """open_clip is an optional extra; a stand-in module records how it is called."""
+    import sys
+    import types
+
+    import torch
+
+    from core.dataset.features import CLIP, make_extractor
+
+    calls: list[tuple[str, str]] = []
+
+    class Model:
+        def eval(self) -> Model:
+            return self
+
+        def encode_image(self, x: torch.Tensor) -> torch.Tensor:
+            return x.flatten(1)[:, :512] + 1.0
+
+    def create(name: str, pretrained: str) -> tuple[Model, None, object]:
+        import os
+
+        assert os.environ.get("HF_HUB_OFFLINE") == "1"  # set before open_clip could look anything up
+        calls.append((name, pretrained))
+        return Model(), None, lambda im: torch.rand(3, 16, 32)
+
+    monkeypatch.setitem(sys.modules, "open_clip", types.SimpleNamespace(create_model_and_transforms=create))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    weights = tmp_path / "vit_b16.bin"
+    weights.write_bytes(b"weights")
+    fx = make_extractor("clip", clip_weights=weights)
+    assert fx.name == CLIP and calls == [("ViT-B-16", str(weights))]
+    f = fx([Image.new("RGB", (64, 48))] * 2)
+    assert f.shape == (2, 512) and np.allclose(np.linalg.norm(f, axis=1), 1.0, atol=1e-5)
+
+
+def test_clip_without_open_clip_says_how_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from core.dataset.features import make_extractor
+
+    monkeypatch.setitem(sys.modules, "open_clip", None)  # import fails
+    weights = tmp_path / "w.bin"
+    weights.write_bytes(b"x")
+    with pytest.raises(ImportError, match=r"carvalue\[clip\]"):
+        make_extractor("clip", clip_weights=weights)
