@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from itertools import chain
 
 import numpy as np
 import requests
@@ -170,7 +171,7 @@ class Scraper:
         todo = self.pending_ids(order)
         summary.skipped_done = len(order) - len(todo)
         summary.photo_retries = len(retries)
-        tasks: Iterator[PhotoRetry | int] = iter([*retries, *(int(i) for i in todo)])
+        tasks: Iterator[PhotoRetry | int] = chain(retries, (int(i) for i in todo))  # lazy: millions of IDs
         bar = tqdm(total=len(retries) + len(todo), unit="task", dynamic_ncols=True, smoothing=0.05,
                    disable=not self.config.progress, file=sys.stderr, desc="scrape")
         streak_error: str | None = None
