@@ -129,8 +129,9 @@ def fetch(session: requests.Session, url: str, policy: RetryPolicy, limiter: Rat
             status, error = None, "connection broken mid-response"
         except requests.ConnectionError as e:
             status, error = None, f"connection error ({_root_cause(e)})"
-        except requests.exceptions.InvalidURL as e:
-            return FetchResult(url, None, None, f"invalid URL ({e})", attempt + 1)
+        except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
+                requests.exceptions.InvalidSchema) as e:  # retrying cannot help
+            return FetchResult(url, None, None, f"invalid URL ({type(e).__name__})", attempt + 1)
         except requests.RequestException as e:
             status, error = None, f"request failed ({type(e).__name__})"
         if attempt < policy.retries:

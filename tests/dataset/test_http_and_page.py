@@ -101,3 +101,8 @@ def test_photo_urls_resolved_primary_first() -> None:
 def test_unreadable_pages_say_why(html: str, error: type[Exception], match: str) -> None:
     with pytest.raises(error, match=match):
         parse_listing_page(html, 1, "https://a.example/")
+
+
+def test_an_invalid_url_is_not_retried() -> None:
+    got = fetch(new_session(), "http://", FAST, RateLimiter(0), random.Random(0), sleep=lambda s: None)
+    assert got.attempts == 1 and got.error is not None and got.error.startswith("invalid URL")
