@@ -26,13 +26,13 @@ from PIL import Image, UnidentifiedImageError
 from core.preprocess import ImageLoadError, to_rgb
 
 HASH_SIDE = 16
-_TOP_4_BITS = [v >> 4 for v in range(256)] * 3  # per-channel lookup table: value -> value >> 4
+_TOP_4_BITS = bytes(v >> 4 for v in range(256))  # bytes.translate table: value -> value >> 4
 
 
 def phash_bytes(img: Image.Image, original_size: tuple[int, int]) -> bytes:
     """The 769 bytes that get hashed: 16x16x3 quantised pixels, then the aspect-ratio byte."""
     small = to_rgb(img).resize((HASH_SIDE, HASH_SIDE), Image.Resampling.BOX)
-    quantised = small.point(_TOP_4_BITS).tobytes()  # row-major RGB triplets, like numpy's HxWx3
+    quantised = small.tobytes().translate(_TOP_4_BITS)  # row-major RGB triplets, like numpy's HxWx3
     w, h = original_size
     aspect = int(min(4.0, max(-4.0, round(math.log2(w / h)))) + 4)
     return quantised + bytes([aspect])
