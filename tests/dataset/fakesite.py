@@ -46,6 +46,7 @@ class Faults:
     stall_s: float = 1.0
     photo_faults: dict[str, str] = field(default_factory=dict)  # photo name -> truncated|not_image|404|flaky_500
     stock_every: int = 4  # every n-th listing also shows the dealer's stock photo (a duplicate)
+    photos_down: bool = False  # the photo host answers 503 to everything
 
 
 def default_faults() -> Faults:
@@ -225,6 +226,8 @@ class FakeSite:
             name = parts.path[len("/photos/"):-len(".jpg")]
             if not (name == "stock-dealer" or (name.startswith("p") and "-" in name)):
                 return _send(h, 404, b"no such photo", "text/plain")
+            if self.faults.photos_down:
+                return _send(h, 503, b"photo service unavailable", "text/plain")
             fault = self.faults.photo_faults.get(name)
             if fault == "404":
                 return _send(h, 404, b"no such photo", "text/plain")

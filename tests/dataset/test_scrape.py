@@ -160,6 +160,25 @@ def test_lasting_failure_stops_the_run_with_a_clear_message(tmp_path: Path) -> N
         site.stop()
 
 
+def test_photo_host_down_is_a_lasting_failure_too(tmp_path: Path) -> None:
+    site = FakeSite(Faults(photos_down=True, stock_every=0)).start()
+    try:
+        conn = database.connect(tmp_path / "db.sqlite")
+        with pytest.raises(LastingFailure, match=r"every photo: HTTP 503"):
+            Scraper(conn, ImageStore(tmp_path / "img"), fast_config(site, max_same_error=4, workers=2)).run(
+                np.arange(3000, 3016))
+        # The listings are kept with their photo rows marked as errors; the next run retries those photos.
+        errors = conn.execute("SELECT COUNT(*) FROM photos WHERE status = 'error'").fetchone()[0]
+        assert errors >= 4 * 3
+        site.faults.photos_down = False
+        summary = Scraper(conn, ImageStore(tmp_path / "img"), fast_config(site)).run(np.arange(3000, 3016))
+        assert summary.photo_retries == errors and summary.photos["retried_stored"] == errors
+        assert conn.execute("SELECT COUNT(*) FROM photos WHERE status = 'error'").fetchone()[0] == 0
+        assert conn.execute("SELECT COUNT(*) FROM attempts WHERE outcome = 'ok'").fetchone()[0] == 16
+    finally:
+        site.stop()
+
+
 def test_connection_refused_is_a_lasting_failure(tmp_path: Path) -> None:
     site = FakeSite().start()
     url = site.listing_url_template()
