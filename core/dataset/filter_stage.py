@@ -84,15 +84,21 @@ def apply_filter(conn: sqlite3.Connection, store: ImageStore, jf: JunkFilter, ex
     attempted = 0
     # Pages of a few batches, each committed: a killed run keeps most of its work.  Unreadable
     # photos get no row, so paging by hash (not by "still unscored") moves past them.
-    for page in db.hash_pages(conn, todo_after, (fid,), page=batch_size * 16):
-        attempted += len(page)
-        x, hashes, failed = features_of(store, page, extractor, batch_size, progress)
-        unreadable.update(failed)
-        if hashes:
-            scores = jf.scores(x)
-            with db.Transaction(conn) as c:
-                c.executemany("INSERT OR REPLACE INTO junk_scores(sha256, score, is_junk, filter_id) VALUES (?,?,?,?)",
-                              [(s, float(v), int(v < jf.threshold), fid) for s, v in zip(hashes, scores, strict=True)])
+    total = conn.execute(
+        "SELECT COUNT(DISTINCT p.sha256) FROM photos p LEFT JOIN junk_scores j ON j.sha256 = p.sha256 "
+        "WHERE p.status = 'stored' AND (j.sha256 IS NULL OR j.filter_id != ?)", (fid,)).fetchone()[0]
+    with tqdm(total=total, unit="photo", desc="filter", disable=not progress, file=sys.stderr) as bar:
+        for page in db.hash_pages(conn, todo_after, (fid,), page=batch_size * 16):
+            attempted += len(page)
+            x, hashes, failed = features_of(store, page, extractor, batch_size, progress=False)
+            unreadable.update(failed)
+            if hashes:
+                scores = jf.scores(x)
+                with db.Transaction(conn) as c:
+                    c.executemany(
+                        "INSERT OR REPLACE INTO junk_scores(sha256, score, is_junk, filter_id) VALUES (?,?,?,?)",
+                        [(s, float(v), int(v < jf.threshold), fid) for s, v in zip(hashes, scores, strict=True)])
+            bar.update(len(page))
     scored, junk = conn.execute("SELECT COUNT(*), COALESCE(SUM(is_junk), 0) FROM junk_scores WHERE filter_id = ?",
                                 (fid,)).fetchone()
     return {"filter_id": fid, "scored_now": attempted - len(unreadable), "scored_total": int(scored),
