@@ -128,3 +128,30 @@ def test_labelling_queue_is_a_seeded_sample_without_duplicates(scraped: tuple[Pa
     assert labelling_queue(conn, seed=1) == full and labelling_queue(conn, seed=2) != full
     few = labelling_queue(conn, seed=3, limit=10)
     assert len(few) == 10 and set(few) <= set(full)
+
+
+def test_dedup_interrupted_midway_resumes_where_it_stopped(scraped: tuple[Path, Path, FakeSite],
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    import core.dataset.dedup as dedup_module
+
+    db_path, root, _ = scraped
+    conn = database.connect(db_path)
+    real = dedup_module._hash_one
+    calls = {"n": 0}
+
+    def flaky(job: tuple[str, str]) -> tuple[str, str | None, str | None]:
+        calls["n"] += 1
+        if calls["n"] == 20:
+            raise KeyboardInterrupt  # Ctrl-C in the middle of the third page of 8
+        return real(job)
+
+    monkeypatch.setattr(dedup_module, "BATCH", 8)
+    monkeypatch.setattr(dedup_module, "_hash_one", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        dedup(conn, ImageStore(root), progress=False)
+    assert conn.execute("SELECT COUNT(*) FROM phashes").fetchone()[0] == 16  # two whole pages committed
+    monkeypatch.setattr(dedup_module, "_hash_one", real)
+    resumed = dedup(conn, ImageStore(root), progress=False)
+    assert resumed.hashed == len(database.stored_hashes(conn)) - 16
+    fresh = dedup(database.connect(db_path), ImageStore(root), progress=False)
+    assert fresh.hashed == 0 and fresh.duplicate_photos == resumed.duplicate_photos
