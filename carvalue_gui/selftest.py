@@ -15,22 +15,13 @@ import sys
 import time
 from pathlib import Path
 
-SAMPLE_NAME = "synthetic-sedan.jpg"
+from carvalue_gui.bundle import sample_photo_path
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 class SelfTestError(Exception):
     """A fault the self-test found; the message is the reason shown to the user."""
-
-
-def resource_root() -> Path:
-    """Where resources/ lies: inside the PyInstaller bundle, else the source checkout."""
-    bundle = getattr(sys, "_MEIPASS", None)
-    return Path(bundle) if bundle else Path(__file__).resolve().parent.parent
-
-
-def sample_photo_path() -> Path:
-    return resource_root() / "resources" / "samples" / SAMPLE_NAME
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -91,8 +82,31 @@ def run(model: Path | None, photo: Path | None) -> dict[str, object]:
         "load_s": round(t_load - t0, 3),
         "predict_s": round(t_pred - t_load, 3),
         "frozen": bool(getattr(sys, "frozen", False)),
+        "python_outside_bundle": python_outside_bundle(),
         "pid": os.getpid(),
     }
+
+
+def python_outside_bundle() -> list[str]:
+    """Python runtime files this process has mapped from outside the app (Linux only; empty
+    elsewhere).  For an installed app this must be empty: it runs on its own interpreter."""
+    maps = Path("/proc/self/maps")
+    if not maps.exists():
+        return []
+    bundle = getattr(sys, "_MEIPASS", None)
+    root = str(Path(bundle).resolve()) if bundle else None
+    found: set[str] = set()
+    for line in maps.read_text(encoding="utf-8", errors="replace").splitlines():
+        parts = line.split(maxsplit=5)
+        if len(parts) < 6 or not parts[5].startswith("/"):
+            continue
+        path = parts[5]
+        if root is not None and path.startswith(root + os.sep):
+            continue
+        name = os.path.basename(path)
+        if name.startswith("libpython") or "site-packages" in path or "/lib/python3" in path:
+            found.add(path)
+    return sorted(found)
 
 
 def _print_text(r: dict[str, object]) -> None:

@@ -17,6 +17,7 @@ Runs on Linux; Windows/macOS use packaging/windows and packaging/macos (see READ
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -29,6 +30,7 @@ import time
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 REPO = Path(__file__).resolve().parent.parent
 PACKAGING = REPO / "packaging"
@@ -114,6 +116,20 @@ def log(msg: str) -> None:
     print(f"[build] {msg}", flush=True)
 
 
+def _load_bundle_filter() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("carvalue_bundle_filter", PACKAGING / "bundle_filter.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("carvalue_bundle_filter", mod)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def known_system_libs() -> dict[str, str]:
+    """Sonames the bundle expects from the system -> Debian dependency."""
+    return {**SYSTEM_LIB_PACKAGES, **_load_bundle_filter().SYSTEM_PROVIDED}
+
+
 def run(cmd: list[str], env: dict[str, str] | None = None, cwd: Path = REPO) -> None:
     log(" ".join(cmd))
     proc = subprocess.run(cmd, env=env, cwd=cwd, check=False)
@@ -166,15 +182,15 @@ def check_venv(py: Path) -> None:
 
 
 # -- 2. PyInstaller -------------------------------------------------------------------------
-def pyinstaller(py: Path, model: Path, workpath: Path, wayland: bool) -> Path:
+def pyinstaller(py: Path, model: Path, workpath: Path, dist: Path, wayland: bool) -> Path:
     env = dict(os.environ)
     env["CARVALUE_BUNDLE_MODEL"] = str(model)
     env["CARVALUE_WAYLAND"] = "1" if wayland else "0"
     for var in ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP"):
         env.pop(var, None)
     run([str(py), "-m", "PyInstaller", "--noconfirm", "--clean", "--log-level", "WARN",
-         "--distpath", str(DIST), "--workpath", str(workpath), str(PACKAGING / "carvalue.spec")], env=env)
-    out = DIST / APP_NAME
+         "--distpath", str(dist), "--workpath", str(workpath), str(PACKAGING / "carvalue.spec")], env=env)
+    out = dist / APP_NAME
     if not (out / APP_NAME).exists():
         raise BuildError(f"PyInstaller finished but {out / APP_NAME} is missing")
     return out
@@ -235,12 +251,7 @@ def elf_files(root: Path) -> list[Path]:
 
 
 def needed_sonames(path: Path) -> list[str]:
-    res = subprocess.run(["readelf", "-d", "-W", str(path)], capture_output=True, text=True, check=False)
-    names = []
-    for line in res.stdout.splitlines():
-        if "(NEEDED)" in line and "[" in line:
-            names.append(line.split("[", 1)[1].split("]", 1)[0])
-    return names
+    return list(_load_bundle_filter().elf_needed(str(path)))
 
 
 def external_sonames(app_dir: Path) -> dict[str, list[str]]:
@@ -264,16 +275,14 @@ def check_bundle(app_dir: Path) -> list[str]:
     dangling = [str(p.relative_to(app_dir)) for p in app_dir.rglob("*") if p.is_symlink() and not p.exists()]
     if dangling:
         raise BuildError(f"dangling links in the bundle: {dangling[:10]}")
-    if shutil.which("readelf") is None:
-        log("WARNING: no readelf (binutils): skipped the system-library check")
-        return sorted(SYSTEM_LIB_PACKAGES.values())
     unknown = {}
     depends = set()
+    system = known_system_libs()
     for name, users in external_sonames(app_dir).items():
         if name in GLIBC_SONAMES:
             continue
-        if name in SYSTEM_LIB_PACKAGES:
-            depends.add(SYSTEM_LIB_PACKAGES[name])
+        if name in system:
+            depends.add(system[name])
         else:
             unknown[name] = users[:3]
     if unknown:
@@ -283,11 +292,11 @@ def check_bundle(app_dir: Path) -> list[str]:
     return sorted(depends)
 
 
-def self_test(app_dir: Path) -> dict[str, object]:
+def self_test(app_dir: Path, work: Path) -> dict[str, object]:
     """Run the built app's --self-test with no Python environment variables; returns its JSON."""
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(BUILD), "LANG": "C.UTF-8",
-           "CARVALUE_CONFIG_DIR": str(BUILD / "selftest-config"),
-           "CARVALUE_CACHE_DIR": str(BUILD / "selftest-cache")}
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(work), "LANG": "C.UTF-8",
+           "CARVALUE_CONFIG_DIR": str(work / "selftest-config"),
+           "CARVALUE_CACHE_DIR": str(work / "selftest-cache")}
     proc = subprocess.run([str(app_dir / APP_NAME), "--self-test", "--json"], capture_output=True,
                           text=True, env=env, timeout=120, check=False)
     if proc.returncode != 0:
@@ -386,15 +395,20 @@ def stage_deb(app_dir: Path, project: Project, depends: list[str], stage: Path) 
     return stage
 
 
-def build_deb(stage: Path, out: Path) -> Path:
+DEB_COMPRESSION = {"xz": ["-Zxz", "-z9"], "gzip": ["-Zgzip", "-z1"], "none": ["-Znone"]}
+
+
+def build_deb(stage: Path, out: Path, compression: str = "xz") -> Path:
+    """dpkg-deb with root ownership.  ``xz`` for releases (about 4-5 minutes on 2 busy cores);
+    ``gzip``/``none`` only to test the package layout quickly."""
     if shutil.which("dpkg-deb") is None:
         raise BuildError("dpkg-deb not found (apt-get install dpkg) — needed for the .deb")
     out.unlink(missing_ok=True)
-    run(["dpkg-deb", "--root-owner-group", "-Zxz", "-z9", "--build", str(stage), str(out)])
+    run(["dpkg-deb", "--root-owner-group", *DEB_COMPRESSION[compression], "--build", str(stage), str(out)])
     return out
 
 
-def build_tarball(app_dir: Path, out: Path) -> Path:
+def build_tarball(app_dir: Path, out: Path, work: Path) -> Path:
     """``CarValue/`` as a .tar.gz, owned by root, with the icon and .desktop entry beside it."""
     out.unlink(missing_ok=True)
 
@@ -403,7 +417,7 @@ def build_tarball(app_dir: Path, out: Path) -> Path:
         info.uname = info.gname = "root"
         return info
 
-    extras = BUILD / "tar-extras"
+    extras = work / "tar-extras"
     if extras.exists():
         shutil.rmtree(extras)
     extras.mkdir(parents=True)
@@ -422,12 +436,17 @@ def build_tarball(app_dir: Path, out: Path) -> Path:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="Build dist/CarValue/ and the Linux installers.")
     ap.add_argument("--venv", type=Path, default=BUILD / "pkg-venv", help="build venv (default build/pkg-venv)")
+    ap.add_argument("--dist", type=Path, default=DIST, help="output folder (default dist/)")
+    ap.add_argument("--work", type=Path, default=BUILD, help="scratch folder (default build/)")
     ap.add_argument("--python", default=sys.executable, help="Python that creates the venv (3.11+, shared lib)")
     ap.add_argument("--model", type=Path, default=REPO / "resources" / "models" / "carvalue.onnx",
                     help="model file to bundle (default: resources/models/carvalue.onnx)")
     ap.add_argument("--wayland", action="store_true", help="also bundle Qt's native Wayland plugin (untested)")
     ap.add_argument("--onedir-only", action="store_true", help="stop after dist/CarValue/ (no .deb/.tar.gz)")
     ap.add_argument("--no-self-test", action="store_true", help="skip running the built app's --self-test")
+    ap.add_argument("--no-tarball", action="store_true", help="build the .deb but not the .tar.gz")
+    ap.add_argument("--deb-compression", choices=sorted(DEB_COMPRESSION), default="xz",
+                    help="xz (default, releases) or gzip/none (quick layout tests)")
     args = ap.parse_args(argv)
 
     if sys.platform != "linux":
@@ -443,7 +462,9 @@ def main(argv: list[str] | None = None) -> int:
             else args.python
         py = ensure_venv(args.venv.resolve(), project, PACKAGING / "constraints.txt", base_python)
         t_venv = time.perf_counter()
-        app_dir = pyinstaller(py, args.model.resolve(), BUILD / "pyinstaller", args.wayland)
+        dist, work = args.dist.resolve(), args.work.resolve()
+        work.mkdir(parents=True, exist_ok=True)
+        app_dir = pyinstaller(py, args.model.resolve(), work / "pyinstaller", dist, args.wayland)
         t_pyi = time.perf_counter()
         strip_interpreter_debug_info(app_dir)
         depends = check_bundle(app_dir)
@@ -453,14 +474,21 @@ def main(argv: list[str] | None = None) -> int:
             "venv_s": round(t_venv - t0, 1), "pyinstaller_s": round(t_pyi - t_venv, 1),
         }
         if not args.no_self_test:
-            summary["self_test"] = self_test(app_dir)
+            summary["self_test"] = self_test(app_dir, work)
         if not args.onedir_only:
             arch = deb_arch()
-            stage = stage_deb(app_dir, project, depends, BUILD / "deb-root")
-            deb = build_deb(stage, DIST / f"{PACKAGE_NAME}_{project.version}_{arch}.deb")
-            tgz = build_tarball(app_dir, DIST / f"{APP_NAME}-{project.version}-linux-{platform.machine()}.tar.gz")
+            stage = stage_deb(app_dir, project, depends, work / "deb-root")
+            t_deb = time.perf_counter()
+            deb = build_deb(stage, dist / f"{PACKAGE_NAME}_{project.version}_{arch}.deb", args.deb_compression)
             summary.update({"deb": str(deb), "deb_bytes": deb.stat().st_size, "deb_depends": depends,
-                            "tar_gz": str(tgz), "tar_gz_bytes": tgz.stat().st_size})
+                            "deb_compression": args.deb_compression,
+                            "deb_s": round(time.perf_counter() - t_deb, 1)})
+            if not args.no_tarball:
+                t_tar = time.perf_counter()
+                tgz = build_tarball(app_dir, dist / f"{APP_NAME}-{project.version}-linux-{platform.machine()}.tar.gz",
+                                    work)
+                summary.update({"tar_gz": str(tgz), "tar_gz_bytes": tgz.stat().st_size,
+                                "tar_gz_s": round(time.perf_counter() - t_tar, 1)})
         summary["total_s"] = round(time.perf_counter() - t0, 1)
     except BuildError as e:
         print(f"build FAILED: {e}", file=sys.stderr)

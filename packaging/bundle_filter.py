@@ -15,13 +15,15 @@ little of that:
 * a few image formats and the SVG icon engine; the compose-key input context.
 
 Everything else under ``PySide6/Qt/plugins`` and all of ``PySide6/Qt/translations`` is dropped,
-then :func:`prune_orphan_libraries` drops the shared libraries that only the dropped plugins
-needed (an ELF DT_NEEDED closure from everything that stays).
+then :func:`drop_system_provided` leaves a few base desktop libraries to the system (see
+SYSTEM_PROVIDED), and :func:`prune_orphan_libraries` drops the shared libraries that only the
+dropped files needed (an ELF DT_NEEDED closure from everything that stays).
 """
 
 from __future__ import annotations
 
 import os
+import struct
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -46,6 +48,26 @@ WAYLAND_PLUGINS: dict[str, frozenset[str]] = {
     "wayland-shell-integration": frozenset({"libxdg-shell.so"}),
     "wayland-decoration-client": frozenset({"libbradient.so"}),
     "wayland-graphics-integration-client": frozenset({"libqt-plugin-wayland-egl.so"}),
+}
+
+# Host libraries left to the target system (soname -> Debian dependency).  PySide6's wheels
+# expect exactly these from the system (run from a venv, the app uses the system's copies), so
+# this is the configuration the venv tests exercise; a bundled fontconfig/freetype can disagree
+# with the system's font configuration, and a bundled libstdc++ older than the system's breaks
+# loading the system's Mesa GL drivers.  Every desktop Debian/Ubuntu has them.  The xcb-util
+# libraries (e.g. libxcb-cursor0, which Qt >= 6.5 needs and minimal systems lack) stay bundled.
+SYSTEM_PROVIDED: dict[str, str] = {
+    "libstdc++.so.6": "libstdc++6",
+    "libgcc_s.so.1": "libgcc-s1",
+    "libX11.so.6": "libx11-6",
+    "libX11-xcb.so.1": "libx11-xcb1",
+    "libfontconfig.so.1": "libfontconfig1",
+    "libfreetype.so.6": "libfreetype6",
+    "libglib-2.0.so.0": "libglib2.0-0t64 | libglib2.0-0",
+    "libgthread-2.0.so.0": "libglib2.0-0t64 | libglib2.0-0",
+    "libdbus-1.so.3": "libdbus-1-3",
+    "libz.so.1": "zlib1g",
+    "libexpat.so.1": "libexpat1",
 }
 
 # Python modules the app never imports (training side, test tools, other GUI toolkits).
@@ -74,10 +96,24 @@ class FilterReport:
     plugins: list[str] = field(default_factory=list)
     translations: list[str] = field(default_factory=list)
     orphans: list[str] = field(default_factory=list)
+    system: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         return (f"dropped {len(self.plugins)} Qt plugins, {len(self.translations)} translation files, "
-                f"{len(self.orphans)} libraries only they needed")
+                f"{len(self.system)} libraries the system provides, "
+                f"{len(self.orphans)} libraries only those needed")
+
+
+def drop_system_provided(entries: Iterable[TocEntry], report: FilterReport) -> list[TocEntry]:
+    """Drop top-level host libraries listed in SYSTEM_PROVIDED (and links named like them)."""
+    out: list[TocEntry] = []
+    for e in entries:
+        p = PurePosixPath(e[0].replace(os.sep, "/"))
+        if len(p.parts) == 1 and p.name in SYSTEM_PROVIDED:
+            report.system.append(e[0])
+        else:
+            out.append(e)
+    return out
 
 
 def keep_plugins(include_wayland: bool) -> dict[str, frozenset[str]]:
@@ -186,15 +222,66 @@ def _normpath(p: str) -> str:
 
 
 def elf_needed(path: str) -> list[str]:
-    """DT_NEEDED entries of an ELF file (empty for non-ELF files), via PyInstaller's reader."""
-    from PyInstaller.depend.bindepend import get_imports  # only inside a PyInstaller build
-
-    return [name for name, _resolved in get_imports(path)] if _is_elf(path) else []
-
-
-def _is_elf(path: str) -> bool:
+    """DT_NEEDED entries of an ELF file: its *direct* dependencies (``ldd``, which PyInstaller
+    uses, lists the whole transitive closure, which would keep libraries that only a dropped
+    file needed).  Empty for files that are not ELF or cannot be read."""
     try:
         with open(path, "rb") as f:
-            return f.read(4) == b"\x7fELF"
+            data = f.read()
     except OSError:
-        return False
+        return []
+    return parse_elf_needed(data)
+
+
+def parse_elf_needed(data: bytes) -> list[str]:
+    if data[:4] != b"\x7fELF" or len(data) < 64:
+        return []
+    is64 = data[4] == 2
+    end = "<" if data[5] == 1 else ">"
+    if is64:
+        phoff, = struct.unpack_from(end + "Q", data, 0x20)
+        phentsize, phnum = struct.unpack_from(end + "HH", data, 0x36)
+    else:
+        phoff, = struct.unpack_from(end + "I", data, 0x1C)
+        phentsize, phnum = struct.unpack_from(end + "HH", data, 0x2A)
+    loads: list[tuple[int, int, int]] = []  # (vaddr, offset, filesz)
+    dynamic: tuple[int, int] | None = None  # (offset, size)
+    for i in range(phnum):
+        off = phoff + i * phentsize
+        if off + phentsize > len(data):
+            return []
+        if is64:
+            p_type, _flags, p_offset, p_vaddr, _paddr, p_filesz = struct.unpack_from(end + "IIQQQQ", data, off)
+        else:
+            p_type, p_offset, p_vaddr, _paddr, p_filesz = struct.unpack_from(end + "IIIII", data, off)
+        if p_type == 1:  # PT_LOAD
+            loads.append((p_vaddr, p_offset, p_filesz))
+        elif p_type == 2:  # PT_DYNAMIC
+            dynamic = (p_offset, p_filesz)
+    if dynamic is None:
+        return []
+    entry = struct.Struct(end + ("qQ" if is64 else "iI"))
+    needed: list[int] = []
+    strtab_addr: int | None = None
+    pos, stop = dynamic[0], min(dynamic[0] + dynamic[1], len(data))
+    while pos + entry.size <= stop:
+        tag, val = entry.unpack_from(data, pos)
+        pos += entry.size
+        if tag == 0:  # DT_NULL
+            break
+        if tag == 1:  # DT_NEEDED
+            needed.append(val)
+        elif tag == 5:  # DT_STRTAB
+            strtab_addr = val
+    if strtab_addr is None:
+        return []
+    strtab = next((strtab_addr - v + o for v, o, n in loads if v <= strtab_addr < v + n), None)
+    if strtab is None:
+        return []
+    names = []
+    for off in needed:
+        start = strtab + off
+        stop_at = data.find(b"\0", start)
+        if start < len(data) and stop_at > start:
+            names.append(data[start:stop_at].decode("utf-8", "replace"))
+    return names
