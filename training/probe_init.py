@@ -35,10 +35,19 @@ def extract_features(run: Run, size: int) -> tuple[torch.Tensor, torch.Tensor, t
     model.eval()
     feats, cls, med = [], [], []
     fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    bar = None
+    if cfg.progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(ds), desc=f"probe features @{size}px", dynamic_ncols=True, mininterval=2.0)
     for x, c, m in loader:
+        if bar is not None:
+            bar.update(len(x))
         feats.append(model.forward_features(x.to(run.dist.device, memory_format=fmt)).float().cpu())
         cls.append(c)
         med.append(m)
+    if bar is not None:
+        bar.close()
     return torch.cat(feats), torch.cat(cls), torch.cat(med)
 
 
