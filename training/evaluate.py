@@ -258,19 +258,29 @@ def confidence_threshold(t: Trained, spec: InputSpec, val: Collected, test: Coll
                               "fit_on": f"{len(val_scores)} validation car photos (5% quantile)",
                               "flagged_val": float((val_scores < threshold).mean()) if len(val_scores) else math.nan,
                               "flagged_test": float((max_prob(test.make_model_logits, temperature) < threshold).mean())}
+    # The alternative score (energy = logsumexp of the logits), thresholded the same way, for
+    # comparison in the report; the model file uses max_prob.
+    val_energy = energy(val.make_model_logits, temperature)
+    e_threshold = float(np.quantile(val_energy, FLAG_RATE, method="lower")) if len(val_energy) else 0.0
+    result["energy_alternative"] = {"threshold": e_threshold,
+                                    "flagged_test": float((energy(test.make_model_logits, temperature) < e_threshold).mean())}
     nc = non_car_images(non_car_dirs)
     if nc:
-        scores = max_prob(logits_for_images(t.model, [im for _, im in nc], spec), temperature)
+        logits = logits_for_images(t.model, [im for _, im in nc], spec)
+        scores = max_prob(logits, temperature)
         result["non_car"] = {"photos": len(nc), "flagged": int((scores < threshold).sum()),
                              "flagged_share": float((scores < threshold).mean()),
                              "sources": sorted({n.split(":")[0] if n.startswith("sklearn:") else str(Path(n).parent)
                                                 for n, _ in nc}),
                              "per_photo": {n: round(float(s), 4) for (n, _), s in zip(nc, scores, strict=True)}}
+        result["energy_alternative"]["non_car_flagged_share"] = float((energy(logits, temperature) < e_threshold).mean())
     parts = partial_views(test_records[:200])
     result["partial_views"] = {}
     for name, ims in parts.items():
-        s = max_prob(logits_for_images(t.model, ims, spec), temperature)
+        logits = logits_for_images(t.model, ims, spec)
+        s = max_prob(logits, temperature)
         result["partial_views"][name] = {"crops": len(ims), "flagged_share": float((s < threshold).mean())}
+        result["energy_alternative"][f"{name} flagged_share"] = float((energy(logits, temperature) < e_threshold).mean())
     return result
 
 
@@ -412,6 +422,11 @@ def markdown(r: dict[str, Any], plots: dict[str, str]) -> str:
         nc = conf["non_car"]
         lines.append(f"| {nc['photos']} real non-car photos ({', '.join(nc['sources'])}) | "
                      f"{nc['flagged']} ({_pct(nc['flagged_share'])}) |")
+    alt = conf.get("energy_alternative", {})
+    if alt:
+        lines += ["", "For comparison, the energy score (logsumexp of the logits) at its own 5% validation quantile flags: "
+                  + "; ".join(f"{k.removesuffix(' flagged_share').replace('_', ' ')} {_pct(v)}" for k, v in alt.items()
+                              if k != "threshold") + "."]
     if "onnx_parity" in r:
         p = r["onnx_parity"]
         lines += ["", "## torch vs ONNX Runtime", "",
