@@ -7,7 +7,6 @@ id, and a result whose id is not the newest is dropped on arrival.
 
 from __future__ import annotations
 
-import os
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,11 +89,13 @@ class MainWindow(QMainWindow):
         self.settings = settings
         self.predictor: Predictor | None = None
         self.entries: dict[int, PhotoEntry] = {}
+        self._paths: set[str] = set()  # of self.entries: a file dropped twice is listed once
         self.max_resident = MAX_RESIDENT
         self._resident: OrderedDict[int, None] = OrderedDict()  # keys with a working copy, LRU first
         self._next_key = 1
         self._request_id = 0  # newest crop/sweep-display request
         self._sweep_request = 0
+        self._sweep_box_moved = False
         self._generation = 0  # bumps when the model changes: older batch results are dropped
         self._batch_total = 0
         self._batch_done = 0
@@ -158,7 +159,7 @@ class MainWindow(QMainWindow):
         self.strip.photo_selected.connect(self.select_photo)
         self.crop_view.box_changed.connect(self._on_box_changed)
         self.sweep_plot.position_clicked.connect(self.move_to_sweep_position)
-        self.panel.result_shown.connect(self.result_shown)
+        self.panel.result_shown.connect(self._on_panel_shown)
         self.panel.model_details_requested.connect(self.show_model_dialog)
 
         self.progress = QProgressBar()
@@ -301,15 +302,15 @@ class MainWindow(QMainWindow):
             return 0
         first = Path(paths[0])
         self.settings.last_folder = str(first if first.is_dir() else first.parent)
-        self.settings.add_recent([p for p in paths if not os.path.isdir(p)])
+        self.settings.add_recent(paths)  # files and folders alike
         job = self.loader.load(paths)
         self._loading[job] = (0, 0)
         self._update_progress()
         return job
 
     def _on_loaded(self, _job: int, loaded: list[LoadedPhoto]) -> None:
-        known = {e.path for e in self.entries.values()}
-        fresh = [self._add_entry(lp.path, lp.photo, lp.thumbnail) for lp in loaded if lp.path not in known]
+        fresh = [self._add_entry(lp.path, lp.photo, lp.thumbnail) for lp in loaded
+                 if lp.path not in self._paths]
         if self.predictor is None:
             for e in fresh:
                 self.strip.set_estimate(e.key, e.path, None, "no model loaded")
@@ -322,6 +323,7 @@ class MainWindow(QMainWindow):
         entry = PhotoEntry(self._next_key, path, photo.original_size, photo)
         self._next_key += 1
         self.entries[entry.key] = entry
+        self._paths.add(path)
         self._resident[entry.key] = None
         self.strip.add_photo(entry.key, path, thumbnail)
         return entry
@@ -475,6 +477,7 @@ class MainWindow(QMainWindow):
         if entry is None:
             return
         self._stop_sweep_animation()
+        self._sweep_box_moved = True  # a sweep still being computed will not move the box
         entry.box = None if box == Box.full(entry.size) else box
         self._submit_crop(entry, box)
 
@@ -487,6 +490,10 @@ class MainWindow(QMainWindow):
             entry.crop_prediction = pred
         self.panel.show_prediction(rid, pred)
 
+    def _on_panel_shown(self, rid: int, pred: Prediction | None) -> None:
+        if pred is not None:  # a cleared panel is not a result
+            self.result_shown.emit(rid, pred)
+
     def _on_worker_failed(self, kind: str, ident: int, message: str) -> None:
         self.notices.add([f"Prediction failed ({kind}): {message}"])
 
@@ -498,6 +505,7 @@ class MainWindow(QMainWindow):
             self.notices.add(["Pan across needs a photo and a model"])
             return 0
         self._stop_sweep_animation()
+        self._sweep_box_moved = False
         self._sweep_request = self._new_request_id()
         self.worker.submit_sweep(SweepRequest(self._sweep_request, entry.photo, SWEEP_POSITIONS,
                                               SWEEP_WIDTH))
@@ -514,7 +522,9 @@ class MainWindow(QMainWindow):
         self._update_progress()
         self.sweep_shown.emit(sweep)
         self._sweep_step = 0
-        if self.sweep_step_ms <= 0:
+        if self._sweep_box_moved:  # the user moved the box meanwhile: plot only, keep their box
+            self.sweep_animation_finished.emit()
+        elif self.sweep_step_ms <= 0:
             self.move_to_sweep_position(len(sweep.boxes) - 1)
             self.sweep_animation_finished.emit()
         else:

@@ -497,3 +497,41 @@ def test_a_failing_prediction_is_reported_and_the_rest_go_on(qtbot: object, wind
     assert any("simulated ONNX Runtime failure" in m for m in window.notices.messages)
     assert not window.progress.isVisible()
     wait_shown(qtbot, window)  # the crop path still works
+
+
+def test_app_main_opens_the_window_with_the_given_photos(qapp: QApplication, model_file: Path,
+                                                         photos: dict[str, list[Path]]) -> None:
+    from carvalue_gui.app import main
+
+    seen: list[int] = []
+
+    def finish() -> None:
+        for w in QApplication.topLevelWidgets():
+            if isinstance(w, MainWindow) and w.isVisible():
+                if w.batch_pending() or not w.entries:  # not there yet: look again shortly
+                    QTimer.singleShot(100, finish)
+                    return
+                seen.append(len(w.entries))
+                w.close()
+        QApplication.quit()
+
+    QTimer.singleShot(200, finish)
+    assert main(["--model", str(model_file), *map(str, photos["loose"])]) == 0
+    assert seen == [2]
+    assert main(["--no-such-option"]) == 2
+
+
+def test_moving_the_box_during_a_sweep_keeps_the_users_box(qtbot: object, window: MainWindow,
+                                                           photos: dict[str, list[Path]],
+                                                           predictor: Predictor) -> None:
+    load(qtbot, window, photos["loose"][:1])
+    wait_shown(qtbot, window)
+    window.sweep_step_ms = 5
+    with qtbot.waitSignal(window.sweep_shown, timeout=WAIT_MS):  # type: ignore[attr-defined]
+        window.start_sweep()
+        window.crop_view.set_box(Box(20, 20, 100, 90))  # before the sweep's batch is back
+    qtbot.wait(200)  # type: ignore[attr-defined] # longer than an animation step
+    assert window.sweep_plot.sweep is not None
+    assert window.crop_view.box() == Box(20, 20, 100, 90)
+    shown = wait_shown(qtbot, window)
+    assert_same(shown, predictor.predict(window.current_entry().photo, crop=Box(20, 20, 100, 90)))  # type: ignore[union-attr]
