@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import struct
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -42,6 +43,20 @@ KEEP_PLUGINS: dict[str, frozenset[str]] = {
     "imageformats": frozenset({"libqjpeg.so", "libqgif.so", "libqico.so", "libqsvg.so", "libqwebp.so"}),
     "iconengines": frozenset({"libqsvgicon.so"}),
     "platforminputcontexts": frozenset({"libcomposeplatforminputcontextplugin.so"}),
+}
+# Windows and macOS (untested here: the builds run on those systems; see packaging/README.md).
+KEEP_PLUGINS_WINDOWS: dict[str, frozenset[str]] = {
+    "platforms": frozenset({"qwindows.dll", "qoffscreen.dll"}),
+    "styles": frozenset({"qmodernwindowsstyle.dll", "qwindowsvistastyle.dll"}),
+    "imageformats": frozenset({"qjpeg.dll", "qgif.dll", "qico.dll", "qsvg.dll", "qwebp.dll"}),
+    "iconengines": frozenset({"qsvgicon.dll"}),
+}
+KEEP_PLUGINS_MACOS: dict[str, frozenset[str]] = {
+    "platforms": frozenset({"libqcocoa.dylib", "libqoffscreen.dylib"}),
+    "styles": frozenset({"libqmacstyle.dylib"}),
+    "imageformats": frozenset({"libqjpeg.dylib", "libqgif.dylib", "libqico.dylib", "libqsvg.dylib",
+                               "libqwebp.dylib", "libqmacheif.dylib"}),
+    "iconengines": frozenset({"libqsvgicon.dylib"}),
 }
 WAYLAND_PLUGINS: dict[str, frozenset[str]] = {
     "platforms": frozenset({"libqwayland.so"}),
@@ -116,7 +131,12 @@ def drop_system_provided(entries: Iterable[TocEntry], report: FilterReport) -> l
     return out
 
 
-def keep_plugins(include_wayland: bool) -> dict[str, frozenset[str]]:
+def keep_plugins(include_wayland: bool, platform: str = sys.platform) -> dict[str, frozenset[str]]:
+    """The Qt plugins to keep, by category, for the platform being built on."""
+    if platform == "win32":
+        return dict(KEEP_PLUGINS_WINDOWS)
+    if platform == "darwin":
+        return dict(KEEP_PLUGINS_MACOS)
     keep = dict(KEEP_PLUGINS)
     if include_wayland:
         for cat, names in WAYLAND_PLUGINS.items():

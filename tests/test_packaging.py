@@ -162,6 +162,14 @@ def test_filter_keeps_only_listed_plugins_and_no_translations() -> None:
     assert wanted("PySide6/Qt/plugins/wayland-shell-integration/libxdg-shell.so", with_wayland)
 
 
+def test_filter_keeps_each_platforms_own_platform_plugin() -> None:
+    win = bundle_filter.keep_plugins(False, platform="win32")
+    assert bundle_filter.is_wanted("PySide6/Qt/plugins/platforms/qwindows.dll", win)
+    mac = bundle_filter.keep_plugins(False, platform="darwin")
+    assert bundle_filter.is_wanted("PySide6/Qt/plugins/platforms/libqcocoa.dylib", mac)
+    assert not bundle_filter.is_wanted("PySide6/Qt/plugins/platforms/libqxcb.so", mac)
+
+
 def test_filter_never_excludes_modules_pyqtgraph_imports() -> None:
     for needed in ("PySide6.QtOpenGL", "PySide6.QtOpenGLWidgets", "PySide6.QtSvg", "PySide6.QtTest",
                    "PySide6.QtWidgets", "numpy", "onnxruntime", "PIL"):
