@@ -35,7 +35,9 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def evaluated(trained_run: Path) -> Path:
     from training.evaluate import evaluate_run
 
-    md = evaluate_run(trained_run, non_car_dirs=())
+    from training.evaluate import non_car_images
+
+    md = evaluate_run(trained_run, non_car={"sklearn samples": non_car_images([])})
     assert md.is_file()
     return trained_run / "eval"
 
@@ -51,7 +53,7 @@ def test_evaluation_report_has_metrics_baselines_calibration_and_plots(evaluated
     assert all(0.05 <= v <= 20 for v in r["temperatures"].values())
     assert r["input"]["resize"] in ("stretch", "center_crop")
     conf = r["confidence"]
-    assert conf["non_car"]["photos"] == 2  # scikit-learn's two bundled sample photos
+    assert conf["non_car"]["sklearn samples"]["photos"] == 2  # scikit-learn's two bundled sample photos
     assert set(conf["partial_views"]) == {"random 10% of area", "random 20% of area", "left 30% strip", "right 30% strip"}
     md = (evaluated / "report.md").read_text()
     assert "make/model top-1" in md and "majority" in md

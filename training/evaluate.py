@@ -82,25 +82,45 @@ def load_trained(run: str | os.PathLike[str]) -> Trained:
 
 
 # -- images that are not (whole) cars ----------------------------------------------------------
-def non_car_images(folders: Sequence[Path]) -> list[tuple[str, Image.Image]]:
-    """Real photos that show no car: scikit-learn's bundled sample photos plus every image
-    under ``folders`` (e.g. Debian wallpaper packages in /usr/share/backgrounds)."""
+WALLPAPERS = Path("/usr/share/backgrounds")
+# Debian's mate-backgrounds ships these as photographs (flowers, grass, water, a storm); the rest
+# of /usr/share/backgrounds (gnome-, ukui-, mate-backgrounds) is drawn or rendered art.
+WALLPAPER_PHOTOS = WALLPAPERS / "mate" / "nature"
+
+
+def non_car_images(folders: Sequence[Path], sklearn_samples: bool = True,
+                   exclude: Sequence[Path] = ()) -> list[tuple[str, Image.Image]]:
+    """Images that show no car: scikit-learn's two bundled sample photos (when asked) plus
+    every readable image under ``folders`` that is not under one of ``exclude``."""
     out: list[tuple[str, Image.Image]] = []
-    try:
+    if sklearn_samples:
         from sklearn.datasets import load_sample_images
 
-        for name, arr in zip(load_sample_images().filenames, load_sample_images().images, strict=True):
+        samples = load_sample_images()
+        for name, arr in zip(samples.filenames, samples.images, strict=True):
             out.append((f"sklearn:{Path(name).name}", Image.fromarray(arr).convert("RGB")))
-    except ImportError:
-        pass
     for folder in folders:
         for p in sorted(Path(folder).rglob("*")):
+            if any(p.is_relative_to(e) for e in exclude):
+                continue
             if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file():
                 try:
                     out.append((str(p), load_photo(p).image))
                 except ImageLoadError as e:
                     print(f"skipped {e}")
     return out
+
+
+def default_non_car_sets() -> dict[str, list[tuple[str, Image.Image]]]:
+    """Real non-car photos (scikit-learn samples + mate-backgrounds' nature photos) and, apart,
+    wallpaper art, whichever of them this machine has."""
+    sets = {"real photos (scikit-learn samples, mate-backgrounds nature)":
+            non_car_images([WALLPAPER_PHOTOS] if WALLPAPER_PHOTOS.is_dir() else [])}
+    if WALLPAPERS.is_dir():
+        art = non_car_images([WALLPAPERS], sklearn_samples=False, exclude=[WALLPAPER_PHOTOS])
+        if art:
+            sets["wallpaper art (gnome/ukui/mate backgrounds)"] = art
+    return sets
 
 
 def partial_views(records: Sequence[ImageRecord], seed: int = 0) -> dict[str, list[Image.Image]]:
@@ -149,7 +169,7 @@ def energy(logits: np.ndarray, temperature: float) -> np.ndarray:
 # -- the report --------------------------------------------------------------------------------
 def evaluate_run(run: str | os.PathLike[str], out: str | os.PathLike[str] | None = None,
                  model_file: str | os.PathLike[str] | None = None, batch: int = 64, limit: int = 0,
-                 non_car_dirs: Sequence[Path] = (Path("/usr/share/backgrounds"),)) -> Path:
+                 non_car: dict[str, list[tuple[str, Image.Image]]] | None = None) -> Path:
     """Evaluate the run's last checkpoint; writes ``report.json``, ``report.md`` and PNG plots
     to ``out`` (default ``<run>/eval``) and returns the Markdown path."""
     t = load_trained(run)
@@ -190,7 +210,8 @@ def evaluate_run(run: str | os.PathLike[str], out: str | os.PathLike[str] | None
     base = baselines(train_records, test, labels)
 
     # 4. "does not look like a whole car"
-    conf = confidence_threshold(t, spec, val, test, temps["make_model"], test_records, non_car_dirs)
+    non_car_sets = default_non_car_sets() if non_car is None else non_car
+    conf = confidence_threshold(t, spec, val, test, temps["make_model"], test_records, non_car_sets)
 
     metrics_test = summarise(test, labels)
     report: dict[str, Any] = {
@@ -248,7 +269,8 @@ def baselines(train: Sequence[ImageRecord], test: Collected, labels: LabelSpace)
 
 
 def confidence_threshold(t: Trained, spec: InputSpec, val: Collected, test: Collected, temperature: float,
-                         test_records: Sequence[ImageRecord], non_car_dirs: Sequence[Path]) -> dict[str, Any]:
+                         test_records: Sequence[ImageRecord],
+                         non_car: dict[str, list[tuple[str, Image.Image]]]) -> dict[str, Any]:
     """The max-probability threshold (make/model head, fitted temperature) below which a photo
     is flagged: the 5% quantile on validation car photos; flagged shares reported on test car
     photos, partial views of test cars, and real non-car photos."""
@@ -264,16 +286,18 @@ def confidence_threshold(t: Trained, spec: InputSpec, val: Collected, test: Coll
     e_threshold = float(np.quantile(val_energy, FLAG_RATE, method="lower")) if len(val_energy) else 0.0
     result["energy_alternative"] = {"threshold": e_threshold,
                                     "flagged_test": float((energy(test.make_model_logits, temperature) < e_threshold).mean())}
-    nc = non_car_images(non_car_dirs)
-    if nc:
-        logits = logits_for_images(t.model, [im for _, im in nc], spec)
+    result["non_car"] = {}
+    for set_name, images in non_car.items():
+        if not images:
+            continue
+        logits = logits_for_images(t.model, [im for _, im in images], spec)
         scores = max_prob(logits, temperature)
-        result["non_car"] = {"photos": len(nc), "flagged": int((scores < threshold).sum()),
-                             "flagged_share": float((scores < threshold).mean()),
-                             "sources": sorted({n.split(":")[0] if n.startswith("sklearn:") else str(Path(n).parent)
-                                                for n, _ in nc}),
-                             "per_photo": {n: round(float(s), 4) for (n, _), s in zip(nc, scores, strict=True)}}
-        result["energy_alternative"]["non_car_flagged_share"] = float((energy(logits, temperature) < e_threshold).mean())
+        result["non_car"][set_name] = {
+            "photos": len(images), "flagged": int((scores < threshold).sum()),
+            "flagged_share": float((scores < threshold).mean()),
+            "per_photo": {n: round(float(s), 4) for (n, _), s in zip(images, scores, strict=True)}}
+        result["energy_alternative"][f"{set_name} flagged_share"] = float(
+            (energy(logits, temperature) < e_threshold).mean())
     parts = partial_views(test_records[:200])
     result["partial_views"] = {}
     for name, ims in parts.items():
@@ -418,10 +442,8 @@ def markdown(r: dict[str, Any], plots: dict[str, str]) -> str:
               f"| validation cars | {_pct(conf['flagged_val'])} |", f"| test cars | {_pct(conf['flagged_test'])} |"]
     for name, v in conf.get("partial_views", {}).items():
         lines.append(f"| {name} of {v['crops']} test cars | {_pct(v['flagged_share'])} |")
-    if "non_car" in conf:
-        nc = conf["non_car"]
-        lines.append(f"| {nc['photos']} real non-car photos ({', '.join(nc['sources'])}) | "
-                     f"{nc['flagged']} ({_pct(nc['flagged_share'])}) |")
+    for set_name, nc in conf.get("non_car", {}).items():
+        lines.append(f"| {nc['photos']} {set_name} | {nc['flagged']} ({_pct(nc['flagged_share'])}) |")
     alt = conf.get("energy_alternative", {})
     if alt:
         lines += ["", "For comparison, the energy score (logsumexp of the logits) at its own 5% validation quantile flags: "

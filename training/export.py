@@ -143,7 +143,8 @@ def build_metadata(t: Trained, report: dict[str, Any], spec: InputSpec) -> Model
     }
     metrics = {"test": report["test"], "baselines": report["baselines"], "calibration": report["calibration"],
                "confidence": {k: v for k, v in conf.items() if k != "non_car"} |
-               ({"non_car": {k: v for k, v in conf["non_car"].items() if k != "per_photo"}} if "non_car" in conf else {}),
+               {"non_car": {name: {k: v for k, v in d.items() if k != "per_photo"}
+                            for name, d in conf.get("non_car", {}).items()}},
                "input_modes": {"val": report["input"]["val_make_model_top1_by_mode"],
                                "test": report["input"]["test_make_model_top1_by_mode"]}}
     return ModelMetadata(
@@ -231,7 +232,7 @@ def model_card(meta: ModelMetadata, report: dict[str, Any], path: Path, size: in
                   for h, e in meta.metrics["calibration"].items()) + ".", "",
               f"'Not a whole car' flags: {_pct(conf['flagged_test'])} of test car photos; " + "; ".join(
                   f"{k}: {_pct(v['flagged_share'])}" for k, v in conf.get("partial_views", {}).items())
-              + (f"; real non-car photos: {conf['non_car']['flagged']} of {conf['non_car']['photos']}" if "non_car" in conf else "")
+              + "".join(f"; {name}: {d['flagged']} of {d['photos']}" for name, d in conf.get("non_car", {}).items())
               + ".", ""]
     if q.get("tried"):
         lines += [f"Quantisation: {q['reason']} (fp32 {q['fp32']['batch16_ms']:.0f} ms vs int8 {q['int8']['batch16_ms']:.0f} ms "
