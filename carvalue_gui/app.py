@@ -29,8 +29,10 @@ def configure_process() -> None:
 
     A crop request wakes the inference thread while the GUI thread is still running Python
     (the ROI's own updates), and the result wakes the GUI thread while the worker finishes; with
-    the default interval each hand-over can wait up to 5 ms. benchmarks/bench_gui.py measured the
-    crop-move -> chart p95 falling from ~200-230 ms to ~100-120 ms on the loaded 2-core machine.
+    the default interval each hand-over can wait up to 5 ms. benchmarks/bench_gui.py, three
+    interleaved pairs of 100 crop moves on the shared 2-core machine (load average 7-9): p95
+    crop-move -> chart 171-194 ms at 5 ms against 103-153 ms at 0.5 ms (4.0-4.7x the single
+    forward pass measured beside it, against 5.0-5.4x).
     """
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
 
