@@ -35,6 +35,7 @@ from training.studies.common import (
 from training.studies.report import Report, dollars, pct
 
 NAME = "background_swap"
+DEFAULT_LIMIT = 150  # car photos (the held-out split has ~730, ~200 of them wide)
 CANVAS = (448, 336)
 CAR_WIDTH = 0.6  # of the canvas width (less when the car would be taller than CAR_MAX_HEIGHT)
 CAR_MAX_HEIGHT = 0.7
@@ -221,7 +222,7 @@ def example_figure(data: dict[str, Any], args: StudyArgs, backgrounds: Sequence[
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(NAME, __doc__.splitlines()[0], argv, default_limit=100)
+    args = parse_args(NAME, __doc__.splitlines()[0], argv, default_limit=DEFAULT_LIMIT)
     run(args)
     print(f"wrote {args.out / (NAME + '.md')}")
     return 0

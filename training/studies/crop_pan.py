@@ -34,6 +34,7 @@ from training.studies.common import (
 from training.studies.report import Report, dollars, pct
 
 NAME = "crop_pan"
+DEFAULT_LIMIT = 400  # car photos (the held-out split has ~730, ~200 of them wide)
 MIN_ASPECT = 2.2
 POSITIONS = 9
 WIDTH = 0.5  # crop width as a fraction of the photo's width (full height)
@@ -213,7 +214,7 @@ def examples_figure(data: dict[str, Any], args: StudyArgs) -> plt.Figure:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(NAME, __doc__.splitlines()[0], argv, default_limit=300)
+    args = parse_args(NAME, __doc__.splitlines()[0], argv, default_limit=DEFAULT_LIMIT)
     run(args)
     print(f"wrote {args.out / (NAME + '.md')}")
     return 0

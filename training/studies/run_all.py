@@ -19,10 +19,10 @@ from training.studies.common import StudyArgs, parse_args
 
 Study = tuple[str, str, Callable[[StudyArgs], dict[str, Any]], int]
 STUDIES: tuple[Study, ...] = (
-    (crop_pan.NAME, "Crop panned along side views", crop_pan.run, 300),
-    (background_swap.NAME, "Background intervention", background_swap.run, 100),
-    (occlusion.NAME, "Badge/logo occlusion", occlusion.run, 300),
-    (ood.NAME, "Out-of-distribution photos", ood.run, 300),
+    (crop_pan.NAME, "Crop panned along side views", crop_pan.run, crop_pan.DEFAULT_LIMIT),
+    (background_swap.NAME, "Background intervention", background_swap.run, background_swap.DEFAULT_LIMIT),
+    (occlusion.NAME, "Badge/logo occlusion", occlusion.run, occlusion.DEFAULT_LIMIT),
+    (ood.NAME, "Out-of-distribution photos", ood.run, ood.DEFAULT_LIMIT),
 )
 
 
