@@ -499,26 +499,44 @@ def test_a_failing_prediction_is_reported_and_the_rest_go_on(qtbot: object, wind
     wait_shown(qtbot, window)  # the crop path still works
 
 
-def test_app_main_opens_the_window_with_the_given_photos(qapp: QApplication, model_file: Path,
-                                                         photos: dict[str, list[Path]]) -> None:
-    from carvalue_gui.app import main
+def test_app_main_opens_the_window_with_the_given_photos(model_file: Path, photos: dict[str, list[Path]],
+                                                         tmp_path: Path) -> None:
+    """``carvalue_gui.app.main`` in its own process (quitting a QApplication would leave this
+    test process's event loop unusable for the tests after it)."""
+    import os
+    import subprocess
+    import sys
 
-    seen: list[int] = []
+    driver = """
+import sys
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication
+app = QApplication(["carvalue"])
+from carvalue_gui.app import main
+from carvalue_gui.main_window import MainWindow
 
-    def finish() -> None:
-        for w in QApplication.topLevelWidgets():
-            if isinstance(w, MainWindow) and w.isVisible():
-                if w.batch_pending() or not w.entries:  # not there yet: look again shortly
-                    QTimer.singleShot(100, finish)
-                    return
-                seen.append(len(w.entries))
-                w.close()
-        QApplication.quit()
+def finish():
+    wins = [w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible()]
+    if not wins or wins[0].batch_pending() or len(wins[0].entries) < 2 or wins[0].panel.shown is None:
+        QTimer.singleShot(100, finish)
+        return
+    print("ENTRIES", len(wins[0].entries), "SHOWN", wins[0].panel.shown.median_price, flush=True)
+    wins[0].close()
 
-    QTimer.singleShot(200, finish)
-    assert main(["--model", str(model_file), *map(str, photos["loose"])]) == 0
-    assert seen == [2]
-    assert main(["--no-such-option"]) == 2
+QTimer.singleShot(100, finish)
+sys.exit(main(sys.argv[1:]))
+"""
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "CARVALUE_CONFIG_DIR": str(tmp_path / "cfg")}
+    args = ["--model", str(model_file), *map(str, photos["loose"])]
+    run = subprocess.run([sys.executable, "-c", driver, *args], capture_output=True, text=True,
+                         timeout=120, env=env, cwd=Path(__file__).resolve().parent.parent)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "ENTRIES 2 SHOWN" in run.stdout
+    assert (tmp_path / "cfg" / "settings.json").exists()  # saved on close
+    bad = subprocess.run([sys.executable, "-c", "import sys; from carvalue_gui.app import main; "
+                          "sys.exit(main(['--no-such-option']))"], capture_output=True, text=True,
+                         timeout=60, env=env, cwd=Path(__file__).resolve().parent.parent)
+    assert bad.returncode == 2 and "usage: carvalue" in bad.stderr
 
 
 def test_moving_the_box_during_a_sweep_keeps_the_users_box(qtbot: object, window: MainWindow,
