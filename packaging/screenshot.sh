@@ -22,6 +22,7 @@ env -i PATH=/usr/bin:/bin HOME="$home" LANG=C.UTF-8 \
         sleep "$2"
         kill -0 "$app" || { echo "the app exited early" >&2; exit 1; }
         import -window root "$3"
+        mogrify -trim +repage "$3"  # the window without the empty (black) screen around it
         kill "$app"
         wait "$app" || true
     ' _ "$root" "$wait_s" "$(realpath -m "$out")"
