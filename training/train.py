@@ -233,7 +233,9 @@ def resumable_fields() -> frozenset[str]:
     """Config fields that may differ between a run and its resumption (they change neither the
     data order nor the arithmetic)."""
     return frozenset({"max_steps", "workers", "progress", "checkpoint_every", "keep_checkpoints",
-                      "eval_batch", "notes", "device", "threads"})
+                      "eval_batch", "notes", "device", "threads",
+                      # used once, before the first step; a checkpoint already holds their result
+                      "probe_init", "probe_steps", "probe_l2", "init", "pretrained_path"})
 
 
 def prepare(cfg: TrainConfig, d: Dist) -> Run:
