@@ -278,3 +278,38 @@ def test_two_process_torchrun_gloo(tiny_data: Path, tmp_path: Path) -> None:
     # 16 training photos / 2 ranks / batch 2 = 4 steps an epoch, 2 epochs
     assert ck.progress == Progress(2, 0, 8)
     assert len((out / "log.csv").read_text().splitlines()) == 3
+
+
+# -- model surgery and schedule ----------------------------------------------------------------
+def test_folding_batchnorm_keeps_the_eval_outputs() -> None:
+    from core.model import CarValueNet, ModelConfig
+    from training.modeling import fold_batchnorm
+
+    torch.manual_seed(0)
+    model = CarValueNet(ModelConfig(10, 5, 4, padding="same", bn_eps=1e-3))
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)  # type: ignore[union-attr]
+            m.running_var.uniform_(0.5, 2.0)  # type: ignore[union-attr]
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.2, 0.2)
+    model.eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        before = model(x)
+    n_bn = sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    assert fold_batchnorm(model) == n_bn == 52
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    with torch.no_grad():
+        after = model(x)
+    for a, b in zip(before, after, strict=True):
+        assert torch.allclose(a, b, atol=1e-4, rtol=1e-4)
+
+
+def test_lr_schedule_warms_up_then_decays_to_the_floor() -> None:
+    from training.train import lr_factor
+
+    f = [lr_factor(s, total=100, warmup=10, min_fraction=0.01) for s in range(101)]
+    assert f[0] == pytest.approx(0.1) and f[9] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(f[10:], f[11:], strict=False))
+    assert f[100] == pytest.approx(0.01)
