@@ -79,6 +79,7 @@ class ResultPanel(QWidget):
         super().__init__(parent)
         self.shown: Prediction | None = None
         self.shown_request = 0
+        self._has_model = False
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
 
@@ -126,6 +127,7 @@ class ResultPanel(QWidget):
         """Which model makes the estimates; ``problem`` says why none is loaded."""
         self.chart.set_price_spec(meta.price if meta else None)
         self.show_prediction(0, None)
+        self._has_model = meta is not None
         if meta is None:
             self.model_line.setText(
                 "<b>No model is loaded</b>, so nothing can be estimated. Use File &gt; Open model… "
@@ -142,7 +144,7 @@ class ResultPanel(QWidget):
         self.shown_request = request_id
         self.chart.show_prediction(pred)
         if pred is None:
-            self.price_label.setText("—")
+            self.price_label.setText("—" if self._has_model else "No model")
             self.range_label.setText("")
             self.confidence_label.setText("")
             self.notice.hide()

@@ -15,6 +15,7 @@ from core.predictor import Sweep
 PRICE_PEN = (40, 90, 170)
 BAND_BRUSH = (40, 90, 170, 50)
 PROB_PEN = (200, 110, 0)
+EMPTY_TITLE = "Pan across: run Tools > Pan across to sweep the box along the photo"
 
 
 class DollarAxis(pg.AxisItem):
@@ -51,8 +52,11 @@ class SweepPlot(pg.PlotWidget):
         item.setLabel("bottom", "crop box centre (fraction of photo width)")
         item.setLabel("left", "median price", color=f"rgb{PRICE_PEN}")
         item.showGrid(x=True, y=True, alpha=0.2)
-        item.setTitle("Pan across: run Tools > Pan across to sweep the box along the photo",
-                      size="9pt")
+        for axis in ("left", "bottom"):
+            item.getAxis(axis).enableAutoSIPrefix(False)
+        item.setTitle(EMPTY_TITLE, size="9pt")
+        item.setXRange(0, 1, padding=0.03)
+        item.setYRange(0, 50_000, padding=0)
         band_pen = pg.mkPen(BAND_BRUSH[:3] + (90,), width=1)
         self._low = pg.PlotCurveItem(pen=band_pen)
         self._high = pg.PlotCurveItem(pen=band_pen)
@@ -100,6 +104,10 @@ class SweepPlot(pg.PlotWidget):
                 curve.setData([], [])
             self._cursor.hide()
             self.followed = ""
+            self.setToolTip("")
+            item.setTitle(EMPTY_TITLE, size="9pt")
+            item.setXRange(0, 1, padding=0.03)
+            item.setYRange(0, 50_000, padding=0)
             return
         preds = sweep.predictions
         self.x = np.array(sweep.positions)
