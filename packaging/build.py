@@ -174,11 +174,12 @@ def check_venv(py: Path) -> None:
     if bad:
         raise BuildError(f"the build venv holds training-side packages {bad}; delete {py.parent.parent} "
                          "and run again")
-    probe = "import sysconfig; print(sysconfig.get_config_var('Py_ENABLE_SHARED') or 0)"
-    shared = subprocess.run([str(py), "-c", probe], capture_output=True, text=True, check=True).stdout.strip()
-    if os.name != "nt" and shared != "1":
-        raise BuildError(f"{py} comes from a Python built without a shared libpython; PyInstaller needs "
-                         "one (pyenv: PYTHON_CONFIGURE_OPTS=--enable-shared pyenv install 3.11)")
+    probe = "from PyInstaller.depend.bindepend import get_python_library_path as g; print(g() or '')"
+    res = subprocess.run([str(py), "-c", probe], capture_output=True, text=True, check=False)
+    if res.returncode != 0 or not res.stdout.strip():
+        raise BuildError(f"PyInstaller finds no shared libpython for {py} ({res.stderr.strip()[-300:]}); "
+                         "Debian/Ubuntu: apt-get install libpython3-dev (or libpython3.X); pyenv: "
+                         "PYTHON_CONFIGURE_OPTS=--enable-shared pyenv install 3.11")
 
 
 # -- 2. PyInstaller -------------------------------------------------------------------------
@@ -207,9 +208,10 @@ def interpreter_binaries(app_dir: Path) -> list[Path]:
 
 
 def has_debug_info(path: Path) -> bool:
+    """True if the ELF file has a .debug_info section (read with readelf, from binutils like strip)."""
     readelf = shutil.which("readelf")
     if readelf is None:
-        return False
+        raise BuildError("`readelf` not found: apt-get install binutils")
     out = subprocess.run([readelf, "-S", "-W", str(path)], capture_output=True, text=True, check=False).stdout
     return ".debug_info" in out
 
@@ -218,8 +220,8 @@ def strip_interpreter_debug_info(app_dir: Path) -> int:
     """``strip --strip-debug`` on interpreter binaries that carry debug info; returns bytes saved."""
     strip = shutil.which("strip")
     if strip is None:
-        log("WARNING: no `strip` (binutils) on PATH: the interpreter's debug info stays in the bundle")
-        return 0
+        raise BuildError("`strip` not found: apt-get install binutils (without it ~23 MB of the "
+                         "interpreter's debug info stays in the bundle and it exceeds its size budget)")
     saved = 0
     for path in interpreter_binaries(app_dir):
         if not has_debug_info(path):
@@ -415,6 +417,8 @@ def build_tarball(app_dir: Path, out: Path, work: Path) -> Path:
     def owner(info: tarfile.TarInfo) -> tarfile.TarInfo:
         info.uid = info.gid = 0
         info.uname = info.gname = "root"
+        if not info.issym():
+            info.mode = 0o755 if info.isdir() or info.mode & 0o111 else 0o644
         return info
 
     extras = work / "tar-extras"
@@ -467,6 +471,8 @@ def main(argv: list[str] | None = None) -> int:
         app_dir = pyinstaller(py, args.model.resolve(), work / "pyinstaller", dist, args.wayland)
         t_pyi = time.perf_counter()
         strip_interpreter_debug_info(app_dir)
+        # e.g. a model file written through mkstemp is 0600: unreadable for users once root installs it
+        normalise_permissions(app_dir)
         depends = check_bundle(app_dir)
         summary: dict[str, object] = {
             "version": project.version,

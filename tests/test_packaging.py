@@ -341,9 +341,9 @@ def _minimal_env(home: Path) -> dict[str, str]:
 def test_build_install_and_run_from_deb(model_file: Path, tmp_path: Path) -> None:
     """Build the onedir + .deb (uncompressed, to save ~4 min of xz), install it with dpkg -x
     into a temporary root, run --self-test and the GUI (offscreen) from there."""
-    for tool in ("dpkg-deb",):
+    for tool, package in (("dpkg-deb", "dpkg"), ("strip", "binutils"), ("readelf", "binutils")):
         if shutil.which(tool) is None:
-            pytest.skip(f"needs {tool}")
+            pytest.skip(f"needs {tool} (apt-get install {package})")
     dist, work = tmp_path / "dist", tmp_path / "work"
     t0 = time.perf_counter()
     proc = subprocess.run(
