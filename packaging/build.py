@@ -74,7 +74,7 @@ EXTRA_DEPENDS = ("fontconfig-config",)
 
 DESKTOP_ENTRY = """[Desktop Entry]
 Type=Application
-Version=1.5
+Version=1.4
 Name=CarValue
 GenericName=Used-car price estimator
 Comment=Estimate what a used car is worth from a photo, offline
@@ -82,7 +82,7 @@ Exec=carvalue %F
 TryExec=carvalue
 Icon=carvalue
 Terminal=false
-Categories=Graphics;Viewer;Utility;
+Categories=Graphics;Viewer;
 MimeType=image/jpeg;image/png;image/webp;image/bmp;image/gif;image/tiff;
 Keywords=car;price;valuation;photo;
 StartupWMClass=CarValue

@@ -268,6 +268,16 @@ def test_desktop_entry_is_well_formed() -> None:
     assert entry["Categories"].endswith(";") and entry["MimeType"].endswith(";")
 
 
+def test_desktop_entry_passes_desktop_file_validate(tmp_path: Path) -> None:
+    tool = shutil.which("desktop-file-validate")
+    if tool is None:
+        pytest.skip("needs desktop-file-validate (apt-get install desktop-file-utils)")
+    path = tmp_path / "carvalue.desktop"
+    path.write_text(build.DESKTOP_ENTRY)
+    res = subprocess.run([tool, str(path)], capture_output=True, text=True, check=False)
+    assert res.returncode == 0 and not res.stdout.strip(), res.stdout + res.stderr
+
+
 def test_deb_control_fields() -> None:
     project = build.Project(version="1.2.3", runtime_deps=(), package_deps=(), description="Estimate cars.")
     text = build.deb_control(project, "amd64", 12345, ["libgl1", "libxcb1"])
