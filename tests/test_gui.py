@@ -553,3 +553,40 @@ def test_moving_the_box_during_a_sweep_keeps_the_users_box(qtbot: object, window
     assert window.crop_view.box() == Box(20, 20, 100, 90)
     shown = wait_shown(qtbot, window)
     assert_same(shown, predictor.predict(window.current_entry().photo, crop=Box(20, 20, 100, 90)))  # type: ignore[union-attr]
+
+
+def test_dragging_the_box_with_the_mouse(qtbot: object, window: MainWindow, photos: dict[str, list[Path]],
+                                         predictor: Predictor) -> None:
+    """Press on the box, move in steps (pyqtgraph handles at most ~60 moves a second), release."""
+    from PySide6.QtCore import QEvent
+    from PySide6.QtGui import QMouseEvent
+
+    load(qtbot, window, photos["loose"][:1])
+    wait_shown(qtbot, window)
+    view = window.crop_view
+    view.set_box(Box(40, 40, 120, 80))
+    wait_shown(qtbot, window)
+    vp = view.viewport()
+
+    def to_widget(x: float, y: float) -> QPoint:
+        return view.mapFromScene(view._vb.mapViewToScene(QPointF(x, y)))
+
+    def send(kind: QEvent.Type, pos: QPoint, button: Qt.MouseButton, buttons: Qt.MouseButton) -> None:
+        ev = QMouseEvent(kind, QPointF(pos), QPointF(vp.mapToGlobal(pos)), button, buttons,
+                         Qt.KeyboardModifier.NoModifier)
+        QApplication.sendEvent(vp, ev)
+
+    left, none = Qt.MouseButton.LeftButton, Qt.MouseButton.NoButton
+    start, end = to_widget(100, 80), to_widget(200, 120)
+    send(QEvent.Type.MouseMove, start, none, none)
+    send(QEvent.Type.MouseButtonPress, start, left, left)
+    for i in range(1, 9):
+        qtbot.wait(20)  # type: ignore[attr-defined]
+        send(QEvent.Type.MouseMove, start + (end - start) * (i / 8), none, left)
+    send(QEvent.Type.MouseButtonRelease, end, left, none)
+    box = view.box()
+    assert box is not None and box.w == 120 and box.h == 80
+    assert box.x == pytest.approx(140, abs=6) and box.y == pytest.approx(80, abs=6)
+    shown = wait_shown(qtbot, window)
+    assert shown.crop == box
+    assert_same(shown, predictor.predict(window.current_entry().photo, crop=box))  # type: ignore[union-attr]
