@@ -330,7 +330,7 @@ def deb_control(project: Project, arch: str, installed_kib: int, depends: list[s
         "Maintainer: CarValue developers <carvalue@example.org>\n"
         f"Installed-Size: {installed_kib}\n"
         f"Depends: {', '.join(deps)}\n"
-        "Recommends: libxcb-cursor0, fonts-dejavu-core\n"
+        "Recommends: fonts-dejavu-core\n"
         "Section: graphics\n"
         "Priority: optional\n"
         "Homepage: https://example.org/carvalue\n"
