@@ -590,3 +590,22 @@ def test_dragging_the_box_with_the_mouse(qtbot: object, window: MainWindow, phot
     shown = wait_shown(qtbot, window)
     assert shown.crop == box
     assert_same(shown, predictor.predict(window.current_entry().photo, crop=box))  # type: ignore[union-attr]
+
+
+def test_recent_menu_reopens_a_file_after_a_restart(qtbot: object, model_file: Path,
+                                                    photos: dict[str, list[Path]]) -> None:
+    a, b = photos["loose"]
+    first = MainWindow(model_path=str(model_file))
+    qtbot.addWidget(first)  # type: ignore[attr-defined]
+    load(qtbot, first, [a])
+    load(qtbot, first, [b])
+    first.close()  # saves the settings
+
+    second = MainWindow(model_path=str(model_file))
+    qtbot.addWidget(second)  # type: ignore[attr-defined]
+    second.recent_menu.aboutToShow.emit()
+    actions = second.recent_menu.actions()
+    assert [x.text() for x in actions[:2]] == [str(b), str(a)]
+    with qtbot.waitSignal(second.loading_finished, timeout=WAIT_MS):  # type: ignore[attr-defined]
+        actions[1].trigger()
+    assert [e.path for e in second.entries.values()] == [str(a)]
