@@ -15,6 +15,7 @@ import torch
 
 from core.modelfile import UNKNOWN
 from core.predictor import Predictor
+from core.preprocess import crop_to_input
 from tests.synthetic_cars import make_folder, tiny_train_args
 
 REPO = Path(__file__).resolve().parent.parent
@@ -33,9 +34,7 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def evaluated(trained_run: Path) -> Path:
-    from training.evaluate import evaluate_run
-
-    from training.evaluate import non_car_images
+    from training.evaluate import evaluate_run, non_car_images
 
     md = evaluate_run(trained_run, non_car={"sklearn samples": non_car_images([])})
     assert md.is_file()
@@ -112,3 +111,23 @@ def test_fp32_export_parity_on_random_inputs(trained_run: Path, tmp_path: Path) 
         ref = t.model(torch.from_numpy(x))
     for g, r in zip(got, ref, strict=True):
         assert np.abs(np.ravel(g) - np.ravel(r.numpy())).max() < 1e-4
+
+
+def test_export_with_energy_confidence(trained_run: Path, evaluated: Path, tmp_path: Path) -> None:
+    from training.export import export_run
+
+    out = export_run(trained_run, tmp_path / "e.onnx", evaluated, quantize=False, confidence_method="energy")
+    pred = Predictor.load(out)
+    spec = pred.metadata.confidence
+    report = json.loads((evaluated / "report.json").read_text())
+    assert spec.method == "energy" and spec.threshold == pytest.approx(report["confidence"]["energy_alternative"]["threshold"])
+    assert spec.scale > 0
+    from training.evaluate import load_trained
+
+    t = load_trained(trained_run)
+    photo = t.records[t.split.test[0]].image_path
+    p = pred.predict(photo)
+    x = crop_to_input(Predictor.as_photo(photo), None, pred.metadata.input)
+    logits = pred.run_batch(x[None])["make_model_logits"][0] / spec.temperature
+    energy = float(logits.max() + np.log(np.exp(logits - logits.max()).sum()))
+    assert p.looks_like_car == (energy >= spec.threshold)

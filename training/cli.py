@@ -36,6 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     p_exp.add_argument("--quantize", action=argparse.BooleanOptionalAction, default=True,
                        help="try int8 dynamic quantisation and keep it only when it is faster and "
                             "within 1 point of top-1")
+    p_exp.add_argument("--confidence", choices=["max_prob", "energy"], default="max_prob",
+                       help="whole-car score stored in the model file (both are calibrated by evaluate)")
     args = parser.parse_args(argv)
     if args.command == "train":
         from training.train import train
@@ -57,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "export":
         from training.export import export_run
 
-        path = export_run(args.run, args.out, args.eval_dir or None, quantize=args.quantize)
+        path = export_run(args.run, args.out, args.eval_dir or None, quantize=args.quantize,
+                          confidence_method=args.confidence)
         print(f"model file: {path}")
         return 0
     return 2

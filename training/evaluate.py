@@ -175,7 +175,7 @@ def evaluate_run(run: str | os.PathLike[str], out: str | os.PathLike[str] | None
     t = load_trained(run)
     out_dir = Path(out) if out else Path(run) / "eval"
     out_dir.mkdir(parents=True, exist_ok=True)
-    cfg, labels = t.ckpt.config, t.labels
+    labels = t.labels
     test_records, val_records, train_records = t.part("test"), t.part("val"), t.part("train")
     if limit:
         test_records = test_records[:limit]
@@ -284,7 +284,10 @@ def confidence_threshold(t: Trained, spec: InputSpec, val: Collected, test: Coll
     # comparison in the report; the model file uses max_prob.
     val_energy = energy(val.make_model_logits, temperature)
     e_threshold = float(np.quantile(val_energy, FLAG_RATE, method="lower")) if len(val_energy) else 0.0
-    result["energy_alternative"] = {"threshold": e_threshold,
+    # The app shows sigmoid((energy - threshold) / scale): 0.5 at the threshold, 0.9 at the
+    # median validation car photo.
+    e_scale = max(float(np.median(val_energy)) - e_threshold, 1e-3) / math.log(9.0) if len(val_energy) else 1.0
+    result["energy_alternative"] = {"threshold": e_threshold, "scale": e_scale,
                                     "flagged_test": float((energy(test.make_model_logits, temperature) < e_threshold).mean())}
     result["non_car"] = {}
     for set_name, images in non_car.items():
@@ -448,7 +451,7 @@ def markdown(r: dict[str, Any], plots: dict[str, str]) -> str:
     if alt:
         lines += ["", "For comparison, the energy score (logsumexp of the logits) at its own 5% validation quantile flags: "
                   + "; ".join(f"{k.removesuffix(' flagged_share').replace('_', ' ')} {_pct(v)}" for k, v in alt.items()
-                              if k != "threshold") + "."]
+                              if k not in ("threshold", "scale")) + "."]
     if "onnx_parity" in r:
         p = r["onnx_parity"]
         lines += ["", "## torch vs ONNX Runtime", "",

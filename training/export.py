@@ -35,7 +35,7 @@ MERCEDES_LICENCE = "used Mercedes-Benz Craigslist listings from the PyPI package
 
 
 def export_run(run: str | os.PathLike[str], out: str | os.PathLike[str], eval_dir: str | os.PathLike[str] | None = None,
-               quantize: bool = True, bench_batches: int = 20) -> Path:
+               quantize: bool = True, bench_batches: int = 20, confidence_method: str = "max_prob") -> Path:
     """Write ``out`` (the model file) and ``MODEL_CARD.md`` beside it; returns ``out``."""
     out = Path(out)
     eval_dir = Path(eval_dir) if eval_dir else Path(run) / "eval"
@@ -45,7 +45,7 @@ def export_run(run: str | os.PathLike[str], out: str | os.PathLike[str], eval_di
     t = load_trained(run)
     spec = InputSpec(report["input"]["size"], tuple(report["input"]["mean"]), tuple(report["input"]["std"]),
                      report["input"]["resize"], report["input"]["crop_fraction"])
-    meta = build_metadata(t, report, spec)
+    meta = build_metadata(t, report, spec, confidence_method)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
         raw, fp32 = Path(tmp) / "raw.onnx", Path(tmp) / "fp32.onnx"
@@ -117,7 +117,24 @@ def compare_variants(t: Trained, fp32: Path, int8: Path, spec: InputSpec, bench_
     return result
 
 
-def build_metadata(t: Trained, report: dict[str, Any], spec: InputSpec) -> ModelMetadata:
+def confidence_spec(conf: dict[str, Any], method: str) -> ConfidenceSpec:
+    """The whole-car flag as evaluate.py calibrated it (5% of validation car photos flagged)."""
+    if method == "energy":
+        e = conf["energy_alternative"]
+        return ConfidenceSpec(method="energy", threshold=float(e["threshold"]), scale=float(e["scale"]),
+                              temperature=float(conf["temperature"]),
+                              note="flagged (not a whole car) when the energy (logsumexp of the make/model logits "
+                                   "at this temperature) is below the threshold: 5% of validation car photos are")
+    if method != "max_prob":
+        raise ValueError(f"unknown confidence method {method!r} (max_prob or energy)")
+    return ConfidenceSpec(method="max_prob", threshold=float(conf["threshold"]),
+                          temperature=float(conf["temperature"]),
+                          note="flagged (not a whole car) when the top make/model probability at this "
+                               "temperature is below the threshold: 5% of validation car photos are")
+
+
+def build_metadata(t: Trained, report: dict[str, Any], spec: InputSpec,
+                   confidence_method: str = "max_prob") -> ModelMetadata:
     cfg, labels = t.ckpt.config, t.labels
     conf = report["confidence"]
     stanford = "stanford-cars" in cfg.data or "class_key" in labels.to_dict() and labels.class_key == "make_model_year"
@@ -149,10 +166,7 @@ def build_metadata(t: Trained, report: dict[str, Any], spec: InputSpec) -> Model
                                "test": report["input"]["test_make_model_top1_by_mode"]}}
     return ModelMetadata(
         make_models=labels.make_models, years=labels.years, input=spec, price=labels.price_spec(),
-        confidence=ConfidenceSpec(method="max_prob", threshold=float(conf["threshold"]),
-                                  temperature=float(conf["temperature"]),
-                                  note="flagged (not a whole car) when the top make/model probability at this "
-                                       "temperature is below the threshold: 5% of validation car photos are"),
+        confidence=confidence_spec(conf, confidence_method),
         architecture=t.model_cfg.architecture, name=Path(cfg.out).name,
         temperatures={k: float(v) for k, v in report["temperatures"].items()},
         provenance=_json_safe(provenance), metrics=_json_safe(metrics),
@@ -183,6 +197,17 @@ def _json_safe(o: Any) -> Any:
 
 def _pct(v: float | None) -> str:
     return "n/a" if v is None else f"{100 * v:.1f}%"
+
+
+def _flag_summary(method: str, conf: dict[str, Any]) -> str:
+    if method == "energy":
+        alt = conf["energy_alternative"]
+        parts = [f"{k.removesuffix(' flagged_share').replace('_', ' ')}: {_pct(v)}" for k, v in alt.items()
+                 if k not in ("threshold", "scale")]
+        return "'Not a whole car' flags (energy score): " + "; ".join(parts) + "."
+    return (f"'Not a whole car' flags (top probability): {_pct(conf['flagged_test'])} of test car photos; "
+            + "; ".join(f"{k}: {_pct(v['flagged_share'])}" for k, v in conf.get("partial_views", {}).items())
+            + "".join(f"; {name}: {d['flagged']} of {d['photos']}" for name, d in conf.get("non_car", {}).items()) + ".")
 
 
 def _usd(v: float | None) -> str:
@@ -230,10 +255,7 @@ def model_card(meta: ModelMetadata, report: dict[str, Any], path: Path, size: in
               "Calibration (ECE, temperatures fit on validation): " + "; ".join(
                   f"{h} {_pct(e['before'])} -> {_pct(e['after'])} (T={meta.temperatures.get(h, 1.0):.2f})"
                   for h, e in meta.metrics["calibration"].items()) + ".", "",
-              f"'Not a whole car' flags: {_pct(conf['flagged_test'])} of test car photos; " + "; ".join(
-                  f"{k}: {_pct(v['flagged_share'])}" for k, v in conf.get("partial_views", {}).items())
-              + "".join(f"; {name}: {d['flagged']} of {d['photos']}" for name, d in conf.get("non_car", {}).items())
-              + ".", ""]
+              _flag_summary(meta.confidence.method, conf), ""]
     if q.get("tried"):
         lines += [f"Quantisation: {q['reason']} (fp32 {q['fp32']['batch16_ms']:.0f} ms vs int8 {q['int8']['batch16_ms']:.0f} ms "
                   f"per batch of 16; top-1 {_pct(q['fp32']['test_make_model_top1'])} vs {_pct(q['int8']['test_make_model_top1'])}; "

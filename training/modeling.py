@@ -20,6 +20,7 @@ from core.model import CarValueNet, ModelConfig, Padding
 from training.config import TrainConfig
 from training.data import KERAS_MEAN, KERAS_STD
 
+
 @dataclass(frozen=True)
 class TrunkStart:
     """How the trunk starts: its layout (padding, BatchNorm eps), the input normalisation its

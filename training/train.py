@@ -37,7 +37,13 @@ from torch.utils.data import DataLoader
 from core.dataset.records import ImageRecord
 from core.model import CarValueNet, ModelConfig
 from core.modelfile import InputSpec
-from training.checkpoint import Checkpoint, Progress, has_checkpoint, load_checkpoint, save_checkpoint
+from training.checkpoint import (
+    Checkpoint,
+    Progress,
+    has_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
 from training.config import TrainConfig
 from training.data import (
     Augment,
@@ -337,7 +343,6 @@ def _loop(run: Run, model: nn.Module, out: Path) -> None:
     dataset = CarPhotos([run.records[i] for i in run.split.train], run.labels, run.eval_spec,
                         Augment(cfg.rrc_min_area, (cfg.rrc_ratio_min, cfg.rrc_ratio_max),
                                 cfg.rrc_ratio_mode, cfg.hflip, cfg.color_jitter))
-    val_set = CarPhotos([run.records[i] for i in run.split.val], run.labels, run.eval_spec)
     per_epoch = steps_per_epoch(len(dataset), cfg, d.world)
     if per_epoch == 0:
         raise ValueError(f"{len(dataset)} training photos cannot fill one batch of {cfg.batch_size} per rank")
