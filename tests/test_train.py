@@ -312,3 +312,15 @@ def test_lr_schedule_warms_up_then_decays_to_the_floor() -> None:
     assert f[0] == pytest.approx(0.1) and f[9] == pytest.approx(1.0)
     assert all(a >= b for a, b in zip(f[10:], f[11:], strict=False))
     assert f[100] == pytest.approx(0.01)
+
+
+def test_probe_init_fits_the_heads_before_training(tiny_data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "probe"
+    args = [a for a in tiny_train_args(tiny_data, out, "--epochs", "1", "--max-steps", "1", "--probe-init",
+                                       "--probe-max-images", "12", "--probe-steps", "20")
+            if a != "--no-probe-init"]
+    res = _train(args)
+    assert res.returncode == 0, res.stderr[-3000:]
+    info = load_checkpoint(out).meta["provenance"]["probe_init"]
+    assert info["probe_size"] == 32 and 0 <= info["probe_train_make_model_acc"] <= 1
+    assert "linear-probe head init" in res.stdout

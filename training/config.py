@@ -36,6 +36,7 @@ class TrainConfig:
     freeze_blocks: int = 4  # features[:N] are frozen (0 = full fine-tune)
     probe_init: bool = True  # initialise the heads from a linear probe on frozen features
     probe_steps: int = 100  # L-BFGS iterations (300 took ~3 min on 6k photos on a busy 2-core machine)
+    probe_max_images: int = 20000  # probe on a seeded subset of at most this many training photos
     probe_l2: float = 1e-3  # L2 penalty of the probe (mean loss + l2 * sum of squared weights)
     # -- input / augmentation -----------------------------------------------------------------
     size: int = 224

@@ -9,6 +9,7 @@ full-batch L-BFGS with a small L2 penalty.
 
 from __future__ import annotations
 
+import random
 import time
 from typing import TYPE_CHECKING
 
@@ -28,7 +29,10 @@ def extract_features(run: Run, size: int) -> tuple[torch.Tensor, torch.Tensor, t
     from training.data import collate
 
     model, cfg = run.model, run.cfg
-    ds = CarPhotos([run.records[i] for i in run.split.train], run.labels, run.eval_spec)
+    train = list(run.split.train)
+    if 0 < cfg.probe_max_images < len(train):
+        train = sorted(random.Random(cfg.seed).sample(train, cfg.probe_max_images))
+    ds = CarPhotos([run.records[i] for i in train], run.labels, run.eval_spec)
     keys = [(i, -1, size) for i in range(len(ds))]
     loader = DataLoader(keys, batch_size=cfg.eval_batch, num_workers=cfg.workers,  # type: ignore[arg-type]
                         collate_fn=lambda ks: collate([ds[k] for k in ks]))

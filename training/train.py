@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +89,9 @@ def setup_distributed(cfg: TrainConfig) -> Dist:
     if device.type == "cpu":
         _keep_large_allocations_mapped()
     if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        # Rank 0 alone fits the linear-probe heads before the first collective, so the other
+        # ranks may wait at it for minutes: a generous timeout.
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=timedelta(hours=2))
     return Dist(rank, world, local, device)
 
 
@@ -241,7 +244,8 @@ def resumable_fields() -> frozenset[str]:
     return frozenset({"max_steps", "workers", "progress", "checkpoint_every", "keep_checkpoints",
                       "eval_batch", "notes", "device", "threads",
                       # used once, before the first step; a checkpoint already holds their result
-                      "probe_init", "probe_steps", "probe_l2", "init", "pretrained_path"})
+                      "probe_init", "probe_steps", "probe_l2", "probe_max_images", "init",
+                      "pretrained_path"})
 
 
 def prepare(cfg: TrainConfig, d: Dist) -> Run:
