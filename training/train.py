@@ -239,8 +239,9 @@ class Run:
 
 
 def resumable_fields() -> frozenset[str]:
-    """Config fields that may differ between a run and its resumption (they change neither the
-    data order nor the arithmetic)."""
+    """Config fields that may differ between a run and its resumption: they change neither the
+    data order nor the schedule. (``threads`` and ``device`` can change floating-point rounding,
+    so only a resumption with the same values is bit-identical to an unbroken run.)"""
     return frozenset({"max_steps", "workers", "progress", "checkpoint_every", "keep_checkpoints",
                       "eval_batch", "notes", "device", "threads",
                       # used once, before the first step; a checkpoint already holds their result
