@@ -216,8 +216,9 @@ def evaluate_run(run: str | os.PathLike[str], out: str | os.PathLike[str] | None
     metrics_test = summarise(test, labels)
     report: dict[str, Any] = {
         "run": str(run), "checkpoint": str(t.ckpt.path), "step": t.ckpt.progress.step,
-        "split": t.ckpt.meta.get("split"), "counts": {"train": len(train_records), "val": len(val_records),
-                                                       "test": len(test_records)},
+        "split": t.ckpt.meta.get("split"),
+        "counts": {"train": len(t.split.train), "val": len(t.split.val), "test": len(t.split.test)},
+        "evaluated": {"val": len(val_records), "test": len(test_records)},
         "input": {"size": spec.size, "resize": spec.resize, "crop_fraction": spec.crop_fraction,
                   "mean": list(spec.mean), "std": list(spec.std),
                   "val_make_model_top1_by_mode": val_top1,
@@ -416,8 +417,8 @@ def markdown(r: dict[str, Any], plots: dict[str, str]) -> str:
     lines = [
         "# Held-out evaluation", "",
         f"Run `{r['run']}`, checkpoint step {r['step']}; split sha256 `{(r['split'] or {}).get('sha256', '?')[:16]}…`;",
-        f"photos: {r['counts']['train']} train, {r['counts']['val']} validation (fits temperatures, resize "
-        f"mode and the confidence threshold), {r['counts']['test']} test (everything below).", "",
+        f"photos: {r['counts']['train']} train, {r['evaluated']['val']} validation (fits temperatures, resize "
+        f"mode and the confidence threshold), {r['evaluated']['test']} test (everything below).", "",
         f"Input: {r['input']['size']} px, resize `{r['input']['resize']}` (chosen on validation; make/model "
         f"top-1 on val by mode: " + ", ".join(f"{k} {_pct(v)}" for k, v in r["input"]["val_make_model_top1_by_mode"].items())
         + "; on test: " + ", ".join(f"{k} {_pct(v)}" for k, v in r["input"]["test_make_model_top1_by_mode"].items()) + ").", "",

@@ -66,6 +66,7 @@ def export_run(run: str | os.PathLike[str], out: str | os.PathLike[str], eval_di
                 chosen = q_file
         final_meta = _with_export_facts(meta, parity, decision, chosen is not fp32)
         write_model_file(Path(tmp) / ("int8_raw.onnx" if chosen is not fp32 else "raw.onnx"), final_meta, out)
+    out.chmod(0o644)  # written through a private temp file; a shipped model is world-readable
     size = out.stat().st_size
     if out.parent.name == "models" and size > MAX_BUNDLED_BYTES:
         raise RuntimeError(f"{out}: {size / 1e6:.1f} MB is over the bundled-model limit of 15 MiB")
@@ -80,7 +81,8 @@ def _quantize(src: Path, dst: Path) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
-        quantize_dynamic(str(pre), str(dst), weight_type=QuantType.QInt8)
+        # per-channel scales: MobileNet's folded depthwise kernels span very different ranges
+        quantize_dynamic(str(pre), str(dst), weight_type=QuantType.QInt8, per_channel=True)
 
 
 def compare_variants(t: Trained, fp32: Path, int8: Path, spec: InputSpec, bench_batches: int) -> dict[str, Any]:
