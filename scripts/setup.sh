@@ -10,7 +10,8 @@ EXTRAS="${1:-}"
 # Qt (PySide6) needs these on a bare Debian; install only what is missing.
 QT_LIBS=(libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 libdbus-1-3 libglib2.0-0
          libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 libxcb-xinerama0 libxcb-randr0
-         libxcb-render-util0 libxcb-image0 libxcb-xkb1)
+         libxcb-render-util0 libxcb-image0 libxcb-xkb1
+         binutils)  # strip/readelf for packaging/build.py (the slow packaging test skips without)
 missing=()
 for pkg in "${QT_LIBS[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
