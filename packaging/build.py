@@ -17,6 +17,7 @@ Runs on Linux; Windows/macOS use packaging/windows and packaging/macos (see READ
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
 import json
 import os
@@ -116,6 +117,7 @@ def log(msg: str) -> None:
     print(f"[build] {msg}", flush=True)
 
 
+@functools.cache
 def _load_bundle_filter() -> ModuleType:
     spec = importlib.util.spec_from_file_location("carvalue_bundle_filter", PACKAGING / "bundle_filter.py")
     assert spec is not None and spec.loader is not None
@@ -163,9 +165,11 @@ def ensure_venv(venv: Path, project: Project, constraints: Path, base_python: st
 
 
 def installed_packages(py: Path) -> dict[str, str]:
-    out = subprocess.run([str(py), "-m", "pip", "list", "--format", "json"], capture_output=True,
-                         text=True, check=True).stdout
-    return {d["name"].lower().replace("_", "-"): d["version"] for d in json.loads(out)}
+    res = subprocess.run([str(py), "-m", "pip", "list", "--format", "json"], capture_output=True,
+                         text=True, check=False)
+    if res.returncode != 0:
+        raise BuildError(f"cannot list the build venv's packages ({res.stderr.strip()[-300:]})")
+    return {d["name"].lower().replace("_", "-"): d["version"] for d in json.loads(res.stdout)}
 
 
 def check_venv(py: Path) -> None:
@@ -227,7 +231,9 @@ def strip_interpreter_debug_info(app_dir: Path) -> int:
         if not has_debug_info(path):
             continue
         before = path.stat().st_size
-        subprocess.run([strip, "--strip-debug", str(path)], check=True)
+        res = subprocess.run([strip, "--strip-debug", str(path)], capture_output=True, text=True, check=False)
+        if res.returncode != 0:
+            raise BuildError(f"strip --strip-debug {path} failed: {res.stderr.strip()}")
         saved += before - path.stat().st_size
     log(f"stripped debug info from the interpreter's libraries: {saved / 1e6:.1f} MB saved")
     return saved
