@@ -34,8 +34,8 @@ def extract_features(run: Run, size: int) -> tuple[torch.Tensor, torch.Tensor, t
         train = sorted(random.Random(cfg.seed).sample(train, cfg.probe_max_images))
     ds = CarPhotos([run.records[i] for i in train], run.labels, run.eval_spec)
     keys = [(i, -1, size) for i in range(len(ds))]
-    loader = DataLoader(keys, batch_size=cfg.eval_batch, num_workers=cfg.workers,  # type: ignore[arg-type]
-                        collate_fn=lambda ks: collate([ds[k] for k in ks]))
+    loader = DataLoader(ds, batch_size=cfg.eval_batch, sampler=keys, num_workers=cfg.workers,  # type: ignore[arg-type]
+                        collate_fn=collate)
     model.eval()
     feats, cls, med = [], [], []
     fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
