@@ -350,7 +350,8 @@ def _minimal_env(home: Path) -> dict[str, str]:
 @pytest.mark.slow
 def test_build_install_and_run_from_deb(model_file: Path, tmp_path: Path) -> None:
     """Build the onedir + .deb (uncompressed, to save ~4 min of xz), install it with dpkg -x
-    into a temporary root, run --self-test and the GUI (offscreen) from there."""
+    into a temporary root, run --self-test and the GUI (offscreen; and on X11 under Xvfb when
+    xvfb-run is installed) from there."""
     for tool, package in (("dpkg-deb", "dpkg"), ("strip", "binutils"), ("readelf", "binutils")):
         if shutil.which(tool) is None:
             pytest.skip(f"needs {tool} (apt-get install {package})")
@@ -402,4 +403,11 @@ def test_build_install_and_run_from_deb(model_file: Path, tmp_path: Path) -> Non
     line = next(ln for ln in gui.stdout.splitlines() if ln.startswith("CARVALUE_STARTUP_PROBE "))
     facts = json.loads(line.split(" ", 1)[1])
     assert facts["event"] == "prediction" and facts["frozen"] is True
+    if shutil.which("xvfb-run"):  # the X11 (xcb) platform plugin and the bundled xcb libraries
+        x_env = dict(_minimal_env(home), QT_QPA_PLATFORM="xcb", CARVALUE_STARTUP_PROBE="window",
+                     CARVALUE_STARTUP_PROBE_TIMEOUT="60")
+        xr = subprocess.run(["xvfb-run", "-a", str(exe)], env=x_env, capture_output=True, text=True,
+                            timeout=120, check=False)
+        assert xr.returncode == 0, xr.stdout + xr.stderr
+        assert '"event": "window"' in xr.stdout
     print(f"\nslow packaging test: build {build_s:.0f} s, total {time.perf_counter() - t0:.0f} s")
