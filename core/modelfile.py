@@ -231,6 +231,10 @@ def check_file(path: str | os.PathLike[str]) -> Path:
 
 def open_session(path: str | os.PathLike[str], threads: int | None = None) -> tuple[Any, ModelMetadata]:
     """Load and check a model file: returns (onnxruntime.InferenceSession, metadata)."""
+    # onnxruntime >= 1.32 on Linux/macOS records usage telemetry (a device id and an event store
+    # under ~/.cache/Microsoft/DeveloperTools/.onnxruntime, uploaded to Microsoft when online).
+    # This app is offline; the variable must be set before onnxruntime is first imported.
+    os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
     import onnxruntime as ort
 
     p = check_file(path)

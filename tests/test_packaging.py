@@ -51,6 +51,17 @@ def test_self_test_predicts_the_bundled_sample(model_file: Path, capsys: pytest.
     assert result["frozen"] is False
 
 
+def test_self_test_leaves_no_onnxruntime_telemetry(model_file: Path, tmp_path: Path) -> None:
+    """onnxruntime 1.32 writes a device id and an event store under ~/.cache/Microsoft unless
+    ORT_DISABLE_TELEMETRY=1 is set before it is imported (core.modelfile does that)."""
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYTHONPATH": str(REPO), "LANG": "C.UTF-8",
+           "CARVALUE_CONFIG_DIR": str(tmp_path / "config")}
+    res = subprocess.run([sys.executable, "-m", "carvalue_gui.launcher", "--self-test", "--model",
+                          str(model_file)], env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert not (tmp_path / ".cache" / "Microsoft").exists()
+
+
 def test_self_test_text_output(model_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from carvalue_gui.launcher import main
 
@@ -394,6 +405,7 @@ def test_build_install_and_run_from_deb(model_file: Path, tmp_path: Path) -> Non
     assert result["status"] == "ok" and result["frozen"] is True
     assert Path(result["model"]).is_relative_to(root / "opt/carvalue")
     assert result["python_outside_bundle"] == []  # runs on its own interpreter
+    assert not (home / ".cache" / "Microsoft").exists()  # no onnxruntime telemetry store
 
     gui_env = dict(_minimal_env(home), QT_QPA_PLATFORM="offscreen", CARVALUE_STARTUP_PROBE="prediction",
                    CARVALUE_STARTUP_PROBE_TIMEOUT="90")
