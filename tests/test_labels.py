@@ -37,6 +37,7 @@ def _table() -> MsrpTable:
         MsrpRow("Audi", "A5", 2016, 40_000), MsrpRow("Audi", "A5", 2017, 41_000),
         MsrpRow("Audi", "100", 1994, 2_000),  # placeholder era
         MsrpRow("Audi", "Q7", 2015, 48_000),
+        MsrpRow("Bentley", "Continental Supersports", 2012, 267_000),
         MsrpRow("Bentley", "Continental Supersports Convertible", 2012, 280_000),
         MsrpRow("Volkswagen", "Golf", 2015, 20_000), MsrpRow("Volkswagen", "Golf", 1991, 2_000),
     ]
@@ -57,7 +58,9 @@ def test_alias_match() -> None:
     t = _table()
     m = t.match("Bentley", "Continental Supersports Conv. Convertible", 2012)
     assert (m.method, m.msrp) == ("alias", 280_000)
-    assert t.match("Bentley", "Continental Supersports Conv. Convertible", 2012, aliases={}).msrp is None
+    # without the alias, the shorter prefix (the coupe) would be taken
+    m = t.match("Bentley", "Continental Supersports Conv. Convertible", 2012, aliases={})
+    assert (m.method, m.msrp) == ("prefix", 267_000)
 
 
 def test_nearest_year_is_trend_adjusted_and_bounded() -> None:

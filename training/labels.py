@@ -7,7 +7,7 @@ this module is the one place that says exactly how:
    (median MSRP over the trims of the matched make/model/year).  Model names differ between the
    two tables ("TTS Coupe" vs "TTS"), so the match is: the MSRP model name that equals the
    Stanford name (``exact``), else the longest MSRP model name that is a whole-word prefix of it
-   (``prefix``), else an entry of :data:`MODEL_ALIASES` (``alias``).  When the exact year is
+   (``prefix``); an entry of :data:`MODEL_ALIASES` (``alias``) wins over a prefix match.  When the exact year is
    missing, the nearest year within ``max_year_gap`` is used (``+nearest_year``), its MSRP carried
    to the wanted year along the table's own within-model MSRP trend (about +2-3 % a year).  MSRP rows of
    model years before 2001 are placeholders in that table (most are exactly $2,000), so they are
@@ -148,16 +148,16 @@ class MsrpTable:
         mk, md = _norm(make), _norm(model)
         candidates = self.models_by_make.get(mk, {})
         method, target_make, target = "none", mk, ""
+        alias = aliases.get((make, model))
         if md in candidates:
             method, target = "exact", md
+        elif alias is not None and (_norm(alias[0]), _norm(alias[1])) in self.by_model:
+            # An alias is a deliberate choice: it wins over a shorter automatic prefix match.
+            method, target_make, target = "alias", _norm(alias[0]), _norm(alias[1])
         else:
             prefixes = [m for m in candidates if md.startswith(m + " ")]
             if prefixes:
                 method, target = "prefix", max(prefixes, key=len)
-            elif (make, model) in aliases:
-                amk, amd = aliases[(make, model)]
-                if (_norm(amk), _norm(amd)) in self.by_model:
-                    method, target_make, target = "alias", _norm(amk), _norm(amd)
         if method == "none":
             why = "make not in the MSRP table" if not candidates else "no model name matches"
             return MsrpMatch(make, model, year, None, "none", note=why)
