@@ -274,6 +274,13 @@ def test_held_out_split_from_the_trainers_split_json(car_data: Path, tmp_path: P
     sel = pick_cars(args, SimpleNamespace(metadata=SimpleNamespace(provenance={})))  # type: ignore[arg-type]
     assert sel.held_out and [c.file for c in sel.cars] == ["images/e.jpg"]
     assert "split.json" in sel.note
+    split["sha256"] = "ab" * 32
+    path.write_text(json.dumps(split))
+    same = SimpleNamespace(metadata=SimpleNamespace(provenance={"split": {"sha256": "ab" * 32}}))
+    assert "matches the model's" in pick_cars(args, same).note  # type: ignore[arg-type]
+    other = SimpleNamespace(metadata=SimpleNamespace(provenance={"split": {"sha256": "cd" * 32}}))
+    with pytest.raises(SystemExit, match="another training run"):
+        pick_cars(args, other)  # type: ignore[arg-type]
     path.write_text(json.dumps({"parts": {"train": {"files": ["images/a.jpg"]}}}))
     with pytest.raises(SystemExit, match="no held-out"):
         pick_cars(args, SimpleNamespace(metadata=SimpleNamespace(provenance={})))  # type: ignore[arg-type]

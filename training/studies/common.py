@@ -134,8 +134,12 @@ def _find_file_list(node: Any, depth: int) -> list[str] | None:
     return None
 
 
-def read_split_file(path: Path) -> set[str]:
-    """Held-out file names from a split.json written by the trainer (``--split``)."""
+def read_split_file(path: Path, provenance: dict[str, Any] | None = None) -> set[str]:
+    """Held-out file names from a split.json written by the trainer (``--split``).
+
+    When the model file records its split's digest (``provenance.split.sha256``), the file must
+    carry the same one: a split from another run would put training photos in the studies.
+    """
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as e:
@@ -143,7 +147,16 @@ def read_split_file(path: Path) -> set[str]:
     files = held_out_files(data) if isinstance(data, dict) else None
     if not files:
         raise SystemExit(f"{path}: no held-out (test) file list found")
+    want = _split_digest(provenance or {})
+    if want and data.get("sha256") != want:
+        raise SystemExit(f"{path}: split sha256 {str(data.get('sha256'))[:12]}... is not the model's "
+                         f"({str(want)[:12]}...): this split is from another training run")
     return files
+
+
+def _split_digest(provenance: dict[str, Any]) -> str | None:
+    split = provenance.get("split")
+    return split.get("sha256") if isinstance(split, dict) else None
 
 
 def file_key(name: str) -> str:
@@ -168,8 +181,9 @@ def pick_cars(args: StudyArgs, predictor: Predictor, keep: Callable[[CarPhoto], 
     cars = [c for c in read_labels(data_dir)
             if min(c.width, c.height) >= MIN_SIDE and keep(c) and c.path(data_dir).exists()]
     if args.split is not None:
-        test: set[str] | None = read_split_file(args.split)
-        where = f"the held-out split in {args.split.name}"
+        test: set[str] | None = read_split_file(args.split, predictor.metadata.provenance)
+        where = f"the held-out split in {args.split.name}" + (
+            " (its sha256 matches the model's)" if _split_digest(predictor.metadata.provenance) else "")
     else:
         test = held_out_files(predictor.metadata.provenance)
         where = "the model's held-out split (recorded in its metadata)"
