@@ -191,8 +191,8 @@ def pick_cars(args: StudyArgs, predictor: Predictor, keep: Callable[[CarPhoto], 
         cars = [c for c in cars if file_key(c.file) in test]
         note = f"{what} from {where}: none of them was used in training"
     else:
-        note = (f"{what} from {data_dir.name}; the model file records no held-out split, "
-                "so some of these photos may have been used to train it")
+        note = (f"{what} from {data_dir.name}; the model file lists no held-out photos and no "
+                "--split was given, so some of these photos may have been used to train it")
     random.Random(args.seed).shuffle(cars)
     pool = len(cars)
     if args.limit is not None:
