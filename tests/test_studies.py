@@ -136,41 +136,48 @@ def test_background_swap_matches_direct_composites(studies_out: dict[str, Any], 
     bgs = {b.name: b for b in all_backgrounds(args.seed)}
     photo_names = [b.name for b in photo_backgrounds()]
     assert set(bgs) == {"china", "flower", "Storm", "plain grey", "uniform noise"}
-    abs_changes, agree = [], []
-    for car in data["cars"]:
-        with Image.open(args.data / car["file"]) as im:
-            img = im.convert("RGB")
-        ref = predictor.predict(background_swap.composite(img, bgs["plain grey"].image))
-        assert car["price"]["plain grey"] == pytest.approx(ref.median_price, rel=1e-4)
-        for name in photo_names:
-            p = predictor.predict(background_swap.composite(img, bgs[name].image))
-            assert car["price"][name] == pytest.approx(p.median_price, rel=1e-4)
-            abs_changes.append(abs(p.median_price - ref.median_price))
-            agree.append(p.top_make_model.label == ref.top_make_model.label)
-    pb = data["summary"]["photo_backgrounds"]
-    assert pb["mean_abs_change"] == pytest.approx(np.mean(abs_changes), rel=1e-3)
-    assert pb["median_abs_change"] == pytest.approx(np.median(abs_changes), rel=1e-3)
-    assert pb["top1_agreement"] == pytest.approx(np.mean(agree))
-    assert f"mean {dollars(pb['mean_abs_change'])}" in md
-    logp = np.log([[c["price"][n] for n in photo_names] for c in data["cars"]])
-    ratio = logp.var(axis=1).mean() / logp.mean(axis=1).var()
-    assert data["summary"]["background_to_car_variance_ratio"] == pytest.approx(ratio)
-    assert f"= {ratio:.2f} (0: only the car matters)" in md
-    assert pct(pb["top1_agreement"]) in md
+    for fname, fill in background_swap.FRAMINGS:
+        abs_changes, agree, correct = [], [], []
+        for car in data["cars"]:
+            view = car["framings"][fname]
+            with Image.open(args.data / car["file"]) as im:
+                img = im.convert("RGB")
+            ref = predictor.predict(background_swap.composite(img, bgs["plain grey"].image, fill))
+            assert view["price"]["plain grey"] == pytest.approx(ref.median_price, rel=1e-4)
+            for name in photo_names:
+                p = predictor.predict(background_swap.composite(img, bgs[name].image, fill))
+                assert view["price"][name] == pytest.approx(p.median_price, rel=1e-4)
+                abs_changes.append(abs(p.median_price - ref.median_price))
+                agree.append(p.top_make_model.label == ref.top_make_model.label)
+                if car["truth"] is not None:
+                    correct.append(p.top_make_model.label == car["truth"])
+        s = data["summary"][fname]
+        pb = s["photo_backgrounds"]
+        assert pb["mean_abs_change"] == pytest.approx(np.mean(abs_changes), rel=1e-3)
+        assert pb["median_abs_change"] == pytest.approx(np.median(abs_changes), rel=1e-3)
+        assert pb["top1_agreement"] == pytest.approx(np.mean(agree))
+        assert s["accuracy"]["photo_backgrounds"] == pytest.approx(np.mean(correct))
+        assert f"| {fname} | {len(data['cars'])} | {dollars(pb['mean_abs_change'])} |" in md
+        logp = np.log([[c["framings"][fname]["price"][n] for n in photo_names] for c in data["cars"]])
+        ratio = logp.var(axis=1).mean() / logp.mean(axis=1).var()
+        assert s["background_to_car_variance_ratio"] == pytest.approx(ratio)
+        assert f"= {ratio:.2f}; mean price on grey" in md
     assert "CC BY 2.0" in md and "mate-backgrounds (GPL-2+): Storm" in md  # licences recorded
 
 
 def test_composite_keeps_the_car_pixels() -> None:
     car = draw_car((200, 100), 7)
     bg = Image.new("RGB", (640, 480), (0, 255, 0))
-    out = np.asarray(background_swap.composite(car, bg))
     w, h = background_swap.CANVAS
-    assert out.shape == (h, w, 3)
-    assert (out[0, 0] == [0, 255, 0]).all()  # background around the car
-    cw = round(200 * background_swap.CAR_WIDTH * w / 200)
-    x = (w - cw) // 2
-    bottom = round(background_swap.CAR_BOTTOM * h)
-    assert not (out[bottom - 2, x + cw // 2] == [0, 255, 0]).all()  # the car sits there
+    for _, fill in background_swap.FRAMINGS:
+        out = np.asarray(background_swap.composite(car, bg, fill))
+        assert out.shape == (h, w, 3)
+        assert (out[0, 0] == [0, 255, 0]).all()  # background around the car
+        cw = round(200 * min(fill * w / 200, fill * h / 100))
+        bottom = round(background_swap.car_bottom(fill) * h)
+        assert not (out[bottom - 2, w // 2] == [0, 255, 0]).all()  # the car sits there
+        car_px = (out != [0, 255, 0]).any(axis=2)
+        assert car_px.sum() == pytest.approx(cw * round(cw / 2), rel=0.03)
 
 
 def test_occlusion_matches_direct_predictions(studies_out: dict[str, Any], predictor: Predictor) -> None:

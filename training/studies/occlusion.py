@@ -220,22 +220,32 @@ def heatmap_figure(data: dict[str, Any], args: StudyArgs) -> plt.Figure:
     maps = data["heatmaps"]
     vmax = max(0.05, max(abs(v) for m in maps for row in m["drop"] for v in row))
     fig, axes = plt.subplots(1, len(maps), figsize=(2.6 * len(maps), 2.4), squeeze=False, constrained_layout=True)
-    im = None
     for ax, m in zip(axes[0], maps, strict=True):
         with Image.open(args.data / m["file"]) as f:
             img = f.convert("RGB")
         ax.imshow(img)
         heat = sensitivity_map(np.asarray(m["drop"]).ravel(), grid_rects())
-        im = ax.imshow(heat, cmap="RdBu_r", vmin=-vmax, vmax=vmax, alpha=0.55,
-                       extent=(0, img.width, img.height, 0), interpolation="bilinear")
+        ax.imshow(overlay(heat, vmax), extent=(0, img.width, img.height, 0), interpolation="bilinear")
         ax.set_xlim(0, img.width)
         ax.set_ylim(img.height, 0)
         ax.axis("off")
         mark = "correct" if m["top1"] == m["truth"] else f"label: {str(m['truth'])[:22]}"
-        ax.set_title(f"{m['top1'][:26]}\np={m['top1_prob']:.2f} ({mark})", fontsize=7)
-    if im is not None:
-        fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8, label="p drop")
+        ax.set_title(f"{m['top1'][:34]}\np={m['top1_prob']:.2f} ({mark})", fontsize=7)
+    scale = plt.cm.ScalarMappable(norm=plt.Normalize(-vmax, vmax), cmap=DROP_CMAP)
+    fig.colorbar(scale, ax=axes[0].tolist(), shrink=0.8, label="p drop")
     return fig
+
+
+DROP_CMAP = "RdBu_r"
+
+
+def overlay(heat: np.ndarray, vmax: float) -> np.ndarray:
+    """RGBA: red where occluding lowers the probability, blue where it raises it; opacity grows
+    with the size of the change, so unimportant regions show the photo untouched."""
+    cmap = plt.get_cmap(DROP_CMAP)
+    rgba = cmap(np.clip((heat / vmax + 1) / 2, 0, 1))
+    rgba[..., 3] = 0.8 * np.clip(np.abs(heat) / vmax, 0, 1)
+    return rgba
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -39,8 +40,9 @@ def run_all(args: StudyArgs, log: Callable[[str], None] = print) -> dict[str, di
 
 
 def write_index(args: StudyArgs, timings: dict[str, float]) -> None:
+    digest = hashlib.sha256(args.model.read_bytes()).hexdigest()
     lines = ["# CarValue model studies\n",
-             f"Model file: `{args.model.name}`. Re-run all four with\n",
+             f"Model file: `{args.model.name}` (sha256 `{digest}`). Re-run all four with\n",
              "```\nnice -n 10 python -m training.studies.run_all --model resources/models/carvalue.onnx "
              "--data ../shared/data/stanford-cars-train --out docs/studies\n```\n",
              "or one with `python -m training.studies.<name>` and the same flags (`--limit N` caps the "
