@@ -154,7 +154,7 @@ def build_metadata(t: Trained, report: dict[str, Any], spec: InputSpec,
         "trunk": t.ckpt.meta.get("provenance", {}).get("trunk"),
         "probe_init": t.ckpt.meta.get("provenance", {}).get("probe_init"),
         "training": {"config": json.loads(cfg.to_json()), "steps": t.ckpt.progress.step,
-                     "world_size": t.ckpt.meta.get("world_size", 1)},
+                     "world_size": t.ckpt.meta.get("world_size", 1), **_logged_seconds(Path(cfg.out))},
         "labels": {"make_model": ("Stanford class: make, model (with body style) and model year" if labels.class_key ==
                                   "make_model_year" else "make and model"),
                    "year": "model year", "price": labels.meaning,
@@ -174,6 +174,17 @@ def build_metadata(t: Trained, report: dict[str, Any], spec: InputSpec,
         provenance=_json_safe(provenance), metrics=_json_safe(metrics),
         created=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     )
+
+
+def _logged_seconds(run_dir: Path) -> dict[str, float]:
+    """Total training-loop seconds from the run's log.csv (absent when the log is not here)."""
+    import csv
+
+    log = run_dir / "log.csv"
+    if not log.is_file():
+        return {}
+    with log.open(newline="") as f:
+        return {"train_seconds": round(sum(float(r["train_seconds"]) for r in csv.DictReader(f)), 1)}
 
 
 def _with_export_facts(meta: ModelMetadata, parity: dict[str, Any], decision: dict[str, Any], int8: bool) -> ModelMetadata:
@@ -206,7 +217,13 @@ def _flag_summary(method: str, conf: dict[str, Any]) -> str:
         alt = conf["energy_alternative"]
         parts = [f"{k.removesuffix(' flagged_share').replace('_', ' ')}: {_pct(v)}" for k, v in alt.items()
                  if k not in ("threshold", "scale")]
-        return "'Not a whole car' flags (energy score): " + "; ".join(parts) + "."
+        mp = [f"test cars {_pct(conf['flagged_test'])}"]
+        mp += [f"{k} {_pct(v['flagged_share'])}" for k, v in conf.get("partial_views", {}).items()]
+        mp += [f"{name} {_pct(d['flagged_share'])}" for name, d in conf.get("non_car", {}).items()]
+        return ("'Not a whole car' flags (energy score): " + "; ".join(parts) + ". The energy score was "
+                "chosen over the top make/model probability (which flags: " + "; ".join(mp) + ") after "
+                "comparing both on these same partial views and non-car images, so their flag rates here "
+                "are optimistic estimates for unseen non-car photos.")
     return (f"'Not a whole car' flags (top probability): {_pct(conf['flagged_test'])} of test car photos; "
             + "; ".join(f"{k}: {_pct(v['flagged_share'])}" for k, v in conf.get("partial_views", {}).items())
             + "".join(f"; {name}: {d['flagged']} of {d['photos']}" for name, d in conf.get("non_car", {}).items()) + ".")
@@ -265,6 +282,18 @@ def model_card(meta: ModelMetadata, report: dict[str, Any], path: Path, size: in
     par = meta.metrics.get("onnx_parity_fp32", {})
     if par:
         lines += [f"torch vs ONNX Runtime (fp32): largest output difference {par['max']:.1e} on {par['photos']} test photos.", ""]
+    tr = prov["training"]
+    c = tr["config"]
+    lines += ["## Training", "",
+              f"{tr['steps']} optimizer steps on {tr['world_size']} process(es): {c['epochs']} epochs "
+              + (f"(the first {c['low_res_epochs']} at {c['low_res_size']} px, then {c['size']} px)" if c["low_res_epochs"]
+                 else f"at {c['size']} px")
+              + f", batch {c['batch_size']} (micro-batches of {c['micro_batch']}), AdamW lr {c['lr']} wd "
+              f"{c['weight_decay']}, warmup {c['warmup_steps']} steps + cosine, label smoothing {c['label_smoothing']}, "
+              f"BatchNorm {'folded (frozen statistics)' if c['fold_bn'] else 'trained'}, features[:{c['freeze_blocks']}] "
+              f"frozen, heads {'initialised from a linear probe' if c['probe_init'] else 'random'}, seed {c['seed']}"
+              + (f"; {tr['train_seconds'] / 60:.0f} minutes of training loop (log.csv)" if tr.get("train_seconds") else "")
+              + ". How to re-run: training/RECIPES.md.", ""]
     lines += ["## Known limits", "",
               "- Trained on Stanford Cars photos, which are tight crops of one car, mostly side/front three-quarter "
               "views of US-market cars of model years 1991-2012; other makes, newer models and unusual views map to "
