@@ -22,8 +22,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 IMAGES = REPO.parent / "shared" / "data" / "stanford-cars-train" / "images"
-MAIN_PHOTO = "00014.jpg"  # a wide side view (Dodge Caravan), good for the pan-across sweep
-STRIP = ["00002.jpg", "00004.jpg", "00010.jpg", "00020.jpg", "00054.jpg", "00049.jpg"]
+# Held-out test photos of the bundled model (runs' split.json, recorded in its model card), so the
+# screenshot shows what a user would see on a car the model never trained on.
+MAIN_PHOTO = "00464.jpg"  # a wide side view (Hyundai Veracruz SUV 2012), good for the sweep
+STRIP = ["00057.jpg", "00072.jpg", "00008.jpg", "00031.jpg", "00187.jpg", "00556.jpg"]
 SIZE = (1400, 900)
 
 
