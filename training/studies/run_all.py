@@ -13,10 +13,11 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from training.studies import background_swap, crop_pan, occlusion, ood
-from training.studies.common import StudyArgs, parse_args
+from training.studies.common import REPO, StudyArgs, parse_args
 
 Study = tuple[str, str, Callable[[StudyArgs], dict[str, Any]], int]
 STUDIES: tuple[Study, ...] = (
@@ -41,17 +42,31 @@ def run_all(args: StudyArgs, log: Callable[[str], None] = print) -> dict[str, di
 
 def write_index(args: StudyArgs, timings: dict[str, float]) -> None:
     digest = hashlib.sha256(args.model.read_bytes()).hexdigest()
+    command = (f"nice -n 10 python -m training.studies.run_all --model {_shown(args.model)} "
+               f"--data {_shown(args.data)} --out {_shown(args.out)}"
+               + (f" --split {_shown(args.split)}" if args.split else "")
+               + (f" --limit {args.limit}" if args.limit else "") + (f" --seed {args.seed}" if args.seed else ""))
     lines = ["# CarValue model studies\n",
-             f"Model file: `{args.model.name}` (sha256 `{digest}`). Re-run all four with\n",
-             "```\nnice -n 10 python -m training.studies.run_all --model resources/models/carvalue.onnx "
-             "--data ../shared/data/stanford-cars-train --out docs/studies\n```\n",
-             "or one with `python -m training.studies.<name>` and the same flags (`--limit N` caps the "
+             f"Model file: `{args.model.name}` (sha256 `{digest}`). Made with\n",
+             f"```\n{command}\n```\n",
+             "One study: `python -m training.studies.<name>` with the same flags (`--limit N` caps the "
              "car photos, `--seed S` changes which, `--split RUN/split.json` takes the held-out photos "
-             "from a training run when the model file does not list them).\n",
+             "from the training run when the model file does not list them). Each study also writes "
+             "`<name>.json` with every number behind its report.\n",
              "| study | report | run time (s) |", "| --- | --- | --- |"]
     for name, title, _, _ in STUDIES:
         lines.append(f"| {title} | [{name}.md]({name}.md) | {timings.get(name, float('nan')):.0f} |")
     (args.out / "README.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the repository when inside it (commands in docs stay portable)."""
+    full = path.resolve()
+    if full.is_relative_to(REPO):
+        return str(full.relative_to(REPO))
+    if full.is_relative_to(REPO.parent):
+        return str(Path("..") / full.relative_to(REPO.parent))
+    return str(path)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
