@@ -157,6 +157,10 @@ def test_background_swap_matches_direct_composites(studies_out: dict[str, Any], 
         assert pb["median_abs_change"] == pytest.approx(np.median(abs_changes), rel=1e-3)
         assert pb["top1_agreement"] == pytest.approx(np.mean(agree))
         assert s["accuracy"]["photo_backgrounds"] == pytest.approx(np.mean(correct))
+        flagged = [c["framings"][fname]["flagged"][n] for c in data["cars"] for n in photo_names]
+        confs = [c["framings"][fname]["confidence"][n] for c in data["cars"] for n in photo_names]
+        assert flagged == [c < predictor.metadata.confidence.threshold for c in confs]
+        assert s["flagged"]["photo_backgrounds"] == pytest.approx(np.mean(flagged))
         assert f"| {fname} | {len(data['cars'])} | {dollars(pb['mean_abs_change'])} |" in md
         logp = np.log([[c["framings"][fname]["price"][n] for n in photo_names] for c in data["cars"]])
         ratio = logp.var(axis=1).mean() / logp.mean(axis=1).var()

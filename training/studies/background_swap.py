@@ -86,7 +86,8 @@ def run(args: StudyArgs) -> dict[str, Any]:
         original = predictor.predict(photo)
         entry: dict[str, Any] = {
             "file": car.file, "truth": truth_label(car, vocab),
-            "original": {"price": original.median_price, "top1": original.top_make_model.label},
+            "original": {"price": original.median_price, "top1": original.top_make_model.label,
+                         "confidence": original.confidence, "flagged": not original.looks_like_car},
             "framings": {}}
         for fname, fill in FRAMINGS:
             preds = predictor.predict_many([as_photo(composite(img, b.image, fill), f"{car.file}+{b.name}")
@@ -95,6 +96,7 @@ def run(args: StudyArgs) -> dict[str, Any]:
                 "price": {b.name: p.median_price for b, p in zip(backgrounds, preds, strict=True)},
                 "top1": {b.name: p.top_make_model.label for b, p in zip(backgrounds, preds, strict=True)},
                 "confidence": {b.name: p.confidence for b, p in zip(backgrounds, preds, strict=True)},
+                "flagged": {b.name: not p.looks_like_car for b, p in zip(backgrounds, preds, strict=True)},
             }
         cars.append(entry)
     data = {"study": NAME, "model": str(args.model), "reference": REFERENCE, "canvas": CANVAS,
@@ -158,6 +160,12 @@ def summarise(cars: Sequence[dict[str, Any]], backgrounds: Sequence[Background],
                      "photo_backgrounds": mean_or_nan(v["top1"][n] == c["truth"]
                                                       for c, v in labelled for n in photo_bgs)},
         "mean_reference_price": mean_or_nan(v["price"][REFERENCE] for v in views),
+        "confidence": {"original": mean_or_nan(c["original"]["confidence"] for c in cars),
+                       "reference": mean_or_nan(v["confidence"][REFERENCE] for v in views),
+                       "photo_backgrounds": mean_or_nan(v["confidence"][n] for v in views for n in photo_bgs)},
+        "flagged": {"original": mean_or_nan(c["original"]["flagged"] for c in cars),
+                    "reference": mean_or_nan(v["flagged"][REFERENCE] for v in views),
+                    "photo_backgrounds": mean_or_nan(v["flagged"][n] for v in views for n in photo_bgs)},
         "per_background": per_bg,
     }
 
@@ -207,7 +215,11 @@ def write_report(args: StudyArgs, predictor_line: str, note: str, data: dict[str
         s = data["summary"][fname]
         rep.para(f"{fname}: variance ratio {s['log_price_var_within_car']:.4f} / "
                  f"{s['log_price_var_between_cars']:.4f} = {s['background_to_car_variance_ratio']:.2f}; "
-                 f"mean price on grey {dollars(s['mean_reference_price'])}.")
+                 f"mean price on grey {dollars(s['mean_reference_price'])}; mean confidence original "
+                 f"{s['confidence']['original']:.3f} / grey {s['confidence']['reference']:.3f} / photo "
+                 f"backgrounds {s['confidence']['photo_backgrounds']:.3f}; flagged as not a whole car "
+                 f"{pct(s['flagged']['original'])} / {pct(s['flagged']['reference'])} / "
+                 f"{pct(s['flagged']['photo_backgrounds'])}.")
     for fname, _ in FRAMINGS:
         s = data["summary"][fname]
         rep.heading(f"Per background, {fname} framing (against the grey reference)", level=3)

@@ -54,6 +54,8 @@ def write_index(args: StudyArgs, timings: dict[str, float]) -> None:
              "from the training run when the model file does not list them). Each study also writes "
              "`<name>.json` with every number behind its report.\n",
              "| study | report | run time (s) |", "| --- | --- | --- |"]
+    if (args.out / "findings.md").exists():  # written by hand after reading the reports
+        lines.insert(1, "What the results say, read by hand: [findings.md](findings.md).\n")
     for name, title, _, _ in STUDIES:
         lines.append(f"| {title} | [{name}.md]({name}.md) | {timings.get(name, float('nan')):.0f} |")
     (args.out / "README.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
