@@ -52,7 +52,8 @@ def write_index(args: StudyArgs, timings: dict[str, float]) -> None:
              "One study: `python -m training.studies.<name>` with the same flags (`--limit N` caps the "
              "car photos, `--seed S` changes which, `--split RUN/split.json` takes the held-out photos "
              "from the training run when the model file does not list them). Each study also writes "
-             "`<name>.json` with every number behind its report.\n",
+             "`<name>.json` with every number behind its report (the repository keeps only the Markdown "
+             "and PNGs).\n",
              "| study | report | run time (s) |", "| --- | --- | --- |"]
     if (args.out / "findings.md").exists():  # written by hand after reading the reports
         lines.insert(1, "What the results say, read by hand: [findings.md](findings.md).\n")
