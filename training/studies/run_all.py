@@ -54,6 +54,10 @@ def write_index(args: StudyArgs, timings: dict[str, float]) -> None:
              "from the training run when the model file does not list them). Each study also writes "
              "`<name>.json` with every number behind its report (the repository keeps only the Markdown "
              "and PNGs).\n",
+             "The background and out-of-distribution studies use 12 photographic wallpapers from the "
+             "Debian package mate-backgrounds (GPL-2+) when it is installed (`apt-get install -y "
+             "mate-backgrounds`); without it they use scikit-learn's two sample photos, grey and "
+             "noise only, and their numbers differ.\n",
              "| study | report | run time (s) |", "| --- | --- | --- |"]
     if (args.out / "findings.md").exists():  # written by hand after reading the reports
         lines.insert(1, "What the results say, read by hand: [findings.md](findings.md).\n")
