@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-import threading
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -127,7 +126,7 @@ class Predictor:
         self.metadata = metadata
         self.path = path
         self._input_name = session.get_inputs()[0].name
-        self._lock = threading.Lock()
+        self._output_names = [o.name for o in session.get_outputs()]
 
     @classmethod
     def load(cls, path: str | os.PathLike[str] | None = None, threads: int | None = None) -> Predictor:
@@ -150,9 +149,8 @@ class Predictor:
     # -- inference --------------------------------------------------------------------------
     def run_batch(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         """Raw outputs for an (N, 3, S, S) float32 batch."""
-        names = [o.name for o in self._session.get_outputs()]
-        outs = self._session.run(None, {self._input_name: batch})
-        return dict(zip(names, outs, strict=True))
+        outs = self._session.run(self._output_names, {self._input_name: batch})
+        return dict(zip(self._output_names, outs, strict=True))
 
     def predict(self, image: PhotoLike, crop: Box | None = None, top_k: int = 5) -> Prediction:
         return self.predict_crops(self.as_photo(image), [crop], top_k)[0]
