@@ -62,6 +62,15 @@ def parse_args(name: str, description: str, argv: Sequence[str] | None = None,
     return StudyArgs(a.model, a.data, a.out, a.limit, a.seed, a.split)
 
 
+
+def study_main(name: str, doc: str | None, run: Callable[[StudyArgs], object],
+               default_limit: int | None, argv: Sequence[str] | None = None) -> int:
+    """The command-line entry point every study shares: parse flags, run, say where the report went."""
+    args = parse_args(name, (doc or name).splitlines()[0], argv, default_limit=default_limit)
+    run(args)
+    print(f"wrote {args.out / (name + '.md')}")
+    return 0
+
 # -- labelled car photos -------------------------------------------------------------------------
 @dataclass(frozen=True)
 class CarPhoto:

@@ -26,9 +26,9 @@ from training.studies.common import (
     median_or_nan,
     model_line,
     open_photo,
-    parse_args,
     pick_cars,
     prob_of,
+    study_main,
     truth_label,
 )
 from training.studies.report import Report, dollars, pct
@@ -214,10 +214,7 @@ def examples_figure(data: dict[str, Any], args: StudyArgs) -> plt.Figure:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(NAME, __doc__.splitlines()[0], argv, default_limit=DEFAULT_LIMIT)
-    run(args)
-    print(f"wrote {args.out / (NAME + '.md')}")
-    return 0
+    return study_main(NAME, __doc__, run, DEFAULT_LIMIT, argv)
 
 
 if __name__ == "__main__":

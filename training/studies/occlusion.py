@@ -31,10 +31,10 @@ from training.studies.common import (
     mean_or_nan,
     model_line,
     open_photo,
-    parse_args,
     pick_cars,
     pil_of,
     prob_of,
+    study_main,
     truth_label,
 )
 from training.studies.report import Report, pct
@@ -249,10 +249,7 @@ def overlay(heat: np.ndarray, vmax: float) -> np.ndarray:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(NAME, __doc__.splitlines()[0], argv, default_limit=DEFAULT_LIMIT)
-    run(args)
-    print(f"wrote {args.out / (NAME + '.md')}")
-    return 0
+    return study_main(NAME, __doc__, run, DEFAULT_LIMIT, argv)
 
 
 if __name__ == "__main__":

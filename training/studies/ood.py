@@ -41,8 +41,8 @@ from training.studies.common import (
     median_or_nan,
     model_line,
     open_photo,
-    parse_args,
     pick_cars,
+    study_main,
 )
 from training.studies.report import Report, pct
 
@@ -222,10 +222,7 @@ def distribution_figure(data: dict[str, Any]) -> plt.Figure:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(NAME, __doc__.splitlines()[0], argv, default_limit=DEFAULT_LIMIT)
-    run(args)
-    print(f"wrote {args.out / (NAME + '.md')}")
-    return 0
+    return study_main(NAME, __doc__, run, DEFAULT_LIMIT, argv)
 
 
 if __name__ == "__main__":
