@@ -37,15 +37,19 @@ def random_metadata(size: int = 224, make_models: tuple[str, ...] = MAKE_MODELS,
 
 
 def make_model_file(path: str | Path, size: int = 224, seed: int = 0,
-                    metadata: ModelMetadata | None = None) -> tuple[Path, object]:
-    """Export a randomly initialised CarValueNet with metadata; returns (path, torch model)."""
+                    metadata: ModelMetadata | None = None, padding: str = "torch") -> tuple[Path, object]:
+    """Export a randomly initialised CarValueNet with metadata; returns (path, torch model).
+
+    ``padding="same"`` gives the bundled model's layout (a Keras-converted trunk).
+    """
     import torch
 
     from core.model import CarValueNet, ModelConfig, export_onnx
 
     meta = metadata or random_metadata(size)
     torch.manual_seed(seed)
-    net = CarValueNet(ModelConfig(meta.price.num_bins, len(meta.make_models), len(meta.years)))
+    net = CarValueNet(ModelConfig(meta.price.num_bins, len(meta.make_models), len(meta.years),
+                                  padding=padding, bn_eps=1e-3 if padding == "same" else 1e-5))  # type: ignore[arg-type]
     # Random-but-not-degenerate weights so probabilities differ between crops: a fresh network's
     # BatchNorm statistics (mean 0, var 1) don't match its activations, and every feature
     # collapses to ~0.  Re-estimate them on random images, then scale the heads to give logits
