@@ -8,6 +8,7 @@ whose message names the file and the fault.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -272,6 +273,7 @@ def _check_outputs(path: Path, session: Any, meta: ModelMetadata) -> None:
             raise ModelFileError(path, f"output {name!r} has {got} values but the metadata implies {expected}")
 
 
+@functools.cache
 def physical_cores() -> int:
     """Physical core count (ONNX Runtime runs best with one thread per physical core)."""
     try:
