@@ -1,17 +1,25 @@
 """Inference hot paths: ONNX Runtime vs eager torch, and JPEG draft-mode decoding.
 
-Prints one JSON object.  Both engines run the same architecture (random weights with the
-bundled model's output sizes when it exists), in the same process, so the ratio is meaningful
-on a noisy machine.  Targets (issue 3): ORT >= 3x faster than eager torch at batch 1; draft-mode
-decoding >= 3x faster than full decoding of a 24-MP JPEG.
+Prints one JSON object.  Both engines run the same network: the bundled model's layout (TF
+"same" padding, its output sizes) with random weights, exported once; torch loads the same
+weights.  Each engine runs in its own process, alternating for ``--rounds`` rounds, because
+that is how they meet users (the app never has torch in it) and because two thread pools in one
+process on a small machine slow each other down (ONNX Runtime measured ~1.7x slower beside an
+idle-but-warm torch).  The headline ratio is the median over rounds of each round's ratio
+(torch p50 / ORT p50 from back-to-back processes), which keeps a slow spell of a shared host
+from landing on one engine only; every round's ratio and the pooled timings are printed too.  Targets (issue 3): ORT >= 3x
+faster than eager torch at batch 1; draft-mode decoding >= 3x faster than full decoding of a
+24-MP JPEG.
 
-    .venv/bin/python -m benchmarks.bench_inference [--repeat 50]
+    .venv/bin/python -m benchmarks.bench_inference [--repeat 100] [--rounds 3]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -22,77 +30,134 @@ from benchmarks.common import camera_jpeg, summary_ms, timeit
 from core.modelfile import ModelFileError, physical_cores
 from core.predictor import Predictor, sweep_boxes
 from core.preprocess import crop_to_input, load_photo
-from tests.modelfactory import make_model_file, random_metadata
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO.parent / "shared" / "data" / "stanford-cars-train" / "images" / "00002.jpg"
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--repeat", type=int, default=50)
-    args = ap.parse_args()
+def _engine_main(engine: str, work: Path, repeat: int) -> None:
+    """Child process: time one engine on the inputs the parent saved in ``work``."""
+    x1, x16 = np.load(work / "x1.npy"), np.load(work / "x16.npy")
+    few = max(5, repeat // 5)
+    out: dict[str, list[float]] = {}
+    if engine == "ort":
+        predictor = Predictor.load(work / "model.onnx")
+        out["batch1"] = timeit(lambda: predictor.run_batch(x1), repeat)
+        out["sweep16"] = timeit(lambda: predictor.run_batch(x16), few)
+        photo = load_photo(work / "camera.jpg")
+        out["predict_e2e"] = timeit(lambda: predictor.predict(photo), repeat)
+        out["sweep16_e2e"] = timeit(lambda: predictor.sweep(photo, n=16), few)
+    else:
+        import torch
 
-    import torch
+        from core.model import CarValueNet, ModelConfig
 
-    torch.set_num_threads(physical_cores())
-    result: dict[str, object] = {"threads": physical_cores(), "torch": torch.__version__}
-    with tempfile.TemporaryDirectory() as tmp:
-        tmpdir = Path(tmp)
-        meta = random_metadata()
-        try:
-            bundled = Predictor.load()
-            meta = random_metadata(bundled.metadata.input.size, bundled.metadata.make_models,
-                                   bundled.metadata.years)
-            result["output_sizes_from"] = str(bundled.path)
-        except ModelFileError as e:
-            result["output_sizes_from"] = f"test vocabulary ({e.fault})"
-        path, net = make_model_file(tmpdir / "m.onnx", metadata=meta)
-        predictor = Predictor.load(path)
-        spec = predictor.metadata.input
-
-        jpeg = camera_jpeg(tmpdir / "camera.jpg", source=SAMPLE)
-        photo = load_photo(jpeg)
-        x1 = crop_to_input(photo, None, spec)[None]
-        boxes = sweep_boxes(photo.original_size, 16, 0.5)
-        x16 = np.stack([crop_to_input(photo, b, spec) for b in boxes])
-
-        ort1 = timeit(lambda: predictor.run_batch(x1), args.repeat)
-        ort16 = timeit(lambda: predictor.run_batch(x16), max(5, args.repeat // 5))
-        net = net.eval().to(memory_format=torch.channels_last)  # type: ignore[attr-defined]
+        torch.set_num_threads(physical_cores())
+        net = CarValueNet(ModelConfig.from_dict(json.loads((work / "config.json").read_text())))
+        net.load_state_dict(torch.load(work / "weights.pt", weights_only=True))
+        net = net.eval().to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         t1 = torch.from_numpy(x1).contiguous(memory_format=torch.channels_last)
         t16 = torch.from_numpy(x16).contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
-            torch1 = timeit(lambda: net(t1), args.repeat)
-            torch16 = timeit(lambda: net(t16), max(5, args.repeat // 5))
-        sweep_e2e = timeit(lambda: predictor.sweep(photo, n=16), max(5, args.repeat // 5))
-        single_e2e = timeit(lambda: predictor.predict(photo), args.repeat)
+            out["batch1"] = timeit(lambda: net(t1), repeat)
+            out["sweep16"] = timeit(lambda: net(t16), few)
+    print(json.dumps(out))
 
-        result["onnxruntime_batch1"] = summary_ms(ort1)
-        result["torch_eager_channels_last_batch1"] = summary_ms(torch1)
-        result["onnxruntime_sweep16_batch"] = summary_ms(ort16)
-        result["torch_eager_channels_last_sweep16_batch"] = summary_ms(torch16)
-        result["ratio_torch_over_ort_batch1_p50"] = round(float(np.median(torch1) / np.median(ort1)), 2)
-        result["ratio_torch_over_ort_sweep16_p50"] = round(float(np.median(torch16) / np.median(ort16)), 2)
-        result["predict_end_to_end_incl_crop_resize"] = summary_ms(single_e2e)
-        result["sweep16_end_to_end_incl_crop_resize"] = summary_ms(sweep_e2e)
 
-        def decode(path: Path, draft: bool) -> None:
-            with Image.open(path) as im:
-                if draft:
-                    im.draft("RGB", (1024, 683))
-                im.load()
+def _prepare(work: Path) -> dict[str, object]:
+    """Write the shared network (ONNX + torch weights), a camera JPEG and its input batches."""
+    import torch
 
-        noisy = camera_jpeg(tmpdir / "camera_iso.jpg", source=SAMPLE, noise=12)
-        for label, path in (("jpeg_24mp", jpeg), ("jpeg_24mp_high_iso_noise", noisy)):
-            full = timeit(lambda p=path: decode(p, False), 5, warmup=1)
-            drafted = timeit(lambda p=path: decode(p, True), 5, warmup=1)
-            result[label] = {
-                "size": list(Image.open(path).size), "bytes": path.stat().st_size,
-                "decode_full": summary_ms(full), "decode_draft": summary_ms(drafted),
-                "ratio_full_over_draft_p50": round(float(np.median(full) / np.median(drafted)), 2),
-            }
-        result["load_photo_24mp (draft + exif + downscale)"] = summary_ms(timeit(lambda: load_photo(jpeg), 5, 1))
+    from tests.modelfactory import make_model_file, random_metadata
+
+    meta = random_metadata()
+    facts: dict[str, object] = {}
+    try:
+        bundled = Predictor.load()
+        meta = random_metadata(bundled.metadata.input.size, bundled.metadata.make_models, bundled.metadata.years)
+        facts["output_sizes_from"] = str(bundled.path)
+    except ModelFileError as e:
+        facts["output_sizes_from"] = f"test vocabulary ({e.fault})"
+    _, net = make_model_file(work / "model.onnx", metadata=meta, padding="same")
+    torch.save(net.state_dict(), work / "weights.pt")  # type: ignore[attr-defined]
+    (work / "config.json").write_text(json.dumps(net.config.to_dict()))  # type: ignore[attr-defined]
+    jpeg = camera_jpeg(work / "camera.jpg", source=SAMPLE)
+    photo = load_photo(jpeg)
+    spec = meta.input
+    np.save(work / "x1.npy", crop_to_input(photo, None, spec)[None])
+    np.save(work / "x16.npy", np.stack([crop_to_input(photo, b, spec)
+                                        for b in sweep_boxes(photo.original_size, 16, 0.5)]))
+    facts["torch"] = torch.__version__
+    return facts
+
+
+def _run_engine(engine: str, work: Path, repeat: int) -> dict[str, list[float]]:
+    cmd = [sys.executable, "-m", "benchmarks.bench_inference", "--engine", engine,
+           "--work", str(work), "--repeat", str(repeat)]
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{engine} benchmark process failed:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def _decode_ratios(work: Path) -> dict[str, object]:
+    def decode(path: Path, draft: bool) -> None:
+        with Image.open(path) as im:
+            if draft:
+                im.draft("RGB", (1024, 683))
+            im.load()
+
+    noisy = camera_jpeg(work / "camera_iso.jpg", source=SAMPLE, noise=12)
+    out: dict[str, object] = {}
+    for label, path in (("jpeg_24mp", work / "camera.jpg"), ("jpeg_24mp_high_iso_noise", noisy)):
+        full = timeit(lambda p=path: decode(p, False), 7, warmup=1)  # type: ignore[misc]
+        drafted = timeit(lambda p=path: decode(p, True), 7, warmup=1)  # type: ignore[misc]
+        out[label] = {
+            "size": list(Image.open(path).size), "bytes": path.stat().st_size,
+            "decode_full": summary_ms(full), "decode_draft": summary_ms(drafted),
+            "ratio_full_over_draft_p50": round(float(np.median(full) / np.median(drafted)), 2),
+        }
+    out["load_photo_24mp (draft + exif + downscale)"] = summary_ms(timeit(lambda: load_photo(work / "camera.jpg"), 5, 1))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--repeat", type=int, default=60, help="timed batch-1 forwards per engine per round")
+    ap.add_argument("--rounds", type=int, default=5, help="alternating ORT/torch process pairs")
+    ap.add_argument("--engine", choices=["ort", "torch"], help=argparse.SUPPRESS)
+    ap.add_argument("--work", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.engine:
+        _engine_main(args.engine, Path(args.work), args.repeat)
+        return
+
+    result: dict[str, object] = {"threads": physical_cores(), "rounds": args.rounds}
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        result |= _prepare(work)
+        pooled: dict[str, dict[str, list[float]]] = {"ort": {}, "torch": {}}
+        per_round: list[float] = []
+        for _ in range(args.rounds):
+            medians = {}
+            for engine in ("ort", "torch"):
+                times = _run_engine(engine, work, args.repeat)
+                for key, values in times.items():
+                    pooled[engine].setdefault(key, []).extend(values)
+                medians[engine] = float(np.median(times["batch1"]))
+            per_round.append(round(medians["torch"] / medians["ort"], 2))
+        ort, pt = pooled["ort"], pooled["torch"]
+        result["onnxruntime_batch1"] = summary_ms(ort["batch1"])
+        result["torch_eager_channels_last_batch1"] = summary_ms(pt["batch1"])
+        result["onnxruntime_sweep16_batch"] = summary_ms(ort["sweep16"])
+        result["torch_eager_channels_last_sweep16_batch"] = summary_ms(pt["sweep16"])
+        result["ratio_torch_over_ort_batch1_p50"] = round(float(np.median(per_round)), 2)
+        result["ratio_torch_over_ort_batch1_p50_per_round"] = per_round
+        result["ratio_torch_over_ort_batch1_p50_pooled"] = round(float(np.median(pt["batch1"]) / np.median(ort["batch1"])), 2)
+        result["ratio_torch_over_ort_sweep16_p50"] = round(float(np.median(pt["sweep16"]) / np.median(ort["sweep16"])), 2)
+        result["predict_end_to_end_incl_crop_resize"] = summary_ms(ort["predict_e2e"])
+        result["sweep16_end_to_end_incl_crop_resize"] = summary_ms(ort["sweep16_e2e"])
+        result |= _decode_ratios(work)
     result["targets_met"] = {
         "ort_3x_faster_than_torch_batch1": result["ratio_torch_over_ort_batch1_p50"] >= 3,  # type: ignore[operator]
         "draft_3x_faster_than_full": result["jpeg_24mp"]["ratio_full_over_draft_p50"] >= 3,  # type: ignore[index]
