@@ -18,6 +18,9 @@ from core.predictor import Prediction
 
 BAR_BRUSH = (70, 130, 200)
 MEDIAN_PEN = (220, 60, 40)
+# Tops the probability axis snaps to.  A range that follows every estimate makes pyqtgraph
+# re-layout the axis and its grid on each crop-box move: the largest cost of a live update.
+Y_STEPS = (0.1, 0.25, 0.5, 0.75, 1.0)
 
 
 def short_dollars(v: float) -> str:
@@ -33,6 +36,17 @@ def median_position(median: float, bounds: Sequence[tuple[float, float | None]])
             frac = (median - lo) / (top - lo) if top > lo else 0.0
             return i + float(np.clip(frac, 0.0, 1.0))
     return float(len(bounds))
+
+
+def y_top(top: float, current: float | None) -> float:
+    """Top of the probability axis for a tallest bar ``top``: the smallest step that holds it
+    with a margin, except that a taller current step is kept while the bar still fills most of
+    the smaller one, so the axis does not flick back and forth as the box moves."""
+    need = min(1.0, top * 1.1)
+    fit = next(s for s in Y_STEPS if s >= need)
+    if current is not None and current in Y_STEPS and current > fit and need > 0.7 * fit:
+        return current
+    return fit
 
 
 class PriceChart(pg.PlotWidget):
@@ -59,6 +73,7 @@ class PriceChart(pg.PlotWidget):
         self._bounds: list[tuple[float, float | None]] = []
         self.heights: np.ndarray = np.zeros(0)  # what the bars show now (tests, benchmark)
         self.median_x: float | None = None
+        self.y_max: float | None = None
 
     def set_price_spec(self, spec: PriceSpec | None) -> None:
         """Axis labels from the model file's cutoffs; clears the bars."""
@@ -70,6 +85,7 @@ class PriceChart(pg.PlotWidget):
             ticks[-1] = (float(n - 1), short_dollars(self._bounds[-1][0]) + "+")
         self.getPlotItem().getAxis("bottom").setTicks([ticks])
         self.getPlotItem().setLabel("bottom", f"price range ({spec.currency})" if spec else "price range")
+        self.y_max = None  # the x range follows the new number of ranges
         self.show_prediction(None)
 
     def show_prediction(self, pred: Prediction | None) -> None:
@@ -88,5 +104,8 @@ class PriceChart(pg.PlotWidget):
             self._median.label.setFormat(f"median {format_dollars(pred.median_price)}")
             self._median.show()
         top = float(self.heights.max()) if self.heights.size else 1.0
-        item.setXRange(0, max(n, 1), padding=0.02)
-        item.setYRange(0, max(0.05, top * 1.15), padding=0)
+        y_max = y_top(top, self.y_max)
+        if y_max != self.y_max:
+            self.y_max = y_max
+            item.setXRange(0, max(n, 1), padding=0.02)
+            item.setYRange(0, y_max, padding=0)

@@ -12,17 +12,32 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
-    QProgressBar,
+    QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
 
 from carvalue_gui.export import format_dollars
 from carvalue_gui.price_chart import PriceChart
+from carvalue_gui.probability_bar import ProbabilityBar
 from core.modelfile import ModelMetadata
 from core.predictor import LabelProb, Prediction
 
 TOP_K = 5
+PANEL_MIN_WIDTH = 340
+
+
+def steady_label(text: str = "") -> QLabel:
+    """A label whose text does not move the layout: its width comes from the layout, never
+    from the text (a too-long text is clipped; callers set the full text as a tooltip).
+
+    While a crop box moves, every result changes these texts; if their widths fed the layout,
+    each result would resize the panel, the splitter and the photo and sweep views, and
+    repaint every plot: several times the cost of the forward pass.
+    """
+    label = QLabel(text)
+    label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+    return label
 
 
 class ProbabilityList(QGroupBox):
@@ -36,14 +51,11 @@ class ProbabilityList(QGroupBox):
         grid.setColumnStretch(0, 3)
         grid.setColumnStretch(1, 2)
         self._names: list[QLabel] = []
-        self._bars: list[QProgressBar] = []
+        self._bars: list[ProbabilityBar] = []
         for row in range(TOP_K):
-            name = QLabel()
+            name = steady_label()
             name.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-            bar = QProgressBar()
-            bar.setRange(0, 1000)
-            bar.setTextVisible(True)
-            bar.setFixedHeight(16)
+            bar = ProbabilityBar()
             grid.addWidget(name, row, 0)
             grid.addWidget(bar, row, 1)
             self._names.append(name)
@@ -56,14 +68,11 @@ class ProbabilityList(QGroupBox):
                 it = items[row]
                 name.setText(it.label)
                 name.setToolTip(it.label)
-                bar.setValue(round(it.probability * 1000))
-                bar.setFormat(f"{it.probability:.0%}")
-                name.show()
-                bar.show()
+                bar.set_probability(it.probability)
             else:
                 name.setText("")
-                name.setVisible(row == 0)
-                bar.setVisible(False)
+                name.setToolTip("")
+                bar.set_probability(None)
 
     def texts(self) -> list[str]:
         return [n.text() for n in self._names if n.text()]
@@ -82,15 +91,17 @@ class ResultPanel(QWidget):
         self._has_model = False
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
+        self.setMinimumWidth(PANEL_MIN_WIDTH)
 
-        self.price_label = QLabel("—")
+        self.price_label = steady_label("—")
         font = QFont()
         font.setPointSize(26)
         font.setBold(True)
         self.price_label.setFont(font)
         self.price_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.range_label = QLabel("")
-        self.confidence_label = QLabel("")
+        self.price_label.setMinimumWidth(self.price_label.fontMetrics().horizontalAdvance("$000,000 "))
+        self.range_label = steady_label()
+        self.confidence_label = steady_label()
         head = QHBoxLayout()
         head.addWidget(self.price_label)
         side = QVBoxLayout()
@@ -99,10 +110,14 @@ class ResultPanel(QWidget):
         head.addLayout(side, 1)
         layout.addLayout(head)
 
-        self.notice = QLabel("")
+        self.notice = QLabel(not_a_car_text(0.0))  # sized for its text while hidden too
         self.notice.setWordWrap(True)
         self.notice.setFrameShape(QFrame.Shape.StyledPanel)
         self.notice.setStyleSheet("QLabel { background: #fff3cd; color: #664d03; padding: 6px; }")
+        self.notice.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        policy = self.notice.sizePolicy()
+        policy.setRetainSizeWhenHidden(True)  # the chart does not jump as the notice comes and goes
+        self.notice.setSizePolicy(policy)
         self.notice.hide()
         layout.addWidget(self.notice)
 
@@ -160,11 +175,14 @@ class ResultPanel(QWidget):
             if pred.looks_like_car:
                 self.notice.hide()
             else:
-                self.notice.setText("⚠ This crop does not look like a whole car (confidence "
-                                    f"{pred.confidence:.0%}). The estimate is unreliable: widen the "
-                                    "box to take in the whole car.")
+                self.notice.setText(not_a_car_text(pred.confidence))
                 self.notice.show()
         self.result_shown.emit(request_id, pred)
+
+
+def not_a_car_text(confidence: float) -> str:
+    return (f"⚠ This crop does not look like a whole car (confidence {confidence:.0%}). The estimate "
+            "is unreliable: widen the box to take in the whole car.")
 
 
 def _escape(text: str) -> str:
