@@ -88,6 +88,10 @@ class PriceChart(pg.PlotWidget):
         self.y_max = None  # the x range follows the new number of ranges
         self.show_prediction(None)
 
+    def median_text(self) -> str:
+        """The median marker's label as drawn ("" when there is no marker)."""
+        return self._median.label.toPlainText() if self._median.isVisible() else ""
+
     def show_prediction(self, pred: Prediction | None) -> None:
         item = self.getPlotItem()
         n = len(self._bounds)
@@ -100,9 +104,9 @@ class PriceChart(pg.PlotWidget):
             self.heights = np.array([b.probability for b in pred.price_bins])
             self._bars.setOpts(x0=np.arange(n, dtype=float) + 0.05, height=self.heights, width=0.9)
             self.median_x = median_position(pred.median_price, self._bounds)
+            self._median.show()  # first: pyqtgraph's line label ignores new text while hidden
             self._median.setValue(self.median_x)
             self._median.label.setFormat(f"median {format_dollars(pred.median_price)}")
-            self._median.show()
         top = float(self.heights.max()) if self.heights.size else 1.0
         y_max = y_top(top, self.y_max)
         if y_max != self.y_max:

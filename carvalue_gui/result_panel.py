@@ -5,14 +5,14 @@ line saying what the price means and which model made it."""
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QFont
+from PySide6.QtGui import QFont, QPainter, QPaintEvent
 from PySide6.QtWidgets import (
-    QFrame,
     QGridLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
     QSizePolicy,
+    QStackedWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -40,6 +40,21 @@ def steady_label(text: str = "") -> QLabel:
     return label
 
 
+class ElidedLabel(QLabel):
+    """A one-line steady label that ends a text too long for it with "…" (``text()`` is whole)."""
+
+    def __init__(self, text: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(text, parent)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+
+    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 - Qt override
+        painter = QPainter(self)
+        rect = self.contentsRect()
+        shown = self.fontMetrics().elidedText(self.text(), Qt.TextElideMode.ElideRight, rect.width())
+        painter.drawText(rect, int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter), shown)
+        painter.end()
+
+
 class ProbabilityList(QGroupBox):
     """Up to TOP_K labels, each with a probability bar."""
 
@@ -53,8 +68,7 @@ class ProbabilityList(QGroupBox):
         self._names: list[QLabel] = []
         self._bars: list[ProbabilityBar] = []
         for row in range(TOP_K):
-            name = steady_label()
-            name.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            name = ElidedLabel()
             bar = ProbabilityBar()
             grid.addWidget(name, row, 0)
             grid.addWidget(bar, row, 1)
@@ -93,33 +107,31 @@ class ResultPanel(QWidget):
         layout.setContentsMargins(6, 6, 6, 6)
         self.setMinimumWidth(PANEL_MIN_WIDTH)
 
-        self.price_label = steady_label("—")
+        self.price_label = QLabel("—")
         font = QFont()
         font.setPointSize(26)
         font.setBold(True)
         self.price_label.setFont(font)
         self.price_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.price_label.setMinimumWidth(self.price_label.fontMetrics().horizontalAdvance("$000,000 "))
-        self.range_label = steady_label()
-        self.confidence_label = steady_label()
+        self.price_label.setFixedWidth(self.price_label.fontMetrics().horizontalAdvance("$000,000") + 12)
+        # Fixed price width, the range label takes the rest: neither text moves the layout.
+        self.range_label = QLabel()
         head = QHBoxLayout()
         head.addWidget(self.price_label)
-        side = QVBoxLayout()
-        side.addWidget(self.range_label)
-        side.addWidget(self.confidence_label)
-        head.addLayout(side, 1)
+        head.addWidget(self.range_label, 1)
         layout.addLayout(head)
 
-        self.notice = QLabel(not_a_car_text(0.0))  # sized for its text while hidden too
-        self.notice.setWordWrap(True)
-        self.notice.setFrameShape(QFrame.Shape.StyledPanel)
-        self.notice.setStyleSheet("QLabel { background: #fff3cd; color: #664d03; padding: 6px; }")
-        self.notice.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        policy = self.notice.sizePolicy()
-        policy.setRetainSizeWhenHidden(True)  # the chart does not jump as the notice comes and goes
-        self.notice.setSizePolicy(policy)
-        self.notice.hide()
-        layout.addWidget(self.notice)
+        # The whole-car verdict: one line that is always there (so the chart below never moves),
+        # showing either the confidence or the warning; switching pages resizes nothing.
+        self.confidence_label = status_label("QLabel { background: #e8f1e4; color: #2d4a22; padding: 4px 6px; }")
+        self.notice = status_label("QLabel { background: #fff3cd; color: #664d03; padding: 4px 6px; }")
+        self.status = QStackedWidget()
+        self.status.addWidget(self.confidence_label)
+        self.status.addWidget(self.notice)
+        lines = 2 * self.notice.fontMetrics().lineSpacing() + 12
+        self.status.setFixedHeight(lines)
+        self.status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        layout.addWidget(self.status)
 
         self.chart = PriceChart()
         layout.addWidget(self.chart, 3)
@@ -162,27 +174,35 @@ class ResultPanel(QWidget):
             self.price_label.setText("—" if self._has_model else "No model")
             self.range_label.setText("")
             self.confidence_label.setText("")
-            self.notice.hide()
+            self.status.setCurrentWidget(self.confidence_label)
             self.make_models.set_items(())
             self.years.set_items(())
         else:
             self.price_label.setText(format_dollars(pred.median_price))
             self.range_label.setText(f"likely {format_dollars(pred.price_low)} – "
                                      f"{format_dollars(pred.price_high)}")
-            self.confidence_label.setText(f"confidence {pred.confidence:.0%}")
             self.make_models.set_items(pred.make_models[:TOP_K])
             self.years.set_items(pred.years[:TOP_K])
             if pred.looks_like_car:
-                self.notice.hide()
+                self.confidence_label.setText(f"✓ Looks like a whole car (confidence {pred.confidence:.0%})")
+                self.status.setCurrentWidget(self.confidence_label)
             else:
                 self.notice.setText(not_a_car_text(pred.confidence))
-                self.notice.show()
+                self.status.setCurrentWidget(self.notice)
         self.result_shown.emit(request_id, pred)
 
 
 def not_a_car_text(confidence: float) -> str:
-    return (f"⚠ This crop does not look like a whole car (confidence {confidence:.0%}). The estimate "
-            "is unreliable: widen the box to take in the whole car.")
+    return (f"⚠ This does not look like a whole car (confidence {confidence:.0%}): the estimate is "
+            "unreliable. Widen the box to take in the whole car.")
+
+
+def status_label(style: str) -> QLabel:
+    label = steady_label()
+    label.setWordWrap(True)
+    label.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+    label.setStyleSheet(style)
+    return label
 
 
 def _escape(text: str) -> str:

@@ -116,6 +116,7 @@ def assert_panel_shows(window: MainWindow, expected: Prediction, rel: float = 1e
     assert panel.make_models.texts() == [m.label for m in expected.make_models[:5]]
     assert panel.years.texts() == [y.label for y in expected.years[:5]]
     assert panel.notice.isHidden() == expected.looks_like_car
+    assert panel.chart.median_text() == f"median {format_dollars(expected.median_price)}"
 
 
 # -- getting photos in ------------------------------------------------------------------------------
@@ -252,10 +253,10 @@ def test_results_never_move_the_layout(qtbot: object, window: MainWindow,
     app = QApplication.instance()
     qtbot.wait(50)  # type: ignore[attr-defined]
     app.processEvents()  # type: ignore[union-attr]
-    # The notice itself is left out: a hidden widget gets its (reserved) geometry when first
-    # shown, which moves nothing else.
+    # The status line's two pages are left out: a stacked page gets its geometry when first
+    # shown, inside the line's fixed height, which moves nothing else.
     watched = {window.panel, window.panel.chart, window.crop_view, window.sweep_plot,
-               *window.panel.findChildren(QWidget)} - {window.panel.notice}
+               *window.panel.findChildren(QWidget)} - {window.panel.notice, window.panel.confidence_label}
     resized: list[str] = []
 
     class Spy(QObject):
@@ -688,3 +689,17 @@ def test_probability_bar_text_and_clamping(qtbot: object) -> None:
     assert bar.text() == "" and bar.probability is None
     bar.resize(120, 18)
     assert not bar.grab().isNull()
+
+
+def test_median_marker_names_the_first_result_after_a_clear(qtbot: object, predictor: Predictor,
+                                                           photos: dict[str, list[Path]]) -> None:
+    from carvalue_gui.price_chart import PriceChart
+
+    chart = PriceChart()
+    qtbot.addWidget(chart)  # type: ignore[attr-defined]
+    chart.show()
+    chart.set_price_spec(predictor.metadata.price)  # clears: the marker is hidden
+    assert chart.median_text() == ""
+    pred = predictor.predict(photos["loose"][0])
+    chart.show_prediction(pred)
+    assert chart.median_text() == f"median {format_dollars(pred.median_price)}"
