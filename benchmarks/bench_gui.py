@@ -154,6 +154,11 @@ def main(argv: list[str] | None = None) -> int:
     for _ in range(5):
         predictor.predict_crops(photo, [None])
 
+    def timed(fn: object) -> float:
+        t = time.perf_counter()
+        fn()  # type: ignore[operator]
+        return time.perf_counter() - t
+
     def forward_once(box: object) -> float:
         t = time.perf_counter()
         predictor.predict_crops(photo, [box])  # type: ignore[list-item]
@@ -205,6 +210,13 @@ def main(argv: list[str] | None = None) -> int:
         assert window.panel.shown is not None and window.panel.shown.crop == window.crop_view.box()
         forwards.append(forward_once(Box(x, y, w, h)))
     fwd = statistics.median(forwards)
+    # The network alone (batch 1, input already prepared), for reference beside the app's
+    # forward pass above (which includes cropping and resizing the photo, ~40% of it).
+    from core.preprocess import crop_to_input
+
+    x1 = crop_to_input(photo, None, predictor.metadata.input)[None]
+    network = [timed(lambda: predictor.run_batch(x1)) for _ in range(100)]
+    net_fwd = statistics.median(network)
     predictor.predict_crops = real_predict  # type: ignore[method-assign]
     window.panel.show_prediction = real_show  # type: ignore[method-assign]
 
@@ -212,20 +224,40 @@ def main(argv: list[str] | None = None) -> int:
     # sixteen single forward passes over the same boxes, timed right after it (same load).
     from core.predictor import sweep_boxes
 
-    sweeps, batch16, singles16 = [], [], []
+    def settle(seconds: float = 0.1) -> None:
+        """Let the machine go quiet (ONNX Runtime's threads stop spinning after a run), as it
+        is when a user clicks: each measurement below starts from the same idle state."""
+        loop = QEventLoop()
+        QTimer.singleShot(int(seconds * 1000), loop.quit)
+        loop.exec()
+
+    sweeps, batch16, singles16, sweep_worker = [], [], [], []
     boxes16 = sweep_boxes(photo.original_size, 16, 0.5)
-    for _ in range(7):
+    real_sweep = predictor.sweep
+
+    def stamped_sweep(*a: object, **k: object) -> object:
+        t0 = time.perf_counter()
+        out = real_sweep(*a, **k)  # type: ignore[arg-type]
+        sweep_worker.append(time.perf_counter() - t0)
+        return out
+
+    predictor.sweep = stamped_sweep  # type: ignore[method-assign]
+    for _ in range(9):
         done: list[float] = []
         window.sweep_shown.connect(lambda _s, d=done: d.append(time.perf_counter()))
+        settle()
         t = time.perf_counter()
         window.act_sweep.trigger()
         wait_for(lambda d=done: bool(d))
         sweeps.append(done[0] - t)
         window.sweep_shown.disconnect()
+        settle()
         t = time.perf_counter()
-        predictor.sweep(photo, n=16)
+        real_sweep(photo, n=16)
         batch16.append(time.perf_counter() - t)
+        settle()
         singles16.append(sum(forward_once(b) for b in boxes16))
+    predictor.sweep = real_sweep  # type: ignore[method-assign]
     window.sweep_step_ms = 70
     t = time.perf_counter()
     finished: list[float] = []
@@ -254,10 +286,13 @@ def main(argv: list[str] | None = None) -> int:
                                     "n": len(applied)},
         "roi_change_to_repaint_ms": {"p50": pct(painted, 50) * 1e3, "p95": pct(painted, 95) * 1e3},
         "roi_breakdown_ms": {k: {"p50": pct(v, 50) * 1e3, "p95": pct(v, 95) * 1e3} for k, v in parts.items()},
+        "network_only_forward_ms": {"p50": net_fwd * 1e3, "p95": pct(network, 95) * 1e3},
         "roi_p95_over_single_forward": pct(applied, 95) / fwd,
+        "roi_p95_over_network_only_forward": pct(applied, 95) / net_fwd,
         "roi_p95_repaint_over_single_forward": pct(painted, 95) / fwd,
         "roi_worker_runs": window.worker.runs["crop"],
         "sweep16_ms": {"p50": statistics.median(sweeps) * 1e3, "max": max(sweeps) * 1e3,
+                       "in_worker_p50": statistics.median(sweep_worker) * 1e3,
                        "direct_batch_p50": statistics.median(batch16) * 1e3,
                        "sixteen_single_forwards_p50": statistics.median(singles16) * 1e3},
         "sweep16_over_sixteen_single_forwards": statistics.median(

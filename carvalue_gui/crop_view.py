@@ -11,7 +11,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QKeyEvent, QMouseEvent
-from PySide6.QtWidgets import QWidget
+from PySide6.QtWidgets import QGraphicsItem, QWidget
 
 from core.preprocess import Box, Photo
 
@@ -35,6 +35,10 @@ class CropView(pg.GraphicsView):
         self._vb.setMouseEnabled(False, False)
         self.setCentralItem(self._vb)
         self._image = pg.ImageItem(axisOrder="row-major")
+        # Keep the photo scaled to the screen in a pixmap: a moving box then repaints by copying
+        # it instead of rescaling the whole photo each frame (work that competes with the
+        # network for this machine's cores).
+        self._image.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         self._vb.addItem(self._image)
         self._placeholder = pg.TextItem(PLACEHOLDER, color=(200, 200, 200), anchor=(0.5, 0.5))
         self._vb.addItem(self._placeholder)
