@@ -9,6 +9,7 @@ names the file.
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import warnings
@@ -256,7 +257,24 @@ def crop_resize(image: Image.Image, box: Box, spec: InputSpec) -> Image.Image:
 
 
 def normalise(img: Image.Image, spec: InputSpec) -> np.ndarray:
-    arr = np.asarray(img, dtype=np.float32) * (1.0 / 255.0)
-    mean = np.asarray(spec.mean, dtype=np.float32)
-    inv_std = 1.0 / np.asarray(spec.std, dtype=np.float32)
-    return np.ascontiguousarray(((arr - mean) * inv_std).transpose(2, 0, 1))
+    """RGB image -> (3, H, W) float32 of ``(x / 255 - mean) / std``.
+
+    Done as a per-channel lookup of the 256 possible values, computed with the same float32
+    operations as the formula, so the result is bit-identical to it in one pass (several times
+    faster than float arithmetic over the whole image and a transpose: this runs per crop).
+    """
+    arr = np.asarray(img, dtype=np.uint8)
+    lut = _lookup_table(spec.mean, spec.std)
+    out = np.empty((3, arr.shape[0], arr.shape[1]), dtype=np.float32)
+    for c in range(3):
+        np.take(lut[c], arr[:, :, c], out=out[c])
+    return out
+
+
+@functools.lru_cache(maxsize=8)
+def _lookup_table(mean: tuple[float, ...], std: tuple[float, ...]) -> np.ndarray:
+    levels = np.arange(256, dtype=np.float32)[None, :] * np.float32(1.0 / 255.0)
+    inv_std = np.float32(1.0) / np.asarray(std, dtype=np.float32)[:, None]
+    table = (levels - np.asarray(mean, dtype=np.float32)[:, None]) * inv_std
+    table.flags.writeable = False
+    return table

@@ -17,6 +17,7 @@ from core.preprocess import (
     ImageLoadError,
     crop_to_input,
     load_photo,
+    normalise,
     photo_from_bytes,
     photo_from_image,
     to_rgb,
@@ -240,6 +241,21 @@ def test_crop_to_input_normalises_as_the_spec_says() -> None:
     spec2 = InputSpec(size=32, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
     arr2 = crop_to_input(photo, Box(100, 50, 100, 50), spec2)  # white quadrant
     np.testing.assert_allclose(arr2[:, 5, 5], (1 - np.array(spec2.mean)) / np.array(spec2.std), atol=1e-4)
+
+
+@pytest.mark.parametrize("mean,std", [((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+                                      ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))])
+def test_normalise_is_bit_identical_to_the_formula(mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+    """The lookup-table normalise must give exactly the float32 formula, value for value, so
+    models trained before it (and the exported ones) see the same inputs."""
+    rng = np.random.default_rng(0)
+    img = Image.fromarray(rng.integers(0, 256, (37, 53, 3), dtype=np.uint8))
+    spec = InputSpec(size=53, mean=mean, std=std)
+    x = np.asarray(img, dtype=np.float32) * (1.0 / 255.0)
+    expected = ((x - np.asarray(mean, dtype=np.float32)) * (1.0 / np.asarray(std, dtype=np.float32))).transpose(2, 0, 1)
+    got = normalise(img, spec)
+    assert got.dtype == np.float32 and got.shape == (3, 37, 53) and got.flags.c_contiguous
+    assert np.array_equal(got, expected)
 
 
 def test_crop_box_is_in_original_coordinates_for_downscaled_photos(tmp_path: Path) -> None:
