@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import threading
@@ -50,7 +51,9 @@ class PriceBin:
 
 @dataclass(frozen=True)
 class Prediction:
-    """One crop's estimate.  ``price_low``/``price_high``: the likely (interquartile) range."""
+    """One crop's estimate.  ``price_low``/``price_high``: the likely (interquartile) range of
+    the price histogram; ``median_price``: the median head's estimate kept inside that range
+    (see ``shown_median``); ``median_head``: the head's own value."""
 
     median_price: float
     price_low: float
@@ -62,6 +65,7 @@ class Prediction:
     looks_like_car: bool
     crop: Box
     source: str = ""
+    median_head: float = math.nan
 
     @property
     def top_make_model(self) -> LabelProb:
@@ -212,13 +216,13 @@ class Predictor:
         mm_logits = outs["make_model_logits"][i]
         mm_p = softmax(mm_logits, temps.get("make_model", 1.0))
         year_p = softmax(outs["year_logits"][i], temps.get("year", 1.0))
-        median = meta.price.to_dollars(float(np.ravel(outs["median"][i])[0]))
+        head = meta.price.to_dollars(float(np.ravel(outs["median"][i])[0]))
         bins = tuple(PriceBin(lo, hi, float(p)) for (lo, hi), p in
                      zip(meta.price.bounds(), price_p, strict=True))
         low, high = bin_quantile(bins, 0.25), bin_quantile(bins, 0.75)
         conf = confidence_score(mm_logits, meta)
         return Prediction(
-            median_price=median,
+            median_price=shown_median(head, low, high),
             price_low=low,
             price_high=high,
             price_bins=bins,
@@ -228,6 +232,7 @@ class Predictor:
             looks_like_car=conf >= _threshold01(meta),
             crop=box,
             source=source,
+            median_head=head,
         )
 
 
@@ -255,6 +260,18 @@ def bin_quantile(bins: Sequence[PriceBin], q: float) -> float:
         acc += b.probability
     last = bins[-1]
     return last.high if last.high is not None else last.low * 1.5
+
+
+def shown_median(head: float, low: float, high: float) -> float:
+    """The median price shown: the median head's estimate, moved into the histogram's likely
+    (interquartile) range when it falls outside it.
+
+    The two come from separate heads and disagree on about half of held-out photos; a median
+    outside its own "likely" range reads as a contradiction.  Chosen on validation photos over
+    the head alone, the histogram's median and their mean (MAPE 28.8% -> 25.2%, MAE $8.56k ->
+    $8.80k); held-out test figures are in the model card.
+    """
+    return min(max(head, low), high)
 
 
 def confidence_score(mm_logits: np.ndarray, meta: ModelMetadata) -> float:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.predictor import Predictor, bin_quantile, default_model_path, sweep_boxes
+from core.predictor import Predictor, bin_quantile, default_model_path, shown_median, sweep_boxes
 from core.preprocess import Box, crop_to_input, photo_from_image
 
 REPO = Path(__file__).resolve().parent.parent
@@ -38,7 +38,8 @@ def test_probabilities_sum_to_one_and_topk_sorted(predictor: Predictor) -> None:
         assert all(0 <= q <= 1 for q in probs)
     assert p.price_bins[0].low == 0 and p.price_bins[-1].high is None
     assert [b.low for b in p.price_bins[1:]] == list(predictor.metadata.price.edges)
-    assert p.median_price > 0 and p.price_low <= p.price_high
+    assert p.median_price > 0 and p.price_low <= p.median_price <= p.price_high
+    assert p.median_price == shown_median(p.median_head, p.price_low, p.price_high)
     assert 0 <= p.confidence <= 1
     assert p.looks_like_car == (p.confidence >= predictor.metadata.confidence.threshold)
 
@@ -90,6 +91,12 @@ def test_sweep_boxes_validation() -> None:
         sweep_boxes((100, 50), 0)
     with pytest.raises(ValueError):
         sweep_boxes((100, 50), 4, 1.5)
+
+
+def test_shown_median_is_the_head_kept_inside_the_likely_range() -> None:
+    assert shown_median(12_000.0, 10_000.0, 15_000.0) == 12_000.0
+    assert shown_median(8_000.0, 10_000.0, 15_000.0) == 10_000.0
+    assert shown_median(40_000.0, 10_000.0, 15_000.0) == 15_000.0
 
 
 def test_bin_quantile_interpolates() -> None:

@@ -324,3 +324,32 @@ def test_probe_init_fits_the_heads_before_training(tiny_data: Path, tmp_path: Pa
     info = load_checkpoint(out).meta["provenance"]["probe_init"]
     assert info["probe_size"] == 32 and 0 <= info["probe_train_make_model_acc"] <= 1
     assert "linear-probe head init" in res.stdout
+
+
+def test_shown_median_errors_use_the_apps_estimator() -> None:
+    """Two photos: one whose head sits inside the histogram's likely range, one far outside it;
+    the shown median is the head clipped into the range, exactly as core.predictor does."""
+    import math
+
+    import numpy as np
+
+    from core.modelfile import PriceSpec
+    from core.predictor import PriceBin, bin_quantile
+    from training.data import LabelSpace
+    from training.metrics import Collected, shown_median_errors
+
+    edges = (10e3, 20e3)
+    labels = LabelSpace(make_models=("A", "Unknown"), years=("2010", "Unknown"), edges=edges,
+                        log_mean=math.log(15e3), log_std=1.0)
+    z = lambda usd: (math.log(usd) - labels.log_mean) / labels.log_std  # noqa: E731
+    logits = np.log(np.array([[0.1, 0.8, 0.1], [0.1, 0.8, 0.1]]))  # most mass in 10k-20k
+    c = Collected(price_logits=logits, median=np.array([z(15e3), z(90e3)]),
+                  make_model_logits=np.zeros((2, 2)), year_logits=np.zeros((2, 2)),
+                  cls_targets=np.zeros((2, 3), dtype=int), median_targets=np.array([z(15e3), z(16e3)]))
+    out = shown_median_errors(c, labels, price_temperature=1.0)
+    bins = [PriceBin(lo, hi, q) for (lo, hi), q in zip(PriceSpec(edges=edges).bounds(), (0.1, 0.8, 0.1), strict=True)]
+    high = bin_quantile(bins, 0.75)
+    assert out["head_outside_likely_range"] == 0.5
+    assert out["shown_mae_usd"] == pytest.approx((0 + abs(high - 16e3)) / 2, rel=1e-9)
+    assert out["head_mae_usd"] == pytest.approx((0 + 74e3) / 2, rel=1e-6)
+    assert out["shown_mae_usd"] < out["head_mae_usd"]

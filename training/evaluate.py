@@ -34,6 +34,7 @@ from training.metrics import (
     expected_calibration_error,
     fit_temperature,
     log_softmax,
+    shown_median_errors,
     summarise,
     topk,
     year_within,
@@ -226,6 +227,9 @@ def evaluate_run(run: str | os.PathLike[str], out: str | os.PathLike[str] | None
                                                   for m, c in test_by_mode.items()}},
         "test": metrics_test, "val": summarise(val, labels),
         "temperatures": temps, "calibration": ece, "baselines": base, "confidence": conf,
+        # The median the app shows vs the head alone and the histogram's median (chosen on val).
+        "median_estimators": {"val": shown_median_errors(val, labels, temps["price"]),
+                              "test": shown_median_errors(test, labels, temps["price"])},
         "per_make_top1": per_make_accuracy(test_records, test),
         "labels": {"make_models": len(labels.make_models), "years": len(labels.years),
                    "price_meaning": labels.meaning},
@@ -408,6 +412,24 @@ def _pct(v: float) -> str:
     return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:.1f}%"
 
 
+def median_estimator_lines(est: dict[str, dict[str, float]]) -> list[str]:
+    """Markdown table: the shown median (head kept inside the histogram's likely range), the
+    head alone and the histogram's median, on validation (where it was chosen) and test."""
+    if not est.get("test"):
+        return []
+    lines = ["## Median price shown", "",
+             "The app shows the median head's estimate moved into the price histogram's interquartile "
+             "(\"likely\") range when it falls outside it "
+             f"({_pct(est['test']['head_outside_likely_range'])} of test photos).", "",
+             "| estimator | val MAE | val MAPE | test MAE | test MAPE |", "| --- | --- | --- | --- | --- |"]
+    for name, label in (("shown", "shown (head kept in the likely range)"), ("head", "median head alone"),
+                        ("histogram", "histogram median")):
+        v, t = est.get("val", {}), est["test"]
+        lines.append(f"| {label} | {_usd(v.get(f'{name}_mae_usd', math.nan))} | {_pct(v.get(f'{name}_mape', math.nan))} "
+                     f"| {_usd(t[f'{name}_mae_usd'])} | {_pct(t[f'{name}_mape'])} |")
+    return [*lines, ""]
+
+
 def _usd(v: float) -> str:
     return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"${v:,.0f}"
 
@@ -433,6 +455,7 @@ def markdown(r: dict[str, Any], plots: dict[str, str]) -> str:
         f"| median price MAE | {_usd(t['median_mae_usd'])} | {_usd(b.get('train_median_mae_usd', math.nan))} (training median {_usd(b.get('train_median_price_usd', math.nan))}) |",
         f"| median price MAPE | {_pct(t['median_mape'])} | {_pct(b.get('train_median_mape', math.nan))} |",
         "", f"Price labels: {r['labels']['price_meaning']}", "",
+        *median_estimator_lines(r.get("median_estimators", {})),
         "## Calibration (expected calibration error, 15 bins; temperatures fit on validation)", "",
         "| head | temperature | ECE before | ECE after | NLL before | NLL after |", "| --- | --- | --- | --- | --- | --- |",
     ]

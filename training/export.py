@@ -165,7 +165,8 @@ def build_metadata(t: Trained, report: dict[str, Any], spec: InputSpec,
                {"non_car": {name: {k: v for k, v in d.items() if k != "per_photo"}
                             for name, d in conf.get("non_car", {}).items()}},
                "input_modes": {"val": report["input"]["val_make_model_top1_by_mode"],
-                               "test": report["input"]["test_make_model_top1_by_mode"]}}
+                               "test": report["input"]["test_make_model_top1_by_mode"]},
+               "median_estimators": report.get("median_estimators", {})}
     return ModelMetadata(
         make_models=labels.make_models, years=labels.years, input=spec, price=labels.price_spec(),
         confidence=confidence_spec(conf, confidence_method),
@@ -185,6 +186,17 @@ def _logged_seconds(run_dir: Path) -> dict[str, float]:
         return {}
     with log.open(newline="") as f:
         return {"train_seconds": round(sum(float(r["train_seconds"]) for r in csv.DictReader(f)), 1)}
+
+
+def _median_rows(m: dict[str, Any], shown: dict[str, float], b: dict[str, Any]) -> list[str]:
+    """Median-price rows of the card: the median the app shows, and the head alone."""
+    base = f"{_usd(b.get('train_median_mae_usd'))} / {_pct(b.get('train_median_mape'))} (training median)"
+    head = f"{_usd(m['median_mae_usd'])} / {_pct(m['median_mape'])}"
+    if not shown:
+        return [f"| median price MAE / MAPE | {head} | {base} |"]
+    return [f"| median price shown (head kept in the likely range) MAE / MAPE | {_usd(shown['shown_mae_usd'])} / "
+            f"{_pct(shown['shown_mape'])} | {base} |",
+            f"| median head alone MAE / MAPE | {head} | |"]
 
 
 def _with_export_facts(meta: ModelMetadata, parity: dict[str, Any], decision: dict[str, Any], int8: bool) -> ModelMetadata:
@@ -268,9 +280,7 @@ def model_card(meta: ModelMetadata, report: dict[str, Any], path: Path, size: in
               f"| year exact / ±1 / ±2 | {_pct(m['year_exact'])} / {_pct(m['year_within1'])} / {_pct(m['year_within2'])} "
               f"| {_pct(b.get('majority_year_exact'))} / {_pct(b.get('majority_year_within1'))} / |",
               f"| price range accuracy | {_pct(m['price_acc'])} | {_pct(b.get('majority_price_acc'))} |",
-              f"| median price MAE / MAPE | {_usd(m['median_mae_usd'])} / {_pct(m['median_mape'])} | "
-              f"{_usd(b.get('train_median_mae_usd'))} / "
-              f"{_pct(b.get('train_median_mape'))} (training median) |", "",
+              *_median_rows(m, meta.metrics.get("median_estimators", {}).get("test", {}), b), "",
               "Calibration (ECE, temperatures fit on validation): " + "; ".join(
                   f"{h} {_pct(e['before'])} -> {_pct(e['after'])} (T={meta.temperatures.get(h, 1.0):.2f})"
                   for h, e in meta.metrics["calibration"].items()) + ".", "",

@@ -166,3 +166,32 @@ def summarise(c: Collected, labels: LabelSpace) -> dict[str, float]:
     else:
         out["median_mae_usd"] = out["median_mape"] = math.nan
     return out
+
+
+def shown_median_errors(c: Collected, labels: LabelSpace, price_temperature: float) -> dict[str, float]:
+    """Errors of the median the app shows (``core.predictor.shown_median``: the median head kept
+    inside the price histogram's interquartile range at the model file's price temperature),
+    of the head alone and of the histogram's own median, and how often the head falls outside
+    that range.  Uses core's functions, so the figures are of exactly what users see."""
+    from core.modelfile import PriceSpec
+    from core.predictor import PriceBin, bin_quantile, shown_median
+
+    keep = ~np.isnan(c.median_targets)
+    if not keep.any():
+        return {}
+    bounds = PriceSpec(edges=tuple(labels.edges)).bounds()
+    probs = np.exp(log_softmax(c.price_logits[keep], price_temperature))
+    head = np.exp(c.median[keep] * labels.log_std + labels.log_mean)
+    true = np.exp(c.median_targets[keep] * labels.log_std + labels.log_mean)
+    shown, hist, outside = [], [], 0
+    for h, p in zip(head, probs, strict=True):
+        bins = [PriceBin(lo, hi, float(q)) for (lo, hi), q in zip(bounds, p, strict=True)]
+        low, high = bin_quantile(bins, 0.25), bin_quantile(bins, 0.75)
+        shown.append(shown_median(float(h), low, high))
+        hist.append(bin_quantile(bins, 0.5))
+        outside += not (low <= h <= high)
+    out = {"head_outside_likely_range": outside / len(head)}
+    for name, pred in (("shown", np.array(shown)), ("head", head), ("histogram", np.array(hist))):
+        out[f"{name}_mae_usd"] = float(np.abs(pred - true).mean())
+        out[f"{name}_mape"] = float((np.abs(pred - true) / true).mean())
+    return out
