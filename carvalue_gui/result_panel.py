@@ -5,7 +5,7 @@ line saying what the price means and which model made it."""
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QFont, QPainter, QPaintEvent
+from PySide6.QtGui import QFont, QPainter, QPaintEvent, QResizeEvent
 from PySide6.QtWidgets import (
     QGridLayout,
     QGroupBox,
@@ -116,6 +116,8 @@ class ResultPanel(QWidget):
         self.price_label.setFixedWidth(self.price_label.fontMetrics().horizontalAdvance("$000,000") + 12)
         # Fixed price width, the range label takes the rest: neither text moves the layout.
         self.range_label = QLabel()
+        self.range_label.setMinimumWidth(1)  # its text never sets the panel's minimum width
+        self.range_label.setWordWrap(True)  # a narrow panel gets two lines, within the price's height
         head = QHBoxLayout()
         head.addWidget(self.price_label)
         head.addWidget(self.range_label, 1)
@@ -128,9 +130,8 @@ class ResultPanel(QWidget):
         self.status = QStackedWidget()
         self.status.addWidget(self.confidence_label)
         self.status.addWidget(self.notice)
-        lines = 2 * self.notice.fontMetrics().lineSpacing() + 12
-        self.status.setFixedHeight(lines)
         self.status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self._fit_status_height(PANEL_MIN_WIDTH)
         layout.addWidget(self.status)
 
         self.chart = PriceChart()
@@ -149,6 +150,21 @@ class ResultPanel(QWidget):
         self.model_line.linkActivated.connect(lambda _: self.model_details_requested.emit())
         layout.addWidget(self.model_line)
         self.set_model(None, "")
+
+    def _fit_status_height(self, width: int) -> None:
+        """Tall enough for the warning at this width (at least two lines), so the line's height
+        changes when the panel is resized, never when a result comes in."""
+        text_width = max(50, width - 2 * 6 - 2 * 6)  # panel and label padding
+        flags = int(Qt.TextFlag.TextWordWrap)
+        fm = self.notice.fontMetrics()
+        need = fm.boundingRect(0, 0, text_width, 10_000, flags, not_a_car_text(1.0)).height()
+        height = max(need, 2 * fm.lineSpacing()) + 2 * 4 + 2
+        if self.status.height() != height or self.status.minimumHeight() != height:
+            self.status.setFixedHeight(height)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(event)
+        self._fit_status_height(event.size().width())
 
     def set_model(self, meta: ModelMetadata | None, problem: str) -> None:
         """Which model makes the estimates; ``problem`` says why none is loaded."""
