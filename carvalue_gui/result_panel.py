@@ -29,7 +29,7 @@ PANEL_MIN_WIDTH = 340
 
 def steady_label(text: str = "") -> QLabel:
     """A label whose text does not move the layout: its width comes from the layout, never
-    from the text (a too-long text is clipped; callers set the full text as a tooltip).
+    from the text (a text too long for it is clipped).
 
     While a crop box moves, every result changes these texts; if their widths fed the layout,
     each result would resize the panel, the splitter and the photo and sweep views, and
@@ -113,7 +113,7 @@ class ResultPanel(QWidget):
         font.setBold(True)
         self.price_label.setFont(font)
         self.price_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.price_label.setFixedWidth(self.price_label.fontMetrics().horizontalAdvance("$000,000") + 12)
+        self.price_label.setFixedWidth(self.price_label.fontMetrics().horizontalAdvance("$0,000,000") + 12)
         # Fixed price width, the range label takes the rest: neither text moves the layout.
         self.range_label = QLabel()
         self.range_label.setMinimumWidth(1)  # its text never sets the panel's minimum width
