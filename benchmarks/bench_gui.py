@@ -2,10 +2,12 @@
 
     .venv/bin/python benchmarks/bench_gui.py [--model FILE] [--moves 200]
 
-Measures, in one process and beside the single forward pass timed in the same run:
+Measures, in one process and beside the single forward pass timed in the same run (the app's
+single-crop prediction: crop + resize + network; the network alone is printed too):
 - crop box change -> chart and text showing that crop's result (p50/p95 over --moves moves),
   also up to the repaint of the panel;
-- a 16-position pan-across sweep, trigger -> plot showing it (one batch);
+- a 16-position pan-across sweep, trigger -> plot showing it (one batch), each measurement
+  (and its sixteen-forwards baseline) starting from an idle machine, as after a user's click;
 - a 24-MP JPEG dropped -> its first result shown;
 - resident memory added by 100 dropped camera-size photos (decoded and estimated).
 Targets (issue 5): crop p95 <= 3x single forward; sweep <= 16 single forwards; 100 photos <= 600 MB.
