@@ -34,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model")
     ap.add_argument("--images", default=str(IMAGES))
     ap.add_argument("--out", default=str(REPO / "docs" / "screenshot.png"))
+    ap.add_argument("--box", default="0.06,0.08,0.8,0.86",
+                    help="crop box as fractions of the photo: x,y,w,h (default: around most of the car)")
     args = ap.parse_args(argv)
 
     if not os.environ.get("DISPLAY") and os.environ.get("QT_QPA_PLATFORM") != "offscreen":
@@ -92,10 +94,12 @@ def main(argv: list[str] | None = None) -> int:
     wait_until(lambda: window.panel.shown is not None and window.panel.shown_request == window.latest_request_id)
     window.start_sweep()
     wait_until(lambda: window.sweep_plot.sweep is not None)
-    # Then a crop box around most of the car, so the box, the histogram and the sweep all show.
+    # Then the crop box (by default around most of the car, so the box, the histogram and the
+    # sweep all show).
     roi = window.crop_view.roi
     w, h = window.current_entry().photo.original_size  # type: ignore[union-attr]
-    roi.setState({"pos": QPointF(0.06 * w, 0.08 * h), "size": QPointF(0.8 * w, 0.86 * h), "angle": 0.0})
+    fx, fy, fw, fh = (float(v) for v in args.box.split(","))
+    roi.setState({"pos": QPointF(fx * w, fy * h), "size": QPointF(fw * w, fh * h), "angle": 0.0})
     wait_until(lambda: window.panel.shown_request == window.latest_request_id)
     for _ in range(20):  # let layouts and repaints settle
         app.processEvents()
