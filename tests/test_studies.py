@@ -20,10 +20,11 @@ from PIL import Image, ImageDraw
 from core.predictor import Predictor
 from core.preprocess import Box, load_photo
 from tests.modelfactory import MAKE_MODELS
+from training.formatting import pct, usd
 from training.studies import background_swap, backgrounds, crop_pan, occlusion, ood, run_all
 from training.studies.backgrounds import all_backgrounds, photo_backgrounds
 from training.studies.common import StudyArgs, held_out_files, pick_cars, truth_label
-from training.studies.report import MAX_PNG_BYTES, dollars, pct
+from training.studies.report import MAX_PNG_BYTES
 
 # (file, make, model, year, size): two photos wide enough for the crop-pan study.
 PHOTOS = (
@@ -161,7 +162,7 @@ def test_background_swap_matches_direct_composites(studies_out: dict[str, Any], 
         confs = [c["framings"][fname]["confidence"][n] for c in data["cars"] for n in photo_names]
         assert flagged == [c < predictor.metadata.confidence.threshold for c in confs]
         assert s["flagged"]["photo_backgrounds"] == pytest.approx(np.mean(flagged))
-        assert f"| {fname} | {len(data['cars'])} | {dollars(pb['mean_abs_change'])} |" in md
+        assert f"| {fname} | {len(data['cars'])} | {usd(pb['mean_abs_change'])} |" in md
         logp = np.log([[c["framings"][fname]["price"][n] for n in photo_names] for c in data["cars"]])
         ratio = logp.var(axis=1).mean() / logp.mean(axis=1).var()
         assert s["background_to_car_variance_ratio"] == pytest.approx(ratio)

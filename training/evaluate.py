@@ -28,6 +28,7 @@ from core.modelfile import InputSpec
 from core.preprocess import IMAGE_SUFFIXES, Box, ImageLoadError, crop_resize, load_photo, normalise
 from training.checkpoint import Checkpoint, load_checkpoint
 from training.data import IGNORE, CarPhotos, LabelSpace, Split, split_by_group
+from training.formatting import json_safe, pct, usd
 from training.metrics import (
     Collected,
     cross_entropy,
@@ -237,7 +238,7 @@ def evaluate_run(run: str | os.PathLike[str], out: str | os.PathLike[str] | None
     if model_file:
         report["onnx_parity"] = onnx_parity(t, Path(model_file), test_records[:32], spec)
     plots = write_plots(out_dir, test, temps, labels, report["per_make_top1"])
-    (out_dir / "report.json").write_text(json.dumps(_clean(report), indent=1))
+    (out_dir / "report.json").write_text(json.dumps(json_safe(report), indent=1))
     md = out_dir / "report.md"
     md.write_text(markdown(report, plots))
     return md
@@ -408,10 +409,6 @@ def write_plots(out: Path, c: Collected, temps: dict[str, float], labels: LabelS
     return plots
 
 
-def _pct(v: float) -> str:
-    return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:.1f}%"
-
-
 def median_estimator_lines(est: dict[str, dict[str, float]]) -> list[str]:
     """Markdown table: the shown median (head kept inside the histogram's likely range), the
     head alone and the histogram's median, on validation (where it was chosen) and test."""
@@ -420,18 +417,14 @@ def median_estimator_lines(est: dict[str, dict[str, float]]) -> list[str]:
     lines = ["## Median price shown", "",
              "The app shows the median head's estimate moved into the price histogram's interquartile "
              "(\"likely\") range when it falls outside it "
-             f"({_pct(est['test']['head_outside_likely_range'])} of test photos).", "",
+             f"({pct(est['test']['head_outside_likely_range'])} of test photos).", "",
              "| estimator | val MAE | val MAPE | test MAE | test MAPE |", "| --- | --- | --- | --- | --- |"]
     for name, label in (("shown", "shown (head kept in the likely range)"), ("head", "median head alone"),
                         ("histogram", "histogram median")):
         v, t = est.get("val", {}), est["test"]
-        lines.append(f"| {label} | {_usd(v.get(f'{name}_mae_usd', math.nan))} | {_pct(v.get(f'{name}_mape', math.nan))} "
-                     f"| {_usd(t[f'{name}_mae_usd'])} | {_pct(t[f'{name}_mape'])} |")
+        lines.append(f"| {label} | {usd(v.get(f'{name}_mae_usd', math.nan))} | {pct(v.get(f'{name}_mape', math.nan))} "
+                     f"| {usd(t[f'{name}_mae_usd'])} | {pct(t[f'{name}_mape'])} |")
     return [*lines, ""]
-
-
-def _usd(v: float) -> str:
-    return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"${v:,.0f}"
 
 
 def markdown(r: dict[str, Any], plots: dict[str, str]) -> str:
@@ -442,59 +435,47 @@ def markdown(r: dict[str, Any], plots: dict[str, str]) -> str:
         f"photos: {r['counts']['train']} train, {r['evaluated']['val']} validation (fits temperatures, resize "
         f"mode and the confidence threshold), {r['evaluated']['test']} test (everything below).", "",
         f"Input: {r['input']['size']} px, resize `{r['input']['resize']}` (chosen on validation; make/model "
-        f"top-1 on val by mode: " + ", ".join(f"{k} {_pct(v)}" for k, v in r["input"]["val_make_model_top1_by_mode"].items())
-        + "; on test: " + ", ".join(f"{k} {_pct(v)}" for k, v in r["input"]["test_make_model_top1_by_mode"].items()) + ").", "",
+        f"top-1 on val by mode: " + ", ".join(f"{k} {pct(v)}" for k, v in r["input"]["val_make_model_top1_by_mode"].items())
+        + "; on test: " + ", ".join(f"{k} {pct(v)}" for k, v in r["input"]["test_make_model_top1_by_mode"].items()) + ").", "",
         "| metric | model | baseline |", "| --- | --- | --- |",
-        f"| make/model top-1 | {_pct(t['make_model_top1'])} | {_pct(b.get('majority_make_model_top1'))} (majority class) |",
-        f"| make/model top-5 | {_pct(t['make_model_top5'])} | |",
-        f"| year exact | {_pct(t['year_exact'])} | {_pct(b.get('majority_year_exact'))} (majority year) |",
-        f"| year within ±1 | {_pct(t['year_within1'])} | {_pct(b.get('majority_year_within1'))} |",
-        f"| year within ±2 | {_pct(t['year_within2'])} | |",
-        f"| price range accuracy | {_pct(t['price_acc'])} | {_pct(b.get('majority_price_acc'))} (majority range) |",
+        f"| make/model top-1 | {pct(t['make_model_top1'])} | {pct(b.get('majority_make_model_top1'))} (majority class) |",
+        f"| make/model top-5 | {pct(t['make_model_top5'])} | |",
+        f"| year exact | {pct(t['year_exact'])} | {pct(b.get('majority_year_exact'))} (majority year) |",
+        f"| year within ±1 | {pct(t['year_within1'])} | {pct(b.get('majority_year_within1'))} |",
+        f"| year within ±2 | {pct(t['year_within2'])} | |",
+        f"| price range accuracy | {pct(t['price_acc'])} | {pct(b.get('majority_price_acc'))} (majority range) |",
         f"| price range cross-entropy | {t['price_ce']:.3f} | |",
-        f"| median price MAE | {_usd(t['median_mae_usd'])} | {_usd(b.get('train_median_mae_usd', math.nan))} (training median {_usd(b.get('train_median_price_usd', math.nan))}) |",
-        f"| median price MAPE | {_pct(t['median_mape'])} | {_pct(b.get('train_median_mape', math.nan))} |",
+        f"| median price MAE | {usd(t['median_mae_usd'])} | {usd(b.get('train_median_mae_usd', math.nan))} (training median {usd(b.get('train_median_price_usd', math.nan))}) |",
+        f"| median price MAPE | {pct(t['median_mape'])} | {pct(b.get('train_median_mape', math.nan))} |",
         "", f"Price labels: {r['labels']['price_meaning']}", "",
         *median_estimator_lines(r.get("median_estimators", {})),
         "## Calibration (expected calibration error, 15 bins; temperatures fit on validation)", "",
         "| head | temperature | ECE before | ECE after | NLL before | NLL after |", "| --- | --- | --- | --- | --- | --- |",
     ]
     for head, e in r["calibration"].items():
-        lines.append(f"| {head} | {r['temperatures'][head]:.3f} | {_pct(e['before'])} | {_pct(e['after'])} | "
+        lines.append(f"| {head} | {r['temperatures'][head]:.3f} | {pct(e['before'])} | {pct(e['after'])} | "
                      f"{e['nll_before']:.3f} | {e['nll_after']:.3f} |")
     lines += ["", "## \"Does not look like a whole car\"", "",
               f"Score: top make/model probability at temperature {conf['temperature']:.3f}; flagged below "
               f"{conf['threshold']:.4f} (the 5% quantile of {conf['fit_on']}).", "",
               "| photos | flagged |", "| --- | --- |",
-              f"| validation cars | {_pct(conf['flagged_val'])} |", f"| test cars | {_pct(conf['flagged_test'])} |"]
+              f"| validation cars | {pct(conf['flagged_val'])} |", f"| test cars | {pct(conf['flagged_test'])} |"]
     for name, v in conf.get("partial_views", {}).items():
-        lines.append(f"| {name} of {v['crops']} test cars | {_pct(v['flagged_share'])} |")
+        lines.append(f"| {name} of {v['crops']} test cars | {pct(v['flagged_share'])} |")
     for set_name, nc in conf.get("non_car", {}).items():
-        lines.append(f"| {nc['photos']} {set_name} | {nc['flagged']} ({_pct(nc['flagged_share'])}) |")
+        lines.append(f"| {nc['photos']} {set_name} | {nc['flagged']} ({pct(nc['flagged_share'])}) |")
     alt = conf.get("energy_alternative", {})
     if alt:
         lines += ["", "For comparison, the energy score (logsumexp of the logits) at its own 5% validation quantile flags: "
-                  + "; ".join(f"{k.removesuffix(' flagged_share').replace('_', ' ')} {_pct(v)}" for k, v in alt.items()
+                  + "; ".join(f"{k.removesuffix(' flagged_share').replace('_', ' ')} {pct(v)}" for k, v in alt.items()
                               if k not in ("threshold", "scale")) + "."]
     if "onnx_parity" in r:
         p = r["onnx_parity"]
         lines += ["", "## torch vs ONNX Runtime", "",
                   f"On {p['photos']} test photos: largest absolute output difference {p['max']:.2e}; "
-                  f"top-1 agreement {_pct(p['top1_agree'])}."]
+                  f"top-1 agreement {pct(p['top1_agree'])}."]
     lines += ["", "## Plots", ""] + [f"![{k}]({v})" for k, v in plots.items()]
     pm = r["per_make_top1"]
     worst = sorted(pm, key=lambda k: pm[k]["top1"])[:8]
-    lines += ["", "Hardest makes (test top-1): " + ", ".join(f"{k} {_pct(pm[k]['top1'])} ({pm[k]['photos']})" for k in worst), ""]
+    lines += ["", "Hardest makes (test top-1): " + ", ".join(f"{k} {pct(pm[k]['top1'])} ({pm[k]['photos']})" for k in worst), ""]
     return "\n".join(lines)
-
-
-def _clean(o: Any) -> Any:
-    if isinstance(o, float):
-        return None if math.isnan(o) or math.isinf(o) else o
-    if isinstance(o, dict):
-        return {str(k): _clean(v) for k, v in o.items()}
-    if isinstance(o, list | tuple):
-        return [_clean(v) for v in o]
-    if isinstance(o, np.floating | np.integer):
-        return _clean(o.item())
-    return o

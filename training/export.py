@@ -8,7 +8,6 @@ on this machine *and* its make/model top-1 on the test split is within 1 point o
 from __future__ import annotations
 
 import json
-import math
 import os
 import platform
 import statistics
@@ -24,6 +23,7 @@ from core.model import export_onnx
 from core.modelfile import ConfidenceSpec, InputSpec, ModelMetadata, write_model_file
 from training.data import CarPhotos
 from training.evaluate import Trained, evaluate_run, load_trained, onnx_parity
+from training.formatting import json_safe, pct, usd
 
 MAX_BUNDLED_BYTES = 15 * 1024 * 1024
 PARITY_LIMIT = 1e-3  # torch vs ONNX Runtime, largest absolute output difference (fp32)
@@ -172,7 +172,7 @@ def build_metadata(t: Trained, report: dict[str, Any], spec: InputSpec,
         confidence=confidence_spec(conf, confidence_method),
         architecture=t.model_cfg.architecture, name=Path(cfg.out).name,
         temperatures={k: float(v) for k, v in report["temperatures"].items()},
-        provenance=_json_safe(provenance), metrics=_json_safe(metrics),
+        provenance=json_safe(provenance), metrics=json_safe(metrics),
         created=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     )
 
@@ -190,12 +190,12 @@ def _logged_seconds(run_dir: Path) -> dict[str, float]:
 
 def _median_rows(m: dict[str, Any], shown: dict[str, float], b: dict[str, Any]) -> list[str]:
     """Median-price rows of the card: the median the app shows, and the head alone."""
-    base = f"{_usd(b.get('train_median_mae_usd'))} / {_pct(b.get('train_median_mape'))} (training median)"
-    head = f"{_usd(m['median_mae_usd'])} / {_pct(m['median_mape'])}"
+    base = f"{usd(b.get('train_median_mae_usd'))} / {pct(b.get('train_median_mape'))} (training median)"
+    head = f"{usd(m['median_mae_usd'])} / {pct(m['median_mape'])}"
     if not shown:
         return [f"| median price MAE / MAPE | {head} | {base} |"]
-    return [f"| median price shown (head kept in the likely range) MAE / MAPE | {_usd(shown['shown_mae_usd'])} / "
-            f"{_pct(shown['shown_mape'])} | {base} |",
+    return [f"| median price shown (head kept in the likely range) MAE / MAPE | {usd(shown['shown_mae_usd'])} / "
+            f"{pct(shown['shown_mape'])} | {base} |",
             f"| median head alone MAE / MAPE | {head} | |"]
 
 
@@ -207,42 +207,24 @@ def _with_export_facts(meta: ModelMetadata, parity: dict[str, Any], decision: di
     metrics["quantization"] = decision
     prov = dict(meta.provenance)
     prov["weights"] = "int8 dynamic quantisation (onnxruntime)" if int8 else "fp32"
-    return replace(meta, metrics=_json_safe(metrics), provenance=prov)
-
-
-def _json_safe(o: Any) -> Any:
-    if isinstance(o, float):
-        return None if math.isnan(o) or math.isinf(o) else o
-    if isinstance(o, dict):
-        return {str(k): _json_safe(v) for k, v in o.items()}
-    if isinstance(o, list | tuple):
-        return [_json_safe(v) for v in o]
-    return o
-
-
-def _pct(v: float | None) -> str:
-    return "n/a" if v is None else f"{100 * v:.1f}%"
+    return replace(meta, metrics=json_safe(metrics), provenance=prov)
 
 
 def _flag_summary(method: str, conf: dict[str, Any]) -> str:
     if method == "energy":
         alt = conf["energy_alternative"]
-        parts = [f"{k.removesuffix(' flagged_share').replace('_', ' ')}: {_pct(v)}" for k, v in alt.items()
+        parts = [f"{k.removesuffix(' flagged_share').replace('_', ' ')}: {pct(v)}" for k, v in alt.items()
                  if k not in ("threshold", "scale")]
-        mp = [f"test cars {_pct(conf['flagged_test'])}"]
-        mp += [f"{k} {_pct(v['flagged_share'])}" for k, v in conf.get("partial_views", {}).items()]
-        mp += [f"{name} {_pct(d['flagged_share'])}" for name, d in conf.get("non_car", {}).items()]
+        mp = [f"test cars {pct(conf['flagged_test'])}"]
+        mp += [f"{k} {pct(v['flagged_share'])}" for k, v in conf.get("partial_views", {}).items()]
+        mp += [f"{name} {pct(d['flagged_share'])}" for name, d in conf.get("non_car", {}).items()]
         return ("'Not a whole car' flags (energy score): " + "; ".join(parts) + ". The energy score was "
                 "chosen over the top make/model probability (which flags: " + "; ".join(mp) + ") after "
                 "comparing both on these same partial views and non-car images, so their flag rates here "
                 "are optimistic estimates for unseen non-car photos.")
-    return (f"'Not a whole car' flags (top probability): {_pct(conf['flagged_test'])} of test car photos; "
-            + "; ".join(f"{k}: {_pct(v['flagged_share'])}" for k, v in conf.get("partial_views", {}).items())
+    return (f"'Not a whole car' flags (top probability): {pct(conf['flagged_test'])} of test car photos; "
+            + "; ".join(f"{k}: {pct(v['flagged_share'])}" for k, v in conf.get("partial_views", {}).items())
             + "".join(f"; {name}: {d['flagged']} of {d['photos']}" for name, d in conf.get("non_car", {}).items()) + ".")
-
-
-def _usd(v: float | None) -> str:
-    return "n/a" if v is None else f"${v:,.0f}"
 
 
 def model_card(meta: ModelMetadata, report: dict[str, Any], path: Path, size: int) -> str:
@@ -275,19 +257,19 @@ def model_card(meta: ModelMetadata, report: dict[str, Any], path: Path, size: in
               "- confidence: " + meta.confidence.note + f" (threshold {meta.confidence.threshold:.4f}).", "",
               "## Held-out metrics (test split)", "",
               "| metric | model | baseline |", "| --- | --- | --- |",
-              f"| make/model top-1 | {_pct(m['make_model_top1'])} | {_pct(b.get('majority_make_model_top1'))} (majority) |",
-              f"| make/model top-5 | {_pct(m['make_model_top5'])} | |",
-              f"| year exact / ±1 / ±2 | {_pct(m['year_exact'])} / {_pct(m['year_within1'])} / {_pct(m['year_within2'])} "
-              f"| {_pct(b.get('majority_year_exact'))} / {_pct(b.get('majority_year_within1'))} / |",
-              f"| price range accuracy | {_pct(m['price_acc'])} | {_pct(b.get('majority_price_acc'))} |",
+              f"| make/model top-1 | {pct(m['make_model_top1'])} | {pct(b.get('majority_make_model_top1'))} (majority) |",
+              f"| make/model top-5 | {pct(m['make_model_top5'])} | |",
+              f"| year exact / ±1 / ±2 | {pct(m['year_exact'])} / {pct(m['year_within1'])} / {pct(m['year_within2'])} "
+              f"| {pct(b.get('majority_year_exact'))} / {pct(b.get('majority_year_within1'))} / |",
+              f"| price range accuracy | {pct(m['price_acc'])} | {pct(b.get('majority_price_acc'))} |",
               *_median_rows(m, meta.metrics.get("median_estimators", {}).get("test", {}), b), "",
               "Calibration (ECE, temperatures fit on validation): " + "; ".join(
-                  f"{h} {_pct(e['before'])} -> {_pct(e['after'])} (T={meta.temperatures.get(h, 1.0):.2f})"
+                  f"{h} {pct(e['before'])} -> {pct(e['after'])} (T={meta.temperatures.get(h, 1.0):.2f})"
                   for h, e in meta.metrics["calibration"].items()) + ".", "",
               _flag_summary(meta.confidence.method, conf), ""]
     if q.get("tried"):
         lines += [f"Quantisation: {q['reason']} (fp32 {q['fp32']['batch16_ms']:.0f} ms vs int8 {q['int8']['batch16_ms']:.0f} ms "
-                  f"per batch of 16; top-1 {_pct(q['fp32']['test_make_model_top1'])} vs {_pct(q['int8']['test_make_model_top1'])}; "
+                  f"per batch of 16; top-1 {pct(q['fp32']['test_make_model_top1'])} vs {pct(q['int8']['test_make_model_top1'])}; "
                   f"{q['machine']}).", ""]
     par = meta.metrics.get("onnx_parity_fp32", {})
     if par:

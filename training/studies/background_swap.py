@@ -20,6 +20,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from PIL import Image
 
+from training.formatting import pct, usd
 from training.studies.backgrounds import Background, all_backgrounds, licence_lines
 from training.studies.common import (
     StudyArgs,
@@ -34,7 +35,7 @@ from training.studies.common import (
     study_main,
     truth_label,
 )
-from training.studies.report import Report, dollars, pct
+from training.studies.report import Report
 
 NAME = "background_swap"
 DEFAULT_LIMIT = 150  # car photos (the held-out split has ~730, ~200 of them wide)
@@ -192,12 +193,12 @@ def write_report(args: StudyArgs, predictor_line: str, note: str, data: dict[str
     for fname, _ in FRAMINGS:
         s = data["summary"][fname]
         pb, ro, acc = s["photo_backgrounds"], s["reference_vs_original"], s["accuracy"]
-        rows.append([fname, str(s["n_cars"]), dollars(pb["mean_abs_change"]), dollars(pb["median_abs_change"]),
+        rows.append([fname, str(s["n_cars"]), usd(pb["mean_abs_change"]), usd(pb["median_abs_change"]),
                      pct(pb["median_rel_change"]), pct(pb["top1_agreement"]),
                      f"{s['median_price_spread_across_photo_backgrounds']:.2f}",
                      f"{s['background_to_car_variance_ratio']:.2f}",
                      f"{pct(acc['original'])} / {pct(acc['reference'])} / {pct(acc['photo_backgrounds'])}",
-                     f"{dollars(ro['median_abs_change'])}, {pct(ro['top1_agreement'])}"])
+                     f"{usd(ro['median_abs_change'])}, {pct(ro['top1_agreement'])}"])
     rep.table(["framing", "cars", "mean abs price change", "median abs change", "median rel. change",
                "top-1 agreement", "price spread per car", "variance ratio",
                "accuracy: original / grey / photo bgs", "grey paste vs original: median change, agreement"],
@@ -215,7 +216,7 @@ def write_report(args: StudyArgs, predictor_line: str, note: str, data: dict[str
         s = data["summary"][fname]
         rep.para(f"{fname}: variance ratio {s['log_price_var_within_car']:.4f} / "
                  f"{s['log_price_var_between_cars']:.4f} = {s['background_to_car_variance_ratio']:.2f}; "
-                 f"mean price on grey {dollars(s['mean_reference_price'])}; mean confidence original "
+                 f"mean price on grey {usd(s['mean_reference_price'])}; mean confidence original "
                  f"{s['confidence']['original']:.3f} / grey {s['confidence']['reference']:.3f} / photo "
                  f"backgrounds {s['confidence']['photo_backgrounds']:.3f}; flagged as not a whole car "
                  f"{pct(s['flagged']['original'])} / {pct(s['flagged']['reference'])} / "
@@ -223,9 +224,9 @@ def write_report(args: StudyArgs, predictor_line: str, note: str, data: dict[str
     for fname, _ in FRAMINGS:
         s = data["summary"][fname]
         rep.heading(f"Per background, {fname} framing (against the grey reference)", level=3)
-        rows = [[n, v["kind"], dollars(v["mean_abs_change"]), dollars(v["median_abs_change"]),
+        rows = [[n, v["kind"], usd(v["mean_abs_change"]), usd(v["median_abs_change"]),
                  pct(v["median_rel_change"]), pct(v["top1_agreement"]), pct(v["accuracy"]),
-                 dollars(v["mean_price"])]
+                 usd(v["mean_price"])]
                 for n, v in sorted(s["per_background"].items(), key=lambda kv: -kv[1]["mean_abs_change"])]
         rep.table(["background", "kind", "mean abs change", "median abs change", "median rel. change",
                    "top-1 agreement", "accuracy", "mean price"], rows)
@@ -270,9 +271,9 @@ def example_figure(data: dict[str, Any], args: StudyArgs, backgrounds: Sequence[
         for ax, b in zip(row, shown, strict=True):
             ax.axis("off")
             ax.imshow(composite(img, b.image, fill).resize((CANVAS[0] // 3, CANVAS[1] // 3)))
-            ax.set_title(f"{fname}, {b.name}: {dollars(view['price'][b.name])}\n"
+            ax.set_title(f"{fname}, {b.name}: {usd(view['price'][b.name])}\n"
                          f"{view['top1'][b.name][:26]}", fontsize=5.5)
-    fig.suptitle(f"{car['file']} (label: {car['truth']}; own photo: {dollars(car['original']['price'])}, "
+    fig.suptitle(f"{car['file']} (label: {car['truth']}; own photo: {usd(car['original']['price'])}, "
                  f"{car['original']['top1'][:30]})", fontsize=7)
     return fig
 

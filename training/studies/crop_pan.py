@@ -19,6 +19,7 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 
+from training.formatting import pct, usd
 from training.studies.common import (
     CarPhoto,
     StudyArgs,
@@ -31,7 +32,7 @@ from training.studies.common import (
     study_main,
     truth_label,
 )
-from training.studies.report import Report, dollars, pct
+from training.studies.report import Report
 
 NAME = "crop_pan"
 DEFAULT_LIMIT = 400  # car photos (the held-out split has ~730, ~200 of them wide)
@@ -208,7 +209,7 @@ def examples_figure(data: dict[str, Any], args: StudyArgs) -> plt.Figure:
                 ax.annotate(lab[:20], (x[i], ph["price"][i] / 1000), fontsize=5, rotation=30,
                             xytext=(2, 4), textcoords="offset points")
             prev = lab
-        ax.set_xlabel(f"crop position (whole photo: {dollars(ph['full']['price'])}, "
+        ax.set_xlabel(f"crop position (whole photo: {usd(ph['full']['price'])}, "
                       f"{ph['full']['top1'][:28]})", fontsize=7)
     return fig
 

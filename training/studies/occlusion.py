@@ -24,6 +24,7 @@ from PIL import Image, ImageDraw
 
 from core.predictor import Predictor
 from core.preprocess import load_photo
+from training.formatting import pct
 from training.studies.common import (
     StudyArgs,
     as_photo,
@@ -37,7 +38,7 @@ from training.studies.common import (
     study_main,
     truth_label,
 )
-from training.studies.report import Report, pct
+from training.studies.report import Report
 
 NAME = "occlusion"
 DEFAULT_LIMIT = 750  # car photos (the held-out split has ~730, ~200 of them wide)

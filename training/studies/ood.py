@@ -26,6 +26,7 @@ import numpy as np
 
 from core.predictor import Predictor
 from core.preprocess import Box, Photo
+from training.formatting import pct
 from training.studies.backgrounds import (
     Background,
     licence_lines,
@@ -44,7 +45,7 @@ from training.studies.common import (
     pick_cars,
     study_main,
 )
-from training.studies.report import Report, pct
+from training.studies.report import Report
 
 NAME = "ood"
 DEFAULT_LIMIT = 750  # car photos (the held-out split has ~730, ~200 of them wide)

@@ -37,14 +37,6 @@ def fmt(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
-def dollars(value: float) -> str:
-    return "n/a" if math.isnan(value) else f"${value:,.0f}"
-
-
-def pct(value: float) -> str:
-    return "n/a" if math.isnan(value) else f"{100 * value:.1f}%"
-
-
 @dataclass
 class Report:
     name: str  # file stem: <out>/<name>.md
