@@ -159,7 +159,7 @@ class ResultPanel(QWidget):
         fm = self.notice.fontMetrics()
         need = fm.boundingRect(0, 0, text_width, 10_000, flags, not_a_car_text(1.0)).height()
         height = max(need, 2 * fm.lineSpacing()) + 2 * 4 + 2
-        if self.status.height() != height or self.status.minimumHeight() != height:
+        if self.status.minimumHeight() != height:  # fixed: minimum == maximum == height
             self.status.setFixedHeight(height)
 
     def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt override
