@@ -2,22 +2,25 @@
 
 The image item is stretched over the photo's ORIGINAL pixel size, so the ROI's coordinates
 are original-image coordinates: exactly the ``Box`` that ``core`` expects, whatever the size
-of the decoded working copy.
+of the image shown: the working copy at first, then (see ``sharp_copy``) a copy decoded at the
+view's size when the view is larger than the working copy.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QKeyEvent, QMouseEvent
+from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QKeyEvent, QMouseEvent, QResizeEvent
 from PySide6.QtWidgets import QGraphicsItem, QWidget
 
+from carvalue_gui.sharp_copy import SharpCopies, wanted_side
 from core.preprocess import Box, Photo
 
 NUDGE_FRACTION = 0.01  # arrow key: 1% of the photo's width/height; with Shift: 10%
 MIN_BOX_FRACTION = 0.05  # the box cannot shrink below 5% of the photo's side
 PLACEHOLDER = "Drop photos or folders here\nor use File > Open photos"
+SHARP_DELAY_MS = 250  # ask for a sharper copy once the first estimate and resizing are done
 
 
 class CropView(pg.GraphicsView):
@@ -47,6 +50,13 @@ class CropView(pg.GraphicsView):
         self._roi: pg.RectROI | None = None
         self._size: tuple[int, int] | None = None
         self._quiet = False
+        self._photo: Photo | None = None
+        self._shown_side = 0  # long side of the image shown, in its own pixels
+        self._token = object()  # identifies the photo shown, for sharper copies
+        self._sharp = SharpCopies(self)
+        self._sharp.ready.connect(self._on_sharp_copy)
+        self._sharp_timer = QTimer(self, singleShot=True, interval=SHARP_DELAY_MS)
+        self._sharp_timer.timeout.connect(self._ask_sharp_copy)
 
     # -- state --------------------------------------------------------------------------------
     @property
@@ -56,12 +66,26 @@ class CropView(pg.GraphicsView):
     def image_size(self) -> tuple[int, int] | None:
         return self._size
 
+    def shown_image_shape(self) -> tuple[int, ...] | None:
+        """Shape of the pixel array on screen (the working copy or a sharper one)."""
+        image = self._image.image
+        return None if image is None else tuple(image.shape)
+
+    def shutdown(self) -> None:
+        """Drop pending sharper copies and wait for one being decoded (window closing)."""
+        self._sharp_timer.stop()
+        self._sharp.cancel()
+        self._sharp.wait()
+
     def set_photo(self, photo: Photo | None, box: Box | None = None, message: str = "") -> None:
         """Show ``photo`` (its working copy, never re-decoded) with the box (default: whole);
         None shows ``message`` (or how to get photos in)."""
         if self._roi is not None:
             self._vb.removeItem(self._roi)
             self._roi = None
+        self._photo, self._token = photo, object()
+        self._sharp.cancel()
+        self._sharp_timer.stop()
         if photo is None:
             self._size = None
             self._image.clear()
@@ -72,8 +96,7 @@ class CropView(pg.GraphicsView):
         self._placeholder.hide()
         w, h = photo.original_size
         self._size = (w, h)
-        self._image.setImage(np.asarray(photo.image), autoLevels=False, levels=(0, 255))
-        self._image.setRect(QRectF(0, 0, w, h))
+        self._show_pixels(np.asarray(photo.image))
         b = (box or photo.full_box()).clamp((w, h))
         roi = pg.RectROI((b.x, b.y), (b.w, b.h), pen=pg.mkPen((255, 200, 0), width=3),
                          hoverPen=pg.mkPen((255, 240, 120), width=3), maxBounds=QRectF(0, 0, w, h),
@@ -86,6 +109,38 @@ class CropView(pg.GraphicsView):
         self._roi = roi
         self._vb.addItem(roi)
         self._vb.setRange(QRectF(0, 0, w, h), padding=0.02)
+        self._sharp_timer.start()
+
+    def _show_pixels(self, rgb: np.ndarray) -> None:
+        assert self._size is not None
+        self._image.setImage(rgb, autoLevels=False, levels=(0, 255))
+        self._image.setRect(QRectF(0, 0, *self._size))
+        self._shown_side = max(rgb.shape[:2])
+
+    def _view_side(self) -> float:
+        """The shown photo's long side on screen, in device pixels."""
+        assert self._size is not None
+        px_w, px_h = self._vb.viewPixelSize()  # view units per logical pixel
+        if px_w <= 0 or px_h <= 0:
+            return 0.0
+        return max(self._size[0] / px_w, self._size[1] / px_h) * self.devicePixelRatioF()
+
+    def _ask_sharp_copy(self) -> None:
+        if self._photo is None or not self.isVisible():
+            return
+        side = wanted_side(self._photo, self._shown_side, self._view_side())
+        if side is not None:
+            self._sharp.request(self._token, self._photo, side)
+
+    def _on_sharp_copy(self, token: object, rgb: np.ndarray) -> None:
+        if token is self._token and self._size is not None:
+            self._show_pixels(rgb)
+
+    def resizeEvent(self, ev: QResizeEvent) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(ev)
+        # pg.GraphicsView.__init__ calls this before our attributes exist.
+        if getattr(self, "_photo", None) is not None:
+            self._sharp_timer.start()  # restarts: one request once the resizing stops
 
     def box(self) -> Box | None:
         if self._roi is None or self._size is None:

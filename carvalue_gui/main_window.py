@@ -671,4 +671,5 @@ class MainWindow(QMainWindow):
         self._sweep_timer.stop()
         self.loader.stop()
         self.worker.stop()
+        self.crop_view.shutdown()
         super().closeEvent(event)

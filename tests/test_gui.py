@@ -192,6 +192,39 @@ def test_huge_photo_uses_the_working_copy_in_original_coordinates(qtbot: object,
     assert_same(shown, predictor.predict(entry.photo))
 
 
+def test_large_view_shows_a_sharper_copy_and_estimates_stay_on_the_working_copy(
+        qtbot: object, window: MainWindow, tmp_path: Path, predictor: Predictor) -> None:
+    big = tmp_path / "big24.jpg"
+    Image.fromarray(np.random.default_rng(2).integers(0, 255, (200, 300, 3), dtype=np.uint8)).resize(
+        (6000, 4000)).save(big, quality=85)
+    window.resize(1900, 1200)
+    load(qtbot, window, [big])
+    entry = window.current_entry()
+    assert entry is not None and entry.photo.image.size == (750, 500)  # 1/8-scale working copy
+    view = window.crop_view
+    qtbot.waitUntil(lambda: view.shown_image_shape()[1] > 750, timeout=WAIT_MS)  # type: ignore[attr-defined,index]
+    h, w, _ = view.shown_image_shape()  # type: ignore[misc]
+    assert 750 * 1.15 <= w <= 6000 and h == round(w * 4000 / 6000)
+    sharp = np.asarray(load_photo(big, max_side=w, draft_min_fraction=1.0).image)
+    assert np.array_equal(view._image.image, sharp)  # noqa: SLF001 - the pixels on screen
+    assert view.box() == Box(0, 0, 6000, 4000)  # still original coordinates
+    assert_same(wait_shown(qtbot, window), predictor.predict(entry.photo))
+
+
+def test_a_sharper_copy_that_arrives_late_is_dropped(qtbot: object, window: MainWindow, tmp_path: Path) -> None:
+    big, small = tmp_path / "big.jpg", _photo(tmp_path / "small.jpg", (320, 200), 9)
+    Image.new("RGB", (6000, 4000), (90, 120, 150)).save(big, quality=85)
+    window.resize(1900, 1200)
+    view = window.crop_view
+    view.set_photo(load_photo(big))
+    view._ask_sharp_copy()  # noqa: SLF001 - what the timer does, now
+    view.set_photo(load_photo(small))  # the user moved on before the decode finished
+    view._sharp.wait()  # noqa: SLF001
+    qtbot.wait(50)  # type: ignore[attr-defined]
+    assert view.shown_image_shape() == (200, 320, 3)
+    assert view.box() == Box(0, 0, 320, 200)
+
+
 def test_paste_image_from_clipboard(qtbot: object, window: MainWindow, predictor: Predictor) -> None:
     arr = np.random.default_rng(3).integers(0, 255, (120, 200, 3), dtype=np.uint8)
     qimg = QImage(arr.tobytes(), 200, 120, 600, QImage.Format.Format_RGB888).copy()

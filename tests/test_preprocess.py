@@ -13,9 +13,12 @@ from PIL import Image
 
 from core.modelfile import InputSpec
 from core.preprocess import (
+    DRAFT_MIN_FRACTION,
+    WORKING_MAX_SIDE,
     Box,
     ImageLoadError,
     crop_to_input,
+    draft_request,
     load_photo,
     normalise,
     photo_from_bytes,
@@ -151,9 +154,34 @@ def test_large_jpeg_decodes_in_draft_mode_to_working_copy(tmp_path: Path) -> Non
     quadrants(4000, 3000).save(p, quality=90)
     photo = load_photo(p)
     assert photo.original_size == (4000, 3000)
-    assert max(photo.image.size) == 1024
-    assert photo.scale == pytest.approx(1024 / 4000, rel=1e-3)
+    assert photo.image.size == (1000, 750)  # decoded at 1/4 scale, no resize after
+    assert photo.scale == pytest.approx(1000 / 4000, rel=1e-3)
     assert all(close(g, w) for g, w in zip(corner_colours(photo.image), corner_colours(quadrants()), strict=True))
+
+
+@pytest.mark.parametrize(("size", "working"), [
+    ((6000, 4000), (750, 500)),  # 24 MP: 1/8
+    ((4032, 3024), (1008, 756)),  # 12-MP phone: 1/4, not 1/2 and a resize
+    ((5472, 3648), (1024, 683)),  # 1/8 would be 684 < 0.7 * 1024: 1/4, then resized
+    ((3000, 4000), (750, 1000)),  # portrait: the long side counts
+    ((1400, 1000), (1024, 731)),  # 1/2 would be too small: full decode, resized
+    ((900, 600), (900, 600)),  # small: as is
+])
+def test_draft_scale_is_the_smallest_that_keeps_the_working_size(
+        tmp_path: Path, size: tuple[int, int], working: tuple[int, int]) -> None:
+    p = tmp_path / "x.jpg"
+    Image.new("RGB", size, (90, 120, 150)).save(p, quality=90)
+    photo = load_photo(p)
+    assert photo.image.size == working
+    assert DRAFT_MIN_FRACTION * WORKING_MAX_SIDE <= max(working) <= WORKING_MAX_SIDE or working == size
+
+
+def test_display_copy_is_at_least_the_size_asked_for(tmp_path: Path) -> None:
+    p = tmp_path / "x.jpg"
+    Image.new("RGB", (6000, 4000), (90, 120, 150)).save(p, quality=90)
+    assert load_photo(p, max_side=1400, draft_min_fraction=1.0).image.size == (1400, 933)
+    assert draft_request((6000, 4000), 1400, 1.0) == (1400, 934)
+    assert draft_request((1400, 1000), 1024) is None
 
 
 # -- bad files: one line naming the file -------------------------------------------------------
