@@ -29,14 +29,6 @@ def followed_label(sweep: Sweep) -> str:
     return counts.most_common(1)[0][0]
 
 
-def label_probabilities(sweep: Sweep, label: str) -> np.ndarray:
-    """``label``'s probability at each position (0 where it is outside a prediction's top-k)."""
-    out = []
-    for p in sweep.predictions:
-        out.append(next((x.probability for x in p.make_models if x.label == label), 0.0))
-    return np.array(out)
-
-
 class SweepPlot(pg.PlotWidget):
     """``show_sweep`` draws a Sweep; ``position_clicked(index)`` when the user clicks the plot."""
 
@@ -116,7 +108,7 @@ class SweepPlot(pg.PlotWidget):
         self._high.setData(self.x, [p.price_high for p in preds])
         self._median.setData(self.x, self.medians)
         self.followed = followed_label(sweep)
-        self.probabilities = label_probabilities(sweep, self.followed)
+        self.probabilities = sweep.probabilities_of(self.followed)
         self._prob.setData(self.x, self.probabilities)
         blue, orange = (f"rgb{PRICE_PEN}", f"rgb{PROB_PEN}")
         item.setTitle(f"<span style='color:{blue}'>● median price (band: likely range)</span> &nbsp; "

@@ -158,8 +158,7 @@ class InferenceWorker(QObject):
                 elif kind == "sweep":
                     assert isinstance(payload, SweepRequest)
                     ident = payload.id
-                    n = len(predictor.metadata.make_models)  # every label: the plot follows one
-                    sweep = predictor.sweep(payload.photo, payload.n, payload.width, top_k=n)
+                    sweep = predictor.sweep(payload.photo, payload.n, payload.width)
                     self.sweep_done.emit(payload.id, sweep)
                 elif kind == "warm_up":
                     _warm_up(predictor)

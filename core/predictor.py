@@ -8,7 +8,7 @@ import sys
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -83,11 +83,22 @@ class Prediction:
 
 @dataclass(frozen=True)
 class Sweep:
-    """Predictions for crops panned left to right across a photo (one batch)."""
+    """Predictions for crops panned left to right across a photo (one batch), plus every
+    make/model's probability at every position (so a plot can follow any label without each
+    prediction carrying the whole vocabulary)."""
 
     image_size: tuple[int, int]
     boxes: tuple[Box, ...]
     predictions: tuple[Prediction, ...]
+    make_model_labels: tuple[str, ...] = ()
+    make_model_probs: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)), compare=False, repr=False)
+
+    def probabilities_of(self, label: str) -> np.ndarray:
+        """``label``'s make/model probability at each position (0 for a label the model lacks)."""
+        try:
+            return self.make_model_probs[:, self.make_model_labels.index(label)].copy()
+        except ValueError:
+            return np.zeros(len(self.boxes))
 
     @property
     def positions(self) -> tuple[float, ...]:
@@ -192,12 +203,22 @@ class Predictor:
     def sweep(self, image: PhotoLike, n: int = 16, width: float = 0.5, top_k: int = 5) -> Sweep:
         """Crops of ``width`` x full height panned left to right, predicted as one batch."""
         photo = self.as_photo(image)
-        boxes = sweep_boxes(photo.original_size, n, width)
-        return Sweep(photo.original_size, tuple(boxes), tuple(self.predict_crops(photo, boxes, top_k)))
+        pairs: list[tuple[Photo, Box | None]] = [(photo, b) for b in sweep_boxes(photo.original_size, n, width)]
+        outs, boxes = self._forward(pairs)
+        meta = self.metadata
+        probs = softmax(outs["make_model_logits"], meta.temperatures.get("make_model", 1.0))
+        preds = tuple(self._decode(outs, i, boxes[i], photo.source, top_k) for i in range(len(boxes)))
+        return Sweep(photo.original_size, tuple(boxes), preds, tuple(meta.make_models), probs)
 
     def _predict_pairs(self, pairs: Sequence[tuple[Photo, Box | None]], top_k: int) -> list[Prediction]:
         if not pairs:
             return []
+        outs, boxes = self._forward(pairs)
+        return [self._decode(outs, i, boxes[i], pairs[i][0].source, top_k) for i in range(len(pairs))]
+
+    def _forward(self, pairs: Sequence[tuple[Photo, Box | None]]) -> tuple[dict[str, np.ndarray], list[Box]]:
+        """Crop, resize and normalise each pair, run them as one batch; the raw outputs and the
+        clamped boxes."""
         spec = self.metadata.input
         boxes = [(c or p.full_box()).clamp(p.original_size) for p, c in pairs]
         photos = [p for p, _ in pairs]
@@ -205,9 +226,7 @@ class Predictor:
             inputs = list(self._preprocess_pool().map(lambda p, b: crop_to_input(p, b, spec), photos, boxes))
         else:
             inputs = [crop_to_input(p, b, spec) for p, b in zip(photos, boxes, strict=True)]
-        batch = np.stack(inputs)
-        outs = self.run_batch(batch)
-        return [self._decode(outs, i, boxes[i], pairs[i][0].source, top_k) for i in range(len(pairs))]
+        return self.run_batch(np.stack(inputs)), boxes
 
     def _decode(self, outs: dict[str, np.ndarray], i: int, box: Box, source: str, top_k: int) -> Prediction:
         meta = self.metadata
@@ -237,10 +256,11 @@ class Predictor:
 
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """Softmax over the last axis (one distribution per row of a batch)."""
     z = np.asarray(logits, dtype=np.float64) / temperature
-    z = z - z.max()
+    z = z - z.max(axis=-1, keepdims=True)
     e = np.exp(z)
-    return e / e.sum()
+    return e / e.sum(axis=-1, keepdims=True)
 
 
 def top_labels(probs: np.ndarray, vocab: Sequence[str], k: int) -> tuple[LabelProb, ...]:

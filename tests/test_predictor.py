@@ -85,6 +85,21 @@ def test_sweep_covers_photo_left_to_right(predictor: Predictor) -> None:
     assert sw.predictions[7].median_price == pytest.approx(single.median_price, rel=1e-4)
 
 
+def test_sweep_carries_every_make_models_probability(predictor: Predictor) -> None:
+    sw = predictor.sweep(scene(600, 200), n=8, width=0.5, top_k=3)
+    labels = predictor.metadata.make_models
+    assert sw.make_model_probs.shape == (8, len(labels))
+    assert np.allclose(sw.make_model_probs.sum(axis=1), 1.0)
+    for row, pred in zip(sw.make_model_probs, sw.predictions, strict=True):
+        assert len(pred.make_models) == 3
+        for m in pred.make_models:  # the top-k agree with the full distribution
+            assert row[labels.index(m.label)] == pytest.approx(m.probability, rel=1e-9)
+    # A label ranked low everywhere still has its real probability, not 0.
+    last = min(labels, key=lambda lab: sw.make_model_probs[:, labels.index(lab)].max())
+    assert np.all(sw.probabilities_of(last) > 0)
+    assert np.array_equal(sw.probabilities_of("no such car"), np.zeros(8))
+
+
 def test_sweep_boxes_validation() -> None:
     assert sweep_boxes((100, 50), 1, 0.5) == [Box(25, 0, 50, 50)]
     with pytest.raises(ValueError):
