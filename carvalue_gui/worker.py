@@ -13,6 +13,7 @@ drops a result whose id is no longer the newest.
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter, deque
 from dataclasses import dataclass
 
@@ -22,6 +23,7 @@ from core.predictor import Predictor
 from core.preprocess import Box, Photo
 
 BATCH_CHUNK = 8  # photos per forward pass for the photo list; bounds a crop request's wait
+WARM_IDLE_S = 1.0  # idle time before warming up the larger batch sizes
 SWEEP_POSITIONS = 16  # crop positions in one "pan across" sweep (one batch)
 
 
@@ -61,7 +63,9 @@ class InferenceWorker(QObject):
         self._crop: CropRequest | None = None
         self._sweep: SweepRequest | None = None
         self._batch: deque[tuple[int, BatchItem]] = deque()
-        self._warm_up = False
+        self._warm_first = False  # batch 1 still to warm up
+        self._warm_later: list[int] = []  # larger batch sizes, warmed once idle (see set_predictor)
+        self._last_busy = 0.0  # time.monotonic() of the last request or finished job
         self._stopping = False
         self._batch_chunk = batch_chunk
         self.runs: Counter[str] = Counter()  # forward passes started, by kind (tests, benchmark)
@@ -76,7 +80,12 @@ class InferenceWorker(QObject):
             self._crop = None
             self._sweep = None
             self._batch.clear()
-            self._warm_up = warm_up and predictor is not None
+            # Batch 1 (a crop, a single photo) at once; the larger sizes only after WARM_IDLE_S
+            # with nothing to do, so a photo given at start-up is not kept waiting (on two cores
+            # warming all sizes at once slowed its decoding and delayed its first result ~3x).
+            self._warm_first = warm_up and predictor is not None
+            self._warm_later = [self._batch_chunk, SWEEP_POSITIONS] if self._warm_first else []
+            self._last_busy = time.monotonic()
             self._cond.notify()
 
     def submit_crop(self, request: CropRequest) -> None:
@@ -116,12 +125,20 @@ class InferenceWorker(QObject):
 
     # -- the thread -------------------------------------------------------------------------
     def _next_job(self) -> tuple[str, Predictor, object] | None:
-        """Wait for work; None when stopping. Priority: crop, sweep, warm-up, batch."""
+        """Wait for work; None when stopping. Priority: crop, sweep, warm-up of batch 1, batch;
+        the other warm-ups once idle for WARM_IDLE_S."""
         with self._cond:
             while not self._stopping and not self._has_work():
-                self._cond.wait()
+                if self._warm_later and self._predictor is not None:
+                    wait = self._last_busy + WARM_IDLE_S - time.monotonic()
+                    if wait <= 0:
+                        return "warm_up", self._predictor, self._warm_later.pop(0)
+                    self._cond.wait(wait)
+                else:
+                    self._cond.wait()
             if self._stopping:
                 return None
+            self._last_busy = time.monotonic()
             predictor = self._predictor
             assert predictor is not None  # _has_work() is False without a predictor
             if self._crop is not None:
@@ -130,9 +147,9 @@ class InferenceWorker(QObject):
             if self._sweep is not None:
                 sweep, self._sweep = self._sweep, None
                 return "sweep", predictor, sweep
-            if self._warm_up:
-                self._warm_up = False
-                return "warm_up", predictor, None
+            if self._warm_first:
+                self._warm_first = False
+                return "warm_up", predictor, 1
             generation = self._batch[0][0]
             chunk: list[BatchItem] = []
             while self._batch and len(chunk) < self._batch_chunk and self._batch[0][0] == generation:
@@ -142,7 +159,7 @@ class InferenceWorker(QObject):
     def _has_work(self) -> bool:
         if self._predictor is None:
             return False
-        return self._crop is not None or self._sweep is not None or self._warm_up or bool(self._batch)
+        return self._crop is not None or self._sweep is not None or self._warm_first or bool(self._batch)
 
     def _loop(self) -> None:
         while (job := self._next_job()) is not None:
@@ -161,7 +178,8 @@ class InferenceWorker(QObject):
                     sweep = predictor.sweep(payload.photo, payload.n, payload.width)
                     self.sweep_done.emit(payload.id, sweep)
                 elif kind == "warm_up":
-                    _warm_up(predictor)
+                    assert isinstance(payload, int)
+                    _warm_up(predictor, payload)
                 else:
                     generation, chunk = payload  # type: ignore[misc]
                     ident = generation
@@ -173,16 +191,16 @@ class InferenceWorker(QObject):
                 if kind == "batch":  # account for the chunk, so progress still completes
                     generation, chunk = payload  # type: ignore[misc]
                     self.batch_done.emit(generation, [(it.key, None) for it in chunk])
+            with self._cond:
+                self._last_busy = time.monotonic()
 
 
-def _warm_up(predictor: Predictor) -> None:
-    """Run the batch sizes the app uses once, so the first real request is not the slow one
-    (ONNX Runtime sizes its buffers on the first run of each shape)."""
+def _warm_up(predictor: Predictor, batch_size: int) -> None:
+    """Run one batch size the app uses once, so the first real request of that size is not the
+    slow one (ONNX Runtime sizes its buffers on the first run of each shape)."""
     from PIL import Image
 
     from core.preprocess import photo_from_image
 
     grey = photo_from_image(Image.new("RGB", (256, 192), (128, 128, 128)), "<warm-up>")
-    predictor.predict_crops(grey, [None])
-    predictor.predict_crops(grey, [None] * BATCH_CHUNK)
-    predictor.predict_crops(grey, [None] * SWEEP_POSITIONS)
+    predictor.predict_crops(grey, [None] * batch_size)
