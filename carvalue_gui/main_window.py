@@ -314,9 +314,9 @@ class MainWindow(QMainWindow):
         if self.predictor is None:
             for e in fresh:
                 self.strip.set_estimate(e.key, e.path, None, "no model loaded")
-        self._queue_batch(fresh)
         if fresh and self.strip.current_key() is None:
-            self.strip.select(fresh[0].key)
+            self.strip.select(fresh[0].key)  # its crop request first: the worker is idle now
+        self._queue_batch(fresh)
         self._evict()
 
     def _add_entry(self, path: str, photo: Photo, thumbnail: QImage) -> PhotoEntry:
