@@ -90,4 +90,6 @@ def test_launcher_predict_never_imports_qt(model_file: Path, photos: dict[str, P
 
 def test_real_car_photo(model_file: Path, car_photo: Path) -> None:
     rc, out, _ = run([str(car_photo), "--json", "--model", str(model_file)])
-    assert rc == 0 and json.loads(out)["crop"]["w"] == Image.open(car_photo).width
+    with Image.open(car_photo) as im:
+        width = im.width
+    assert rc == 0 and json.loads(out)["crop"]["w"] == width
