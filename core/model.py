@@ -203,9 +203,9 @@ def export_onnx(model: CarValueNet, path: str, input_size: int, opset: int = 17)
     dyn = {"input": {0: "batch"}} | {name: {0: "batch"} for name in OUTPUT_NAMES}
     # The TorchScript exporter (deprecated, still in the pinned torch 2.13): the torch.export
     # one (dynamo=True, dynamic_shapes) was tried on 2026-11-25 and gives the same plain graph
-    # after simplify_onnx (GlobalAveragePool as ReduceMean) with parity ~1e-15, but exports
-    # ~3x slower, which the test suite pays on every model file it writes.  Switch when the
-    # pin moves to a torch without this exporter.
+    # after simplify_onnx (GlobalAveragePool as ReduceMean) with parity ~1e-15, but took
+    # 6.5-8.4 s per export against 0.6-1.1 s here, which the test suite pays on every model
+    # file it writes.  Switch when the pin moves to a torch without this exporter.
     with torch.no_grad(), static_same_padding(model, input_size):
         torch.onnx.export(model, (dummy,), path, input_names=["input"], output_names=list(OUTPUT_NAMES),
                           dynamic_axes=dyn, opset_version=opset, dynamo=False)
