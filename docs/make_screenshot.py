@@ -36,13 +36,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=str(REPO / "docs" / "screenshot.png"))
     ap.add_argument("--box", default="0.06,0.08,0.8,0.86",
                     help="crop box as fractions of the photo: x,y,w,h (default: around most of the car)")
+    ap.add_argument("--size", default=f"{SIZE[0]}x{SIZE[1]}", help="window size WxH (default: %(default)s)")
     args = ap.parse_args(argv)
+    size = tuple(int(v) for v in args.size.lower().split("x"))
 
     if not os.environ.get("DISPLAY") and os.environ.get("QT_QPA_PLATFORM") != "offscreen":
         if shutil.which("xvfb-run") is None:
             print("no display and no xvfb-run: apt-get install -y xvfb (or set DISPLAY)", file=sys.stderr)
             return 2
-        cmd = ["xvfb-run", "-a", "-s", f"-screen 0 {SIZE[0]}x{SIZE[1]}x24", sys.executable,
+        cmd = ["xvfb-run", "-a", "-s", f"-screen 0 {size[0]}x{size[1]}x24", sys.executable,
                str(Path(__file__).resolve()), *(argv if argv is not None else sys.argv[1:])]
         return subprocess.call(cmd)
 
@@ -74,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
 
     window = MainWindow(model_path=model)
     window.sweep_step_ms = 0
-    window.setGeometry(0, 0, *SIZE)
+    window.setGeometry(0, 0, *size)
     window.show()
 
     def wait_until(predicate: object, timeout: float = 60.0) -> None:
@@ -101,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     fx, fy, fw, fh = (float(v) for v in args.box.split(","))
     roi.setState({"pos": QPointF(fx * w, fy * h), "size": QPointF(fw * w, fh * h), "angle": 0.0})
     wait_until(lambda: window.panel.shown_request == window.latest_request_id)
-    for _ in range(20):  # let layouts and repaints settle
+    for _ in range(20):  # let layouts and repaints settle (and a sharper copy of a large photo arrive)
         app.processEvents()
         time.sleep(0.05)
     screen = QGuiApplication.primaryScreen()
