@@ -1,4 +1,4 @@
-"""The selected photo with a crop box the user drags, resizes, resets and nudges.
+"""The selected photo with a crop box the user draws, drags, resizes, resets and nudges.
 
 The image item is stretched over the photo's ORIGINAL pixel size, so the ROI's coordinates
 are original-image coordinates: exactly the ``Box`` that ``core`` expects, whatever the size
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
+from pyqtgraph.graphicsItems.ROI import Handle
 from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QKeyEvent, QMouseEvent, QResizeEvent
 from PySide6.QtWidgets import QGraphicsItem, QWidget
@@ -20,6 +21,7 @@ from core.preprocess import Box, Photo
 NUDGE_FRACTION = 0.01  # arrow key: 1% of the photo's width/height; with Shift: 10%
 MIN_BOX_FRACTION = 0.05  # the box cannot shrink below 5% of the photo's side
 PLACEHOLDER = "Drop photos or folders here\nor use File > Open photos"
+DRAW_MIN_PX = 5  # a press that moves less than this many screen pixels is a click, not a box
 SHARP_DELAY_MS = 250  # ask for a sharper copy once the first estimate and resizing are done
 
 
@@ -32,8 +34,9 @@ class CropView(pg.GraphicsView):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent, background=QColor(40, 40, 40))
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
-        self.setToolTip("Drag the box to move it, its handles to resize it; double-click resets it "
-                        "to the whole photo; arrow keys nudge it (Shift: more).")
+        self.setToolTip("Drag outside the box (or Shift+drag anywhere) to draw a new one; drag the box "
+                        "to move it, its handles to resize it; double-click resets it to the whole "
+                        "photo; arrow keys nudge it (Shift: more).")
         self._vb = pg.ViewBox(lockAspect=True, invertY=True, enableMenu=False)
         self._vb.setMouseEnabled(False, False)
         self.setCentralItem(self._vb)
@@ -51,6 +54,8 @@ class CropView(pg.GraphicsView):
         self._size: tuple[int, int] | None = None
         self._quiet = False
         self._photo: Photo | None = None
+        self._draw_from: QPointF | None = None  # image point where a drawn box started
+        self._draw_press = QPointF()  # ... and the press, in viewport pixels
         self._shown_side = 0  # long side of the image shown, in its own pixels
         self._token = object()  # identifies the photo shown, for sharper copies
         self._sharp = SharpCopies(self)
@@ -182,6 +187,63 @@ class CropView(pg.GraphicsView):
         b = self.box()
         if b is not None:
             self.box_changed.emit(b)
+
+    def _to_image(self, pos: QPointF) -> QPointF:
+        """Viewport pixels -> original-image coordinates."""
+        return self._vb.mapSceneToView(self.mapToScene(pos.toPoint()))
+
+    def _press_draws(self, pos: QPointF, modifiers: Qt.KeyboardModifier) -> bool:
+        """Whether a left press here starts drawing a new box: on the photo, not on a resize
+        handle, and outside the box, or anywhere with Shift, or anywhere when the box is the
+        whole photo (which cannot be moved)."""
+        if self._roi is None or self._size is None:
+            return False
+        p = self._to_image(pos)
+        w, h = self._size
+        if not (0 <= p.x() <= w and 0 <= p.y() <= h):
+            return False
+        if any(isinstance(item, Handle) for item in self.items(pos.toPoint())):
+            return False
+        b = self.box()
+        assert b is not None
+        inside = b.x <= p.x() <= b.x + b.w and b.y <= p.y() <= b.y + b.h
+        whole = b.w >= 0.99 * w and b.h >= 0.99 * h
+        return bool(modifiers & Qt.KeyboardModifier.ShiftModifier) or not inside or whole
+
+    def _draw_to(self, pos: QPointF) -> None:
+        assert self._draw_from is not None and self._size is not None
+        a, q = self._draw_from, self._to_image(pos)
+        w, h = self._size
+        x0, x1 = sorted((min(max(a.x(), 0.0), w), min(max(q.x(), 0.0), w)))
+        y0, y1 = sorted((min(max(a.y(), 0.0), h), min(max(q.y(), 0.0), h)))
+        self.set_box(Box(x0, y0, x1 - x0, y1 - y0))
+
+    def mousePressEvent(self, ev: QMouseEvent) -> None:  # noqa: N802 - Qt override
+        if ev.button() == Qt.MouseButton.LeftButton and self._press_draws(ev.position(), ev.modifiers()):
+            self._draw_from, self._draw_press = self._to_image(ev.position()), ev.position()
+            ev.accept()
+            return
+        super().mousePressEvent(ev)
+
+    def mouseMoveEvent(self, ev: QMouseEvent) -> None:  # noqa: N802 - Qt override
+        if self._draw_from is not None:
+            if (ev.position() - self._draw_press).manhattanLength() >= DRAW_MIN_PX:
+                self._draw_to(ev.position())
+            ev.accept()
+            return
+        if ev.buttons() == Qt.MouseButton.NoButton:
+            draws = self._press_draws(ev.position(), ev.modifiers())
+            self.viewport().setCursor(Qt.CursorShape.CrossCursor if draws else Qt.CursorShape.ArrowCursor)
+        super().mouseMoveEvent(ev)
+
+    def mouseReleaseEvent(self, ev: QMouseEvent) -> None:  # noqa: N802 - Qt override
+        if self._draw_from is not None and ev.button() == Qt.MouseButton.LeftButton:
+            if (ev.position() - self._draw_press).manhattanLength() >= DRAW_MIN_PX:
+                self._draw_to(ev.position())
+            self._draw_from = None
+            ev.accept()
+            return
+        super().mouseReleaseEvent(ev)
 
     def mouseDoubleClickEvent(self, ev: QMouseEvent) -> None:  # noqa: N802 - Qt override
         # Anywhere in the view, on the box too (where the ROI grabs the mouse first).

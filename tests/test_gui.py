@@ -641,41 +641,81 @@ def test_moving_the_box_during_a_sweep_keeps_the_users_box(qtbot: object, window
     assert_same(shown, predictor.predict(window.current_entry().photo, crop=Box(20, 20, 100, 90)))  # type: ignore[union-attr]
 
 
-def test_dragging_the_box_with_the_mouse(qtbot: object, window: MainWindow, photos: dict[str, list[Path]],
-                                         predictor: Predictor) -> None:
-    """Press on the box, move in steps (pyqtgraph handles at most ~60 moves a second), release."""
+def mouse_drag(qtbot: object, view: QWidget, start_xy: tuple[float, float], end_xy: tuple[float, float],
+               steps: int = 8, modifiers: Qt.KeyboardModifier = Qt.KeyboardModifier.NoModifier) -> None:
+    """Press at a photo point, move in steps (pyqtgraph handles at most ~60 moves a second),
+    release at another: real mouse events on the crop view's viewport."""
     from PySide6.QtCore import QEvent
     from PySide6.QtGui import QMouseEvent
 
+    vp = view.viewport()  # type: ignore[attr-defined]
+
+    def to_widget(x: float, y: float) -> QPoint:
+        return view.mapFromScene(view._vb.mapViewToScene(QPointF(x, y)))  # type: ignore[attr-defined]  # noqa: SLF001
+
+    def send(kind: QEvent.Type, pos: QPoint, button: Qt.MouseButton, buttons: Qt.MouseButton) -> None:
+        ev = QMouseEvent(kind, QPointF(pos), QPointF(vp.mapToGlobal(pos)), button, buttons, modifiers)
+        QApplication.sendEvent(vp, ev)
+
+    left, none = Qt.MouseButton.LeftButton, Qt.MouseButton.NoButton
+    start, end = to_widget(*start_xy), to_widget(*end_xy)
+    send(QEvent.Type.MouseMove, start, none, none)
+    send(QEvent.Type.MouseButtonPress, start, left, left)
+    for i in range(1, steps + 1):
+        qtbot.wait(20)  # type: ignore[attr-defined]
+        send(QEvent.Type.MouseMove, start + (end - start) * (i / steps), none, left)
+    send(QEvent.Type.MouseButtonRelease, end, left, none)
+
+
+def test_dragging_the_box_with_the_mouse(qtbot: object, window: MainWindow, photos: dict[str, list[Path]],
+                                         predictor: Predictor) -> None:
     load(qtbot, window, photos["loose"][:1])
     wait_shown(qtbot, window)
     view = window.crop_view
     view.set_box(Box(40, 40, 120, 80))
     wait_shown(qtbot, window)
-    vp = view.viewport()
-
-    def to_widget(x: float, y: float) -> QPoint:
-        return view.mapFromScene(view._vb.mapViewToScene(QPointF(x, y)))
-
-    def send(kind: QEvent.Type, pos: QPoint, button: Qt.MouseButton, buttons: Qt.MouseButton) -> None:
-        ev = QMouseEvent(kind, QPointF(pos), QPointF(vp.mapToGlobal(pos)), button, buttons,
-                         Qt.KeyboardModifier.NoModifier)
-        QApplication.sendEvent(vp, ev)
-
-    left, none = Qt.MouseButton.LeftButton, Qt.MouseButton.NoButton
-    start, end = to_widget(100, 80), to_widget(200, 120)
-    send(QEvent.Type.MouseMove, start, none, none)
-    send(QEvent.Type.MouseButtonPress, start, left, left)
-    for i in range(1, 9):
-        qtbot.wait(20)  # type: ignore[attr-defined]
-        send(QEvent.Type.MouseMove, start + (end - start) * (i / 8), none, left)
-    send(QEvent.Type.MouseButtonRelease, end, left, none)
+    mouse_drag(qtbot, view, (100, 80), (200, 120))
     box = view.box()
     assert box is not None and box.w == 120 and box.h == 80
     assert box.x == pytest.approx(140, abs=6) and box.y == pytest.approx(80, abs=6)
     shown = wait_shown(qtbot, window)
     assert shown.crop == box
     assert_same(shown, predictor.predict(window.current_entry().photo, crop=box))  # type: ignore[union-attr]
+
+
+def test_drawing_a_new_box_with_the_mouse(qtbot: object, window: MainWindow, photos: dict[str, list[Path]],
+                                          predictor: Predictor) -> None:
+    load(qtbot, window, photos["loose"][:1])  # 320 x 200, the box on the whole photo
+    wait_shown(qtbot, window)
+    view = window.crop_view
+    # The whole-photo box cannot move, so a drag on it draws; the estimate follows.
+    mouse_drag(qtbot, view, (40, 30), (200, 150))
+    box = view.box()
+    assert box is not None
+    assert (box.x, box.y, box.w, box.h) == pytest.approx((40, 30, 160, 120), abs=3)
+    shown = wait_shown(qtbot, window)
+    assert shown.crop == box
+    assert_same(shown, predictor.predict(window.current_entry().photo, crop=box))  # type: ignore[union-attr]
+
+    # Outside the box: draws a new one, right to left and past the photo's edge (clamped).
+    mouse_drag(qtbot, view, (300, 100), (230, 260))
+    box = view.box()
+    assert box is not None
+    assert (box.x, box.y, box.x + box.w, box.y + box.h) == pytest.approx((230, 100, 300, 200), abs=3)
+    assert wait_shown(qtbot, window).crop == box
+
+    # A click outside the box (no drag) leaves it where it is; a drag inside it moves it.
+    mouse_drag(qtbot, view, (20, 20), (20, 20), steps=1)
+    assert view.box() == box
+    mouse_drag(qtbot, view, (260, 150), (200, 150))
+    moved = view.box()
+    assert moved is not None and moved.w == box.w and moved.h == box.h
+    assert moved.x == pytest.approx(box.x - 60, abs=4)
+
+    # Shift+drag inside the box draws a new one instead of moving it.
+    mouse_drag(qtbot, view, (moved.x + 10, 120), (moved.x + 50, 180), modifiers=Qt.KeyboardModifier.ShiftModifier)
+    drawn = view.box()
+    assert drawn is not None and drawn.w == pytest.approx(40, abs=3) and drawn.h == pytest.approx(60, abs=3)
 
 
 def test_recent_menu_reopens_a_file_after_a_restart(qtbot: object, model_file: Path,
