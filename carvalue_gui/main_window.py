@@ -42,7 +42,7 @@ from carvalue_gui.worker import (
 )
 from core.modelfile import ModelFileError
 from core.predictor import Prediction, Predictor, Sweep, default_model_path
-from core.preprocess import Box, ImageLoadError, Photo, photo_from_image
+from core.preprocess import IMAGE_SUFFIXES, Box, ImageLoadError, Photo, photo_from_image
 
 SWEEP_WIDTH = 0.5  # the sweep box is half the photo wide, full height (the seed's study)
 SWEEP_STEP_MS = 70  # animation: time the box rests at each sweep position
@@ -608,7 +608,7 @@ class MainWindow(QMainWindow):
         return self.settings.last_folder or str(Path.home())
 
     def _ask_open_photos(self) -> None:
-        exts = "*.jpg *.jpeg *.png *.webp *.bmp *.gif *.tif *.tiff *.jfif"
+        exts = " ".join(f"*{suffix}" for suffix in sorted(IMAGE_SUFFIXES))
         paths, _ = QFileDialog.getOpenFileNames(self, "Open photos", self._start_dir(),
                                                 f"Images ({exts});;All files (*)")
         self.open_paths(paths)

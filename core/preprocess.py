@@ -18,6 +18,7 @@ import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
@@ -32,7 +33,10 @@ WORKING_MAX_SIDE = 1024  # long side of the decoded working copy, at most
 # keeps more detail than it uses; the photo view asks for a sharper copy when it is larger.
 DRAFT_MIN_FRACTION = 0.7
 NEUTRAL_BACKGROUND = (128, 128, 128)  # transparent pixels: the normalised zero of mean=0.5 models
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".jfif"})
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".jfif",
+                            ".heic", ".heif", ".avif"})
+# ISO-BMFF brands of HEIF stills (iPhones save HEIC by default); decoded by pi-heif (libheif).
+HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"})
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
@@ -167,6 +171,7 @@ def _check_size(name: str, size: tuple[int, int], max_pixels: int) -> None:
 
 def _decode(fp: io.BufferedIOBase, name: str, max_side: int, max_pixels: int,
             draft_min_fraction: float) -> Photo:
+    _heif_support(fp, name)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -187,14 +192,18 @@ def _decode(fp: io.BufferedIOBase, name: str, max_side: int, max_pixels: int,
         raise ImageLoadError(name, "not an image (unrecognised file format)") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageLoadError(name, "image is too large (decompression-bomb guard)") from None
-    except OSError as e:
-        text = str(e)
-        if "truncated" in text or "broken data stream" in text or "premature end" in text.lower():
-            raise ImageLoadError(name, "file is truncated or corrupt") from None
-        raise ImageLoadError(name, f"cannot decode image ({text})") from None
-    except (ValueError, EOFError, MemoryError) as e:
-        raise ImageLoadError(name, f"cannot decode image ({type(e).__name__}: {e})") from None
+    except (OSError, ValueError, EOFError, MemoryError) as e:
+        raise ImageLoadError(name, _decode_failure(e)) from None
     return Photo(name, original, _downscale(rgb, max_side))
+
+
+def _decode_failure(e: BaseException) -> str:
+    """One line for a decoder's exception (libheif's messages end in a newline)."""
+    text = " ".join(str(e).split())
+    lowered = text.lower()
+    if any(s in lowered for s in ("truncated", "broken data stream", "premature end", "end of file")):
+        return "file is truncated or corrupt"
+    return f"cannot decode image ({text if isinstance(e, OSError) else f'{type(e).__name__}: {text}'})"
 
 
 def draft_request(size: tuple[int, int], max_side: int,
@@ -208,6 +217,26 @@ def draft_request(size: tuple[int, int], max_side: int,
         return None
     f = need / long_side
     return (max(1, math.ceil(size[0] * f)), max(1, math.ceil(size[1] * f)))
+
+
+def _heif_support(fp: io.BufferedIOBase, name: str) -> None:
+    """Register the HEIF decoder the first time a HEIF file comes by (importing it costs ~30 ms,
+    which every start-up would pay otherwise).  libheif applies the file's rotation itself and
+    resets the EXIF orientation, so ``exif_transpose`` does not turn it twice."""
+    head = fp.read(12)
+    fp.seek(0)
+    if len(head) < 12 or head[4:8] != b"ftyp" or head[8:12] not in HEIF_BRANDS:
+        return
+    try:
+        import pi_heif
+    except ImportError:
+        raise ImageLoadError(name, "HEIC/HEIF photos need the pi-heif package (pip install pi-heif)") from None
+    _register_heif(pi_heif)
+
+
+@functools.cache
+def _register_heif(module: Any) -> None:
+    module.register_heif_opener()
 
 
 def _oriented_size(img: Image.Image) -> tuple[int, int]:

@@ -352,7 +352,8 @@ def copyright_text() -> str:
             "Upstream-Name: CarValue\n\n"
             "Files: *\nCopyright: CarValue developers\nLicense: MIT\n"
             "Comment: The bundled third-party libraries (Qt/PySide6: LGPL-3.0; ONNX Runtime: MIT;\n"
-            " NumPy, Pillow, pyqtgraph, platformdirs: BSD/MIT-style; CPython: PSF) keep their own\n"
+            " NumPy, Pillow, pyqtgraph, platformdirs: BSD/MIT-style; pi-heif: BSD-3-Clause, with\n"
+            " libheif and libde265: LGPL-3.0; CPython: PSF) keep their own\n"
             " licences; see /opt/carvalue/_internal/*.dist-info. The bundled model's data licence\n"
             " is described in the model card, if shipped.\n")
 

@@ -23,6 +23,7 @@ dropped files needed (an ELF DT_NEEDED closure from everything that stays).
 from __future__ import annotations
 
 import os
+import re
 import struct
 import sys
 from collections.abc import Callable, Iterable
@@ -33,6 +34,7 @@ from pathlib import PurePosixPath
 TocEntry = tuple[str, str, str]
 
 QT_PREFIX = PurePosixPath("PySide6/Qt")
+PYTHON_EXTENSION = re.compile(r"\.(cpython-\d+[^.]*|abi3)\.so$")
 PLUGIN_DIR = QT_PREFIX / "plugins"
 TRANSLATION_DIR = QT_PREFIX / "translations"
 QT_LIB_DIR = QT_PREFIX / "lib"
@@ -178,10 +180,12 @@ def drop_unwanted(entries: Iterable[TocEntry], keep: dict[str, frozenset[str]],
 
 def is_prunable(dest: str) -> bool:
     """Libraries that are in the bundle only because something links them: host libraries
-    PyInstaller copied to the top level, and Qt's own libraries.  Python extensions, package
-    data and libraries that packages load themselves (e.g. onnxruntime's) are never pruned."""
+    PyInstaller copied to the top level, and Qt's own libraries.  Python extensions (top-level
+    ones too, e.g. pi-heif's ``_pi_heif.cpython-311-x86_64-linux-gnu.so``, which Python loads and
+    nothing links), package data and libraries that packages load themselves (e.g. onnxruntime's)
+    are never pruned."""
     p = PurePosixPath(dest.replace(os.sep, "/"))
-    if ".so" not in p.name:
+    if ".so" not in p.name or PYTHON_EXTENSION.search(p.name):
         return False
     if len(p.parts) == 1:
         return not p.name.startswith("libpython")

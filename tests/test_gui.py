@@ -37,6 +37,17 @@ def _photo(path: Path, size: tuple[int, int], seed: int) -> Path:
     return path
 
 
+def _heic(path: Path, seed: int) -> Path:
+    """A phone's HEIC photo (written with pillow-heif, a dev dependency)."""
+    import pillow_heif
+
+    jpg = _photo(path.with_suffix(".tmp.png"), (360, 240), seed)
+    with Image.open(jpg) as im:
+        pillow_heif.from_pillow(im.convert("RGB")).save(path, quality=90)
+    jpg.unlink()
+    return path
+
+
 @pytest.fixture
 def photos(tmp_path: Path) -> dict[str, list[Path]]:
     """Good photos (two loose, three in a folder tree with a non-image) and three bad files."""
@@ -44,7 +55,7 @@ def photos(tmp_path: Path) -> dict[str, list[Path]]:
     folder = tmp_path / "folder"
     (folder / "sub").mkdir(parents=True)
     in_folder = [_photo(folder / "c.jpg", (300, 180), 3), _photo(folder / "d.webp", (200, 300), 4),
-                 _photo(folder / "sub" / "e.jpg", (400, 260), 5)]
+                 _photo(folder / "sub" / "e.jpg", (400, 260), 5), _heic(folder / "sub" / "f.heic", 6)]
     (folder / "readme.txt").write_text("not a photo, and not named like one: skipped quietly")
     empty = tmp_path / "empty.jpg"
     empty.write_bytes(b"")
@@ -552,7 +563,7 @@ def test_working_copies_beyond_the_limit_are_let_go_and_read_again(qtbot: object
     window.max_resident = 2
     load(qtbot, window, photos["loose"] + photos["folder"])
     entries = list(window.entries.values())
-    assert len(entries) == 5
+    assert len(entries) == len(photos["loose"]) + len(photos["in_folder"])
     assert sum(e.photo is not None for e in entries) == 2
     assert window.current_entry() is entries[0] and entries[0].photo is not None
     assert all(e.prediction is not None for e in entries)  # estimated before being let go

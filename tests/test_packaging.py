@@ -16,6 +16,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from PIL import Image
 
 REPO = Path(__file__).resolve().parent.parent
 PACKAGING = REPO / "packaging"
@@ -200,11 +201,14 @@ def test_prune_orphans_follows_needed_closure() -> None:
         ("libcairo.so.2", "/usr/lib/libcairo.so.2", "BINARY"),
         ("libpython3.11.so.1.0", "/py/libpython3.11.so.1.0", "BINARY"),
         ("onnxruntime/capi/libonnxruntime_providers_shared.so", "/s/prov.so", "BINARY"),
+        ("_pi_heif.cpython-311-x86_64-linux-gnu.so", "/s/_pi_heif.so", "EXTENSION"),  # top-level extension
+        ("libheif-7a3e919c.so.1.23.0", "/s/libheif.so", "BINARY"),  # ... and the library it links
     ]
     needed = {
         "/s/libqxcb.so": ["libQt6XcbQpa.so.6"],
         "/s/libQt6XcbQpa.so.6": ["libQt6Gui.so.6", "libX11.so.6"],
         "/usr/lib/libgtk-3.so.0": ["libcairo.so.2"],
+        "/s/_pi_heif.so": ["libheif-7a3e919c.so.1.23.0"],
     }
     report = bundle_filter.FilterReport()
     kept = bundle_filter.prune_orphan_libraries(binaries, lambda src: needed.get(src, []), report)
@@ -212,6 +216,7 @@ def test_prune_orphans_follows_needed_closure() -> None:
     assert "PySide6/Qt/lib/libQt6Gui.so.6" in names and "libX11.so.6" in names
     assert "libpython3.11.so.1.0" in names  # never pruned
     assert "onnxruntime/capi/libonnxruntime_providers_shared.so" in names  # loaded by its package
+    assert {"_pi_heif.cpython-311-x86_64-linux-gnu.so", "libheif-7a3e919c.so.1.23.0"} <= names
     assert set(report.orphans) == {"PySide6/Qt/lib/libQt6WaylandClient.so.6", "libgtk-3.so.0", "libcairo.so.2"}
 
 
@@ -406,6 +411,14 @@ def test_build_install_and_run_from_deb(model_file: Path, tmp_path: Path) -> Non
     assert Path(result["model"]).is_relative_to(root / "opt/carvalue")
     assert result["python_outside_bundle"] == []  # runs on its own interpreter
     assert not (home / ".cache" / "Microsoft").exists()  # no onnxruntime telemetry store
+    pillow_heif = pytest.importorskip("pillow_heif")  # the bundle must carry the HEIC decoder
+    heic = tmp_path / "phone.heic"
+    with Image.open(SAMPLE) as im:
+        pillow_heif.from_pillow(im.convert("RGB")).save(heic, quality=90)
+    hs = subprocess.run([str(exe), "--self-test", "--json", "--photo", str(heic)], env=_minimal_env(home),
+                        capture_output=True, text=True, timeout=120, check=False)
+    assert hs.returncode == 0, hs.stdout + hs.stderr
+    assert json.loads(hs.stdout.strip().splitlines()[-1])["photo"] == str(heic)
 
     gui_env = dict(_minimal_env(home), QT_QPA_PLATFORM="offscreen", CARVALUE_STARTUP_PROBE="prediction",
                    CARVALUE_STARTUP_PROBE_TIMEOUT="90")

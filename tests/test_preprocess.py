@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -75,6 +76,46 @@ def test_exif_orientation_is_applied(tmp_path: Path, orientation: int) -> None:
     got = corner_colours(photo.image)
     want = corner_colours(upright)
     assert all(close(g, w) for g, w in zip(got, want, strict=True)), (got, want)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_heic_photo_with_its_rotation(tmp_path: Path, orientation: int) -> None:
+    """An iPhone's HEIC: libheif applies the stored rotation/mirror once (not again from EXIF)."""
+    pillow_heif = pytest.importorskip("pillow_heif")  # dev extra: writes HEIC; the app reads with pi-heif
+    upright = quadrants()
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = tmp_path / f"o{orientation}.heic"
+    pillow_heif.from_pillow(_STORE[orientation](upright)).save(path, quality=95, exif=exif.tobytes())
+    photo = load_photo(path)
+    assert photo.original_size == upright.size
+    got, want = corner_colours(photo.image), corner_colours(upright)
+    assert all(close(g, w) for g, w in zip(got, want, strict=True)), (got, want)
+    assert photo_from_bytes(path.read_bytes(), "o.heic").original_size == upright.size
+
+
+def test_heic_without_its_decoder_says_what_is_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pillow_heif = pytest.importorskip("pillow_heif")
+    path = tmp_path / "phone.heic"
+    pillow_heif.from_pillow(quadrants()).save(path, quality=90)
+    monkeypatch.setitem(sys.modules, "pi_heif", None)  # import fails, as on an install without it
+    _assert_error(path, "HEIC/HEIF photos need the pi-heif package")
+
+
+def test_truncated_heic(tmp_path: Path) -> None:
+    pillow_heif = pytest.importorskip("pillow_heif")
+    path = tmp_path / "cut.heic"
+    pillow_heif.from_pillow(quadrants(320, 240)).save(path, quality=90)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    _assert_error(path, "file is truncated or corrupt")
+
+
+def test_avif(tmp_path: Path) -> None:
+    path = tmp_path / "x.avif"
+    quadrants().save(path, quality=95)
+    photo = load_photo(path)
+    assert photo.original_size == (80, 60)
+    assert all(close(g, w) for g, w in zip(corner_colours(photo.image), corner_colours(quadrants()), strict=True))
 
 
 def _save(img: Image.Image, fmt: str, **kw: object) -> bytes:
