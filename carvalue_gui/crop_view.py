@@ -88,7 +88,7 @@ class CropView(pg.GraphicsView):
         if self._roi is not None:
             self._vb.removeItem(self._roi)
             self._roi = None
-        self._photo, self._token = photo, object()
+        self._photo, self._token, self._draw_from = photo, object(), None
         self._sharp.cancel()
         self._sharp_timer.stop()
         if photo is None:

@@ -4,9 +4,9 @@ A photo is decoded once into a :class:`Photo`: an RGB working copy (long side at
 ``max_side``) plus the original size.  A large JPEG is decoded in draft mode, at the smallest
 DCT scale (1/2, 1/4 or 1/8) that still gives a long side of ``DRAFT_MIN_FRACTION * max_side``,
 so a 24-MP camera file decodes at 1/8 (750 px) and a 12-MP phone photo at 1/4 (1008 px) with no
-resize after; that skips most of the decoder's work but not its Huffman decoding.  Crop boxes are in original-image coordinates, so moving the box never
-re-reads the file.  Every failure raises :class:`ImageLoadError` with a one-line message that
-names the file.
+resize after; that skips most of the decoder's work but not its Huffman decoding.  Crop boxes
+are in original-image coordinates, so moving the box never re-reads the file.  Every failure
+raises :class:`ImageLoadError` with a one-line message that names the file.
 """
 
 from __future__ import annotations
