@@ -15,7 +15,7 @@ faster than full decoding of a 24-MP JPEG.  Draft mode runs at the scale the app
 conversion and upsampling but not the entropy (Huffman) decoding of every coefficient, so its
 ratio is bounded by the file's entropy: it is lower for a 7 MB high-ISO file than for a clean
 3 MB one.  The load to the app's working image, with and without draft, is timed too, for a
-12-MP phone photo as well.
+12-MP phone photo as well, and for that photo as a HEIC.
 
     .venv/bin/python -m benchmarks.bench_inference [--repeat 60] [--rounds 5]
 """
@@ -169,6 +169,30 @@ def _decode_ratios(work: Path, repeat: int = 9) -> dict[str, object]:
     return out
 
 
+def _heic_load(work: Path, repeat: int = 5) -> dict[str, object]:
+    """A 12-MP HEIC (an iPhone's format) loaded to the working image, beside the same photo as
+    a JPEG: HEVC has no reduced-scale decoding, so every pixel is decoded.  The file is written
+    with pillow-heif (a dev dependency) as one image; an iPhone's is a grid of 512-px tiles,
+    which libheif decodes on several threads."""
+    try:
+        import pillow_heif
+    except ImportError:
+        return {"skipped": "pillow-heif (dev extra) is not installed"}
+    jpeg = camera_jpeg(work / "phone_for_heic.jpg", size=(4032, 3024), source=SAMPLE)
+    heic = work / "phone.heic"
+    with Image.open(jpeg) as im:
+        pillow_heif.from_pillow(im.convert("RGB")).save(heic, quality=85)
+    load_photo(heic)  # registers the decoder, as the app's first HEIC does
+    times: dict[str, list[float]] = {"heic": [], "jpeg": []}
+    for _ in range(repeat):
+        times["heic"] += timeit(lambda: load_photo(heic), 1, warmup=0)
+        times["jpeg"] += timeit(lambda: load_photo(jpeg), 1, warmup=0)
+    return {"size": [4032, 3024], "bytes": heic.stat().st_size,
+            "heic_to_working_image": summary_ms(times["heic"]),
+            "jpeg_to_working_image": summary_ms(times["jpeg"]),
+            "ratio_heic_over_jpeg_p50": round(float(np.median(times["heic"]) / np.median(times["jpeg"])), 1)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeat", type=int, default=60, help="timed batch-1 forwards per engine per round")
@@ -206,6 +230,7 @@ def main() -> None:
         result["predict_end_to_end_incl_crop_resize"] = summary_ms(ort["predict_e2e"])
         result["sweep16_end_to_end_incl_crop_resize"] = summary_ms(ort["sweep16_e2e"])
         result |= _decode_ratios(work)
+        result["heic_12mp"] = _heic_load(work)
     result["targets_met"] = {
         "ort_3x_faster_than_torch_batch1": result["ratio_torch_over_ort_batch1_p50"] >= 3,  # type: ignore[operator]
         "draft_3x_faster_than_full": result["jpeg_24mp"]["ratio_full_over_draft_p50"] >= 3,  # type: ignore[index]
