@@ -1,0 +1,94 @@
+"""The photo loader: files decoded on several threads come back in file order, bad files are
+reported one line each, and a cancelled job stops."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("PySide6")
+
+from PIL import Image  # noqa: E402
+
+from carvalue_gui import loader as loader_module  # noqa: E402
+from carvalue_gui.loader import LoadedPhoto, PhotoLoader  # noqa: E402
+
+WAIT_MS = 20_000
+
+
+def _jpeg(path: Path, size: tuple[int, int], seed: int) -> Path:
+    arr = np.random.default_rng(seed).integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)
+    Image.fromarray(arr).save(path, quality=80)
+    return path
+
+
+def _collect(qtbot: object, loader: PhotoLoader, paths: list[str]) -> tuple[list[str], list[str]]:
+    loaded: list[LoadedPhoto] = []
+    failed: list[str] = []
+    loader.loaded.connect(lambda _job, items: loaded.extend(items))
+    loader.failed.connect(lambda _job, msgs: failed.extend(msgs))
+    with qtbot.waitSignal(loader.finished, timeout=WAIT_MS):  # type: ignore[attr-defined]
+        loader.load(paths)
+    return [lp.path for lp in loaded], failed
+
+
+def test_parallel_decoding_keeps_file_order(qtbot: object, tmp_path: Path) -> None:
+    # Slow (large) and fast (small) files interleaved, and a bad one, so that threads finish out
+    # of order.
+    files = [str(_jpeg(tmp_path / f"{i:02d}.jpg", (2400, 1600) if i % 3 == 0 else (200, 150), i))
+             for i in range(14)]
+    bad = tmp_path / "07.jpg"
+    bad.write_bytes(b"not a photo")
+    loader = PhotoLoader(threads=3)
+    try:
+        loaded, failed = _collect(qtbot, loader, files)
+    finally:
+        loader.stop()
+    assert loaded == [f for f in files if f != str(bad)]
+    assert len(failed) == 1 and str(bad) in failed[0]
+
+
+def test_a_decoder_bug_is_reported_and_loading_goes_on(qtbot: object, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    files = [str(_jpeg(tmp_path / f"{i}.jpg", (120, 90), i)) for i in range(4)]
+    real = loader_module.load_photo
+
+    def flaky(path: str, *a: object, **k: object) -> object:
+        if path.endswith("2.jpg"):
+            raise RuntimeError("decoder exploded")
+        return real(path, *a, **k)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(loader_module, "load_photo", flaky)
+    loader = PhotoLoader(threads=2)
+    try:
+        loaded, failed = _collect(qtbot, loader, files)
+    finally:
+        loader.stop()
+    assert loaded == [files[0], files[1], files[3]]
+    assert failed == [f"{files[2]}: cannot decode image (RuntimeError: decoder exploded)"]
+
+
+def test_cancel_stops_a_long_job(qtbot: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    files = [str(_jpeg(tmp_path / f"{i:03d}.jpg", (120, 90), i)) for i in range(60)]
+    real = loader_module.load_photo
+
+    def slow(path: str, *a: object, **k: object) -> object:
+        time.sleep(0.05)
+        return real(path, *a, **k)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(loader_module, "load_photo", slow)
+    loader = PhotoLoader(threads=2)
+    loaded: list[LoadedPhoto] = []
+    loader.loaded.connect(lambda _job, items: loaded.extend(items))
+    try:
+        with qtbot.waitSignal(loader.finished, timeout=WAIT_MS):  # type: ignore[attr-defined]
+            loader.load(files)
+            qtbot.waitUntil(lambda: len(loaded) > 0, timeout=WAIT_MS)  # type: ignore[attr-defined]
+            loader.cancel()
+    finally:
+        loader.stop()
+    assert 0 < len(loaded) < len(files)
+    assert [lp.path for lp in loaded] == files[:len(loaded)]
