@@ -65,7 +65,7 @@ class InferenceWorker(QObject):
         self._batch: deque[tuple[int, BatchItem]] = deque()
         self._warm_first = False  # batch 1 still to warm up
         self._warm_later: list[int] = []  # larger batch sizes, warmed once idle (see set_predictor)
-        self._last_busy = 0.0  # time.monotonic() of the last request or finished job
+        self._last_busy = 0.0  # time.monotonic() of set_predictor or the last finished job
         self._stopping = False
         self._batch_chunk = batch_chunk
         self.runs: Counter[str] = Counter()  # forward passes started, by kind (tests, benchmark)
@@ -138,7 +138,6 @@ class InferenceWorker(QObject):
                     self._cond.wait()
             if self._stopping:
                 return None
-            self._last_busy = time.monotonic()
             predictor = self._predictor
             assert predictor is not None  # _has_work() is False without a predictor
             if self._crop is not None:
