@@ -17,7 +17,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-FORMAT_VERSION = 1
+# 2: optional ``framing`` (where the car is, whole-car head) and ``price_model`` sections and
+# their outputs; a version-1 file has neither and still loads (the full photo is its crop).
+FORMAT_VERSION = 2
 METADATA_KEY = "carvalue"
 OUTPUT_NAMES = ("price_logits", "median", "make_model_logits", "year_logits")
 UNKNOWN = "Unknown"
@@ -89,6 +91,28 @@ class ConfidenceSpec:
 
 
 @dataclass(frozen=True)
+class FramingSpec:
+    """Where the car is in a photo and whether a crop shows a whole car (format 2).
+
+    ``box_output``: (N, 4) x0, y0, x1, y1 of the car as fractions of the network's input
+    (the crop it was given).  ``whole_car_output``: (N,) logit that the crop shows one whole car;
+    ``sigmoid(logit / temperature)`` is the whole-car score, flagged below ``threshold`` and
+    "unsure" below ``unsure_below``.  ``found_margin``: fraction of the found box's size added on
+    each side before predicting on it.  ``sources``: backgrounds and negatives it was trained on,
+    each with its licence.
+    """
+
+    box_output: str = "car_box"
+    whole_car_output: str = "whole_car_logit"
+    temperature: float = 1.0
+    threshold: float = 0.5
+    unsure_below: float = 0.5
+    found_margin: float = 0.0
+    sources: tuple[dict[str, str], ...] = ()
+    note: str = ""
+
+
+@dataclass(frozen=True)
 class ModelMetadata:
     make_models: tuple[str, ...]
     years: tuple[str, ...]
@@ -102,14 +126,19 @@ class ModelMetadata:
     metrics: dict[str, Any] = field(default_factory=dict)
     created: str = ""
     format_version: int = FORMAT_VERSION
+    framing: FramingSpec | None = None
 
     def output_sizes(self) -> dict[str, int]:
-        return {
+        sizes = {
             "price_logits": self.price.num_bins,
             "median": 1,
             "make_model_logits": len(self.make_models),
             "year_logits": len(self.years),
         }
+        if self.framing is not None:
+            sizes[self.framing.box_output] = 4
+            sizes[self.framing.whole_car_output] = 1
+        return sizes
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=None, sort_keys=True)
@@ -142,6 +171,7 @@ class ModelMetadata:
                 metrics=dict(d.get("metrics", {})),
                 created=str(d.get("created", "")),
                 format_version=version,
+                framing=_framing(d.get("framing")),
             )
         except KeyError as e:
             raise ModelFileError(path, f"metadata is missing {e.args[0]!r}") from e
@@ -172,6 +202,23 @@ class ModelMetadata:
             fail(f"unknown input resize mode {spec.resize!r}")
         if self.confidence.method not in ("max_prob", "energy"):
             fail(f"unknown confidence method {self.confidence.method!r}")
+        fr = self.framing
+        if fr is not None:
+            numbers = (fr.temperature, fr.threshold, fr.unsure_below, fr.found_margin)
+            if not all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in numbers):
+                fail("framing numbers must be finite")
+            if fr.temperature <= 0 or not 0 < fr.threshold <= fr.unsure_below < 1 or not 0 <= fr.found_margin <= 0.5:
+                fail("framing needs temperature > 0, 0 < threshold <= unsure_below < 1, 0 <= found_margin <= 0.5")
+            if not fr.box_output or not fr.whole_car_output or fr.box_output == fr.whole_car_output:
+                fail("framing needs two distinct output names")
+
+
+def _framing(d: Any) -> FramingSpec | None:
+    if d is None:
+        return None
+    spec = _build(FramingSpec, d)
+    sources = tuple(dict(s) for s in spec.sources)
+    return FramingSpec(**{**asdict(spec), "sources": sources})
 
 
 def _build(cls: type, d: dict[str, Any]) -> Any:
