@@ -394,14 +394,23 @@ class MainWindow(QMainWindow):
         self.worker.submit_batch(self._generation, [BatchItem(e.key, e.photo) for e in entries])
         self._update_progress()
 
-    def _on_batch_done(self, generation: int, results: list[tuple[int, Prediction | None]]) -> None:
+    def _on_batch_done(self, generation: int, results: list[tuple[int, Prediction | str]]) -> None:
         if generation != self._generation:
             return
-        for key, pred in results:
+        problems: list[str] = []
+        for key, outcome in results:
             entry = self.entries.get(key)
-            if entry is not None:
-                entry.prediction = pred
-                self.strip.set_estimate(key, entry.path, pred, "" if pred else "estimate failed")
+            if entry is None:
+                continue
+            if isinstance(outcome, str):  # this photo failed; the others in its batch did not
+                entry.prediction = None
+                self.strip.set_estimate(key, entry.path, None, f"estimate failed: {outcome}")
+                problems.append(f"{entry.path}: estimate failed: {outcome}")
+            else:
+                entry.prediction = outcome
+                self.strip.set_estimate(key, entry.path, outcome)
+        if problems:
+            self.notices.add(problems)
         self._batch_done += len(results)
         self._update_progress()
         if self._batch_done >= self._batch_total:

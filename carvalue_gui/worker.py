@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from PySide6.QtCore import QObject, Signal
 
-from core.predictor import Predictor
+from core.predictor import Prediction, Predictor
 from core.preprocess import Box, Photo
 
 BATCH_CHUNK = 8  # photos per forward pass for the photo list; bounds a crop request's wait
@@ -53,7 +53,7 @@ class InferenceWorker(QObject):
 
     crop_done = Signal(int, object)  # request id, Prediction
     sweep_done = Signal(int, object)  # request id, Sweep
-    batch_done = Signal(int, object)  # generation, list[tuple[key, Prediction | None (failed)]]
+    batch_done = Signal(int, object)  # generation, list[tuple[key, Prediction | str (why it failed)]]
     failed = Signal(str, int, str)  # kind ("crop", "sweep", "batch"), id/generation, message
 
     def __init__(self, parent: QObject | None = None, batch_chunk: int = BATCH_CHUNK) -> None:
@@ -181,17 +181,37 @@ class InferenceWorker(QObject):
                     _warm_up(predictor, payload)
                 else:
                     generation, chunk = payload  # type: ignore[misc]
-                    ident = generation
-                    preds = predictor.predict_many([it.photo for it in chunk], batch_size=len(chunk))
-                    self.batch_done.emit(generation, [(it.key, p) for it, p in
-                                                      zip(chunk, preds, strict=True)])
+                    self.batch_done.emit(generation, _estimate_chunk(predictor, chunk))
             except Exception as e:  # noqa: BLE001 - any failure is reported; the thread must live on
                 self.failed.emit(kind, ident, f"{type(e).__name__}: {e}")
-                if kind == "batch":  # account for the chunk, so progress still completes
-                    generation, chunk = payload  # type: ignore[misc]
-                    self.batch_done.emit(generation, [(it.key, None) for it in chunk])
             with self._cond:
                 self._last_busy = time.monotonic()
+
+
+def _estimate_chunk(predictor: Predictor, chunk: list[BatchItem]) -> list[tuple[int, Prediction | str]]:
+    """Each photo's whole-photo estimate, or the one-line reason it failed.
+
+    The chunk runs as one batch; when that fails, each photo runs on its own, so one photo
+    that cannot be estimated never takes the others' estimates with it.
+    """
+    try:
+        preds = predictor.predict_many([it.photo for it in chunk], batch_size=len(chunk))
+        return [(it.key, p) for it, p in zip(chunk, preds, strict=True)]
+    except Exception as e:  # noqa: BLE001 - reported per photo below
+        if len(chunk) == 1:
+            return [(chunk[0].key, _one_line(e))]
+    out: list[tuple[int, Prediction | str]] = []
+    for it in chunk:
+        try:
+            out.append((it.key, predictor.predict_many([it.photo], batch_size=1)[0]))
+        except Exception as e:  # noqa: BLE001 - this photo's row shows why; the rest go on
+            out.append((it.key, _one_line(e)))
+    return out
+
+
+def _one_line(e: BaseException) -> str:
+    text = " ".join(str(e).split())
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
 
 
 def _warm_up(predictor: Predictor, batch_size: int) -> None:

@@ -586,12 +586,15 @@ def test_a_failing_prediction_is_reported_and_the_rest_go_on(qtbot: object, wind
         return real(images, *args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(window.predictor, "predict_many", failing)
-    window.worker._batch_chunk = 1  # one photo per batch, so only b.png's fails
+    # Both photos go to the estimator in one batch (the default chunk): b.png's failure must not
+    # take a.jpg's estimate with it, and b.png's row says why it has none.
     load(qtbot, window, photos["loose"])
     a, b = window.entries.values()
     assert a.prediction is not None and b.prediction is None
-    assert "estimate failed" in window.strip.item(1).text()
-    assert any("simulated ONNX Runtime failure" in m for m in window.notices.messages)
+    assert format_dollars(a.prediction.median_price) in window.strip.item(0).text()
+    assert "estimate failed: RuntimeError: simulated ONNX Runtime failure" in window.strip.item(1).text()
+    assert [m for m in window.notices.messages if "simulated" in m] == [
+        f"{b.path}: estimate failed: RuntimeError: simulated ONNX Runtime failure"]
     assert not window.progress.isVisible()
     wait_shown(qtbot, window)  # the crop path still works
 

@@ -10,9 +10,16 @@ import pytest
 pytest.importorskip("PySide6")
 
 from PIL import Image  # noqa: E402
+from PySide6.QtCore import Qt  # noqa: E402
 
 from carvalue_gui import worker as worker_module  # noqa: E402
-from carvalue_gui.worker import BATCH_CHUNK, SWEEP_POSITIONS, CropRequest, InferenceWorker  # noqa: E402
+from carvalue_gui.worker import (  # noqa: E402
+    BATCH_CHUNK,
+    SWEEP_POSITIONS,
+    BatchItem,
+    CropRequest,
+    InferenceWorker,
+)
 from core.preprocess import Box, photo_from_image  # noqa: E402
 
 
@@ -73,3 +80,38 @@ def test_requests_keep_postponing_the_larger_warm_ups(monkeypatch: pytest.Monkey
         assert fake.calls[-2:] == [("warm-up", BATCH_CHUNK), ("warm-up", SWEEP_POSITIONS)]
     finally:
         w.stop()
+
+
+class FailsOnOnePhoto:
+    """``predict_many`` fails for any batch holding the photo named ``bad``."""
+
+    def __init__(self, bad: str) -> None:
+        self.bad = bad
+        self.batches: list[list[str]] = []
+
+    def predict_many(self, photos: list[object], batch_size: int = 16) -> list[str]:
+        names = [getattr(p, "source", "") for p in photos]
+        self.batches.append(names)
+        if self.bad in names:
+            raise ValueError(f"cannot size\n{self.bad}")
+        return [f"estimate of {n}" for n in names]
+
+    def predict_crops(self, photo: object, crops: list[object], top_k: int = 5) -> list[str]:
+        return ["warm"] * len(crops)
+
+
+def test_one_failing_photo_does_not_take_its_batchs_estimates_with_it() -> None:
+    fake = FailsOnOnePhoto("2.jpg")
+    photos = [photo_from_image(Image.new("RGB", (64, 48)), f"{i}.jpg") for i in range(4)]
+    w = InferenceWorker()
+    got: list[object] = []
+    w.batch_done.connect(lambda _gen, results: got.extend(results), Qt.ConnectionType.DirectConnection)
+    try:
+        w.set_predictor(fake, warm_up=False)  # type: ignore[arg-type]
+        w.submit_batch(1, [BatchItem(i, p) for i, p in enumerate(photos)])
+        wait_until(lambda: len(got) == 4)
+    finally:
+        w.stop()
+    assert got == [(0, "estimate of 0.jpg"), (1, "estimate of 1.jpg"),
+                   (2, "ValueError: cannot size 2.jpg"), (3, "estimate of 3.jpg")]
+    assert fake.batches[0] == ["0.jpg", "1.jpg", "2.jpg", "3.jpg"]  # one batch first
