@@ -15,7 +15,11 @@ import functools
 import io
 import math
 import os
-import warnings
+import re
+import stat
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +28,7 @@ from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from core.modelfile import InputSpec
 
-MAX_PIXELS = 150_000_000  # larger images are refused (decompression-bomb guard)
+MAX_PIXELS = 150_000_000  # larger photos are refused before any pixel is decoded
 MIN_SIDE = 32  # smaller photos hold too little for the network
 WORKING_MAX_SIDE = 1024  # long side of the decoded working copy, at most
 # A large JPEG's working copy may be this much smaller than max_side.  The network sees 224 px
@@ -38,6 +42,12 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".
 HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"})
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+# Pillow keeps one process-wide pixel limit (MAX_IMAGE_PIXELS, 89.5 MP: a warning above it, an
+# error above twice it), checked when a file is opened.  Our limit is MAX_PIXELS, checked on the
+# header's size right after opening; see _pillow_limit_at_least.
+_PILLOW_LIMIT_LOCK = threading.Lock()
+_PILLOW_BOMB_PIXELS = re.compile(r"Image size \((\d+) pixels\)")
 
 
 class ImageLoadError(ValueError):
@@ -64,17 +74,31 @@ class Box:
 
     @classmethod
     def parse(cls, text: str) -> Box:
-        """From ``"x,y,w,h"``."""
+        """From ``"x,y,w,h"``: four finite numbers, width and height positive."""
         parts = text.split(",")
         if len(parts) != 4:
             raise ValueError(f"crop must be x,y,w,h, got {text!r}")
-        x, y, w, h = (float(p) for p in parts)
+        try:
+            x, y, w, h = (float(p) for p in parts)
+        except ValueError:
+            raise ValueError(f"crop must be four numbers x,y,w,h, got {text!r}") from None
+        box = cls(x, y, w, h)
+        if not box.is_finite():
+            raise ValueError(f"crop values must be finite numbers, got {text!r}")
         if w <= 0 or h <= 0:
             raise ValueError(f"crop width and height must be positive, got {text!r}")
-        return cls(x, y, w, h)
+        return box
+
+    def is_finite(self) -> bool:
+        return all(math.isfinite(v) for v in self.as_tuple())
 
     def clamp(self, size: tuple[int, int], min_side: float = 1.0) -> Box:
-        """The box moved and shrunk as little as possible to lie inside an image of ``size``."""
+        """The box moved and shrunk as little as possible to lie inside an image of ``size``.
+
+        Any finite box works (negative, zero-sized, far outside, huge); a NaN or infinite
+        coordinate raises ValueError, since no position can be made of it."""
+        if not self.is_finite():
+            raise ValueError(f"crop box must be finite numbers, got {self.as_tuple()}")
         iw, ih = float(size[0]), float(size[1])
         w = min(max(self.w, min_side), iw)
         h = min(max(self.h, min_side), ih)
@@ -103,11 +127,25 @@ class Photo:
 
     @property
     def scale(self) -> float:
-        """Working-copy pixels per original pixel."""
+        """Working-copy pixels per original pixel, horizontally.  The vertical ratio differs
+        slightly (each side is rounded on its own): map boxes with :meth:`working_box`."""
         return self.image.width / self.original_size[0]
 
     def full_box(self) -> Box:
         return Box.full(self.original_size)
+
+    def working_box(self, box: Box | None = None) -> Box:
+        """``box`` (original pixels; None: the whole photo) clamped to the photo, as the same
+        region in working-copy pixels, inside the working copy.
+
+        x and y scale separately: the copy's sides are rounded one by one (a 3000x2001 photo
+        becomes 1024x683, so 2001 * 1024/3000 = 683.008 rows would lie past its edge)."""
+        b = (box or self.full_box()).clamp(self.original_size)
+        (ow, oh), (iw, ih) = self.original_size, self.image.size
+        sx, sy = iw / ow, ih / oh
+        x0, y0 = b.x * sx, b.y * sy
+        x1, y1 = min((b.x + b.w) * sx, float(iw)), min((b.y + b.h) * sy, float(ih))
+        return Box(x0, y0, x1 - x0, y1 - y0)
 
 
 def is_image_path(path: str | os.PathLike[str]) -> bool:
@@ -122,14 +160,16 @@ def load_photo(path: str | os.PathLike[str], max_side: int = WORKING_MAX_SIDE,
     ``max_side`` (1.0: exactly ``max_side``, as a display at that size wants)."""
     name = str(path)
     try:
-        size = os.path.getsize(path)
+        st = os.stat(path)
     except FileNotFoundError:
         raise ImageLoadError(name, "file not found") from None
     except OSError as e:
         raise ImageLoadError(name, f"cannot read file ({e.strerror})") from None
-    if os.path.isdir(path):
+    if stat.S_ISDIR(st.st_mode):
         raise ImageLoadError(name, "is a folder, not a photo")
-    if size == 0:
+    if not stat.S_ISREG(st.st_mode):  # a FIFO or device: reading it could block or never end
+        raise ImageLoadError(name, "not a regular file")
+    if st.st_size == 0:
         raise ImageLoadError(name, "file is empty")
     try:
         with open(path, "rb") as f:
@@ -159,11 +199,14 @@ def photo_from_array(arr: np.ndarray, name: str = "<array>", max_side: int = WOR
     return photo_from_image(Image.fromarray(arr, "RGB"), name, max_side)
 
 
+def _too_large(pixels: int, max_pixels: int, dims: str = "") -> str:
+    return f"photo is {pixels / 1e6:.1f} MP{dims}; the limit is {max_pixels / 1e6:g} MP"
+
+
 def _check_size(name: str, size: tuple[int, int], max_pixels: int) -> None:
     w, h = size
     if w * h > max_pixels:
-        raise ImageLoadError(name, f"image is too large ({w}x{h} = {w * h / 1e6:.0f} MP; "
-                                   f"the limit is {max_pixels / 1e6:.0f} MP)")
+        raise ImageLoadError(name, _too_large(w * h, max_pixels, f" ({w}x{h})"))
     if min(w, h) < MIN_SIDE:
         raise ImageLoadError(name, f"image is too small ({w}x{h}; needs at least {MIN_SIDE} px a side)")
 
@@ -172,28 +215,54 @@ def _decode(fp: io.BufferedIOBase, name: str, max_side: int, max_pixels: int,
             draft_min_fraction: float) -> Photo:
     _heif_support(fp, name)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+        with _pillow_limit_at_least(max_pixels):
             img = Image.open(fp)
             img.seek(0)  # animated files: first frame
-            original = _oriented_size(img)
-            _check_size(name, original, max_pixels)
-            if img.format == "JPEG" and img.mode in ("RGB", "L", "CMYK", "YCbCr"):
-                request = draft_request(img.size, max_side, draft_min_fraction)
-                if request is not None:
-                    img.draft(img.mode, request)
-            img.load()
-            img = ImageOps.exif_transpose(img)
-            rgb = to_rgb(img)
+        original = _oriented_size(img)
+        _check_size(name, original, max_pixels)
+        if img.format == "JPEG" and img.mode in ("RGB", "L", "CMYK", "YCbCr"):
+            request = draft_request(img.size, max_side, draft_min_fraction)
+            if request is not None:
+                img.draft(img.mode, request)
+        img.load()
+        img = ImageOps.exif_transpose(img)
+        rgb = to_rgb(img)
     except ImageLoadError:
         raise
     except (UnidentifiedImageError, SyntaxError):
         raise ImageLoadError(name, "not an image (unrecognised file format)") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageLoadError(name, "image is too large (decompression-bomb guard)") from None
+    except Image.DecompressionBombError as e:  # over twice our limit: Pillow refused the header
+        found = _PILLOW_BOMB_PIXELS.search(str(e))
+        pixels = int(found.group(1)) if found else 2 * max_pixels + 1
+        raise ImageLoadError(name, _too_large(pixels, max_pixels)) from None
     except (OSError, ValueError, EOFError, MemoryError) as e:
         raise ImageLoadError(name, _decode_failure(e)) from None
     return Photo(name, original, _downscale(rgb, max_side))
+
+
+@contextmanager
+def _pillow_limit_at_least(max_pixels: int) -> Iterator[None]:
+    """Open files with Pillow's process-wide pixel limit raised to ours (never lowered, never off).
+
+    Pillow would otherwise refuse a 100-MP photo within our 150-MP limit; the only per-call
+    alternative, a warnings filter, is process-wide too and not thread-safe.  The limit is
+    raised around ``Image.open`` only (it reads the header, no pixels) and under a lock, so our
+    decoding threads never restore each other's value; code elsewhere opening a file in that
+    moment still has a guard, at our limit.  A photo above ours is refused by ``_check_size``
+    on the header's size before anything is decoded (Pillow may also warn about it, which
+    ``carvalue predict`` silences); above twice ours Pillow refuses it first
+    (DecompressionBombError), which ``_decode`` reports the same way.
+    """
+    with _PILLOW_LIMIT_LOCK:
+        before = Image.MAX_IMAGE_PIXELS
+        raised = before is not None and before < max_pixels
+        if raised:
+            Image.MAX_IMAGE_PIXELS = max_pixels
+        try:
+            yield
+        finally:
+            if raised and Image.MAX_IMAGE_PIXELS == max_pixels:  # unless someone else set it since
+                Image.MAX_IMAGE_PIXELS = before
 
 
 def _decode_failure(e: BaseException) -> str:
@@ -243,12 +312,21 @@ def _oriented_size(img: Image.Image) -> tuple[int, int]:
     return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
 
 
-def _downscale(img: Image.Image, max_side: int) -> Image.Image:
-    w, h = img.size
+def working_size(size: tuple[int, int], max_side: int = WORKING_MAX_SIDE) -> tuple[int, int]:
+    """The size a decoded image of ``size`` is resized to: long side ``max_side`` at most, each
+    side rounded on its own (so the two sides' ratios to the original differ slightly)."""
+    w, h = size
     s = max(w, h) / max_side
     if s <= 1:
+        return (w, h)
+    return (max(1, round(w / s)), max(1, round(h / s)))
+
+
+def _downscale(img: Image.Image, max_side: int) -> Image.Image:
+    size = working_size(img.size, max_side)
+    if size == img.size:
         return img
-    return img.resize((max(1, round(w / s)), max(1, round(h / s))), Image.Resampling.BILINEAR, reducing_gap=2.0)
+    return img.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
 
 
 def to_rgb(img: Image.Image) -> Image.Image:
@@ -282,8 +360,7 @@ def _gray_to_rgb(arr: np.ndarray) -> Image.Image:
 
 def crop_to_input(photo: Photo, box: Box | None, spec: InputSpec) -> np.ndarray:
     """Crop -> resize -> normalise: a (3, size, size) float32 array as the model file says."""
-    box = (box or photo.full_box()).clamp(photo.original_size)
-    return normalise(crop_resize(photo.image, box.scaled(photo.scale), spec), spec)
+    return normalise(crop_resize(photo.image, photo.working_box(box), spec), spec)
 
 
 def crop_resize(image: Image.Image, box: Box, spec: InputSpec) -> Image.Image:

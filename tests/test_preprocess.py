@@ -3,21 +3,28 @@
 from __future__ import annotations
 
 import io
+import math
+import os
+import struct
 import sys
+import warnings
+import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
 from core.modelfile import InputSpec
 from core.preprocess import (
     DRAFT_MIN_FRACTION,
+    MAX_PIXELS,
     WORKING_MAX_SIDE,
     Box,
     ImageLoadError,
+    Photo,
     crop_to_input,
     draft_request,
     load_photo,
@@ -25,6 +32,7 @@ from core.preprocess import (
     photo_from_bytes,
     photo_from_image,
     to_rgb,
+    working_size,
 )
 
 RED, GREEN, BLUE, WHITE = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255)
@@ -266,11 +274,62 @@ def test_too_small(tmp_path: Path) -> None:
     _assert_error(p, "too small")
 
 
-def test_decompression_bomb_is_refused_before_decoding(tmp_path: Path) -> None:
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose header claims ``width`` x ``height`` (grey, 1 bit) and holds no pixel data:
+    any size costs a few bytes, and only what a decoder does before decoding can be tested."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    chunk = b"IHDR" + ihdr
+    return (b"\x89PNG\r\n\x1a\n" + struct.pack(">I", len(ihdr)) + chunk
+            + struct.pack(">I", zlib.crc32(chunk)) + struct.pack(">I", 0) + b"IEND"
+            + struct.pack(">I", zlib.crc32(b"IEND")))
+
+
+@pytest.mark.parametrize(("size", "megapixels"), [((20000, 10000), "200.0"), ((30000, 20000), "600.0")])
+def test_a_photo_over_the_limit_is_refused_before_decoding_with_its_size(
+        tmp_path: Path, size: tuple[int, int], megapixels: str) -> None:
+    """200 MP: above our 150-MP limit (Pillow only warns there); 600 MP: above twice it, where
+    Pillow refuses the header itself.  Both say the size and the limit, and warn nothing."""
     p = tmp_path / "bomb.png"
-    Image.new("1", (20000, 10000)).save(p)  # 200 MP, a few KB on disk
-    assert p.stat().st_size < 100_000
-    _assert_error(p, "too large")
+    p.write_bytes(png_header_only(*size))
+    before = Image.MAX_IMAGE_PIXELS
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # Pillow's own, below ours
+        _assert_error(p, f"photo is {megapixels} MP")
+        _assert_error(p, "the limit is 150 MP")
+    assert Image.MAX_IMAGE_PIXELS == before  # Pillow's process-wide limit is left as it was
+
+
+def test_a_photo_within_the_stated_limit_loads_though_pillow_would_refuse_it(tmp_path: Path) -> None:
+    """100 MP: over Pillow's default 89.5 MP, under our 150 MP; and 12500x8000 is also a size
+    whose working copy (1024x655) is 0.36 rows shorter than a single scale would map it to."""
+    p = tmp_path / "100mp.jpg"
+    Image.new("L", (12500, 8000), 90).save(p, quality=50)
+    assert 12500 * 8000 > Image.MAX_IMAGE_PIXELS and 12500 * 8000 <= MAX_PIXELS
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # not even a warning
+        photo = load_photo(p)
+    assert photo.original_size == (12500, 8000) and photo.image.size == (1024, 655)
+    assert crop_to_input(photo, None, InputSpec()).shape == (3, 224, 224)
+    assert Image.MAX_IMAGE_PIXELS == 89_478_485  # untouched for everyone else
+
+
+def test_pillows_limit_is_raised_only_while_we_open_a_file(tmp_path: Path) -> None:
+    """Code outside ours that opens files (the dataset pipeline) keeps Pillow's own guard."""
+    p = tmp_path / "100mp.png"
+    p.write_bytes(png_header_only(12500, 8000))
+    with pytest.raises(ImageLoadError, match="cannot decode"):  # past the size checks, no pixels
+        load_photo(p)
+    with pytest.warns(Image.DecompressionBombWarning), Image.open(p):
+        pass
+
+
+def test_fifo_and_devices_are_not_regular_files(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.jpg"
+    os.mkfifo(fifo)
+    _assert_error(fifo, "not a regular file")  # and returns at once: a FIFO is never opened
+    if Path("/dev/null").exists():
+        with pytest.raises(ImageLoadError, match="not a regular file"):
+            load_photo("/dev/null")
 
 
 # -- boxes and crops -----------------------------------------------------------------------------
@@ -294,9 +353,58 @@ def test_box_inside_is_unchanged_and_is_frozen() -> None:
 
 def test_box_parse() -> None:
     assert Box.parse("1,2,3,4") == Box(1, 2, 3, 4)
-    for bad in ("1,2,3", "a,b,c,d", "0,0,0,5"):
-        with pytest.raises(ValueError):
+    assert Box.parse("-500,0,10,10") == Box(-500, 0, 10, 10)
+    for bad, why in (("1,2,3", "x,y,w,h"), ("a,b,c,d", "four numbers"), ("0,0,0,5", "positive"),
+                     ("nan,0,10,10", "finite"), ("0,inf,10,10", "finite"), ("0,0,10,-inf", "finite"),
+                     ("0,0,nan,10", "finite")):
+        with pytest.raises(ValueError, match=why):
             Box.parse(bad)
+
+
+@given(st.tuples(*[st.floats(allow_nan=True, allow_infinity=True)] * 4))
+@settings(max_examples=60, deadline=None)
+def test_a_box_with_a_non_finite_value_is_refused_never_clamped_to_nan(values: tuple[float, ...]) -> None:
+    box = Box(*values)
+    if all(math.isfinite(v) for v in values):
+        clamped = box.clamp((640, 480))
+        assert clamped.is_finite() and clamped.w >= 1 and clamped.h >= 1
+    else:
+        with pytest.raises(ValueError, match="finite"):
+            box.clamp((640, 480))
+        with pytest.raises(ValueError, match="finite"):
+            Box.parse(",".join(map(repr, values)))
+
+
+_SIDE = st.integers(1, 12000)
+_COORD = st.one_of(st.floats(-1e12, 1e12), st.sampled_from([0.0, -0.0, 1e-300, -500.0, 1e308]))
+
+
+@given(size=st.tuples(_SIDE, _SIDE), nudge=st.tuples(st.integers(-1, 1), st.integers(-1, 1)),
+       box=st.one_of(st.none(), st.builds(Box, _COORD, _COORD, _COORD, _COORD)))
+@settings(max_examples=60, deadline=None)
+def test_every_photo_size_and_finite_crop_maps_inside_the_working_copy(
+        size: tuple[int, int], nudge: tuple[int, int], box: Box | None) -> None:
+    """Half of all sizes above 1024 px used to map the full box past the working copy's last row
+    (one scale from the width only).  The copy here is the real working size, give or take the
+    pixel a JPEG's draft decode may round the other way; a tiny RGB copy keeps it cheap."""
+    ww, wh = working_size(size)
+    ww, wh = max(1, ww + nudge[0]), max(1, wh + nudge[1])
+    photo = Photo("p.png", size, Image.new("RGB", (ww, wh)))
+    wb = photo.working_box(box)
+    assert 0 <= wb.x and 0 <= wb.y and wb.w > 0 and wb.h > 0
+    assert wb.x + wb.w <= ww and wb.y + wb.h <= wh
+    if box is None:
+        assert wb.as_tuple() == pytest.approx((0, 0, ww, wh))
+    assert crop_to_input(photo, box, InputSpec(size=32)).shape == (3, 32, 32)
+
+
+@pytest.mark.parametrize("size", [(3000, 2001), (1028, 480), (1049, 777), (2001, 3000)])
+def test_sizes_that_used_to_crash_prediction(tmp_path: Path, size: tuple[int, int]) -> None:
+    p = tmp_path / "x.png"
+    Image.new("L", size, 120).save(p)
+    photo = load_photo(p)
+    for box in (None, Box(0, 0, *size), Box(size[0] - 1, size[1] - 1, 5, 5)):
+        assert crop_to_input(photo, box, InputSpec()).shape == (3, 224, 224)
 
 
 def test_crop_to_input_normalises_as_the_spec_says() -> None:
