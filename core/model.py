@@ -228,3 +228,39 @@ def simplify_onnx(path: str) -> None:
     proto = ir.serde.serialize_model(graph)
     onnx.checker.check_model(proto)
     onnx.save(proto, path)
+
+
+class FramingHeads(nn.Module):
+    """Where the car is, and whether the input shows one whole car, from the trunk's feature map.
+
+    Box: every cell of the (S x S) map scores how much it is the car's centre and says how far
+    the car reaches from it (left, top, right, bottom, as fractions of the input); the box is the
+    score-weighted mean of the cells' boxes (softmax over cells), so one differentiable box comes
+    out with no non-maximum suppression and no thresholds.  Chosen over scoring many candidate
+    boxes with the classifier (measured before: ~0.5 s per photo on 2 cores and a median IoU of
+    0.5) because it costs one extra 1x1 convolution on the first forward pass.
+
+    Whole car: a small MLP on the pooled features (the same vector the classifier reads), trained
+    with non-car images and partial views as negatives.
+    """
+
+    def __init__(self, hidden: int = 128, whole_hidden: int = 64) -> None:
+        super().__init__()
+        self.box_hidden = nn.Conv2d(FEATURE_DIM, hidden, 1)
+        self.box_out = nn.Conv2d(hidden, 5, 1)
+        self.whole = nn.Sequential(nn.Linear(FEATURE_DIM, whole_hidden), nn.ReLU(), nn.Linear(whole_hidden, 1))
+
+    def forward(self, fmap: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``fmap`` (N, 1280, S, S) -> box (N, 4: x0, y0, x1, y1 in 0..1), whole-car logit (N,)."""
+        n, _, h, w = fmap.shape
+        out = self.box_out(F.relu(self.box_hidden(fmap)))
+        weights = torch.softmax(out[:, 0].reshape(n, h * w), dim=1)
+        reach = torch.sigmoid(out[:, 1:5]).reshape(n, 4, h * w)
+        ys = (torch.arange(h, dtype=fmap.dtype) + 0.5) / h
+        xs = (torch.arange(w, dtype=fmap.dtype) + 0.5) / w
+        cy = ys[:, None].expand(h, w).reshape(1, h * w)
+        cx = xs[None, :].expand(h, w).reshape(1, h * w)
+        cells = torch.stack([cx - reach[:, 0], cy - reach[:, 1], cx + reach[:, 2], cy + reach[:, 3]], dim=1)
+        box = (cells.clamp(0.0, 1.0) * weights[:, None, :]).sum(dim=2)
+        whole = self.whole(fmap.mean(dim=(2, 3))).squeeze(1)
+        return box, whole

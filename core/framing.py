@@ -1,0 +1,108 @@
+"""Where the car is in a photo, and whether a crop shows a whole car (Qt-free, torch-free).
+
+A model file of format 2 with a ``framing`` section has two more outputs: the car's box in the
+network's input and a whole-car logit.  The first forward pass on a new photo (the crop box on
+the whole photo) therefore also says where the car is; the estimate shown is then made on that
+box: at most one more forward pass.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import Enum
+
+import numpy as np
+
+from core.modelfile import FramingSpec, InputSpec
+from core.preprocess import Box
+
+
+class CropMode(Enum):
+    """How a photo's crop is chosen when the user has not drawn one."""
+
+    AUTO = "auto"  # on the car the model finds (the whole photo when it finds none)
+    FULL = "full"  # the whole photo
+
+
+class WholeCar(Enum):
+    """The whole-car check's verdict on one crop."""
+
+    YES = "whole car"
+    UNSURE = "unsure"
+    NO = "not a whole car"
+
+
+def parse_crop(text: str) -> CropMode | Box:
+    """``auto``, ``full`` or ``x,y,w,h`` (original-image pixels); raises ValueError."""
+    t = text.strip().lower()
+    for mode in CropMode:
+        if t == mode.value:
+            return mode
+    return Box.parse(text)
+
+
+def verdict(score: float, spec: FramingSpec) -> WholeCar:
+    if score < spec.threshold:
+        return WholeCar.NO
+    if score < spec.unsure_below:
+        return WholeCar.UNSURE
+    return WholeCar.YES
+
+
+def whole_car_score(logit: float, spec: FramingSpec) -> float:
+    """0..1: sigmoid of the whole-car logit at the spec's temperature."""
+    z = float(logit) / spec.temperature
+    return 1.0 / (1.0 + math.exp(-z)) if z >= 0 else math.exp(z) / (1.0 + math.exp(z))
+
+
+def input_region(crop: Box, spec: InputSpec) -> Box:
+    """The part of ``crop`` the network's input shows (all of it when stretched)."""
+    if spec.resize != "center_crop":
+        return crop
+    side = min(crop.w, crop.h) * spec.crop_fraction
+    return Box(crop.x + (crop.w - side) / 2, crop.y + (crop.h - side) / 2, side, side)
+
+
+def found_box(output: np.ndarray, crop: Box, spec: InputSpec, margin: float,
+              image_size: tuple[int, int]) -> Box | None:
+    """The box output (x0, y0, x1, y1 as fractions of the input) in original-image pixels,
+    widened by ``margin`` of its size on each side and kept inside the image; None when the
+    output is not a usable box (not finite, or empty)."""
+    v = np.asarray(output, dtype=np.float64).ravel()
+    if v.size != 4 or not np.all(np.isfinite(v)):
+        return None
+    x0, y0, x1, y1 = (float(min(max(a, 0.0), 1.0)) for a in v)
+    if x1 - x0 <= 1e-3 or y1 - y0 <= 1e-3:
+        return None
+    region = input_region(crop, spec)
+    bx, by = region.x + x0 * region.w, region.y + y0 * region.h
+    bw, bh = (x1 - x0) * region.w, (y1 - y0) * region.h
+    box = Box(bx - margin * bw, by - margin * bh, bw * (1 + 2 * margin), bh * (1 + 2 * margin))
+    return box.clamp(image_size)
+
+
+def box_iou(a: Box, b: Box) -> float:
+    ix = max(0.0, min(a.x + a.w, b.x + b.w) - max(a.x, b.x))
+    iy = max(0.0, min(a.y + a.h, b.y + b.h) - max(a.y, b.y))
+    inter = ix * iy
+    union = a.w * a.h + b.w * b.h - inter
+    return inter / union if union > 0 else 0.0
+
+
+# A found box this close to the whole photo is the whole photo: the first pass's estimate stands.
+SAME_AS_FULL_IOU = 0.9
+
+
+@dataclass(frozen=True)
+class Located:
+    """What the first pass says about a whole photo."""
+
+    box: Box | None  # the car, original pixels; None when the model cannot say or sees no car
+    score: float  # whole-car score of the whole photo
+
+    def crop_for_estimate(self, full: Box) -> Box | None:
+        """The box to predict on next, or None when the first pass on ``full`` already is it."""
+        if self.box is None or box_iou(self.box, full) >= SAME_AS_FULL_IOU:
+            return None
+        return self.box

@@ -1,0 +1,157 @@
+"""Held-out report of a model file on photos framed the way people take them.
+
+Everything here runs the model file through ``core.predictor`` exactly as the CLI does
+(``--crop auto`` unless a row says otherwise), on the split's *test* photos, with backgrounds
+and non-car images from the held-out side of training/negatives.py only:
+
+- tight crops (the Stanford photo as it is): make/model top-1/top-5, year within one, flagged;
+  with and without horizontal-flip test-time augmentation (softmax of photo and mirror averaged);
+- the same cars composited whole into held-out background photos at 35% and 60% of the frame:
+  top-1, flagged, and the found box's IoU with the true box;
+- held-out non-car images (photos and graphics) and partial views (8-40% of a car): flagged.
+
+  python -m training.framing_report --model runs/framing/carvalue.onnx \
+      --data ../shared/data/stanford-cars-train --split training/reports/bundled-model/split.json \
+      --out training/reports/framing
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from core.framing import CropMode, box_iou
+from core.predictor import Prediction, Predictor, softmax
+from core.preprocess import Photo, photo_from_image
+from training import compositing as comp
+from training.framing import BackgroundPool, split_files
+
+
+def _labels(data: Path) -> dict[str, tuple[str, int]]:
+    """file -> (class name as the model file spells it, model year)."""
+    import csv
+
+    with (data / "labels.csv").open(newline="") as f:
+        return {r["file"]: (f"{r['make']} {r['model']} {r['year']}", int(r["year"])) for r in csv.DictReader(f)}
+
+
+def _score(preds: Sequence[Prediction], truth: Sequence[tuple[str, int]]) -> dict[str, float]:
+    top1 = [p.make_models[0].label == t[0] for p, t in zip(preds, truth, strict=True)]
+    top5 = [t[0] in [lp.label for lp in p.make_models[:5]] for p, t in zip(preds, truth, strict=True)]
+    year1 = [_year_ok(p, t[1]) for p, t in zip(preds, truth, strict=True)]
+    return {"photos": len(preds), "make_model_top1": float(np.mean(top1)), "make_model_top5": float(np.mean(top5)),
+            "year_within1": float(np.mean(year1)), "flagged": float(np.mean([not p.looks_like_car for p in preds])),
+            "unsure": float(np.mean([p.unsure for p in preds]))}
+
+
+def _year_ok(p: Prediction, year: int) -> bool:
+    try:
+        return abs(int(p.years[0].label) - year) <= 1
+    except ValueError:
+        return False
+
+
+def flip_tta_top(predictor: Predictor, photos: Sequence[Photo], truth: Sequence[tuple[str, int]]) -> dict[str, float]:
+    """Top-1/top-5 with the softmax of each photo and its mirror averaged (tight crops)."""
+    meta = predictor.metadata
+    spec = meta.input
+    from core.preprocess import crop_to_input
+
+    hits1, hits5 = [], []
+    for i in range(0, len(photos), 16):
+        chunk = photos[i:i + 16]
+        x = np.stack([crop_to_input(p, None, spec) for p in chunk])
+        probs = sum(softmax(predictor.run_batch(v)["make_model_logits"], meta.temperatures.get("make_model", 1.0))
+                    for v in (x, x[:, :, :, ::-1].copy()))
+        for row, t in zip(probs, truth[i:i + 16], strict=True):
+            order = np.argsort(-row)
+            hits1.append(meta.make_models[order[0]] == t[0])
+            hits5.append(t[0] in [meta.make_models[j] for j in order[:5]])
+    return {"make_model_top1": float(np.mean(hits1)), "make_model_top5": float(np.mean(hits5))}
+
+
+def report(model: Path, data: Path, split_json: Path, seed: int = 0, limit: int = 0) -> dict[str, Any]:
+    from training.negatives import (
+        background_files,
+        load_negative,
+        negative_files,
+        synthetic_negatives,
+    )
+
+    predictor = Predictor.load(model)
+    labels = _labels(data)
+    test = split_files(split_json, data)["test"]
+    if limit:
+        test = test[:limit]
+    truth = [labels[str(p.relative_to(data))] for p in test]
+    cars = []
+    for p in test:
+        with Image.open(p) as im:
+            cars.append(im.convert("RGB"))
+    photos = [photo_from_image(c, name=str(p)) for c, p in zip(cars, test, strict=True)]
+    out: dict[str, Any] = {"model": str(model), "test_photos": len(test)}
+    tight_full = [predictor.predict(ph, None) for ph in photos]
+    tight_auto = [predictor.predict(ph, CropMode.AUTO) for ph in photos]
+    out["tight"] = {"full": _score(tight_full, truth), "auto": _score(tight_auto, truth),
+                    "flip_tta_full": flip_tta_top(predictor, photos, truth)}
+    bgs = BackgroundPool([p for p, _ in background_files("test")])
+    rng = np.random.default_rng(seed)
+    framed: dict[str, Any] = {}
+    for coverage in (0.35, 0.6):
+        preds, ious, full_preds = [], [], []
+        for i, car in enumerate(cars):
+            recipe = comp.FrameRecipe(coverage=coverage, aspect=float(rng.choice(comp.FRAME_ASPECTS)), fill="photo",
+                                      cx=float(rng.uniform()), cy=float(rng.uniform(0.2, 0.9)), long_side=1024,
+                                      colour_match=float(rng.uniform(0.4, 1.0)), feather=0.04)
+            c = comp.compose(car, recipe, rng, bgs.pick(rng))
+            ph = photo_from_image(c.image, name=f"{test[i].name}@{coverage}")
+            p = predictor.predict(ph, CropMode.AUTO)
+            preds.append(p)
+            full_preds.append(predictor.predict(ph, None))
+            ious.append(box_iou(p.found_box, c.box) if p.found_box is not None else 0.0)
+        framed[f"{coverage:.0%}"] = {"auto": _score(preds, truth), "full": _score(full_preds, truth),
+                                     "found_iou_median": float(np.median(ious)),
+                                     "found_iou_ge_0.8": float(np.mean(np.asarray(ious) >= 0.8))}
+    out["framed"] = framed
+    partial = [predictor.predict(photo_from_image(comp.partial_view(c, rng)), None) for c in cars]
+    out["partial_views_flagged"] = float(np.mean([not p.looks_like_car for p in partial]))
+    non_car: dict[str, list[bool]] = {}
+    for path, source in negative_files("test"):
+        try:
+            im = load_negative(path)
+        except (OSError, ValueError):
+            continue
+        kind = getattr(source, "kind", "photo")
+        non_car.setdefault(kind, []).append(not predictor.predict(photo_from_image(im), CropMode.AUTO).looks_like_car)
+    for im in synthetic_negatives(200, seed + 99, "test"):
+        non_car.setdefault("synthetic", []).append(
+            not predictor.predict(photo_from_image(im.convert("RGB")), CropMode.AUTO).looks_like_car)
+    out["non_car_flagged"] = {k: {"images": len(v), "flagged": float(np.mean(v))} for k, v in non_car.items()}
+    every = [x for v in non_car.values() for x in v]
+    out["non_car_flagged"]["all"] = {"images": len(every), "flagged": float(np.mean(every)) if every else float("nan")}
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m training.framing_report")
+    ap.add_argument("--model", type=Path, required=True)
+    ap.add_argument("--data", type=Path, required=True)
+    ap.add_argument("--split", type=Path, required=True)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--limit", type=int, default=0)
+    a = ap.parse_args(argv)
+    r = report(a.model, a.data, a.split, limit=a.limit)
+    a.out.mkdir(parents=True, exist_ok=True)
+    (a.out / "report.json").write_text(json.dumps(r, indent=1))
+    print(json.dumps(r, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
