@@ -16,11 +16,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
-from core.dataset.database import DatabaseError
+from core.dataset.database import DatabaseError, UnusableDatabase
 from core.dataset.export import NotDeduplicated
 
 HELP = """The CarValue data pipeline, one resumable stage at a time. Every stage records its work
@@ -34,7 +35,13 @@ EPILOG = """typical order:
   carvalue-data filter apply --db d.sqlite --images store/ --filter junkfilter/
   carvalue-data shards --db d.sqlite --images store/ --out shards/
 then train on d.sqlite directly: carvalue-train train --data d.sqlite --images-root store/ ...
-`carvalue-data STAGE --help` explains each stage."""
+`carvalue-data STAGE --help` explains each stage.
+
+exit codes: 0 done; 2 bad arguments or input; 3 scrape stopped by a lasting failure (rerun to
+resume); 4 the store or database cannot be written; 5 the --db file is not a usable pipeline
+database (empty, truncated, overwritten, another program's): it is left exactly as it was.
+130 interrupted."""
+EXIT_UNUSABLE_DATABASE = 5
 
 
 def _add_common(p: argparse.ArgumentParser, images: bool = True) -> None:
@@ -187,6 +194,13 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return _run(args)
+    except UnusableDatabase as e:
+        print(f"carvalue-data {args.stage}: error: {e}", file=sys.stderr)
+        return EXIT_UNUSABLE_DATABASE
+    except sqlite3.DatabaseError as e:  # damage found after the checks on open (or a disk error)
+        print(f"carvalue-data {args.stage}: error: {args.db}: SQLite error ({e}); work committed before it "
+              "is kept", file=sys.stderr)
+        return EXIT_UNUSABLE_DATABASE
     except (DatabaseError, ValueError, FileNotFoundError, ImportError, NotDeduplicated) as e:
         print(f"carvalue-data {args.stage}: error: {e}", file=sys.stderr)
         return 2
@@ -204,8 +218,11 @@ def _run(a: argparse.Namespace) -> int:
         from core.dataset.verify import verify
 
         conn = database.connect(a.db, create=False)
-        report = verify(conn, ImageStore(a.images), refetch=not a.no_refetch, policy=_policy(a), rate=a.rate,
-                        short_side=a.short_side, quality=a.quality, temp_age_s=a.temp_age)
+        try:
+            report = verify(conn, ImageStore(a.images), refetch=not a.no_refetch, policy=_policy(a), rate=a.rate,
+                            short_side=a.short_side, quality=a.quality, temp_age_s=a.temp_age)
+        finally:
+            conn.close()
         print(json.dumps(report.as_dict()))
         return 0
     if a.stage == "dedup":
@@ -214,7 +231,10 @@ def _run(a: argparse.Namespace) -> int:
         from core.dataset.image_store import ImageStore
 
         conn = database.connect(a.db, create=False)
-        print(json.dumps(dedup(conn, ImageStore(a.images), jobs=a.jobs, progress=not a.no_progress).as_dict()))
+        try:
+            print(json.dumps(dedup(conn, ImageStore(a.images), jobs=a.jobs, progress=not a.no_progress).as_dict()))
+        finally:
+            conn.close()
         return 0
     if a.stage == "label":
         return _label(a)
@@ -231,7 +251,11 @@ def _run(a: argparse.Namespace) -> int:
         from core.dataset import database
         from core.dataset.stats import database_stats
 
-        print(json.dumps(database_stats(database.connect(a.db, create=False)), indent=2))
+        conn = database.connect(a.db, create=False)
+        try:
+            print(json.dumps(database_stats(conn), indent=2))
+        finally:
+            conn.close()
         return 0
     raise ValueError(f"unknown stage {a.stage!r}")
 
@@ -267,8 +291,9 @@ def _scrape(a: argparse.Namespace) -> int:
 def _label(a: argparse.Namespace) -> int:
     """The labeller is a Qt program in carvalue_gui; core never imports Qt, so it runs as its own
     process (the same interpreter), like `git foo` runs `git-foo`."""
-    if not a.db.is_file():
-        raise FileNotFoundError(f"{a.db}: no such database")
+    from core.dataset import database
+
+    database.connect(a.db, create=False).close()  # refuse a missing or damaged database here, before Qt starts
     cmd = [sys.executable, "-m", "carvalue_gui.labeller", "--db", str(a.db), "--images", str(a.images),
            "--labels", str(a.labels), "--seed", str(a.seed)]
     return subprocess.call(cmd)

@@ -108,10 +108,10 @@ def apply_filter(conn: sqlite3.Connection, store: ImageStore, jf: JunkFilter, ex
 
 
 def apply_filter_cli(a: argparse.Namespace) -> int:
-    jf = JunkFilter.load(a.filter)
-    extractor = make_extractor(jf.features, a.trunk, a.clip_weights, threads=a.threads)
-    conn = db.connect(a.db, create=False)
+    conn = db.connect(a.db, create=False)  # first: a bad database is refused before the model loads
     try:
+        jf = JunkFilter.load(a.filter)
+        extractor = make_extractor(jf.features, a.trunk, a.clip_weights, threads=a.threads)
         print(json.dumps(apply_filter(conn, ImageStore(a.images), jf, extractor, a.batch_size,
                                       not a.no_progress), indent=2))
     finally:

@@ -51,10 +51,14 @@ def write_shards(db_path: str | Path, images_root: str | Path, out_dir: str | Pa
                  shard_size: int = 1000) -> ShardReport:
     if shard_size < 1:
         raise ValueError("--shard-size must be at least 1")
+    conn = db.connect(db_path, create=False)  # first: a bad database is refused before anything is written
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        conn.close()
+        raise
     store = ImageStore(images_root)
-    conn = db.connect(db_path, create=False)
     report = ShardReport()
     listings: set[int] = set()
     tar: tarfile.TarFile | None = None
