@@ -127,6 +127,9 @@ class ModelMetadata:
     created: str = ""
     format_version: int = FORMAT_VERSION
     framing: FramingSpec | None = None
+    # Format 2: how class probabilities become a price (core.pricing.PriceModel.from_dict reads
+    # it; kept as JSON here so the contract has one parser).  None: the price head's value.
+    price_model: dict[str, Any] | None = None
 
     def output_sizes(self) -> dict[str, int]:
         sizes = {
@@ -172,6 +175,7 @@ class ModelMetadata:
                 created=str(d.get("created", "")),
                 format_version=version,
                 framing=_framing(d.get("framing")),
+                price_model=_price_model(d.get("price_model")),
             )
         except KeyError as e:
             raise ModelFileError(path, f"metadata is missing {e.args[0]!r}") from e
@@ -211,6 +215,15 @@ class ModelMetadata:
                 fail("framing needs temperature > 0, 0 < threshold <= unsure_below < 1, 0 <= found_margin <= 0.5")
             if not fr.box_output or not fr.whole_car_output or fr.box_output == fr.whole_car_output:
                 fail("framing needs two distinct output names")
+        if self.price_model is not None:
+            from core.pricing import PriceModel, PriceModelError
+
+            if self.format_version < 2:
+                fail("a price_model section needs format_version 2")
+            try:
+                PriceModel.from_dict(self.price_model, n_classes=len(self.make_models))
+            except PriceModelError as e:
+                fail(str(e))
 
 
 def _framing(d: Any) -> FramingSpec | None:
@@ -219,6 +232,14 @@ def _framing(d: Any) -> FramingSpec | None:
     spec = _build(FramingSpec, d)
     sources = tuple(dict(s) for s in spec.sources)
     return FramingSpec(**{**asdict(spec), "sources": sources})
+
+
+def _price_model(d: Any) -> dict[str, Any] | None:
+    if d is None:
+        return None
+    if not isinstance(d, dict):
+        raise TypeError("price_model must be an object")
+    return d
 
 
 def _build(cls: type, d: dict[str, Any]) -> Any:

@@ -8,7 +8,7 @@ import sys
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,9 @@ from core.preprocess import (
     photo_from_array,
     photo_from_image,
 )
+from core.pricing import PriceBasis, PriceBin, PriceEstimate, PriceInputs, estimate_price
+from core.pricing import bin_quantile as bin_quantile  # re-exported: it lived here
+from core.pricing import shown_median as shown_median  # re-exported: it lived here
 
 BUNDLED_MODEL_NAME = "carvalue.onnx"
 PhotoLike = Photo | str | os.PathLike[str] | Image.Image | np.ndarray
@@ -36,24 +39,12 @@ class LabelProb:
 
 
 @dataclass(frozen=True)
-class PriceBin:
-    low: float
-    high: float | None  # None: open-ended top range
-    probability: float
-
-    def label(self) -> str:
-        if self.high is None:
-            return f"${self.low / 1000:.0f}k+"
-        if self.low <= 0:
-            return f"<${self.high / 1000:.0f}k"
-        return f"${self.low / 1000:.0f}k-{self.high / 1000:.0f}k"
-
-
-@dataclass(frozen=True)
 class Prediction:
-    """One crop's estimate.  ``price_low``/``price_high``: the likely (interquartile) range of
-    the price histogram; ``median_price``: the median head's estimate kept inside that range
-    (see ``shown_median``); ``median_head``: the head's own value."""
+    """One crop's estimate.  ``median_price``, ``price_low``/``price_high`` (the likely, middle-50%
+    range) and ``price_bins`` repeat ``price`` (core.pricing: the price model's mixture, or for a
+    model file without one the price head's histogram); ``median_head``: the median head's own
+    value.  ``basis`` lets :func:`reprice` follow new mileage/condition/year without a forward
+    pass."""
 
     median_price: float
     price_low: float
@@ -66,6 +57,8 @@ class Prediction:
     crop: Box
     source: str = ""
     median_head: float = math.nan
+    price: PriceEstimate | None = None
+    basis: PriceBasis | None = field(default=None, compare=False, repr=False)
 
     @property
     def top_make_model(self) -> LabelProb:
@@ -78,6 +71,8 @@ class Prediction:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["crop"] = dict(zip("xywh", self.crop.as_tuple(), strict=True))
+        d["price"] = None if self.price is None else self.price.to_dict()
+        d.pop("basis", None)
         return d
 
 
@@ -146,6 +141,9 @@ class Predictor:
         self._output_names = [o.name for o in session.get_outputs()]
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
+        # Year of sale, mileage and condition every new estimate is priced with (the CLI sets
+        # them; the app reprices per photo with ``reprice``).
+        self.price_inputs = PriceInputs()
 
     def _preprocess_pool(self) -> ThreadPoolExecutor:
         """Threads that crop and resize a batch's inputs side by side: Pillow's resampling and
@@ -238,13 +236,14 @@ class Predictor:
         head = meta.price.to_dollars(float(np.ravel(outs["median"][i])[0]))
         bins = tuple(PriceBin(lo, hi, float(p)) for (lo, hi), p in
                      zip(meta.price.bounds(), price_p, strict=True))
-        low, high = bin_quantile(bins, 0.25), bin_quantile(bins, 0.75)
+        basis = PriceBasis(mm_p, bins, head)
+        price = estimate_price(meta, basis, self.price_inputs)
         conf = confidence_score(mm_logits, meta)
         return Prediction(
-            median_price=shown_median(head, low, high),
-            price_low=low,
-            price_high=high,
-            price_bins=bins,
+            median_price=price.median,
+            price_low=price.likely[0],
+            price_high=price.likely[1],
+            price_bins=price.bins,
             make_models=top_labels(mm_p, meta.make_models, top_k),
             years=top_labels(year_p, meta.years, top_k),
             confidence=conf,
@@ -252,7 +251,18 @@ class Predictor:
             crop=box,
             source=source,
             median_head=head,
+            price=price,
+            basis=basis,
         )
+
+
+def reprice(pred: Prediction, meta: ModelMetadata, inputs: PriceInputs) -> Prediction:
+    """``pred`` priced with other inputs (no forward pass); unchanged when it has no basis."""
+    if pred.basis is None:
+        return pred
+    price = estimate_price(meta, pred.basis, inputs)
+    return replace(pred, median_price=price.median, price_low=price.likely[0], price_high=price.likely[1],
+                   price_bins=price.bins, price=price)
 
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
@@ -267,31 +277,6 @@ def top_labels(probs: np.ndarray, vocab: Sequence[str], k: int) -> tuple[LabelPr
     k = max(1, min(k, len(vocab)))
     idx = np.argsort(-probs, kind="stable")[:k]
     return tuple(LabelProb(vocab[j], float(probs[j])) for j in idx)
-
-
-def bin_quantile(bins: Sequence[PriceBin], q: float) -> float:
-    """Price at cumulative probability ``q``, linear within a range (the open top range is
-    treated as spanning its low edge to 1.5x it)."""
-    acc = 0.0
-    for b in bins:
-        high = b.high if b.high is not None else b.low * 1.5
-        if acc + b.probability >= q and b.probability > 0:
-            return b.low + (high - b.low) * (q - acc) / b.probability
-        acc += b.probability
-    last = bins[-1]
-    return last.high if last.high is not None else last.low * 1.5
-
-
-def shown_median(head: float, low: float, high: float) -> float:
-    """The median price shown: the median head's estimate, moved into the histogram's likely
-    (interquartile) range when it falls outside it.
-
-    The two come from separate heads and disagree on about half of held-out photos; a median
-    outside its own "likely" range reads as a contradiction.  Chosen on validation photos over
-    the head alone, the histogram's median and their mean (MAPE 28.8% -> 25.2%, MAE $8.56k ->
-    $8.80k); held-out test figures are in the model card.
-    """
-    return min(max(head, low), high)
 
 
 def confidence_score(mm_logits: np.ndarray, meta: ModelMetadata) -> float:

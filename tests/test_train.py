@@ -353,3 +353,22 @@ def test_shown_median_errors_use_the_apps_estimator() -> None:
     assert out["shown_mae_usd"] == pytest.approx((0 + abs(high - 16e3)) / 2, rel=1e-9)
     assert out["head_mae_usd"] == pytest.approx((0 + 74e3) / 2, rel=1e-6)
     assert out["shown_mae_usd"] < out["head_mae_usd"]
+
+
+def test_unaugmented_training_sample_is_what_the_app_feeds(tmp_path: Path) -> None:
+    """The model file's input spec is the one source of normalisation: a training sample with
+    every augmentation off equals the app's input for the whole photo (it used the Keras
+    mean/std whatever the trunk wanted)."""
+    from core.predictor import Predictor
+    from core.preprocess import crop_to_input, load_photo
+
+    folder = make_folder(tmp_path / "d", cars_per_class=1, photos_per_car=1)
+    records = records_from_folder(folder)
+    spec = InputSpec(size=64, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+    plain = Augment(min_area=1.0, ratio=(1.0, 1.0), ratio_mode="relative", hflip=False, jitter=0.0)
+    ds = CarPhotos(records, LabelSpace.from_records(records), spec, augment=plain)
+    trained_on, _, _ = ds[(0, 7, 64)]
+    app_feeds = crop_to_input(Predictor.as_photo(load_photo(records[0].image_path)), None, spec)
+    np.testing.assert_array_equal(trained_on.numpy(), app_feeds)
+    evaluated_on, _, _ = ds[0]
+    np.testing.assert_array_equal(evaluated_on.numpy(), app_feeds)

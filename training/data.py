@@ -22,7 +22,7 @@ import math
 import random
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -288,8 +288,11 @@ class Augment:
                 return Box(float(rng.uniform(0, w - cw)), float(rng.uniform(0, h - ch)), cw, ch)
         return Box.full(size)
 
-    def __call__(self, image: Image.Image, size: int, rng: np.random.Generator) -> np.ndarray:
-        spec = InputSpec(size=size, mean=KERAS_MEAN, std=KERAS_STD, resize="stretch")
+    def __call__(self, image: Image.Image, spec: InputSpec, rng: np.random.Generator) -> np.ndarray:
+        """An augmented crop, resized and normalised by ``spec`` (the model file's input spec:
+        the trunk's own mean/std, so training sees what the app will feed).  The crop is always
+        stretched to the square, as the app stretches its crop box."""
+        spec = replace(spec, resize="stretch", crop_fraction=1.0)
         img = crop_resize(image, self.box(image.size, rng), spec)
         if self.hflip and rng.random() < 0.5:
             img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
@@ -329,12 +332,10 @@ class CarPhotos(Dataset[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]):
     def __getitem__(self, key: int | SampleKey) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         i, seed, size = (key, -1, self.eval_spec.size) if isinstance(key, int) else key
         image = load_photo(self.records[i].image_path).image
+        spec = self.eval_spec if size == self.eval_spec.size else replace(self.eval_spec, size=size)
         if seed >= 0:
-            arr = self.augment(image, size, np.random.default_rng(seed))
+            arr = self.augment(image, spec, np.random.default_rng(seed))
         else:
-            spec = self.eval_spec if size == self.eval_spec.size else \
-                InputSpec(size, self.eval_spec.mean, self.eval_spec.std, self.eval_spec.resize,
-                          self.eval_spec.crop_fraction)
             arr = normalise(crop_resize(image, Box.full(image.size), spec), spec)
         t = self.targets[i]
         return (torch.from_numpy(arr), torch.tensor([t.price_bin, t.make_model, t.year]),
