@@ -12,13 +12,21 @@ QT_LIBS=(libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 libdbus-
          libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 libxcb-xinerama0 libxcb-randr0
          libxcb-render-util0 libxcb-image0 libxcb-xkb1
          binutils)  # strip/readelf for packaging/build.py (the slow packaging test skips without)
+SYSTEM_PKGS=("${QT_LIBS[@]}")
+if [[ ",$EXTRAS," == *",train,"* ]]; then
+  # Non-car images that train and test the whole-car check (training/negatives.py): desktop
+  # wallpapers (photos, abstract art) and public-domain clip art, ~350 MB installed; without
+  # them the tests that read them skip and training has only the drawn negatives.
+  SYSTEM_PKGS+=(mate-backgrounds gnome-backgrounds ukui-wallpapers plasma-workspace-wallpapers
+                openclipart-png)
+fi
 missing=()
-for pkg in "${QT_LIBS[@]}"; do
+for pkg in "${SYSTEM_PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
 if ((${#missing[@]})); then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-  echo "Installing system libraries for Qt: ${missing[*]}"
+  echo "Installing system packages: ${missing[*]}"
   $SUDO apt-get update -qq && $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
