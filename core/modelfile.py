@@ -23,6 +23,12 @@ FORMAT_VERSION = 2
 METADATA_KEY = "carvalue"
 OUTPUT_NAMES = ("price_logits", "median", "make_model_logits", "year_logits")
 UNKNOWN = "Unknown"
+# Ranges a loaded file's numbers must lie in, so every prediction stays finite: no price is
+# above PRICE_CEILING dollars (the median head's value is capped there too), and a softmax
+# temperature outside TEMPERATURE_RANGE turns logits into inf or 0/0.
+PRICE_CEILING = 1e9
+TEMPERATURE_RANGE = (1e-2, 1e2)
+MAX_INPUT_SIZE = 4096
 
 
 class ModelFileError(Exception):
@@ -71,7 +77,8 @@ class PriceSpec:
         return list(zip(lows, highs, strict=True))
 
     def to_dollars(self, z: float) -> float:
-        return float(math.exp(z * self.log_std + self.log_mean))
+        """Dollars for the head's ``z``, at most PRICE_CEILING (a wild ``z`` cannot overflow)."""
+        return float(math.exp(min(z * self.log_std + self.log_mean, math.log(PRICE_CEILING))))
 
 
 @dataclass(frozen=True)
@@ -149,30 +156,32 @@ class ModelMetadata:
     @classmethod
     def from_json(cls, text: str, path: str | os.PathLike[str] = "<metadata>") -> ModelMetadata:
         try:
-            d = json.loads(text)
+            d = json.loads(text, parse_constant=_non_finite, parse_float=_finite_float)
         except json.JSONDecodeError as e:
+            raise ModelFileError(path, f"metadata is not valid JSON ({e})") from e
+        except (ValueError, RecursionError) as e:  # NaN/Infinity/1e999, a 5000-digit integer, nesting
             raise ModelFileError(path, f"metadata is not valid JSON ({e})") from e
         if not isinstance(d, dict):
             raise ModelFileError(path, "metadata is not a JSON object")
         version = d.get("format_version")
-        if not isinstance(version, int):
-            raise ModelFileError(path, "metadata has no format_version")
+        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+            raise ModelFileError(path, "metadata has no format_version (a positive integer)")
         if version > FORMAT_VERSION:
             raise ModelFileError(path, f"model file format {version} is newer than this app supports "
                                        f"({FORMAT_VERSION}); update CarValue")
         try:
             meta = cls(
-                make_models=tuple(str(s) for s in d["make_models"]),
-                years=tuple(str(s) for s in d["years"]),
-                input=_build(InputSpec, d.get("input", {})),
-                price=_build(PriceSpec, d.get("price", {})),
-                confidence=_build(ConfidenceSpec, d.get("confidence", {})),
-                architecture=str(d.get("architecture", "mobilenet_v2")),
-                name=str(d.get("name", "carvalue")),
-                temperatures={str(k): float(v) for k, v in d.get("temperatures", {}).items()},
-                provenance=dict(d.get("provenance", {})),
-                metrics=dict(d.get("metrics", {})),
-                created=str(d.get("created", "")),
+                make_models=_strings(d["make_models"], "make_models"),
+                years=_strings(d["years"], "years"),
+                input=_build(InputSpec, d.get("input", {}), "input"),
+                price=_build(PriceSpec, d.get("price", {}), "price"),
+                confidence=_build(ConfidenceSpec, d.get("confidence", {}), "confidence"),
+                architecture=_string(d.get("architecture", "mobilenet_v2"), "architecture"),
+                name=_string(d.get("name", "carvalue"), "name"),
+                temperatures=_temperatures(d.get("temperatures", {})),
+                provenance=_object(d.get("provenance", {}), "provenance"),
+                metrics=_object(d.get("metrics", {}), "metrics"),
+                created=_string(d.get("created", ""), "created"),
                 format_version=version,
                 framing=_framing(d.get("framing")),
                 price_model=_price_model(d.get("price_model")),
@@ -194,18 +203,33 @@ class ModelMetadata:
             fail(f"year vocabulary must have at least one year and end with {UNKNOWN!r}")
         if len(set(self.make_models)) != len(self.make_models):
             fail("make/model vocabulary has duplicates")
-        edges = self.price.edges
+        price, spec, conf = self.price, self.input, self.confidence
+        if not all(_is_number(v) for v in (*price.edges, price.log_mean, price.log_std, *spec.mean, *spec.std,
+                                           spec.crop_fraction, conf.threshold, conf.scale, conf.temperature)):
+            fail("metadata numbers must be finite (price, input and confidence)")
+        edges = price.edges
         if not edges or any(b <= a for a, b in zip(edges, edges[1:], strict=False)) or edges[0] <= 0:
             fail("price edges must be positive and strictly increasing")
-        if self.price.log_std <= 0:
-            fail("price.log_std must be positive")
-        spec = self.input
-        if spec.size < 32 or len(spec.mean) != 3 or len(spec.std) != 3 or min(spec.std) <= 0:
-            fail("input spec is invalid (size >= 32, three means, three positive stds)")
+        if edges[-1] * 1.5 > PRICE_CEILING:  # the open top range is drawn to 1.5x its low edge
+            fail(f"price edges must stay below ${PRICE_CEILING / 1.5:,.0f}")
+        if not 0 < price.log_std <= 10 or not 0 <= price.log_mean <= math.log(PRICE_CEILING):
+            fail(f"price.log_std must be in (0, 10] and price.log_mean in [0, {math.log(PRICE_CEILING):.1f}] "
+                 f"(a median between $1 and ${PRICE_CEILING:,.0f})")
+        if not (_is_int(spec.size) and 32 <= spec.size <= MAX_INPUT_SIZE and len(spec.mean) == 3
+                and len(spec.std) == 3 and all(0 <= m <= 1 for m in spec.mean)
+                and all(0.01 <= s <= 10 for s in spec.std)):
+            fail(f"input spec is invalid (size 32..{MAX_INPUT_SIZE}, three means in [0, 1], "
+                 "three stds in [0.01, 10])")
         if spec.resize not in ("stretch", "center_crop") or not 0 < spec.crop_fraction <= 1:
-            fail(f"unknown input resize mode {spec.resize!r}")
-        if self.confidence.method not in ("max_prob", "energy"):
-            fail(f"unknown confidence method {self.confidence.method!r}")
+            fail(f"unknown input resize mode {spec.resize!r} or crop_fraction outside (0, 1]")
+        if conf.method not in ("max_prob", "energy"):
+            fail(f"unknown confidence method {conf.method!r}")
+        low, high = TEMPERATURE_RANGE
+        for key, t in {**self.temperatures, "confidence.temperature": conf.temperature}.items():
+            if not (_is_number(t) and low <= t <= high):
+                fail(f"temperature {key!r} must be a number in [{low:g}, {high:g}], got {t!r}")
+        if not 1e-4 <= conf.scale <= 1e4 or abs(conf.threshold) > 1e6:
+            fail("confidence.scale must be in [1e-4, 1e4] and confidence.threshold within +-1e6")
         fr = self.framing
         if fr is not None:
             numbers = (fr.temperature, fr.threshold, fr.unsure_below, fr.found_margin)
@@ -229,7 +253,7 @@ class ModelMetadata:
 def _framing(d: Any) -> FramingSpec | None:
     if d is None:
         return None
-    spec = _build(FramingSpec, d)
+    spec = _build(FramingSpec, d, "framing")
     sources = tuple(dict(s) for s in spec.sources)
     return FramingSpec(**{**asdict(spec), "sources": sources})
 
@@ -242,15 +266,90 @@ def _price_model(d: Any) -> dict[str, Any] | None:
     return d
 
 
-def _build(cls: type, d: dict[str, Any]) -> Any:
+def _build(cls: type, d: Any, section: str = "") -> Any:
+    """A spec dataclass from its JSON object, each field read as its annotation says (number,
+    integer, string, list of numbers); a wrong type raises TypeError naming ``section.field``."""
+    section = section or cls.__name__
     if not isinstance(d, dict):
-        raise TypeError(f"{cls.__name__} must be an object")
-    kwargs = {}
-    for name in cls.__dataclass_fields__:  # type: ignore[attr-defined]
-        if name in d:
-            v = d[name]
+        raise TypeError(f"{section} must be an object, got {_short(d)}")
+    kwargs: dict[str, Any] = {}
+    for name, f in cls.__dataclass_fields__.items():  # type: ignore[attr-defined]
+        if name not in d:
+            continue
+        v, what, kind = d[name], f"{section}.{name}", str(f.type)
+        if kind == "float":
+            kwargs[name] = _number(v, what)
+        elif kind == "int":
+            if not _is_int(v):
+                raise TypeError(f"{what} must be an integer, got {_short(v)}")
+            kwargs[name] = v
+        elif kind == "str":
+            kwargs[name] = _string(v, what)
+        elif kind.startswith("tuple[float"):
+            if not isinstance(v, list):
+                raise TypeError(f"{what} must be a list of numbers, got {_short(v)}")
+            kwargs[name] = tuple(_number(x, what) for x in v)
+        else:
             kwargs[name] = tuple(v) if isinstance(v, list) else v
     return cls(**kwargs)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _short(v: Any) -> str:
+    text = repr(v)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _number(v: Any, what: str) -> float:
+    if not isinstance(v, int | float) or isinstance(v, bool):
+        raise TypeError(f"{what} must be a number, got {_short(v)}")
+    try:
+        f = float(v)
+    except OverflowError:
+        raise ValueError(f"{what} is out of range") from None
+    if not math.isfinite(f):
+        raise ValueError(f"{what} must be finite, got {f}")
+    return f
+
+
+def _string(v: Any, what: str) -> str:
+    if not isinstance(v, str):
+        raise TypeError(f"{what} must be a string, got {_short(v)}")
+    return v
+
+
+def _strings(v: Any, what: str) -> tuple[str, ...]:
+    if not isinstance(v, list):
+        raise TypeError(f"{what} must be a list of strings, got {_short(v)}")
+    return tuple(_string(s, what) for s in v)
+
+
+def _object(v: Any, what: str) -> dict[str, Any]:
+    if not isinstance(v, dict):
+        raise TypeError(f"{what} must be an object, got {_short(v)}")
+    return dict(v)
+
+
+def _temperatures(v: Any) -> dict[str, float]:
+    return {k: _number(t, f"temperatures.{k}") for k, t in _object(v, "temperatures").items()}
+
+
+def _non_finite(token: str) -> Any:
+    raise ValueError(f"{token} is not a finite number")
+
+
+def _finite_float(token: str) -> float:
+    f = float(token)
+    if not math.isfinite(f):
+        raise ValueError(f"{token} is out of range")
+    return f
 
 
 def write_model_file(onnx_in: str | os.PathLike[str], metadata: ModelMetadata,

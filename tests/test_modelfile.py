@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import copy
+import io
 import json
+import math
 import tempfile
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image
 
 from core.modelfile import (
     FORMAT_VERSION,
     METADATA_KEY,
+    PRICE_CEILING,
     ModelFileError,
     ModelMetadata,
     open_session,
@@ -128,3 +136,171 @@ def test_write_is_atomic_and_refuses_graphs_without_our_outputs(tmp_path: Path) 
         with pytest.raises(ModelFileError, match="lacks outputs"):
             write_model_file(raw, random_metadata(), tmp_path / "out.onnx")
     assert list(tmp_path.iterdir()) == []  # nothing half-written
+
+
+# -- malformed metadata: every field, every wrong kind of value ---------------------------------
+def _meta_dict() -> dict[str, Any]:
+    d = json.loads(random_metadata().to_json())
+    d["temperatures"] = {"price": 0.6, "make_model": 0.5, "year": 0.7}
+    return d
+
+
+_MISSING = object()
+
+
+def _mutated(d: dict[str, Any], path: tuple[str | int, ...], value: object) -> dict[str, Any]:
+    """``d`` with the field at ``path`` set to ``value`` (or removed: _MISSING); a path through a
+    value that is not a container leaves ``d`` as it is."""
+    d = copy.deepcopy(d)
+    parent: Any = d
+    for key in path[:-1]:
+        try:
+            parent = parent[key]
+        except (KeyError, IndexError, TypeError):
+            return d
+    last = path[-1]
+    if isinstance(parent, list) and isinstance(last, int) and -len(parent) <= last < len(parent):
+        pass
+    elif not (isinstance(parent, dict) and isinstance(last, str)):
+        return d
+    if value is not _MISSING:
+        parent[last] = value
+    elif isinstance(parent, list) or last in parent:
+        del parent[last]
+    return d
+
+
+_PATHS: list[tuple[str | int, ...]] = [
+    ("make_models",), ("make_models", 0), ("years",), ("years", 0), ("format_version",),
+    ("architecture",), ("name",), ("created",), ("provenance",), ("metrics",), ("price_model",),
+    ("input",), ("input", "size"), ("input", "mean"), ("input", "mean", 1), ("input", "std"),
+    ("input", "std", 2), ("input", "resize"), ("input", "crop_fraction"),
+    ("price",), ("price", "edges"), ("price", "edges", 0), ("price", "edges", -1), ("price", "log_mean"),
+    ("price", "log_std"), ("price", "currency"), ("price", "meaning"),
+    ("confidence",), ("confidence", "method"), ("confidence", "threshold"), ("confidence", "scale"),
+    ("confidence", "temperature"), ("confidence", "note"),
+    ("temperatures",), ("temperatures", "price"), ("temperatures", "make_model"), ("temperatures", "year"),
+]
+_BAD_VALUES = st.one_of(
+    st.sampled_from([_MISSING, None, True, False, 0, -1, 1, 0.0, -0.0, 1e-300, 1e308, -1e308, 10**400,
+                     math.nan, math.inf, -math.inf, "", "224", "nan", [], [1, 2], ["a", "b", "c"],
+                     [math.nan] * 3, {}, {"a": 1}, "Unknown"]),
+    st.floats(allow_nan=True, allow_infinity=True), st.integers(-(10**30), 10**30),
+    st.text(max_size=5), st.lists(st.floats(-1e6, 1e6), max_size=12),
+)
+
+
+def _all_numbers(value: Any) -> list[float]:
+    if isinstance(value, bool):
+        return []
+    if isinstance(value, int | float):
+        return [float(value)]
+    if isinstance(value, dict):
+        return [x for v in value.values() for x in _all_numbers(v)]
+    if isinstance(value, list | tuple):
+        return [x for v in value for x in _all_numbers(v)]
+    return []
+
+
+@given(edits=st.lists(st.tuples(st.sampled_from(_PATHS), _BAD_VALUES), min_size=1, max_size=3))
+@settings(max_examples=60, deadline=None)
+def test_fuzzed_metadata_loads_valid_or_raises_model_file_error(
+        edits: list[tuple[tuple[str | int, ...], object]]) -> None:
+    d = _meta_dict()
+    for path, value in edits:
+        d = _mutated(d, path, value)
+    text = json.dumps(d)  # NaN and Infinity written as JSON's non-standard literals
+    try:
+        meta = ModelMetadata.from_json(text, "fuzz.onnx")
+    except ModelFileError as e:
+        assert str(e).startswith("fuzz.onnx: ") and "\n" not in str(e)
+        return
+    meta.validate("fuzz.onnx")
+    assert all(math.isfinite(x) for x in _all_numbers(json.loads(meta.to_json())))
+    assert all(t > 0 for t in meta.temperatures.values())
+    assert meta.confidence.scale > 0 and meta.confidence.temperature > 0 and meta.price.log_std > 0
+
+
+@pytest.mark.parametrize(("path", "value", "fragment"), [
+    (("input", "std"), ["0.5", "0.5", "0.5"], "input.std must be a number"),
+    (("input", "mean"), ["a", "b", "c"], "input.mean must be a number"),
+    (("input", "size"), "224", "input.size must be an integer"),
+    (("price", "edges"), ["10000", "20000"], "price.edges must be a number"),
+    (("temperatures",), [1.0, 2.0], "temperatures must be an object"),
+    (("temperatures", "price"), 0, "temperature 'price' must be a number in"),
+    (("confidence", "scale"), 0, "confidence.scale"),
+    (("confidence", "scale"), math.nan, "not a finite number"),
+    (("confidence", "temperature"), None, "confidence.temperature must be a number"),
+    (("price", "log_mean"), 1e6, "price.log_mean"),
+    (("price", "log_std"), 0.0, "price.log_std"),
+    (("price", "edges", -1), 1e300, "price edges must stay below"),
+    (("make_models",), "Acura,Unknown", "make_models must be a list of strings"),
+    (("years", 0), 2012, "years must be a string"),
+    (("format_version",), True, "format_version"),
+    (("input", "mean", 0), 1e999, "not a finite number"),
+])
+def test_malformed_metadata_names_the_field(path: tuple[str | int, ...], value: object, fragment: str) -> None:
+    with pytest.raises(ModelFileError) as info:
+        ModelMetadata.from_json(json.dumps(_mutated(_meta_dict(), path, value)), "x.onnx")
+    assert fragment in str(info.value) and "\n" not in str(info.value), str(info.value)
+
+
+def test_a_huge_integer_or_deep_nesting_is_a_model_file_error() -> None:
+    d = _meta_dict()
+    text = json.dumps(d)
+    for bad in (text.replace('"size": 224', '"size": ' + "9" * 5000),
+                text.replace('"metrics": {}', '"metrics": ' + "[" * 100_000 + "]" * 100_000)):
+        with pytest.raises(ModelFileError, match="not valid JSON"):
+            ModelMetadata.from_json(bad, "x.onnx")
+
+
+_NUMERIC_PATHS: list[tuple[str | int, ...]] = [
+    ("input", "mean", 0), ("input", "std", 1), ("input", "crop_fraction"), ("price", "edges", 0),
+    ("price", "edges", -1), ("price", "log_mean"), ("price", "log_std"), ("confidence", "threshold"),
+    ("confidence", "scale"), ("confidence", "temperature"), ("temperatures", "price"),
+    ("temperatures", "make_model"), ("temperatures", "year"),
+]
+_NUMBERS = st.one_of(st.floats(-1e6, 1e6), st.sampled_from([0, 1e-300, 1e-3, 0.01, 100, 1e4, 20.7, 21.0, 1e8]))
+
+
+@given(edits=st.lists(st.tuples(st.sampled_from(_NUMERIC_PATHS), _NUMBERS), min_size=1, max_size=4),
+       method=st.sampled_from(["max_prob", "energy"]), resize=st.sampled_from(["stretch", "center_crop"]))
+@settings(max_examples=40, deadline=None)
+def test_metadata_that_loads_gives_finite_predictions(
+        model_session: tuple[Any, Path], edits: list[tuple[tuple[str | int, ...], float]],
+        method: str, resize: str) -> None:
+    d = _meta_dict()
+    d["confidence"]["method"], d["input"]["resize"] = method, resize
+    for path, value in edits:
+        d = _mutated(d, path, value)
+    try:
+        meta = ModelMetadata.from_json(json.dumps(d), "fuzz.onnx")
+    except ModelFileError:
+        return
+    session, path = model_session
+    pred = Predictor(session, meta, path).predict(Image.new("RGB", (96, 64), (90, 120, 150)))
+    out = pred.to_dict()
+    assert all(math.isfinite(x) for x in _all_numbers(out)), out
+    json.dumps(out, allow_nan=False)
+    assert 0 < pred.median_price <= PRICE_CEILING and 0 <= pred.confidence <= 1
+
+
+@pytest.fixture(scope="module")
+def model_session(model_file: Path) -> tuple[Any, Path]:
+    session, _ = open_session(model_file)
+    return session, model_file
+
+
+def test_a_zero_temperature_file_is_refused_by_the_cli(tmp_path: Path, model_file: Path) -> None:
+    """It used to print all-NaN probabilities, a $90,000 median and NaN in the JSON."""
+    from core.cli import main
+
+    d = _meta_dict()
+    d["temperatures"] = {"price": 0}
+    bad = _rewrite_metadata(model_file, tmp_path / "t0.onnx", json.dumps(d))
+    photo = tmp_path / "car.png"
+    Image.new("RGB", (96, 64), (90, 120, 150)).save(photo)
+    out, err = io.StringIO(), io.StringIO()
+    assert main([str(photo), "--json", "--model", str(bad)], out, err) == 2
+    assert out.getvalue() == "" and len(err.getvalue().strip().splitlines()) == 1
+    assert "temperature 'price'" in err.getvalue()
