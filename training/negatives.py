@@ -23,8 +23,10 @@ What is left out, and why:
   allowed); every copy of such a picture goes too, whatever its name;
 - openclipart's ``transportation/`` folder (cars named "ambulans", "lorry", "shelby_cobra") and
   ``unsorted/`` (Italian names the filter cannot read: "betoniera" is a cement-mixer truck);
-- clip art under 32 px a side (core.preprocess refuses those) or over 40 MP (16 ``*_mateya``
-  PNGs of 168 MP: seconds and gigabytes to decode each);
+- clip art under 32 px a side (core.preprocess refuses those) or over 40 MP (e.g. the
+  ``*_mateya`` food drawings, 168 MP: seconds and gigabytes to decode each);
+- all but SERIES_CAP files of a long numbered series (1,375 near-identical
+  ``shapes/stars/star_#pt#step.png`` would otherwise be a fifth of the clip art);
 - SVG files (nothing here rasterises them) and plasma's ``screenshot.*`` thumbnails.
 Every wallpaper was looked at: none shows a vehicle (mate's Storm.jpg shows an empty road).
 
