@@ -3,6 +3,7 @@
 # a virtual environment in .venv, and the project with the chosen extras.
 #   scripts/setup.sh            # the app only (runtime dependencies)
 #   scripts/setup.sh dev,train  # plus tests and the training/export tools (torch 2.13.0 CPU)
+#                               # and, with train, the non-car image packages (training/negatives.py)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 EXTRAS="${1:-}"
