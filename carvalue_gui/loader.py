@@ -6,6 +6,14 @@ there too, all off the GUI thread: on one decoding thread per physical core (Pil
 release the GIL; two threads loaded 12-MP JPEGs and HEICs ~1.9x faster than one here), a few
 files ahead, in file order. Results come back in chunks so that a folder of thousands of files
 costs the GUI a few dozen signal deliveries, not thousands.
+
+Backpressure: every decoded photo handed to the window holds one of ``max_waiting`` slots until
+the window calls ``release`` (once it has the photo's estimate, or needs none). When all slots
+are held the loader waits, so memory holds what the window keeps plus at most ``max_waiting``
+decoded photos in between, whatever the folder's size (without it, a folder of 7,164 small
+photos peaked at 2.45 GB: the loader ran ahead of the estimator and every decoded photo waited
+in between). A photo the user asks for again (``reload``) is decoded at once, even in the middle
+of a long job.
 """
 
 from __future__ import annotations
@@ -14,10 +22,9 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from itertools import islice
 from pathlib import Path
 
 from PIL import Image
@@ -30,6 +37,9 @@ from core.preprocess import ImageLoadError, Photo, is_image_path, load_photo
 THUMB_SIZE = (96, 72)
 CHUNK_SIZE = 16  # photos per delivery to the GUI
 CHUNK_SECONDS = 0.15  # ... or sooner, so the first photo appears at once
+# Decoded photos that may wait for the window's release (see the module docstring): four of the
+# estimator's batches, so it never starves (~80 MB of 1024-px working copies at most).
+MAX_WAITING = 32
 
 
 @dataclass(frozen=True)
@@ -100,14 +110,18 @@ class PhotoLoader(QObject):
     progress = Signal(int, int, int)  # job id, files done, files in the job
     finished = Signal(int)  # job id: every file of the job has been reported
 
-    def __init__(self, parent: QObject | None = None, threads: int | None = None) -> None:
+    def __init__(self, parent: QObject | None = None, threads: int | None = None,
+                 max_waiting: int = MAX_WAITING) -> None:
         super().__init__(parent)
         self._cond = threading.Condition()
         self._jobs: deque[tuple[int, list[str] | list[tuple[int, str]]]] = deque()
+        self._urgent: deque[tuple[int, list[tuple[int, str]]]] = deque()  # reloads asked for now
         self._next_id = 1
         self._cancelled = False
         self._stopping = False
         self._threads = max(1, threads if threads is not None else physical_cores())
+        self.max_waiting = max(1, max_waiting)
+        self._held = 0  # slots held: decodes running, photos decoded and not yet released
         self._thread = threading.Thread(target=self._loop, name="carvalue-loader", daemon=True)
         self._thread.start()
 
@@ -115,10 +129,32 @@ class PhotoLoader(QObject):
         """Queue paths (files and/or folders); returns the job id used in the signals."""
         return self._queue(list(paths), front=False)
 
-    def reload(self, items: list[tuple[int, str]]) -> int:
-        """Decode files again whose working copies were let go, ahead of queued loads;
-        results come as ``reloaded`` with the caller's keys."""
-        return self._queue(list(items), front=True)
+    def reload(self, items: list[tuple[int, str]], urgent: bool = True) -> int:
+        """Decode files again whose working copies were let go; results come as ``reloaded``
+        with the caller's keys. Urgent ones (a photo the user selected) are decoded at once,
+        even in the middle of a long job; others queue behind the jobs already queued."""
+        if not urgent:
+            return self._queue(list(items), front=False)
+        with self._cond:
+            job = self._next_id
+            self._next_id += 1
+            self._urgent.append((job, list(items)))
+            self._cond.notify_all()
+        return job
+
+    def release(self, count: int = 1) -> None:
+        """The window is done with ``count`` delivered photos (``loaded`` or ``reloaded``): it
+        has their estimates, or needs none. Each delivered photo is released exactly once."""
+        if count <= 0:
+            return
+        with self._cond:
+            self._held = max(0, self._held - count)
+            self._cond.notify_all()
+
+    def waiting(self) -> int:
+        """Slots held now: decodes running and photos decoded but not yet released."""
+        with self._cond:
+            return self._held
 
     def _queue(self, payload: list[str] | list[tuple[int, str]], front: bool) -> int:
         with self._cond:
@@ -129,7 +165,7 @@ class PhotoLoader(QObject):
             else:
                 self._jobs.append((job, payload))
             self._cancelled = False
-            self._cond.notify()
+            self._cond.notify_all()
         return job
 
     def cancel(self) -> None:
@@ -137,23 +173,29 @@ class PhotoLoader(QObject):
         with self._cond:
             self._jobs.clear()
             self._cancelled = True
+            self._cond.notify_all()
 
     def stop(self, timeout: float = 10.0) -> None:
         with self._cond:
             self._stopping = True
             self._jobs.clear()
+            self._urgent.clear()
             self._cancelled = True
-            self._cond.notify()
+            self._cond.notify_all()
         self._thread.join(timeout)
 
-    def _take(self) -> tuple[int, list[str] | list[tuple[int, str]]] | None:
+    def _take(self) -> tuple[int, list[str] | list[tuple[int, str]], bool] | None:
         with self._cond:
-            while not self._stopping and not self._jobs:
+            while not self._stopping and not self._jobs and not self._urgent:
                 self._cond.wait()
             if self._stopping:
                 return None
+            if self._urgent:
+                job, items = self._urgent.popleft()
+                return job, items, True
             self._cancelled = False
-            return self._jobs.popleft()
+            job, payload = self._jobs.popleft()
+            return job, payload, False
 
     def _is_cancelled(self) -> bool:
         with self._cond:
@@ -161,67 +203,133 @@ class PhotoLoader(QObject):
 
     def _loop(self) -> None:
         while (job := self._take()) is not None:
-            job_id, payload = job
+            job_id, payload, urgent = job
+            if urgent:
+                self._reload_now(job_id, payload)  # type: ignore[arg-type]
+                continue
             if payload and isinstance(payload[0], tuple):
-                self._reload(job_id, payload)  # type: ignore[arg-type]
+                self._deliver(job_id, [p for _, p in payload], [k for k, _ in payload])  # type: ignore[misc]
             else:
-                self._run(job_id, payload)  # type: ignore[arg-type]
+                self._deliver(job_id, *expand_paths(payload), keys=None)  # type: ignore[arg-type]
             self.finished.emit(job_id)
 
-    def _reload(self, job_id: int, items: list[tuple[int, str]]) -> None:
+    def _serve_urgent(self) -> None:
+        """Reloads asked for while a job runs: decoded now, on this thread."""
+        while True:
+            with self._cond:
+                if not self._urgent or self._stopping:
+                    return
+                job_id, items = self._urgent.popleft()
+            self._reload_now(job_id, items)
+
+    def _reload_now(self, job_id: int, items: list[tuple[int, str]]) -> None:
         done: list[tuple[int, LoadedPhoto]] = []
         errors: list[str] = []
         for key, path in items:
-            if self._is_cancelled():
-                return
             result = decode_file(path)
             if isinstance(result, str):
                 errors.append(f"could not read the photo again: {result}")
             else:
                 done.append((key, result))
+        with self._cond:  # a slot each, over the limit: the user is waiting for these
+            self._held += len(done)
         if done:
             self.reloaded.emit(job_id, done)
         if errors:
             self.failed.emit(job_id, errors)
+        self.finished.emit(job_id)
 
-    def _run(self, job_id: int, paths: list[str]) -> None:
-        files, problems = expand_paths(paths)
+    def _deliver(self, job_id: int, files: list[str], problems: list[str] | None = None,
+                 keys: list[int] | None = None) -> None:
+        """Decode ``files`` and emit them in chunks: as ``loaded`` with progress, or, given the
+        window's ``keys``, as ``reloaded``."""
         if problems:
             self.failed.emit(job_id, problems)
         total = len(files)
-        self.progress.emit(job_id, 0, total)
+        if keys is None:
+            self.progress.emit(job_id, 0, total)
         done: list[LoadedPhoto] = []
+        done_keys: list[int] = []
         errors: list[str] = []
+        count = 0
         last = time.monotonic()
-        for i, result in enumerate(self._decoded_in_order(files), 1):
+
+        def flush() -> None:
+            nonlocal done, done_keys, errors, last
+            if done:
+                if keys is None:
+                    self.loaded.emit(job_id, done)
+                else:
+                    self.reloaded.emit(job_id, list(zip(done_keys, done, strict=True)))
+            if errors:
+                self.failed.emit(job_id, errors)
+            if keys is None and (done or errors):
+                self.progress.emit(job_id, count, total)
+            done, done_keys, errors, last = [], [], [], time.monotonic()
+
+        for i, result in self._decoded_in_order(files, flush):
+            count += 1
             if isinstance(result, str):
-                errors.append(result)
+                errors.append(result if keys is None else f"could not read the photo again: {result}")
             else:
                 done.append(result)
-            now = time.monotonic()
-            if len(done) + len(errors) >= CHUNK_SIZE or now - last >= CHUNK_SECONDS or i == total:
-                if done:
-                    self.loaded.emit(job_id, done)
-                if errors:
-                    self.failed.emit(job_id, errors)
-                self.progress.emit(job_id, i, total)
-                done, errors, last = [], [], now
+                if keys is not None:
+                    done_keys.append(keys[i])
+            if len(done) + len(errors) >= CHUNK_SIZE or time.monotonic() - last >= CHUNK_SECONDS \
+                    or count == total:
+                flush()
+        self.release(len(done))  # cancelled with photos not yet handed over
 
-    def _decoded_in_order(self, files: list[str]) -> Iterator[LoadedPhoto | str]:
-        """``decode_file`` of each file, in order, decoded ``threads`` at a time and at most
-        two per thread ahead (bounded memory); stops early when the job is cancelled."""
+    def _try_acquire(self) -> bool:
+        """Take a free slot for one more decode, without waiting."""
+        with self._cond:
+            if self._held < self.max_waiting and not (self._cancelled or self._stopping):
+                self._held += 1
+                return True
+            return False
+
+    def _wait_for_slot(self, flush: Callable[[], None]) -> bool:
+        """Hand over what is decoded (so that the window can release some), then wait for a
+        slot, serving urgent reloads meanwhile; False when cancelled."""
+        flush()
+        while True:
+            self._serve_urgent()
+            with self._cond:
+                while (self._held >= self.max_waiting and not self._urgent
+                       and not (self._cancelled or self._stopping)):
+                    self._cond.wait()
+                if self._cancelled or self._stopping:
+                    return False
+                if self._held < self.max_waiting:
+                    self._held += 1
+                    return True
+
+    def _decoded_in_order(self, files: list[str], flush: Callable[[], None]
+                          ) -> Iterator[tuple[int, LoadedPhoto | str]]:
+        """(index, ``decode_file`` of the file), in order, decoded ``threads`` at a time, at
+        most two per thread ahead and only on a free slot; stops early when the job is
+        cancelled. A failed file's slot is released here; a decoded photo's by the window."""
         ahead = 2 * self._threads
-        paths = iter(files)
+        nxt = 0
         with ThreadPoolExecutor(self._threads, thread_name_prefix="carvalue-decode") as pool:
-            pending: deque[Future[LoadedPhoto | str]] = deque(
-                pool.submit(decode_file, p) for p in islice(paths, ahead))
-            while pending:
+            pending: deque[tuple[int, Future[LoadedPhoto | str]]] = deque()
+            while True:
+                while nxt < len(files) and len(pending) < ahead and self._try_acquire():
+                    pending.append((nxt, pool.submit(decode_file, files[nxt])))
+                    nxt += 1
+                if not pending:
+                    if nxt >= len(files) or not self._wait_for_slot(flush):
+                        return
+                    pending.append((nxt, pool.submit(decode_file, files[nxt])))
+                    nxt += 1
                 if self._is_cancelled():
-                    for f in pending:
+                    for _, f in pending:
                         f.cancel()
+                    self.release(len(pending))
                     return
-                result = pending.popleft().result()
-                nxt = next(paths, None)
-                if nxt is not None:
-                    pending.append(pool.submit(decode_file, nxt))
-                yield result
+                index, future = pending.popleft()
+                result = future.result()
+                if isinstance(result, str):
+                    self.release()
+                yield index, result
+                self._serve_urgent()

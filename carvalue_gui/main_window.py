@@ -7,8 +7,6 @@ id, and a result whose id is not the newest is dropped on arrival.
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image
@@ -29,6 +27,7 @@ from carvalue_gui.export import PhotoResults, prediction_text, write_csv, write_
 from carvalue_gui.loader import LoadedPhoto, PhotoLoader, make_thumbnail
 from carvalue_gui.model_dialog import ModelDialog
 from carvalue_gui.notices import NoticeArea
+from carvalue_gui.photo_collection import PhotoCollection, PhotoEntry
 from carvalue_gui.photo_strip import FileDropFilter, PhotoStrip
 from carvalue_gui.result_panel import ResultPanel
 from carvalue_gui.settings import Settings, load_settings, save_settings
@@ -46,30 +45,6 @@ from core.preprocess import IMAGE_SUFFIXES, Box, ImageLoadError, Photo, photo_fr
 
 SWEEP_WIDTH = 0.5  # the sweep box is half the photo wide, full height (the seed's study)
 SWEEP_STEP_MS = 70  # animation: time the box rests at each sweep position
-# Decoded working copies kept in memory (at most 1024 px long: ~2.4 MB each); photos beyond this,
-# least recently selected first, keep their thumbnail and estimates and are decoded again when
-# selected, so a folder of thousands of camera photos does not fill the memory.
-MAX_RESIDENT = 120
-
-
-@dataclass
-class PhotoEntry:
-    key: int
-    path: str  # a file, or "<pasted image N>"
-    size: tuple[int, int]  # original pixels
-    photo: Photo | None  # the decoded working copy; None while let go (see MAX_RESIDENT)
-    prediction: Prediction | None = None  # whole photo, from the batch queue
-    box: Box | None = None  # the user's crop box (None: whole photo)
-    crop_prediction: Prediction | None = None  # for `box`
-    sweep: Sweep | None = None
-
-    @property
-    def reloadable(self) -> bool:
-        return not self.path.startswith("<")
-
-    def results(self) -> PhotoResults:
-        return PhotoResults(self.path, self.size, self.prediction,
-                            self.crop_prediction, self.sweep)
 
 
 class MainWindow(QMainWindow):
@@ -88,11 +63,7 @@ class MainWindow(QMainWindow):
             problem = ""
         self.settings = settings
         self.predictor: Predictor | None = None
-        self.entries: dict[int, PhotoEntry] = {}
-        self._paths: set[str] = set()  # of self.entries: a file dropped twice is listed once
-        self.max_resident = MAX_RESIDENT
-        self._resident: OrderedDict[int, None] = OrderedDict()  # keys with a working copy, LRU first
-        self._next_key = 1
+        self.photos = PhotoCollection()
         self._request_id = 0  # newest crop/sweep-display request
         self._sweep_request = 0
         self._sweep_box_moved = False
@@ -124,6 +95,19 @@ class MainWindow(QMainWindow):
         if problem:
             self.notices.add([problem])
         self._load_initial_model(model_path)
+
+    @property
+    def entries(self) -> dict[int, PhotoEntry]:
+        """The photos by key, in the order they came."""
+        return self.photos.entries
+
+    @property
+    def max_resident(self) -> int:
+        return self.photos.max_resident
+
+    @max_resident.setter
+    def max_resident(self, n: int) -> None:
+        self.photos.max_resident = n
 
     # == construction ==========================================================================
     def _build_widgets(self) -> None:
@@ -270,7 +254,8 @@ class MainWindow(QMainWindow):
     def _set_predictor(self, predictor: Predictor | None, problem: str = "") -> None:
         self.predictor = predictor
         self._generation += 1
-        self.worker.set_predictor(predictor)
+        self.worker.set_predictor(predictor)  # empties its queue: the photos waiting there ...
+        self.loader.release(self.photos.drop_all_awaiting())  # ... free their loader slots
         self.panel.set_model(predictor.metadata if predictor else None, problem)
         self.act_sweep.setEnabled(predictor is not None)
         self.act_model_info.setEnabled(predictor is not None)
@@ -285,8 +270,8 @@ class MainWindow(QMainWindow):
         self._batch_total = self._batch_done = 0
         self._queue_batch([e for e in self.entries.values() if e.photo is not None])
         evicted = [(e.key, e.path) for e in self.entries.values() if e.photo is None]
-        if evicted:  # estimated when they come back (see _on_reloaded)
-            self.loader.reload(evicted)
+        if evicted:  # estimated when they come back (see _on_reloaded), a few at a time
+            self.loader.reload(evicted, urgent=False)
         self.sweep_plot.show_sweep(None)
         self._request_current_crop()
 
@@ -309,51 +294,43 @@ class MainWindow(QMainWindow):
         return job
 
     def _on_loaded(self, _job: int, loaded: list[LoadedPhoto]) -> None:
-        fresh = [self._add_entry(lp.path, lp.photo, lp.thumbnail) for lp in loaded
-                 if lp.path not in self._paths]
+        fresh: list[PhotoEntry] = []
+        for lp in loaded:
+            if self.photos.has_path(lp.path):
+                self.loader.release()
+            else:
+                fresh.append(self._add_entry(lp.path, lp.photo, lp.thumbnail))
         if self.predictor is None:
             for e in fresh:
                 self.strip.set_estimate(e.key, e.path, None, "no model loaded")
+            self.loader.release(len(fresh))
+        else:
+            for e in fresh:
+                self.photos.await_estimate(e.key)
         if fresh and self.strip.current_key() is None:
             self.strip.select(fresh[0].key)  # its crop request first: the worker is idle now
         self._queue_batch(fresh)
-        self._evict()
+        self.photos.evict(self.strip.current_key())
 
     def _add_entry(self, path: str, photo: Photo, thumbnail: QImage) -> PhotoEntry:
-        entry = PhotoEntry(self._next_key, path, photo.original_size, photo)
-        self._next_key += 1
-        self.entries[entry.key] = entry
-        self._paths.add(path)
-        self._resident[entry.key] = None
+        entry = self.photos.add(path, photo)
         self.strip.add_photo(entry.key, path, thumbnail)
         return entry
-
-    def _evict(self) -> None:
-        """Let go of the least recently selected working copies beyond ``max_resident`` (never
-        the selected photo's, never a pasted image's: it has no file to read again). A photo
-        still waiting for its estimate stays alive in the batch queue until it is estimated."""
-        current = self.strip.current_key()
-        for key in list(self._resident):
-            if len(self._resident) <= self.max_resident:
-                break
-            entry = self.entries.get(key)
-            if entry is None or (key != current and entry.reloadable):
-                if entry is not None:
-                    entry.photo = None
-                del self._resident[key]
 
     def _on_reloaded(self, _job: int, items: list[tuple[int, LoadedPhoto]]) -> None:
         for key, lp in items:
             entry = self.entries.get(key)
             if entry is None or entry.photo is not None:
+                self.loader.release()
                 continue
-            entry.photo = lp.photo
-            self._resident[key] = None
-            if entry.prediction is None:
+            self.photos.set_photo(entry, lp.photo)
+            if entry.prediction is None and self.predictor is not None and self.photos.await_estimate(key):
                 self._queue_batch([entry])
+            else:  # estimated already, or its estimate is on its way
+                self.loader.release()
             if key == self.strip.current_key():
                 self.select_photo(key)
-        self._evict()
+        self.photos.evict(self.strip.current_key())
 
     def _on_load_progress(self, job: int, done: int, total: int) -> None:
         self._loading[job] = (done, total)
@@ -374,7 +351,7 @@ class MainWindow(QMainWindow):
         data = bytes(rgb.constBits())[: rgb.sizeInBytes()]
         pil = Image.frombuffer("RGB", (rgb.width(), rgb.height()), data, "raw", "RGB",
                                rgb.bytesPerLine(), 1)
-        name = f"<pasted image {self._next_key}>"
+        name = self.photos.next_paste_name()
         try:
             photo = photo_from_image(pil, name)
         except ImageLoadError as e:
@@ -411,6 +388,7 @@ class MainWindow(QMainWindow):
                 self.strip.set_estimate(key, entry.path, outcome)
         if problems:
             self.notices.add(problems)
+        self.loader.release(self.photos.estimated(key for key, _ in results))
         self._batch_done += len(results)
         self._update_progress()
         if self._batch_done >= self._batch_total:
@@ -454,7 +432,7 @@ class MainWindow(QMainWindow):
             self.panel.show_prediction(self._new_request_id(), None)
             self.loader.reload([(entry.key, entry.path)])
             return
-        self._resident.move_to_end(key)
+        self.photos.touch(key)
         self.crop_view.set_photo(entry.photo, entry.box)
         self._request_current_crop()
 

@@ -575,6 +575,38 @@ def test_working_copies_beyond_the_limit_are_let_go_and_read_again(qtbot: object
     assert sum(e.photo is not None for e in entries) <= 2
 
 
+def test_a_big_folder_waits_for_the_estimator_instead_of_piling_up_decoded_photos(
+        qtbot: object, window: MainWindow, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Memory follows what is kept, not the folder: while the estimator is slower than the
+    loader, at most ``max_waiting`` decoded photos wait between them (issue 16)."""
+    folder = tmp_path / "many"
+    folder.mkdir()
+    base = Image.fromarray(np.random.default_rng(0).integers(0, 255, (96, 128, 3), dtype=np.uint8))
+    for i in range(48):
+        base.save(folder / f"{i:03d}.jpg")
+    real = window.predictor.predict_many  # type: ignore[union-attr]
+
+    def slow(images: list[object], *args: object, **kwargs: object) -> list[Prediction]:
+        time.sleep(0.02 * len(images))
+        return real(images, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(window.predictor, "predict_many", slow)
+    window.loader.max_waiting = 10
+    window.max_resident = 4
+    most_waiting = [0]
+
+    def count(*_: object) -> None:
+        waiting = sum(e.prediction is None for e in window.entries.values())
+        most_waiting[0] = max(most_waiting[0], waiting)
+
+    window.loader.loaded.connect(count)
+    load(qtbot, window, [folder])
+    assert len(window.entries) == 48 and all(e.prediction is not None for e in window.entries.values())
+    assert most_waiting[0] <= 10, f"{most_waiting[0]} decoded photos waited for the estimator"
+    assert window.loader.waiting() == 0  # every slot came back
+    assert window.photos.resident_count() <= 4
+
+
 def test_a_failing_prediction_is_reported_and_the_rest_go_on(qtbot: object, window: MainWindow,
                                                              photos: dict[str, list[Path]],
                                                              monkeypatch: pytest.MonkeyPatch) -> None:

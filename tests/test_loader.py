@@ -28,7 +28,11 @@ def _jpeg(path: Path, size: tuple[int, int], seed: int) -> Path:
 def _collect(qtbot: object, loader: PhotoLoader, paths: list[str]) -> tuple[list[str], list[str]]:
     loaded: list[LoadedPhoto] = []
     failed: list[str] = []
-    loader.loaded.connect(lambda _job, items: loaded.extend(items))
+    def take(_job: int, items: list[LoadedPhoto]) -> None:
+        loaded.extend(items)
+        loader.release(len(items))  # as the window does once it needs them no more
+
+    loader.loaded.connect(take)
     loader.failed.connect(lambda _job, msgs: failed.extend(msgs))
     with qtbot.waitSignal(loader.finished, timeout=WAIT_MS):  # type: ignore[attr-defined]
         loader.load(paths)
@@ -82,7 +86,7 @@ def test_cancel_stops_a_long_job(qtbot: object, tmp_path: Path, monkeypatch: pyt
     monkeypatch.setattr(loader_module, "load_photo", slow)
     loader = PhotoLoader(threads=2)
     loaded: list[LoadedPhoto] = []
-    loader.loaded.connect(lambda _job, items: loaded.extend(items))
+    loader.loaded.connect(lambda _job, items: (loaded.extend(items), loader.release(len(items))))
     try:
         with qtbot.waitSignal(loader.finished, timeout=WAIT_MS):  # type: ignore[attr-defined]
             loader.load(files)
@@ -92,3 +96,50 @@ def test_cancel_stops_a_long_job(qtbot: object, tmp_path: Path, monkeypatch: pyt
         loader.stop()
     assert 0 < len(loaded) < len(files)
     assert [lp.path for lp in loaded] == files[:len(loaded)]
+
+
+def test_the_loader_waits_while_its_decoded_photos_are_not_released(qtbot: object, tmp_path: Path) -> None:
+    """Backpressure: at most ``max_waiting`` decoded photos are out at a time, however many the
+    folder holds; each release lets one more be decoded. A bad file holds no slot."""
+    files = [str(_jpeg(tmp_path / f"{i:03d}.jpg", (80, 60), i)) for i in range(40)]
+    (tmp_path / "005.jpg").write_bytes(b"not a photo")
+    loader = PhotoLoader(threads=2, max_waiting=6)
+    held: list[LoadedPhoto] = []
+    failed: list[str] = []
+    loader.loaded.connect(lambda _job, items: held.extend(items))
+    loader.failed.connect(lambda _job, msgs: failed.extend(msgs))
+    done: list[int] = []
+    loader.finished.connect(done.append)
+    try:
+        loader.load([str(tmp_path)])
+        qtbot.waitUntil(lambda: len(held) == 6, timeout=WAIT_MS)  # type: ignore[attr-defined]
+        time.sleep(0.3)
+        qtbot.wait(50)  # type: ignore[attr-defined]
+        assert len(held) == 6 and loader.waiting() == 6 and not done  # it waits, it does not run ahead
+        assert len(failed) == 1  # the bad file did not take a slot
+        released = 0
+        while not done:
+            assert len(held) - released <= 6
+            loader.release(2)
+            released += 2
+            qtbot.wait(20)  # type: ignore[attr-defined]
+            qtbot.waitUntil(lambda r=released: len(held) - r == 6 or bool(done), timeout=WAIT_MS)  # type: ignore[attr-defined]
+    finally:
+        loader.stop()
+    assert [lp.path for lp in held] == [f for f in files if not f.endswith("005.jpg")]
+
+
+def test_a_reload_is_served_while_a_job_waits_for_slots(qtbot: object, tmp_path: Path) -> None:
+    files = [str(_jpeg(tmp_path / f"{i:02d}.jpg", (80, 60), i)) for i in range(20)]
+    loader = PhotoLoader(threads=1, max_waiting=3)
+    held: list[LoadedPhoto] = []
+    loader.loaded.connect(lambda _job, items: held.extend(items))
+    try:
+        loader.load(files)
+        qtbot.waitUntil(lambda: len(held) == 3, timeout=WAIT_MS)  # type: ignore[attr-defined]
+        with qtbot.waitSignal(loader.reloaded, timeout=WAIT_MS) as blocker:  # type: ignore[attr-defined]
+            loader.reload([(42, files[0])])
+        assert [(k, lp.path) for k, lp in blocker.args[1]] == [(42, files[0])]
+        assert len(held) == 3  # the job still waits for its slots
+    finally:
+        loader.stop()
