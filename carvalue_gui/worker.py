@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from PySide6.QtCore import QObject, Signal
 
-from core.predictor import Prediction, Predictor
+from core.predictor import PhotoError, Prediction, Predictor
 from core.preprocess import Box, Photo
 
 BATCH_CHUNK = 8  # photos per forward pass for the photo list; bounds a crop request's wait
@@ -196,17 +196,22 @@ def _estimate_chunk(predictor: Predictor, chunk: list[BatchItem]) -> list[tuple[
     """
     try:
         preds = predictor.predict_many([it.photo for it in chunk], batch_size=len(chunk))
-        return [(it.key, p) for it, p in zip(chunk, preds, strict=True)]
+        return [(it.key, _outcome(p)) for it, p in zip(chunk, preds, strict=True)]
     except Exception as e:  # noqa: BLE001 - reported per photo below
         if len(chunk) == 1:
             return [(chunk[0].key, _one_line(e))]
     out: list[tuple[int, Prediction | str]] = []
     for it in chunk:
         try:
-            out.append((it.key, predictor.predict_many([it.photo], batch_size=1)[0]))
+            out.append((it.key, _outcome(predictor.predict_many([it.photo], batch_size=1)[0])))
         except Exception as e:  # noqa: BLE001 - this photo's row shows why; the rest go on
             out.append((it.key, _one_line(e)))
     return out
+
+
+def _outcome(p: Prediction | PhotoError) -> Prediction | str:
+    """predict_many gives a PhotoError in place of a photo it could not estimate."""
+    return p.reason if isinstance(p, PhotoError) else p
 
 
 def _one_line(e: BaseException) -> str:

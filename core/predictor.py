@@ -18,6 +18,7 @@ from PIL import Image
 from core.modelfile import ModelMetadata, open_session, physical_cores
 from core.preprocess import (
     Box,
+    ImageLoadError,
     Photo,
     crop_to_input,
     load_photo,
@@ -29,6 +30,8 @@ from core.pricing import bin_quantile as bin_quantile  # re-exported: it lived h
 from core.pricing import shown_median as shown_median  # re-exported: it lived here
 
 BUNDLED_MODEL_NAME = "carvalue.onnx"
+MAX_SWEEP_POSITIONS = 64  # a sweep's predictions all stay in memory; 16 already pans smoothly
+SWEEP_BATCH = 16  # crops per forward pass of a sweep, so its memory stays bounded
 PhotoLike = Photo | str | os.PathLike[str] | Image.Image | np.ndarray
 
 
@@ -77,6 +80,17 @@ class Prediction:
 
 
 @dataclass(frozen=True)
+class PhotoError:
+    """A photo ``predict_many`` could not estimate, in its place among the others' predictions."""
+
+    source: str
+    reason: str  # one line
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.reason}"
+
+
+@dataclass(frozen=True)
 class Sweep:
     """Predictions for crops panned left to right across a photo (one batch), plus every
     make/model's probability at every position (so a plot can follow any label without each
@@ -103,8 +117,8 @@ class Sweep:
 
 def sweep_boxes(size: tuple[int, int], n: int, width: float = 0.5) -> list[Box]:
     """``n`` boxes of ``width`` x full height, evenly spaced from the left edge to the right."""
-    if n < 1:
-        raise ValueError("a sweep needs at least one position")
+    if not 1 <= n <= MAX_SWEEP_POSITIONS:
+        raise ValueError(f"a sweep has 1 to {MAX_SWEEP_POSITIONS} positions, got {n}")
     if not 0 < width <= 1:
         raise ValueError("sweep width must be a fraction in (0, 1]")
     iw, ih = size
@@ -182,31 +196,51 @@ class Predictor:
         return self.predict_crops(self.as_photo(image), [crop], top_k)[0]
 
     def predict_many(self, images: Sequence[PhotoLike], crops: Sequence[Box | None] | None = None,
-                     top_k: int = 5, batch_size: int = 16) -> list[Prediction]:
-        """Predict several photos in batches (each photo decoded once)."""
-        photos = [self.as_photo(im) for im in images]
-        crops = list(crops) if crops is not None else [None] * len(photos)
-        if len(crops) != len(photos):
+                     top_k: int = 5, batch_size: int = 16) -> list[Prediction | PhotoError]:
+        """Predict several photos in batches (each photo decoded once).  A photo that cannot be
+        read, or whose crop is not finite, gets a PhotoError in its place; the rest go on."""
+        crops = list(crops) if crops is not None else [None] * len(images)
+        if len(crops) != len(images):
             raise ValueError("crops must match images one to one")
-        out: list[Prediction] = []
-        for i in range(0, len(photos), batch_size):
-            pairs = list(zip(photos[i:i + batch_size], crops[i:i + batch_size], strict=True))
-            out += self._predict_pairs(pairs, top_k)
-        return out
+        out: list[Prediction | PhotoError | None] = [None] * len(images)
+        ready: list[tuple[int, Photo, Box | None]] = []
+        for i, (image, crop) in enumerate(zip(images, crops, strict=True)):
+            try:
+                photo = self.as_photo(image)
+            except ImageLoadError as e:
+                out[i] = PhotoError(e.source, e.reason)
+                continue
+            if crop is not None and not crop.is_finite():
+                out[i] = PhotoError(photo.source, f"crop box must be finite numbers, got {crop.as_tuple()}")
+                continue
+            ready.append((i, photo, crop))
+        for start in range(0, len(ready), batch_size):
+            chunk = ready[start:start + batch_size]
+            preds = self._predict_pairs([(photo, crop) for _, photo, crop in chunk], top_k)
+            for (i, _, _), pred in zip(chunk, preds, strict=True):
+                out[i] = pred
+        return [r for r in out if r is not None]
 
     def predict_crops(self, photo: Photo, crops: Sequence[Box | None], top_k: int = 5) -> list[Prediction]:
         """Several crops of one photo as one batch."""
         return self._predict_pairs([(photo, c) for c in crops], top_k)
 
     def sweep(self, image: PhotoLike, n: int = 16, width: float = 0.5, top_k: int = 5) -> Sweep:
-        """Crops of ``width`` x full height panned left to right, predicted as one batch."""
+        """Crops of ``width`` x full height panned left to right (1 to MAX_SWEEP_POSITIONS of
+        them), predicted in batches of SWEEP_BATCH."""
         photo = self.as_photo(image)
-        pairs: list[tuple[Photo, Box | None]] = [(photo, b) for b in sweep_boxes(photo.original_size, n, width)]
-        outs, boxes = self._forward(pairs)
         meta = self.metadata
-        probs = softmax(outs["make_model_logits"], meta.temperatures.get("make_model", 1.0))
-        preds = tuple(self._decode(outs, i, boxes[i], photo.source, top_k) for i in range(len(boxes)))
-        return Sweep(photo.original_size, tuple(boxes), preds, tuple(meta.make_models), probs)
+        wanted = sweep_boxes(photo.original_size, n, width)
+        boxes: list[Box] = []
+        preds: list[Prediction] = []
+        probs: list[np.ndarray] = []
+        for start in range(0, len(wanted), SWEEP_BATCH):
+            outs, clamped = self._forward([(photo, b) for b in wanted[start:start + SWEEP_BATCH]])
+            probs.append(softmax(outs["make_model_logits"], meta.temperatures.get("make_model", 1.0)))
+            preds += [self._decode(outs, i, b, photo.source, top_k) for i, b in enumerate(clamped)]
+            boxes += clamped
+        return Sweep(photo.original_size, tuple(boxes), tuple(preds), tuple(meta.make_models),
+                     np.concatenate(probs))
 
     def _predict_pairs(self, pairs: Sequence[tuple[Photo, Box | None]], top_k: int) -> list[Prediction]:
         if not pairs:
@@ -285,7 +319,8 @@ def confidence_score(mm_logits: np.ndarray, meta: ModelMetadata) -> float:
     if spec.method == "energy":
         z = np.asarray(mm_logits, dtype=np.float64) / spec.temperature
         energy = float(z.max() + np.log(np.exp(z - z.max()).sum()))
-        return float(1.0 / (1.0 + np.exp(-(energy - spec.threshold) / spec.scale)))
+        # The logistic 1 / (1 + exp(-x)) written so that no x overflows.
+        return float(0.5 * (1.0 + math.tanh((energy - spec.threshold) / (2.0 * spec.scale))))
     return float(softmax(mm_logits, spec.temperature).max())
 
 

@@ -2,16 +2,36 @@
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
-from core.predictor import Predictor, bin_quantile, default_model_path, shown_median, sweep_boxes
-from core.preprocess import Box, crop_to_input, photo_from_image
+from core.predictor import (
+    MAX_SWEEP_POSITIONS,
+    SWEEP_BATCH,
+    PhotoError,
+    Prediction,
+    Predictor,
+    bin_quantile,
+    default_model_path,
+    shown_median,
+    sweep_boxes,
+)
+from core.preprocess import (
+    Box,
+    ImageLoadError,
+    Photo,
+    crop_to_input,
+    photo_from_image,
+    working_size,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -105,6 +125,8 @@ def test_sweep_boxes_validation() -> None:
     with pytest.raises(ValueError):
         sweep_boxes((100, 50), 0)
     with pytest.raises(ValueError):
+        sweep_boxes((100, 50), MAX_SWEEP_POSITIONS + 1)
+    with pytest.raises(ValueError):
         sweep_boxes((100, 50), 4, 1.5)
 
 
@@ -175,3 +197,91 @@ def test_default_model_path_inside_a_pyinstaller_bundle(tmp_path: Path, monkeypa
     assert default_model_path() == target
     monkeypatch.setenv("CARVALUE_MODEL", "/some/where.onnx")
     assert default_model_path() == Path("/some/where.onnx")
+
+
+# -- outside input: every size, mode and crop ----------------------------------------------------
+def _finite_numbers(value: object) -> bool:
+    if isinstance(value, dict):
+        return all(_finite_numbers(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return all(_finite_numbers(v) for v in value)
+    return not isinstance(value, float) or math.isfinite(value)
+
+
+_MODES = ("L", "LA", "P", "RGBA", "CMYK", "I;16", "F", "1", "RGB")
+_CROP_VALUE = st.one_of(st.floats(-1e6, 1e6), st.sampled_from([0.0, -500.0, 1e300, math.nan, math.inf, -math.inf]))
+_CROPS = st.one_of(st.none(), st.builds(Box, _CROP_VALUE, _CROP_VALUE, _CROP_VALUE, _CROP_VALUE))
+
+
+def _image(mode: str, size: tuple[int, int], seed: int) -> Image.Image:
+    """A cheap image of ``mode`` whose pixels are not all equal."""
+    rng = np.random.default_rng(seed)
+    small = Image.fromarray(rng.integers(0, 256, (4, 4, 3), dtype=np.uint8), "RGB").resize(size)
+    if mode in ("I;16", "F"):
+        return small.convert("L").convert(mode)
+    return small.convert(mode)
+
+
+@given(mode=st.sampled_from(_MODES), w=st.integers(1, 1600), h=st.integers(1, 1600), crop=_CROPS,
+       seed=st.integers(0, 3))
+@settings(max_examples=40, deadline=None)
+def test_any_mode_size_and_crop_gives_a_finite_prediction_or_a_clear_error(
+        predictor: Predictor, mode: str, w: int, h: int, crop: Box | None, seed: int) -> None:
+    img = _image(mode, (w, h), seed)
+    try:
+        p = predictor.predict(img, crop=crop, top_k=3)
+    except ImageLoadError as e:
+        assert min(w, h) < 32 and "too small" in str(e)
+        return
+    except ValueError as e:
+        assert crop is not None and not crop.is_finite() and "finite" in str(e)
+        return
+    assert min(w, h) >= 32 and (crop is None or crop.is_finite())
+    assert _finite_numbers(p.to_dict())
+    c = p.crop
+    assert 0 <= c.x and 0 <= c.y and c.x + c.w <= w + 1e-6 and c.y + c.h <= h + 1e-6
+
+
+@given(w=st.integers(32, 12000), h=st.integers(32, 12000), crop=_CROPS.filter(lambda b: b is None or b.is_finite()),
+       nudge=st.tuples(st.integers(-1, 1), st.integers(-1, 1)))
+@settings(max_examples=40, deadline=None)
+def test_every_photo_size_up_to_12000_px_predicts(predictor: Predictor, w: int, h: int, crop: Box | None,
+                                                  nudge: tuple[int, int]) -> None:
+    """The working copy has the size decoding gives it (a JPEG's draft decode may round a side
+    the other way: the nudge); a small RGB copy stands for the decoded photo, so 12000 px is cheap."""
+    ww, wh = working_size((w, h))
+    photo = Photo(f"{w}x{h}.jpg", (w, h), Image.new("RGB", (max(1, ww + nudge[0]), max(1, wh + nudge[1])), (90, 120, 150)))
+    p = predictor.predict(photo, crop=crop, top_k=2)
+    assert _finite_numbers(p.to_dict()) and p.crop.x + p.crop.w <= w + 1e-6 and p.crop.y + p.crop.h <= h + 1e-6
+
+
+def test_predict_many_gives_a_failing_photo_its_error_and_the_rest_their_estimates(
+        predictor: Predictor, tmp_path: Path) -> None:
+    good = tmp_path / "good.png"
+    scene().save(good)
+    empty = tmp_path / "empty.jpg"
+    empty.write_bytes(b"")
+    big = tmp_path / "3000x2001.png"  # a size whose whole-photo crop used to crash
+    Image.new("L", (3000, 2001), 100).save(big)
+    images = [good, empty, scene(seed=1), big, good]
+    crops = [None, None, Box(math.nan, 0, 10, 10), None, Box(-500, 0, 100, 100)]
+    out = predictor.predict_many(images, crops, batch_size=2)
+    assert [type(r).__name__ for r in out] == ["Prediction", "PhotoError", "PhotoError", "Prediction", "Prediction"]
+    assert isinstance(out[1], PhotoError) and out[1].source == str(empty) and "empty" in out[1].reason
+    assert isinstance(out[2], PhotoError) and "finite" in out[2].reason
+    assert isinstance(out[4], Prediction) and out[4].crop == Box(0, 0, 100, 100)
+    single = predictor.predict(good)
+    assert isinstance(out[0], Prediction) and out[0].median_price == pytest.approx(single.median_price, rel=1e-4)
+
+
+def test_sweep_positions_are_bounded_and_run_in_batches(predictor: Predictor) -> None:
+    img = scene(600, 200)
+    with pytest.raises(ValueError, match=f"1 to {MAX_SWEEP_POSITIONS} positions"):
+        predictor.sweep(img, n=MAX_SWEEP_POSITIONS + 1)
+    n = SWEEP_BATCH * 2 + 3  # three batches, the last one short
+    sw = predictor.sweep(img, n=n, width=0.5, top_k=2)
+    assert len(sw.boxes) == len(sw.predictions) == n and sw.make_model_probs.shape == (n, len(predictor.metadata.make_models))
+    for i in (0, SWEEP_BATCH, n - 1):  # one per batch: the same as predicting that box alone
+        single = predictor.predict(img, crop=sw.boxes[i], top_k=2)
+        assert sw.predictions[i].median_price == pytest.approx(single.median_price, rel=1e-4)
+        assert sw.make_model_probs[i].max() == pytest.approx(single.make_models[0].probability, rel=1e-4)
