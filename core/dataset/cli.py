@@ -54,7 +54,9 @@ def _add_retry_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("politeness and retries")
     g.add_argument("--rate", type=float, default=8.0,
                    help="requests per second over all workers; 0 = unlimited (default 8)")
-    g.add_argument("--timeout", type=float, default=30.0, help="seconds per request attempt (default 30)")
+    g.add_argument("--timeout", type=float, default=30.0,
+                   help="deadline of each request attempt in seconds, from connecting to the last byte of the "
+                        "body, redirects included; a missed deadline is retried like a network error (default 30)")
     g.add_argument("--retries", type=int, default=6, help="retries after a failed attempt (default 6)")
     g.add_argument("--backoff", type=float, default=1.0,
                    help="first backoff in seconds; doubles each retry, with jitter (default 1)")
@@ -81,7 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "each page's embedded listing JSON, download its photos (short side shrunk to 256, "
                     "JPEG) into the store, and record every listing and photo with its outcome. Kill it "
                     "at any moment: the same command resumes, retrying errors and skipping what is done. "
-                    "A lasting failure (the same error for --max-same-error listings in a row) stops it.")
+                    "A listing or photo whose handling fails in a way retrying cannot cure (a redirect loop, "
+                    "an unusable URL, data the reader cannot handle) is recorded as 'failed' and skipped by "
+                    "reruns. A lasting failure (the same error for --max-same-error listings in a row) stops it.")
     _add_common(p)
     p.add_argument("--ids", required=True, help="listing ID range A:B (A inclusive, B exclusive)")
     p.add_argument("--shard", default="0/1", help="i/n: this machine's share of the range (default 0/1)")
@@ -95,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-same-error", type=int, default=25,
                    help="stop after this many listings in a row fail with the same error (default 25)")
     p.add_argument("--user-agent", default=None, help="override the User-Agent (default names the project)")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="also retry listings and photos recorded as 'failed' (a redirect loop, an unusable URL, "
+                        "data the reader could not handle); a plain rerun skips them")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_retry_flags(p)
 
@@ -170,9 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("stats", help="counts of listings and photos by outcome",
                        description="Prints what the database holds, as JSON: listings by outcome (ok, "
-                                   "missing, invalid, error), photos by status (stored, missing, error, "
-                                   "bad_image, bad_url, lost), stored files, perceptual hashes, duplicates, "
-                                   "and junk-filter verdicts. Safe to run while a scrape writes (WAL).")
+                                   "missing, invalid, error, failed), photos by status (stored, missing, error, "
+                                   "failed, bad_image, bad_url, lost), stored files, perceptual hashes, "
+                                   "duplicates, and junk-filter verdicts. Safe to run while a scrape writes (WAL).")
     _add_common(p, images=False)
     return parser
 
@@ -270,7 +277,7 @@ def _scrape(a: argparse.Namespace) -> int:
     config = ScrapeConfig(
         listing_url=a.listing_url or DEFAULT_LISTING_URL, workers=a.workers, rate=a.rate, policy=_policy(a),
         short_side=a.short_side, quality=a.quality, max_photos=a.max_photos, max_same_error=a.max_same_error,
-        user_agent=a.user_agent or USER_AGENT, progress=not a.no_progress)
+        user_agent=a.user_agent or USER_AGENT, progress=not a.no_progress, retry_failed=a.retry_failed)
     order = visit_order(IdRange.parse(a.ids), a.seed, Shard.parse(a.shard))
     conn = database.connect(a.db)
     try:

@@ -19,17 +19,19 @@ from pathlib import Path
 SCHEMA_VERSION = 1
 
 # Listing outcomes. "error" (network trouble after all retries) is retried by the next run;
-# the others are final.
+# the others are final ("failed" is retried only when asked: `scrape --retry-failed`).
 OUTCOME_OK = "ok"
 OUTCOME_MISSING = "missing"  # 404/410 or the site's "no longer available" page
 OUTCOME_INVALID = "invalid"  # a page we could not read (malformed JSON, no data script)
 OUTCOME_ERROR = "error"
-FINAL_OUTCOMES = (OUTCOME_OK, OUTCOME_MISSING, OUTCOME_INVALID)
+OUTCOME_FAILED = "failed"  # retrying cannot help: a redirect loop, an unusable URL, data that broke the reader
+FINAL_OUTCOMES = (OUTCOME_OK, OUTCOME_MISSING, OUTCOME_INVALID, OUTCOME_FAILED)
 
 # Photo statuses.
 PHOTO_STORED = "stored"
 PHOTO_MISSING = "missing"  # 404/410
-PHOTO_ERROR = "error"  # network trouble after all retries
+PHOTO_ERROR = "error"  # network trouble after all retries (retried by the next run)
+PHOTO_FAILED = "failed"  # retrying cannot help (redirect loop, unusable URL, a reader failure); final
 PHOTO_BAD_IMAGE = "bad_image"  # downloaded but not a usable image (truncated, not an image, tiny)
 PHOTO_BAD_URL = "bad_url"  # not an http(s) URL: never fetched
 PHOTO_LOST = "lost"  # was stored, file later found missing/corrupt and could not be re-fetched

@@ -1,19 +1,31 @@
-"""Polite HTTP GETs: a shared rate limit, timeouts, retries with backoff and jitter, 429 Retry-After.
+"""Polite HTTP GETs: a shared rate limit, a deadline per request, retries with backoff and
+jitter, 429 Retry-After.
 
 Nothing here raises for a failed download: :func:`fetch` returns a :class:`FetchResult` whose
-``error`` says what went wrong, so the caller records it as a row with a status.
+``error`` says what went wrong (and ``permanent`` whether retrying could help), so the caller
+records it as a row with a status.
+
+The deadline is total: connecting, the headers and the whole body of one attempt (redirects
+included) must finish within ``timeout_s``.  A socket timeout alone bounds each read, so a
+server that trickles a byte a second would hold a worker for as long as it likes; here a timer
+shuts the attempt's connection down when the deadline passes, which ends a blocked read at once.
 """
 
 from __future__ import annotations
 
 import email.utils
 import random
+import socket
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 USER_AGENT = "CarValue-dataset/0.1 (research scraper for the CarValue used-car price model; polite, rate-limited)"
 MAX_BODY_BYTES = 40 * 1024 * 1024
@@ -26,7 +38,7 @@ class RetryPolicy:
     retries: int = 6  # further attempts after the first
     backoff_s: float = 1.0  # first backoff; doubles each retry
     backoff_max_s: float = 120.0
-    timeout_s: float = 30.0  # connect and read timeout of each attempt
+    timeout_s: float = 30.0  # deadline of each attempt: connect, headers and body together
     max_retry_after_s: float = 600.0  # a longer Retry-After is capped (and the run goes on)
 
     def backoff(self, attempt: int, rng: random.Random) -> float:
@@ -66,6 +78,7 @@ class FetchResult:
     error: str | None  # None when ok; else a short, stable description ("HTTP 503", "timeout")
     attempts: int
     not_found: bool = False  # 404/410: a recorded outcome, not an error
+    permanent: bool = False  # retrying cannot help (a redirect loop, an unusable URL): record it as final
 
     @property
     def ok(self) -> bool:
@@ -75,7 +88,108 @@ class FetchResult:
 def new_session(user_agent: str = USER_AGENT) -> requests.Session:
     session = requests.Session()
     session.headers["User-Agent"] = user_agent
+    adapter = _DeadlineAdapter()
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
     return session
+
+
+# ---- the per-attempt deadline ---------------------------------------------------------------
+
+_current = threading.local()  # .deadline: the _Deadline of the attempt running on this thread
+
+
+class _Deadline:
+    """One attempt's deadline.  The socket each request of the attempt is sent on registers
+    itself here (from the thread running the attempt); when the deadline passes, a timer thread
+    shuts that socket down, so a read blocked on a trickling server returns at once."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.expired = False
+        self._sock: socket.socket | None = None
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Deadline:
+        _current.deadline = self
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+        _current.deadline = None
+
+    def attach(self, sock: object) -> None:
+        if not isinstance(sock, socket.socket):
+            return
+        with self._lock:
+            self._sock = sock
+            expired = self.expired
+        if expired:
+            _shut_down(sock)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            sock = self._sock
+        if sock is not None:
+            _shut_down(sock)
+
+
+def _shut_down(sock: socket.socket) -> None:
+    try:
+        # The plain socket call, also for TLS: it wakes the reading thread without touching the
+        # SSL object that thread is using.  The response reads through its own reference to the
+        # socket (http.client drops the connection's when the server says "Connection: close").
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+    except OSError:
+        return  # already closed: nothing left to interrupt
+
+
+class _DeadlineHTTPConnection(HTTPConnection):
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        super().request(*args, **kwargs)  # connects first if needed
+        _attach(self)
+
+
+class _DeadlineHTTPSConnection(HTTPSConnection):
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        super().request(*args, **kwargs)
+        _attach(self)
+
+
+def _attach(conn: HTTPConnection) -> None:
+    deadline = getattr(_current, "deadline", None)
+    if deadline is not None:
+        deadline.attach(conn.sock)
+
+
+class _DeadlineHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _DeadlineHTTPConnection
+
+
+class _DeadlineHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _DeadlineHTTPSConnection
+
+
+_POOLS = {"http": _DeadlineHTTPPool, "https": _DeadlineHTTPSPool}
+
+
+class _DeadlineAdapter(HTTPAdapter):
+    """requests' adapter whose connections register with the running attempt's deadline.
+    (Behind a SOCKS proxy the deadline is checked between reads of the body only.)"""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = dict(_POOLS)
+
+    def proxy_manager_for(self, proxy: str, **kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **kwargs)
+        if not proxy.lower().startswith("socks"):
+            manager.pool_classes_by_scheme = dict(_POOLS)
+        return manager
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -99,50 +213,72 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
 def fetch(session: requests.Session, url: str, policy: RetryPolicy, limiter: RateLimiter,
           rng: random.Random, sleep: Callable[[float], None] = time.sleep,
           max_bytes: int = MAX_BODY_BYTES) -> FetchResult:
-    """GET ``url`` with retries; never raises for network or HTTP trouble."""
+    """GET ``url`` with retries, each attempt within ``policy.timeout_s`` in total; never raises
+    for network or HTTP trouble, nor for a URL that cannot be fetched."""
     status: int | None = None
     error = "no attempt made"
     attempt = 0
     for attempt in range(policy.retries + 1):
         limiter.acquire()
         wait: float | None = None
-        try:
-            with session.get(url, timeout=policy.timeout_s, stream=True, allow_redirects=True) as resp:
-                status = resp.status_code
-                if status == 200:
-                    body = _read_capped(resp, max_bytes)
-                    if body is None:
-                        return FetchResult(url, status, None, f"body larger than {max_bytes} bytes", attempt + 1)
-                    return FetchResult(url, status, body, None, attempt + 1)
-                if status in NOT_FOUND_STATUSES:
-                    return FetchResult(url, status, None, None, attempt + 1, not_found=True)
-                error = f"HTTP {status}"
-                if status not in RETRY_STATUSES:
-                    return FetchResult(url, status, None, error, attempt + 1)
-                if status == 429:
-                    after = parse_retry_after(resp.headers.get("Retry-After"))
-                    if after is not None:
-                        wait = min(after, policy.max_retry_after_s)
-        except requests.Timeout:
-            status, error = None, "timeout"
-        except requests.exceptions.ChunkedEncodingError:
-            status, error = None, "connection broken mid-response"
-        except requests.ConnectionError as e:
-            status, error = None, f"connection error ({_root_cause(e)})"
-        except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
-                requests.exceptions.InvalidSchema) as e:  # retrying cannot help
-            return FetchResult(url, None, None, f"invalid URL ({type(e).__name__})", attempt + 1)
-        except requests.RequestException as e:
-            status, error = None, f"request failed ({type(e).__name__})"
+        with _Deadline(policy.timeout_s) as deadline:
+            try:
+                with session.get(url, timeout=policy.timeout_s, stream=True, allow_redirects=True) as resp:
+                    status = resp.status_code
+                    if status == 200:
+                        body = _read_capped(resp, max_bytes, deadline)
+                        if deadline.expired:  # the shutdown may end a body of unknown length "cleanly"
+                            raise requests.Timeout
+                        if body is None:
+                            return FetchResult(url, status, None, f"body larger than {max_bytes} bytes", attempt + 1)
+                        return FetchResult(url, status, body, None, attempt + 1)
+                    if status in NOT_FOUND_STATUSES:
+                        return FetchResult(url, status, None, None, attempt + 1, not_found=True)
+                    error = f"HTTP {status}"
+                    if status not in RETRY_STATUSES:
+                        return FetchResult(url, status, None, error, attempt + 1)
+                    if status == 429:
+                        after = parse_retry_after(resp.headers.get("Retry-After"))
+                        if after is not None:
+                            wait = min(after, policy.max_retry_after_s)
+            except requests.TooManyRedirects:
+                return FetchResult(url, None, None, f"redirect loop (more than {session.max_redirects} redirects)",
+                                   attempt + 1, permanent=True)
+            except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
+                    requests.exceptions.InvalidSchema) as e:
+                return FetchResult(url, None, None, f"invalid URL ({type(e).__name__})", attempt + 1, permanent=True)
+            except requests.RequestException as e:
+                status, error = None, _failure(e, deadline)
+            except ValueError as e:  # a URL (or a redirect's Location) that cannot even be parsed
+                return FetchResult(url, None, None, f"invalid URL ({type(e).__name__}: {_short(e)})", attempt + 1,
+                                   permanent=True)
         if attempt < policy.retries:
             sleep(wait if wait is not None else policy.backoff(attempt, rng))
     return FetchResult(url, status, None, error, attempt + 1)
 
 
-def _read_capped(resp: requests.Response, max_bytes: int) -> bytes | None:
+def _failure(e: requests.RequestException, deadline: _Deadline) -> str:
+    """A short, stable description of a failed attempt (a run of identical ones is a lasting failure)."""
+    if deadline.expired or isinstance(e, requests.Timeout):  # socket timeouts equal the deadline: the same event
+        return f"deadline of {deadline.seconds:g} s exceeded"
+    if isinstance(e, requests.exceptions.ChunkedEncodingError):
+        return "connection broken mid-response"
+    if isinstance(e, requests.ConnectionError):
+        return f"connection error ({_root_cause(e)})"
+    return f"request failed ({type(e).__name__})"
+
+
+def _short(e: BaseException, limit: int = 120) -> str:
+    text = " ".join(str(e).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _read_capped(resp: requests.Response, max_bytes: int, deadline: _Deadline) -> bytes | None:
     chunks: list[bytes] = []
     total = 0
     for chunk in resp.iter_content(chunk_size=65536):
+        if deadline.expired:
+            raise requests.Timeout
         total += len(chunk)
         if total > max_bytes:
             return None

@@ -11,12 +11,18 @@ as one-element lists, ``car_year``, ``odometer`` as text like ``"41,250 mi"``, `
 dealers sit in ``initialState.owners``.  A page without an ``<h1>`` is the site's "this car is
 no longer available" page.  Trim and body style are read when present (``trim``,
 ``bodyStyles``), else left empty.
+
+The page is outside input: whatever it holds, parsing either returns a :class:`Listing` whose
+fields are sane (numbers finite and non-negative or None, text that SQLite can store) or raises
+ListingParseError / ListingUnavailable.  Numbers too big for a float, JSON nested too deep for
+the decoder or a photo URL that cannot be parsed do not escape as other exceptions.
 """
 
 from __future__ import annotations
 
 import html
 import json
+import math
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from typing import Any
@@ -84,13 +90,16 @@ class _PageScanner(HTMLParser):
 def parse_listing_page(page: str, listing_id: int, page_url: str) -> Listing:
     """Parse a listing page; raises ListingUnavailable or ListingParseError."""
     scanner = _PageScanner()
-    scanner.feed(page)
-    scanner.close()
+    try:
+        scanner.feed(page)
+        scanner.close()
+    except AssertionError as e:  # html.parser's verdict on some malformed markup ("<![foo[")
+        raise ListingParseError(f"page HTML cannot be parsed ({_clean(str(e))[:100]})") from None
     if not scanner.headings:
         raise ListingUnavailable(f"listing {listing_id} is no longer available")
     if len(scanner.headings) != 1:
         raise ListingParseError(f"expected one <h1> title, found {len(scanner.headings)}")
-    title = " ".join(html.unescape(scanner.headings[0]).split())
+    title = _clean(" ".join(html.unescape(scanner.headings[0]).split()))
     data = _page_json(scanner.scripts)
     state = data.get("initialState")
     if not isinstance(state, dict):
@@ -133,6 +142,10 @@ def _page_json(scripts: list[str]) -> dict[str, Any]:
             data = json.loads(body)
         except json.JSONDecodeError as e:
             raise ListingParseError(f"listing JSON is malformed ({e.msg} at line {e.lineno} column {e.colno})") from None
+        except RecursionError:
+            raise ListingParseError("listing JSON is nested too deeply to read") from None
+        except ValueError as e:  # e.g. an integer longer than Python converts (4300 digits)
+            raise ListingParseError(f"listing JSON cannot be read ({_clean(str(e))[:100]})") from None
         if not isinstance(data, dict):
             raise ListingParseError("listing JSON is not an object")
         return data
@@ -173,8 +186,14 @@ def _first_text(value: Any) -> str | None:
         value = str(value)
     if not isinstance(value, str):
         return None
-    text = " ".join(value.split())
+    text = _clean(" ".join(value.split()))
     return text or None
+
+
+def _clean(text: str) -> str:
+    """``text`` with lone surrogates (JSON may spell them, "\\ud800") replaced: they cannot be
+    encoded as UTF-8, so SQLite could not store the row."""
+    return text.encode("utf-8", "replace").decode("utf-8")
 
 
 def _name(value: Any) -> str | None:
@@ -190,23 +209,23 @@ def _number(value: Any) -> float | None:
     """A number from 21995, "21,995", "$21,995" or "41,250 mi"; None when absent or unreadable."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, (int, float)):
-        return float(value) if value >= 0 else None
-    if not isinstance(value, str):
+    if isinstance(value, str):
+        text = value.strip().replace(",", "").replace("$", "")
+        if text.endswith("mi"):
+            text = text[:-2].strip()
+        value = text
+    elif not isinstance(value, (int, float)):
         return None
-    text = value.strip().replace(",", "").replace("$", "")
-    if text.endswith("mi"):
-        text = text[:-2].strip()
     try:
-        number = float(text)
-    except ValueError:
+        number = float(value)  # OverflowError for an int past 1e308, ValueError for junk text
+    except (ValueError, OverflowError):
         return None
-    return number if number >= 0 and number == number else None
+    return number if math.isfinite(number) and number >= 0 else None
 
 
 def _year(value: Any) -> int | None:
     number = _number(value)
-    if number is None or not 1886 <= number <= 2100 or number != int(number):
+    if number is None or not 1886 <= number <= 2100 or not number.is_integer():
         return None
     return int(number)
 
@@ -223,12 +242,29 @@ def _photo_urls(images: Any, page_url: str) -> tuple[str, ...]:
         src = source.get("src") if isinstance(source, dict) else None
         if not isinstance(src, str) or not src.strip():
             continue
-        url = urljoin(page_url, src.strip())  # also turns "//host/x.jpg" into "https://host/x.jpg"
+        src = _clean(src.strip())
+        try:
+            url = urljoin(page_url, src)  # also turns "//host/x.jpg" into "https://host/x.jpg"
+        except ValueError:  # "http://[::1/x.jpg": kept as written; url_problem() says why it is not fetched
+            url = src
         urls.append(url)
     return tuple(urls)
 
 
+def url_problem(url: str) -> str | None:
+    """Why ``url`` is not downloaded, or None: only http(s) URLs with a host and a valid port
+    are (no file://, data:, ftp:, unparsable hosts ...)."""
+    try:
+        parts = urlsplit(url)
+        host, _port = parts.hostname, parts.port  # .port raises for "host:99999" or "host:x"
+    except ValueError as e:
+        return f"unparsable URL ({_clean(str(e))[:80]})"
+    if parts.scheme not in ("http", "https"):
+        return "not an http(s) URL"
+    if not host:
+        return "URL has no host"
+    return None
+
+
 def is_fetchable_url(url: str) -> bool:
-    """Only http(s) URLs with a host are downloaded (no file://, data:, ftp:, ...)."""
-    parts = urlsplit(url)
-    return parts.scheme in ("http", "https") and bool(parts.hostname)
+    return url_problem(url) is None

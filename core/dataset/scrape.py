@@ -6,6 +6,12 @@ transaction.  Photos are in the store before their rows are committed, so after 
 listing is either fully recorded or not at all (at worst its photos sit in the store unreferenced
 and are rewritten, byte-identical, when the next run redoes it).  A rerun skips every ID with
 a final outcome and retries the rest, plus any photo whose download failed.
+
+Failures are data.  Whatever happens while handling one listing or photo (a page that breaks
+the reader, a redirect loop, a value SQLite cannot store) is recorded as that listing's or
+photo's outcome with the error, and the run goes on.  Failures that retrying cannot cure are
+recorded as "failed", which a rerun skips (``--retry-failed`` tries them again); only trouble
+with the store or the database itself (disk full, permissions) stops the run.
 """
 
 from __future__ import annotations
@@ -44,8 +50,8 @@ from core.dataset.listing_page import (
     Listing,
     ListingParseError,
     ListingUnavailable,
-    is_fetchable_url,
     parse_listing_page,
+    url_problem,
 )
 from core.preprocess import ImageLoadError
 
@@ -64,6 +70,7 @@ class ScrapeConfig:
     max_same_error: int = 25  # this many listings in a row failing alike stops the run
     user_agent: str = USER_AGENT
     progress: bool = True
+    retry_failed: bool = False  # also retry listings and photos recorded as "failed"
 
     def __post_init__(self) -> None:
         if "{id}" not in self.listing_url:
@@ -98,9 +105,9 @@ class ListingResult:
 
     def failure_signature(self) -> str | None:
         """The error this listing failed with, for spotting a lasting failure; None if it did not."""
-        if self.outcome == db.OUTCOME_ERROR:
+        if self.outcome in (db.OUTCOME_ERROR, db.OUTCOME_FAILED):
             return f"listing page: {self.error}"
-        if self.photos and all(p.status == db.PHOTO_ERROR for p in self.photos):
+        if self.photos and all(p.status in (db.PHOTO_ERROR, db.PHOTO_FAILED) for p in self.photos):
             errors = {p.error for p in self.photos}
             if len(errors) == 1:
                 return f"every photo: {errors.pop()}"
@@ -137,6 +144,18 @@ class _Stopped(Exception):
     pass
 
 
+class StoreWriteError(OSError):
+    """The image store cannot be written (disk full, permissions): the run stops, the listing
+    is not marked as failed."""
+
+
+def describe_failure(e: BaseException, limit: int = 300) -> str:
+    """One line naming an unexpected exception, safe to store (no lone surrogates)."""
+    text = " ".join(f"{type(e).__name__}: {e}".split())
+    text = text if len(text) <= limit else text[: limit - 3] + "..."
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
 class Scraper:
     def __init__(self, conn: sqlite3.Connection, store: ImageStore, config: ScrapeConfig) -> None:
         self.conn = conn
@@ -150,14 +169,17 @@ class Scraper:
 
     def pending_ids(self, order: np.ndarray) -> np.ndarray:
         """``order`` without the IDs that already have a final outcome (order kept)."""
-        marks = ",".join("?" * len(db.FINAL_OUTCOMES))
+        final = tuple(o for o in db.FINAL_OUTCOMES if not (self.config.retry_failed and o == db.OUTCOME_FAILED))
+        marks = ",".join("?" * len(final))
         done = np.fromiter((r[0] for r in self.conn.execute(
-            f"SELECT listing_id FROM attempts WHERE outcome IN ({marks})", db.FINAL_OUTCOMES)), dtype=np.int64)
+            f"SELECT listing_id FROM attempts WHERE outcome IN ({marks})", final)), dtype=np.int64)
         return order[~np.isin(order, done)] if len(done) else order
 
     def failed_photos(self) -> list[PhotoRetry]:
-        rows = self.conn.execute("SELECT listing_id, photo_index, url FROM photos WHERE status = ? "
-                                 "ORDER BY listing_id, photo_index", (db.PHOTO_ERROR,))
+        statuses = (db.PHOTO_ERROR, db.PHOTO_FAILED) if self.config.retry_failed else (db.PHOTO_ERROR,)
+        marks = ",".join("?" * len(statuses))
+        rows = self.conn.execute(f"SELECT listing_id, photo_index, url FROM photos WHERE status IN ({marks}) "
+                                 "ORDER BY listing_id, photo_index", statuses)
         return [PhotoRetry(int(a), int(b), str(c)) for a, b, c in rows]
 
     # ---- the run --------------------------------------------------------------------------
@@ -202,7 +224,8 @@ class Scraper:
                         retry, photo = result
                         self._record_photo_retry(retry, photo)
                         summary.photos[f"retried_{photo.status}"] += 1
-                        signature = f"photo: {photo.error}" if photo.status == db.PHOTO_ERROR else None
+                        failed = photo.status in (db.PHOTO_ERROR, db.PHOTO_FAILED)
+                        signature = f"photo: {photo.error}" if failed else None
                         ident = retry.listing_id
                     bar.update(1)
                     if signature is not None and signature == streak_error:
@@ -214,7 +237,8 @@ class Scraper:
                             f"stopped: {len(streak)} listings in a row failed with the same error "
                             f"({streak_error}; e.g. {self.config.listing_url.format(id=streak[-1])}). "
                             "The site may be down, blocking us, or the network is out. Nothing is lost: "
-                            "failed listings are recorded as errors and the same command retries them.")
+                            "every listing is recorded with its outcome; the same command retries those that "
+                            "failed with an error (add --retry-failed for those recorded as 'failed').")
                         self._stop.set()
                         bar.set_postfix_str("stopping")
                 if summary.listings:
@@ -252,21 +276,28 @@ class Scraper:
             raise _Stopped
 
     def _work(self, task: PhotoRetry | int) -> ListingResult | tuple[PhotoRetry, PhotoResult]:
+        """One task's result; it raises only when the store cannot be written (StoreWriteError)."""
         if isinstance(task, PhotoRetry):
             try:
                 return task, self._photo(task.index, task.url, {})
             except _Stopped:
                 return task, PhotoResult(task.index, task.url, db.PHOTO_ERROR, error="run stopped")
+        url = self.config.listing_url.format(id=task)
         try:
-            return self._listing(task)
+            return self._listing(task, url)
         except _Stopped:
-            return ListingResult(task, db.OUTCOME_ERROR, self.config.listing_url.format(id=task), error="run stopped")
+            return ListingResult(task, db.OUTCOME_ERROR, url, error="run stopped")
+        except StoreWriteError:
+            raise  # stop the run; the listing is not its own failure
+        except Exception as e:  # noqa: BLE001 - whatever this listing's data set off is recorded as its failure
+            return ListingResult(task, db.OUTCOME_FAILED, url, error=describe_failure(e))
 
-    def _listing(self, listing_id: int) -> ListingResult:
-        url = self.config.listing_url.format(id=listing_id)
+    def _listing(self, listing_id: int, url: str) -> ListingResult:
         got = self._get(url)
         if got.not_found:
             return ListingResult(listing_id, db.OUTCOME_MISSING, url, got.status, f"HTTP {got.status}")
+        if got.permanent:
+            return ListingResult(listing_id, db.OUTCOME_FAILED, url, got.status, got.error)
         if not got.ok or got.content is None:
             return ListingResult(listing_id, db.OUTCOME_ERROR, url, got.status, got.error)
         try:
@@ -285,29 +316,52 @@ class Scraper:
             prior = seen[url]
             return PhotoResult(index, url, prior.status, prior.http_status, prior.error, prior.sha256,
                                prior.width, prior.height)
-        if not is_fetchable_url(url):
-            result = PhotoResult(index, url, db.PHOTO_BAD_URL, error="not an http(s) URL")
-        else:
-            got = self._get(url)
-            if got.not_found:
-                result = PhotoResult(index, url, db.PHOTO_MISSING, got.status, f"HTTP {got.status}")
-            elif not got.ok or got.content is None:
-                result = PhotoResult(index, url, db.PHOTO_ERROR, got.status, got.error)
-            else:
-                try:
-                    encoded = encode_for_store(got.content, self.config.short_side, self.config.quality, url)
-                except ImageLoadError as e:
-                    result = PhotoResult(index, url, db.PHOTO_BAD_IMAGE, got.status, e.reason)
-                else:
-                    digest = self.store.put(encoded.jpeg)
-                    result = PhotoResult(index, url, db.PHOTO_STORED, got.status, None, digest,
-                                         encoded.width, encoded.height)
+        try:
+            result = self._fetch_photo(index, url)
+        except (_Stopped, StoreWriteError):
+            raise  # the run is stopping / the store cannot be written
+        except Exception as e:  # noqa: BLE001 - whatever this photo set off is recorded as its failure
+            result = PhotoResult(index, url, db.PHOTO_FAILED, error=describe_failure(e))
         seen[url] = result
         return result
+
+    def _fetch_photo(self, index: int, url: str) -> PhotoResult:
+        problem = url_problem(url)
+        if problem is not None:
+            return PhotoResult(index, url, db.PHOTO_BAD_URL, error=problem)
+        got = self._get(url)
+        if got.not_found:
+            return PhotoResult(index, url, db.PHOTO_MISSING, got.status, f"HTTP {got.status}")
+        if got.permanent:
+            return PhotoResult(index, url, db.PHOTO_FAILED, got.status, got.error)
+        if not got.ok or got.content is None:
+            return PhotoResult(index, url, db.PHOTO_ERROR, got.status, got.error)
+        try:
+            encoded = encode_for_store(got.content, self.config.short_side, self.config.quality, url)
+        except ImageLoadError as e:
+            return PhotoResult(index, url, db.PHOTO_BAD_IMAGE, got.status, e.reason)
+        try:
+            digest = self.store.put(encoded.jpeg)
+        except OSError as e:
+            raise StoreWriteError(e.errno, f"cannot write to the image store {self.store.root}: "
+                                           f"{e.strerror or e}") from e
+        return PhotoResult(index, url, db.PHOTO_STORED, got.status, None, digest, encoded.width, encoded.height)
 
     # ---- writer side (calling thread only) --------------------------------------------------
 
     def _record_listing(self, r: ListingResult) -> None:
+        """Commit the listing with its photos; a row SQLite refuses (a value it cannot store)
+        makes the listing "failed" with the reason, so it is never left unrecorded."""
+        try:
+            self._write_listing(r)
+        except (ValueError, OverflowError, sqlite3.InterfaceError, sqlite3.ProgrammingError,
+                sqlite3.IntegrityError) as e:  # the transaction was rolled back
+            with db.Transaction(self.conn) as c:
+                c.execute("INSERT OR REPLACE INTO attempts(listing_id, outcome, http_status, error, attempted_at) "
+                          "VALUES (?,?,?,?,?)", (r.listing_id, db.OUTCOME_FAILED, r.http_status,
+                                                 f"cannot record the listing: {describe_failure(e)}", time.time()))
+
+    def _write_listing(self, r: ListingResult) -> None:
         with db.Transaction(self.conn) as c:
             if r.outcome == db.OUTCOME_OK and r.listing is not None:
                 c.execute("DELETE FROM photos WHERE listing_id = ?", (r.listing_id,))

@@ -44,9 +44,14 @@ class Faults:
     slow_first: set[int] = field(default_factory=set)  # first request stalls past the client timeout
     retry_after_s: int = 1
     stall_s: float = 1.0
-    photo_faults: dict[str, str] = field(default_factory=dict)  # photo name -> truncated|not_image|404|flaky_500
+    photo_faults: dict[str, str] = field(default_factory=dict)  # name -> truncated|not_image|404|flaky_500|redirect_loop
     stock_every: int = 4  # every n-th listing also shows the dealer's stock photo (a duplicate)
     photos_down: bool = False  # the photo host answers 503 to everything
+    pages: dict[int, str] = field(default_factory=dict)  # listing id -> page served instead (hostile content)
+    redirect_loop: set[int] = field(default_factory=set)  # the page redirects to itself, forever
+    trickle_headers: set[int] = field(default_factory=set)  # status line and headers one byte at a time
+    trickle_body: set[int] = field(default_factory=set)  # headers at once, then the body one byte at a time
+    trickle_s: float = 0.05  # between trickled bytes
 
 
 def default_faults() -> Faults:
@@ -221,7 +226,12 @@ class FakeSite:
                 return _send(h, 500, b"server error", "text/plain")
             if lid in f.rate_limited and n == 1:
                 return _send(h, 429, b"slow down", "text/plain", {"Retry-After": str(f.retry_after_s)})
-            return _send(h, 200, self.listing_page(lid).encode(), "text/html; charset=utf-8")
+            if lid in f.redirect_loop:
+                return _send(h, 302, b"", "text/plain", {"Location": h.path})
+            page = (f.pages[lid] if lid in f.pages else self.listing_page(lid)).encode("utf-8", "surrogatepass")
+            if lid in f.trickle_headers or lid in f.trickle_body:
+                return _trickle(h, page, f.trickle_s, headers_too=lid in f.trickle_headers)
+            return _send(h, 200, page, "text/html; charset=utf-8")
         if parts.path.startswith("/photos/") and parts.path.endswith(".jpg"):
             name = parts.path[len("/photos/"):-len(".jpg")]
             if not (name == "stock-dealer" or (name.startswith("p") and "-" in name)):
@@ -233,6 +243,8 @@ class FakeSite:
                 return _send(h, 404, b"no such photo", "text/plain")
             if fault == "flaky_500" and n == 1:
                 return _send(h, 500, b"server error", "text/plain")
+            if fault == "redirect_loop":
+                return _send(h, 302, b"", "text/plain", {"Location": h.path})
             data = self.photo_bytes(name)
             if fault == "truncated":
                 data = data[: len(data) // 3]
@@ -267,6 +279,25 @@ def _send(h: BaseHTTPRequestHandler, status: int, body: bytes, ctype: str,
         h.wfile.write(body)
     except (BrokenPipeError, ConnectionResetError):
         pass  # the client gave up (e.g. its timeout fired while we stalled): nothing to tell it
+
+
+def _trickle(h: BaseHTTPRequestHandler, body: bytes, interval_s: float, headers_too: bool) -> None:
+    """A 200 response sent one byte every ``interval_s`` (the body; with ``headers_too`` the
+    status line and headers as well): each read of the client gets data well within any
+    per-read timeout, so only a deadline on the whole request ends it."""
+    head = (f"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {len(body)}\r\n"
+            "Connection: close\r\n\r\n").encode()
+    h.close_connection = True
+    try:
+        if not headers_too:
+            h.wfile.write(head)
+            head = b""
+        data = head + body
+        for i in range(len(data)):
+            h.wfile.write(data[i:i + 1])
+            time.sleep(interval_s)
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # the client gave up: that is what a deadline does
 
 
 @contextmanager

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
@@ -106,3 +107,43 @@ def test_unreadable_pages_say_why(html: str, error: type[Exception], match: str)
 def test_an_invalid_url_is_not_retried() -> None:
     got = fetch(new_session(), "http://", FAST, RateLimiter(0), random.Random(0), sleep=lambda s: None)
     assert got.attempts == 1 and got.error is not None and got.error.startswith("invalid URL")
+
+
+@pytest.mark.parametrize("where", ["headers", "body"])
+def test_a_trickling_server_meets_a_total_deadline(site: FakeSite, where: str) -> None:
+    """One byte every 50 ms keeps every read well inside any per-read timeout; the page takes
+    minutes that way.  The deadline covers the whole attempt, so it ends after 0.5 s."""
+    getattr(site.faults, f"trickle_{where}").add(1001)
+    site.faults.trickle_s = 0.05
+    policy = RetryPolicy(retries=1, backoff_s=0.01, backoff_max_s=0.01, timeout_s=0.5)
+    t0 = time.monotonic()
+    got = fetch(new_session(), site.listing_url_template().format(id=1001), policy, RateLimiter(0),
+                random.Random(0))
+    elapsed = time.monotonic() - t0
+    assert got.error == "deadline of 0.5 s exceeded" and not got.ok and not got.permanent
+    assert got.attempts == 2  # a missed deadline is retried like any network trouble
+    assert 1.0 <= elapsed < 2.5
+
+
+def test_the_deadline_spares_a_response_that_arrives_in_time(site: FakeSite) -> None:
+    site.faults.trickle_body.add(1001)
+    site.faults.trickle_s = 0.0  # sent byte by byte, but fast
+    got = fetch(new_session(), site.listing_url_template().format(id=1001), RetryPolicy(retries=0, timeout_s=10),
+                RateLimiter(0), random.Random(0))
+    assert got.ok and got.content == site.listing_page(1001).encode()
+
+
+def test_a_redirect_loop_is_a_permanent_failure_tried_once(site: FakeSite) -> None:
+    site.faults.redirect_loop.add(1001)
+    url = site.listing_url_template().format(id=1001)
+    patient = RetryPolicy(retries=3, timeout_s=10.0)  # 31 requests must not miss the deadline on a busy machine
+    got = fetch(new_session(), url, patient, RateLimiter(0), random.Random(0), sleep=lambda s: None)
+    assert got.permanent and got.attempts == 1 and got.error == "redirect loop (more than 30 redirects)"
+    assert site.requests[url.removeprefix(site.base_url())] == 31  # one attempt: the first request + 30 redirects
+
+
+@pytest.mark.parametrize("url", ["http://[::1/x.jpg", "http://127.0.0.1:99999999/x", "http://a b/", "http:///x",
+                                 "ftp://127.0.0.1/x"])
+def test_a_url_that_cannot_be_fetched_is_a_permanent_failure(url: str) -> None:
+    got = fetch(new_session(), url, FAST, RateLimiter(0), random.Random(0), sleep=lambda s: None)
+    assert got.permanent and got.attempts == 1 and got.error is not None and got.error.startswith("invalid URL")
