@@ -15,6 +15,7 @@ from typing import TextIO
 from core.modelfile import ModelFileError
 from core.predictor import Prediction, Predictor, Sweep
 from core.preprocess import Box, ImageLoadError, load_photo
+from core.pricing import CONDITIONS, PriceInputs
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,6 +32,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="how many make/models and years to show (default 3)")
     p.add_argument("--json", action="store_true", help="one JSON object per photo, one per line")
     p.add_argument("--model", metavar="FILE", help="model file (default: the bundled model)")
+    price = p.add_argument_group("price", "what you know about the car (the photo cannot show it)")
+    price.add_argument("--year-of-sale", type=int, metavar="YEAR",
+                       help="price the car as sold in YEAR (default: this year; ages count to it)")
+    price.add_argument("--mileage", type=float, metavar="N", help="odometer reading, miles (kilometres with --km)")
+    price.add_argument("--km", action="store_true", help="--mileage is in kilometres")
+    price.add_argument("--condition", choices=CONDITIONS, help="condition as a seller would state it")
     return p
 
 
@@ -59,10 +66,16 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     except SystemExit as e:  # argparse: --help exits 0, bad usage exits 2
         return int(e.code or 0)
     try:
+        inputs = price_inputs(args)
+    except ValueError as e:
+        print(f"carvalue: {e}", file=err)
+        return 2
+    try:
         predictor = Predictor.load(args.model)
     except ModelFileError as e:
         print(f"carvalue: cannot load model: {e}", file=err)
         return 2
+    predictor.price_inputs = inputs
     failed = 0
     for i, path in enumerate(args.photos):
         try:
@@ -97,17 +110,38 @@ def format_prediction(path: str, p: Prediction, predictor: Predictor) -> str:
     lines = [path]
     c = p.crop
     lines.append(f"  crop          {c.x:.0f},{c.y:.0f},{c.w:.0f},{c.h:.0f}")
-    lines.append(f"  price         ${p.median_price:,.0f}  (likely ${p.price_low:,.0f} - ${p.price_high:,.0f})")
-    best = max(p.price_bins, key=lambda b: b.probability)
-    lines.append(f"  price range   {best.label()} ({best.probability:.0%})")
+    lines += price_lines(p)
     for label, items in (("make/model", p.make_models), ("year", p.years)):
         for j, lp in enumerate(items):
             lines.append(f"  {label if j == 0 else '':<13} {lp.probability:6.1%}  {lp.label}")
     verdict = "looks like a whole car" if p.looks_like_car else "this does not look like a whole car"
     lines.append(f"  confidence    {p.confidence:.2f} ({verdict})")
-    if meta.price.meaning:
+    if p.price is None and meta.price.meaning:
         lines.append(f"  price means   {meta.price.meaning}")
     return "\n".join(lines)
+
+
+def price_inputs(args: argparse.Namespace) -> PriceInputs:
+    """The CLI's price inputs; ValueError (one line) for values that cannot be right."""
+    if args.km and args.mileage is None:
+        raise ValueError("--km needs --mileage")
+    return PriceInputs.from_user(args.year_of_sale, args.mileage, args.km, args.condition)
+
+
+def price_lines(p: Prediction) -> list[str]:
+    """The price block of the table: the numbers, then the words core.pricing gives them."""
+    if p.price is None:
+        return [f"  price         ${p.median_price:,.0f}  (likely ${p.price_low:,.0f} - ${p.price_high:,.0f})"]
+    e = p.price
+    words = e.words()
+    lines = [f"  price         ${e.median:,.0f}  (likely ${e.likely[0]:,.0f} - ${e.likely[1]:,.0f}; "
+             f"80% range ${e.range80[0]:,.0f} - ${e.range80[1]:,.0f})",
+             f"  price ranges  {words['ranges']}",
+             f"  price means   {words['what']}",
+             f"  price inputs  {words['inputs_used']}"]
+    lines += [f"  price note    {n}" for n in words["notes"]]
+    lines.append(f"  price         {words['not_seen']}")
+    return lines
 
 
 def format_sweep(sweep: Sweep) -> str:

@@ -494,7 +494,7 @@ class PriceEstimate:
             "range80_low": self.range80[0], "range80_high": self.range80[1],
             "year_of_sale": self.year_of_sale, "source": self.source, "inputs": self.inputs.to_dict(),
             "priced_share": self.priced_share, "age": self.age, "age_outside_fitted_range": self.age_outside,
-            "ranges": [{"low": b.low, "high": b.high, "label": b.label(), "probability": b.probability}
+            "histogram": [{"low": b.low, "high": b.high, "label": b.label(), "probability": b.probability}
                        for b in self.bins],
             **self.words(),
         }

@@ -17,7 +17,7 @@ QUANTILES = (-0.58, -0.41, -0.32, -0.17, 0.0, 0.17, 0.32, 0.41, 0.58)
 OFFSETS = {"like-new": 0.06, "excellent": 0.05, "good": 0.0, "fair": -0.5, "salvage": -0.3}
 # (make/model, new price) of tests.modelfactory.MAKE_MODELS; None: no MSRP (as in Stanford Cars).
 PRICES: dict[str, float | None] = {"Acura TL Sedan 2012": 35_000.0, "Audi TTS Coupe 2012": 46_000.0,
-                                   "Ford F-450 Super Duty Crew Cab 2012": None,
+                                   "Ford F-450 Super Duty Crew Cab 2012": 52_000.0,
                                    "Geo Metro Convertible 1993": 9_000.0,
                                    "Hyundai Sonata Hybrid Sedan 2012": 26_000.0, "Unknown": None}
 
