@@ -9,25 +9,41 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from collections.abc import Sequence
-from typing import TextIO
+from typing import NoReturn, TextIO
+
+from PIL import Image
 
 from core.modelfile import ModelFileError
-from core.predictor import Prediction, Predictor, Sweep
+from core.predictor import MAX_SWEEP_POSITIONS, Prediction, Predictor, Sweep
 from core.preprocess import Box, ImageLoadError, load_photo
 from core.pricing import CONDITIONS, PriceInputs
 
 
+class UsageError(Exception):
+    """Bad command-line usage (exit 2); ``str(e)`` is argparse's one-line message."""
+
+
+class UsageParser(argparse.ArgumentParser):
+    """Raises UsageError where ArgumentParser prints to sys.stderr and exits, so ``main``
+    reports bad usage on its own error stream, in one line."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = UsageParser(
         prog="carvalue predict",
         description="Estimate a used car's price, make/model and year from photos (offline).",
     )
     p.add_argument("photos", nargs="+", metavar="PHOTO", help="image files (JPEG, PNG, WebP, ...)")
     p.add_argument("--crop", type=_parse_box, metavar="X,Y,W,H",
                    help="crop box in original-image pixels (default: the whole photo)")
-    p.add_argument("--sweep", type=_positive_int, metavar="N",
-                   help="also pan a half-width box across each photo at N positions (one batch)")
+    p.add_argument("--sweep", type=_sweep_positions, metavar="N",
+                   help=f"also pan a half-width box across each photo at N positions "
+                        f"(2 to {MAX_SWEEP_POSITIONS})")
     p.add_argument("--top", type=_positive_int, default=3, metavar="K",
                    help="how many make/models and years to show (default 3)")
     p.add_argument("--json", action="store_true", help="one JSON object per photo, one per line")
@@ -48,6 +64,29 @@ def _parse_box(text: str) -> Box:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+def _sweep_positions(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if not 2 <= n <= MAX_SWEEP_POSITIONS:
+        raise argparse.ArgumentTypeError(f"a sweep has 2 to {MAX_SWEEP_POSITIONS} positions, got {text!r}")
+    return n
+
+
+def attach_dash_values(argv: list[str]) -> list[str]:
+    """``--crop -500,0,10,10`` as ``--crop=-500,0,10,10``: argparse takes a value that starts
+    with '-' (other than a plain negative number) for an option and stops.  A box always has
+    commas, which no option has."""
+    out: list[str] = []
+    for arg in argv:
+        if out and out[-1] == "--crop" and arg.startswith("-") and "," in arg:
+            out[-1] = f"--crop={arg}"
+        else:
+            out.append(arg)
+    return out
+
+
 def _positive_int(text: str) -> int:
     try:
         n = int(text)
@@ -62,8 +101,11 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     out = out or sys.stdout
     err = err or sys.stderr
     try:
-        args = build_parser().parse_args(list(argv) if argv is not None else None)
-    except SystemExit as e:  # argparse: --help exits 0, bad usage exits 2
+        args = build_parser().parse_args(attach_dash_values(list(argv) if argv is not None else sys.argv[1:]))
+    except UsageError as e:
+        print(f"carvalue predict: error: {e} (see --help)", file=err)
+        return 2
+    except SystemExit as e:  # --help
         return int(e.code or 0)
     try:
         inputs = price_inputs(args)
@@ -79,26 +121,43 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     failed = 0
     for i, path in enumerate(args.photos):
         try:
-            photo = load_photo(path)
-            pred = predictor.predict(photo, args.crop, top_k=args.top)
-            sweep = predictor.sweep(photo, n=args.sweep, top_k=args.top) if args.sweep else None
+            report = photo_report(path, args, predictor)
         except ImageLoadError as e:
             print(f"error: {e}", file=err)
             failed += 1
             continue
-        if args.json:
-            obj = {"file": path, **pred.to_dict()}
-            if sweep is not None:
-                obj["sweep"] = sweep_to_dicts(sweep)
-            print(json.dumps(obj), file=out)
-        else:
-            if i:
-                print(file=out)
-            print(format_prediction(path, pred, predictor), file=out)
-            if sweep is not None:
-                print(format_sweep(sweep), file=out)
+        except Exception as e:  # noqa: BLE001 - one photo's failure never stops the photos after it
+            print(f"error: {path}: cannot estimate ({type(e).__name__}: {' '.join(str(e).split())})", file=err)
+            failed += 1
+            continue
+        if i and not args.json:
+            print(file=out)
+        print(report, file=out)
         out.flush()
     return 1 if failed else 0
+
+
+def photo_report(path: str, args: argparse.Namespace, predictor: Predictor) -> str:
+    """One photo's JSON line or table.  Every number must be finite: the JSON is strict, so a
+    NaN from the model is this photo's error, never a ``NaN`` printed."""
+    with warnings.catch_warnings():
+        # Pillow warns about a photo above its own pixel limit; load_photo refuses one above
+        # ours in one line, and allows one below it.  This command decodes on one thread.
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        photo = load_photo(path)
+    pred = predictor.predict(photo, args.crop, top_k=args.top)
+    sweep = predictor.sweep(photo, n=args.sweep, top_k=args.top) if args.sweep else None
+    obj = {"file": path, **pred.to_dict()}
+    if sweep is not None:
+        obj["sweep"] = sweep_to_dicts(sweep)
+    try:
+        line = json.dumps(obj, allow_nan=False)
+    except ValueError:
+        raise ValueError("the model gave a number that is not finite") from None
+    if args.json:
+        return line
+    table = format_prediction(path, pred, predictor)
+    return table if sweep is None else f"{table}\n{format_sweep(sweep)}"
 
 
 def sweep_to_dicts(sweep: Sweep) -> list[dict[str, object]]:

@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import io
 import json
+import math
+import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
-from core.cli import main
+from core.cli import attach_dash_values, build_parser, main
+from core.predictor import MAX_SWEEP_POSITIONS, Predictor
+from core.preprocess import Photo
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -93,3 +100,106 @@ def test_real_car_photo(model_file: Path, car_photo: Path) -> None:
     with Image.open(car_photo) as im:
         width = im.width
     assert rc == 0 and json.loads(out)["crop"]["w"] == width
+
+
+# -- limits and outside input --------------------------------------------------------------------
+def test_a_nan_or_infinite_crop_is_bad_usage(model_file: Path, photos: dict[str, Path]) -> None:
+    for crop in ("nan,0,10,10", "0,0,inf,10", "--crop=0,-inf,10,10"):
+        args = [str(photos["good"]), "--model", str(model_file)]
+        args += [crop] if crop.startswith("--") else ["--crop", crop]
+        rc, out, err = run(args)
+        assert rc == 2 and out == "" and "finite" in err, (crop, err)
+
+
+def test_a_negative_crop_needs_no_equals_sign(model_file: Path, photos: dict[str, Path]) -> None:
+    rc, out, err = run([str(photos["good"]), "--crop", "-500,-20,600,100", "--json", "--model", str(model_file)])
+    assert rc == 0 and err == ""
+    assert json.loads(out)["crop"] == {"x": 0, "y": 0, "w": 600 - 200, "h": 100}  # clamped into 400x200
+    assert attach_dash_values(["a.jpg", "--crop", "-5,0,1,1", "--top", "2"]) == ["a.jpg", "--crop=-5,0,1,1", "--top", "2"]
+    assert attach_dash_values(["--crop", "--json"]) == ["--crop", "--json"]  # not a box: argparse says so
+
+
+def test_sweep_positions_are_bounded(model_file: Path, photos: dict[str, Path]) -> None:
+    for n in ("100000", "65", "1", "0", "-3", "x"):
+        rc, out, err = run([str(photos["good"]), "--sweep", n, "--model", str(model_file)])
+        assert rc == 2 and out == "" and f"2 to {MAX_SWEEP_POSITIONS} positions" in err, (n, err)
+    assert build_parser().parse_args(["a.jpg", "--sweep", str(MAX_SWEEP_POSITIONS)]).sweep == MAX_SWEEP_POSITIONS
+    rc, out, _ = run([str(photos["good"]), "--sweep", "2", "--json", "--model", str(model_file)])
+    assert rc == 0 and len(json.loads(out)["sweep"]) == 2
+
+
+def test_photos_that_used_to_crash_and_a_fifo_each_get_their_own_line(
+        model_file: Path, photos: dict[str, Path], tmp_path: Path) -> None:
+    wide = tmp_path / "3000x2001.png"  # its whole-photo crop crashed with a traceback that
+    Image.new("L", (3000, 2001), 90).save(wide)  # stopped the photos after it
+    fifo = tmp_path / "pipe.jpg"
+    os.mkfifo(fifo)
+    rc, out, err = run([str(wide), str(fifo), str(photos["good"]), "--json", "--model", str(model_file)])
+    assert rc == 1
+    assert [json.loads(line)["file"] for line in out.splitlines()] == [str(wide), str(photos["good"])]
+    assert err.splitlines() == [f"error: {fifo}: not a regular file"]
+
+
+def test_an_unexpected_failure_is_that_photos_error(model_file: Path, photos: dict[str, Path],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    real = Predictor.predict
+
+    def predict(self: Predictor, photo: Photo, *args: object, **kwargs: object) -> object:
+        if photo.source.endswith("second.jpg"):
+            raise RuntimeError("simulated\nONNX Runtime failure")
+        return real(self, photo, *args, **kwargs)  # type: ignore[arg-type]
+
+    second = photos["good"].with_name("second.jpg")
+    second.write_bytes(photos["good"].read_bytes())
+    monkeypatch.setattr(Predictor, "predict", predict)
+    rc, out, err = run([str(photos["good"]), str(second), str(photos["good"]), "--json", "--model", str(model_file)])
+    assert rc == 1 and len(out.splitlines()) == 2
+    assert err.splitlines() == [f"error: {second}: cannot estimate (RuntimeError: simulated ONNX Runtime failure)"]
+
+
+def test_a_photo_over_the_pixel_limit_gets_one_line_with_its_size(model_file: Path, tmp_path: Path) -> None:
+    from tests.test_preprocess import png_header_only
+
+    big = tmp_path / "200mp.png"
+    big.write_bytes(png_header_only(20000, 10000))
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        rc, out, err = run([str(big), "--model", str(model_file)])
+    assert rc == 1 and out == ""
+    assert err.splitlines() == [f"error: {big}: photo is 200.0 MP (20000x10000); the limit is 150 MP"]
+    assert not [w for w in seen if issubclass(w.category, Image.DecompressionBombWarning)]
+
+
+def _strict_json(line: str) -> dict[str, object]:
+    def refuse(token: str) -> object:
+        raise AssertionError(f"{token} in the JSON")
+
+    return json.loads(line, parse_constant=refuse)
+
+
+_VALUE = st.one_of(st.integers(-5000, 5000), st.floats(-1e9, 1e9), st.sampled_from([0, -0.0, 1e300, math.nan, math.inf]))
+
+
+@given(mode=st.sampled_from(["L", "LA", "P", "RGBA", "CMYK", "I;16", "F", "1"]),
+       size=st.tuples(st.integers(1, 1400), st.integers(1, 1400)),
+       crop=st.one_of(st.none(), st.tuples(_VALUE, _VALUE, _VALUE, _VALUE)))
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_cli_on_any_mode_size_and_crop(model_file: Path, tmp_path: Path, mode: str, size: tuple[int, int],
+                                       crop: tuple[float, ...] | None) -> None:
+    path = tmp_path / f"x-{mode.replace(';', '')}.{'tif' if mode in ('CMYK', 'F', 'I;16') else 'png'}"
+    Image.new("RGB", (3, 2), (200, 40, 90)).resize(size).convert("L" if mode in ("I;16", "F") else mode) \
+        .convert(mode).save(path)
+    args = [str(path), "--json", "--model", str(model_file)]
+    if crop is not None:
+        args += ["--crop", ",".join(map(str, crop))]
+    rc, out, err = run(args)
+    if crop is not None and (not all(math.isfinite(v) for v in crop) or crop[2] <= 0 or crop[3] <= 0):
+        assert rc == 2 and out == "" and len(err.splitlines()) >= 1
+    elif min(size) < 32:
+        assert rc == 1 and out == "" and err.splitlines() == [f"error: {path}: image is too small ({size[0]}x{size[1]}; "
+                                                              "needs at least 32 px a side)"]
+    else:
+        assert rc == 0 and err == "", err
+        obj = _strict_json(out)
+        c = obj["crop"]
+        assert isinstance(c, dict) and 0 <= c["x"] and c["x"] + c["w"] <= size[0] + 1e-6
