@@ -90,7 +90,7 @@ def _batches(paths: Sequence[Path], spec: InputSpec, batch: int) -> Iterator[tor
         arrs = []
         for p in paths[start:start + batch]:
             photo = load_photo(p)
-            arrs.append(normalise(crop_resize(photo.image, photo.full_box().scaled(photo.scale), spec), spec))
+            arrs.append(normalise(crop_resize(photo.image, photo.working_box(), spec), spec))
         yield torch.from_numpy(np.stack(arrs))
 
 
@@ -245,7 +245,7 @@ def run_probe(data: Path, trunk_path: Path | None, size: int, holdout: int, seed
             extract_seconds=secs, images_per_second=len(paths) / secs if secs == secs else float("nan"),
             fit_seconds=time.perf_counter() - t0, load_average_1min=load_avg))
         print(f"{name}: top-1 {results[-1].top1:.3f} top-5 {results[-1].top5:.3f} (C={c})", file=sys.stderr)
-    sample = torch.from_numpy(np.stack([normalise(crop_resize(p.image, p.full_box().scaled(p.scale), spec), spec)
+    sample = torch.from_numpy(np.stack([normalise(crop_resize(p.image, p.working_box(), spec), spec)
                                         for p in (load_photo(paths[i]) for i in test_idx[:64])]))
     bn_rows = batchnorm_agreement(trunks["converted"](), sample)
     return {
