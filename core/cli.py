@@ -1,4 +1,4 @@
-"""`carvalue predict PHOTO... [--crop x,y,w,h] [--sweep N] [--top K] [--json] [--model FILE]`.
+"""`carvalue predict PHOTO... [--crop auto|full|x,y,w,h] [--sweep N] [--top K] [--json] [--model FILE]`.
 
 Never imports Qt.  Exit codes: 0 all photos succeeded, 1 any photo failed (one line each on
 stderr, the rest still run), 2 bad usage or an unusable model file.
@@ -15,6 +15,7 @@ from typing import NoReturn, TextIO
 
 from PIL import Image
 
+from core.framing import CropMode, WholeCar, parse_crop
 from core.modelfile import ModelFileError
 from core.predictor import MAX_SWEEP_POSITIONS, Prediction, Predictor, Sweep
 from core.preprocess import Box, ImageLoadError, load_photo
@@ -39,8 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Estimate a used car's price, make/model and year from photos (offline).",
     )
     p.add_argument("photos", nargs="+", metavar="PHOTO", help="image files (JPEG, PNG, WebP, ...)")
-    p.add_argument("--crop", type=_parse_box, metavar="X,Y,W,H",
-                   help="crop box in original-image pixels (default: the whole photo)")
+    p.add_argument("--crop", type=_parse_crop, default=CropMode.AUTO, metavar="auto|full|X,Y,W,H",
+                   help="auto (default): on the car the model finds in the photo; full: the whole photo; "
+                        "or a box in original-image pixels")
     p.add_argument("--sweep", type=_sweep_positions, metavar="N",
                    help=f"also pan a half-width box across each photo at N positions "
                         f"(2 to {MAX_SWEEP_POSITIONS})")
@@ -57,9 +59,14 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _parse_box(text: str) -> Box:
+WHOLE_CAR_WORDS = {WholeCar.YES: "looks like a whole car",
+                   WholeCar.UNSURE: "unsure: it may not show a whole car",
+                   WholeCar.NO: "this does not look like a whole car"}
+
+
+def _parse_crop(text: str) -> CropMode | Box:
     try:
-        return Box.parse(text)
+        return parse_crop(text)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
 
@@ -173,8 +180,10 @@ def format_prediction(path: str, p: Prediction, predictor: Predictor) -> str:
     for label, items in (("make/model", p.make_models), ("year", p.years)):
         for j, lp in enumerate(items):
             lines.append(f"  {label if j == 0 else '':<13} {lp.probability:6.1%}  {lp.label}")
-    verdict = "looks like a whole car" if p.looks_like_car else "this does not look like a whole car"
-    lines.append(f"  confidence    {p.confidence:.2f} ({verdict})")
+    lines.append(f"  confidence    {p.confidence:.2f} ({WHOLE_CAR_WORDS[p.whole_car]})")
+    if p.found_box is not None:
+        f = p.found_box
+        lines.append(f"  car found at  {f.x:.0f},{f.y:.0f},{f.w:.0f},{f.h:.0f}")
     if p.price is None and meta.price.meaning:
         lines.append(f"  price means   {meta.price.meaning}")
     return "\n".join(lines)

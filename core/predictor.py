@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from core.framing import CropMode, Located, WholeCar, found_box, verdict, whole_car_score
 from core.modelfile import ModelMetadata, open_session, physical_cores
 from core.preprocess import (
     Box,
@@ -60,8 +61,16 @@ class Prediction:
     crop: Box
     source: str = ""
     median_head: float = math.nan
+    # Format-2 models: the whole-car check says "unsure" (near its threshold), and where the
+    # first pass found the car in the whole photo (None: not located, or no car seen).
+    unsure: bool = False
+    found_box: Box | None = None
     price: PriceEstimate | None = None
     basis: PriceBasis | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def whole_car(self) -> WholeCar:
+        return WholeCar.NO if not self.looks_like_car else WholeCar.UNSURE if self.unsure else WholeCar.YES
 
     @property
     def top_make_model(self) -> LabelProb:
@@ -74,6 +83,8 @@ class Prediction:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["crop"] = dict(zip("xywh", self.crop.as_tuple(), strict=True))
+        d["found_box"] = None if self.found_box is None else dict(zip("xywh", self.found_box.as_tuple(), strict=True))
+        d["whole_car"] = self.whole_car.value
         d["price"] = None if self.price is None else self.price.to_dict()
         d.pop("basis", None)
         return d
@@ -154,6 +165,7 @@ class Predictor:
         self._input_name = session.get_inputs()[0].name
         self._output_names = [o.name for o in session.get_outputs()]
         self._pool: ThreadPoolExecutor | None = None
+        self._class_years = class_year_matrix(metadata.make_models, metadata.years)
         self._pool_lock = threading.Lock()
         # Year of sale, mileage and condition every new estimate is priced with (the CLI sets
         # them; the app reprices per photo with ``reprice``).
@@ -192,8 +204,39 @@ class Predictor:
         outs = self._session.run(self._output_names, {self._input_name: batch})
         return dict(zip(self._output_names, outs, strict=True))
 
-    def predict(self, image: PhotoLike, crop: Box | None = None, top_k: int = 5) -> Prediction:
-        return self.predict_crops(self.as_photo(image), [crop], top_k)[0]
+    def predict(self, image: PhotoLike, crop: Box | CropMode | None = None, top_k: int = 5) -> Prediction:
+        """One estimate: on ``crop`` (a box), the whole photo (None or CropMode.FULL), or the car
+        the model finds (CropMode.AUTO: see ``predict_auto``)."""
+        photo = self.as_photo(image)
+        if crop is CropMode.AUTO:
+            return self.predict_auto(photo, top_k)
+        return self.predict_crops(photo, [None if crop is CropMode.FULL else crop], top_k)[0]
+
+    def predict_auto(self, photo: Photo, top_k: int = 5) -> Prediction:
+        """Estimate on the car the model finds: the first pass (whole photo) says where it is,
+        the second predicts on that box.  One pass when the model has no framing outputs, sees
+        no car, or finds the car filling the photo."""
+        outs, boxes = self._forward([(photo, None)])
+        first = self._decode(outs, 0, boxes[0], photo.source, top_k)
+        located = self._located(outs, 0, boxes[0], photo)
+        box = located.crop_for_estimate(boxes[0]) if first.looks_like_car else None
+        if box is None:
+            return replace(first, found_box=located.box)
+        return replace(self.predict_crops(photo, [box], top_k)[0], found_box=located.box)
+
+    def locate(self, image: PhotoLike) -> Located:
+        """Where the car is in the whole photo (one forward pass)."""
+        photo = self.as_photo(image)
+        outs, boxes = self._forward([(photo, None)])
+        return self._located(outs, 0, boxes[0], photo)
+
+    def _located(self, outs: dict[str, np.ndarray], i: int, crop: Box, photo: Photo) -> Located:
+        fr = self.metadata.framing
+        if fr is None or fr.box_output not in outs:
+            return Located(None, math.nan)
+        score = whole_car_score(float(np.ravel(outs[fr.whole_car_output][i])[0]), fr)
+        box = found_box(outs[fr.box_output][i], crop, self.metadata.input, fr.found_margin, photo.original_size)
+        return Located(box, score)
 
     def predict_many(self, images: Sequence[PhotoLike], crops: Sequence[Box | None] | None = None,
                      top_k: int = 5, batch_size: int = 16) -> list[Prediction | PhotoError]:
@@ -266,13 +309,21 @@ class Predictor:
         price_p = softmax(outs["price_logits"][i], temps.get("price", 1.0))
         mm_logits = outs["make_model_logits"][i]
         mm_p = softmax(mm_logits, temps.get("make_model", 1.0))
-        year_p = softmax(outs["year_logits"][i], temps.get("year", 1.0))
+        year_p = years_from_classes(mm_p, softmax(outs["year_logits"][i], temps.get("year", 1.0)),
+                                    self._class_years)
         head = meta.price.to_dollars(float(np.ravel(outs["median"][i])[0]))
         bins = tuple(PriceBin(lo, hi, float(p)) for (lo, hi), p in
                      zip(meta.price.bounds(), price_p, strict=True))
         basis = PriceBasis(mm_p, bins, head)
         price = estimate_price(meta, basis, self.price_inputs)
-        conf = confidence_score(mm_logits, meta)
+        fr = meta.framing
+        if fr is not None and fr.whole_car_output in outs:
+            conf = whole_car_score(float(np.ravel(outs[fr.whole_car_output][i])[0]), fr)
+            judged = verdict(conf, fr)
+            looks, unsure = judged is not WholeCar.NO, judged is WholeCar.UNSURE
+        else:
+            conf = confidence_score(mm_logits, meta)
+            looks, unsure = conf >= _threshold01(meta), False
         return Prediction(
             median_price=price.median,
             price_low=price.likely[0],
@@ -281,7 +332,8 @@ class Predictor:
             make_models=top_labels(mm_p, meta.make_models, top_k),
             years=top_labels(year_p, meta.years, top_k),
             confidence=conf,
-            looks_like_car=conf >= _threshold01(meta),
+            looks_like_car=looks,
+            unsure=unsure,
             crop=box,
             source=source,
             median_head=head,
@@ -305,6 +357,29 @@ def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     z = z - z.max(axis=-1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=-1, keepdims=True)
+
+
+def class_year_matrix(make_models: Sequence[str], years: Sequence[str]) -> np.ndarray | None:
+    """(classes, years) 0/1 matrix when every make/model class names its model year (Stanford
+    classes end in it: "Ford GT Coupe 2006"), with the Unknown class's row zero; else None."""
+    index = {y: j for j, y in enumerate(years)}
+    m = np.zeros((len(make_models), len(years)))
+    for i, label in enumerate(make_models[:-1]):
+        j = index.get(label.rsplit(" ", 1)[-1])
+        if j is None:
+            return None
+        m[i, j] = 1.0
+    return m
+
+
+def years_from_classes(mm_p: np.ndarray, year_head_p: np.ndarray, class_years: np.ndarray | None) -> np.ndarray:
+    """The model-year distribution shown: for models whose classes carry the year, the class
+    posterior summed by year (the year head spreads only the Unknown class's share), so the
+    years agree with the make/models shown; otherwise the year head's own distribution."""
+    if class_years is None:
+        return year_head_p
+    p = mm_p @ class_years + mm_p[-1] * year_head_p
+    return p / p.sum()
 
 
 def top_labels(probs: np.ndarray, vocab: Sequence[str], k: int) -> tuple[LabelProb, ...]:

@@ -1,0 +1,229 @@
+"""Finding the car: compositing, the framing outputs of a model file, and auto crops."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from core.framing import CropMode, Located, WholeCar, box_iou, found_box, parse_crop, verdict
+from core.modelfile import FramingSpec, InputSpec
+from core.preprocess import Box, photo_from_image
+from training import compositing as comp
+
+torch = pytest.importorskip("torch")
+
+
+def _car(w: int = 120, h: int = 60, seed: int = 0) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+
+
+# -- compositing ------------------------------------------------------------------------------------
+@settings(max_examples=25, deadline=None)
+@given(coverage=st.floats(0.15, 1.0), aspect=st.sampled_from(comp.FRAME_ASPECTS), fill=st.sampled_from(comp.FILLS),
+       cx=st.floats(0, 1), cy=st.floats(0, 1), car_w=st.integers(20, 400), car_h=st.integers(20, 300),
+       seed=st.integers(0, 2**16))
+def test_composite_holds_the_whole_car_at_its_box(coverage: float, aspect: float, fill: str, cx: float, cy: float,
+                                                  car_w: int, car_h: int, seed: int) -> None:
+    car = _car(car_w, car_h, seed)
+    recipe = comp.FrameRecipe(coverage=coverage, aspect=aspect, fill=fill, cx=cx, cy=cy, long_side=256, feather=0.0)
+    rng = np.random.default_rng(seed)
+    c = comp.compose(car, recipe, rng, background=_car(300, 200, seed + 1))
+    fw, fh = c.image.size
+    assert max(fw, fh) == 256
+    b = c.box
+    assert 0 <= b.x and 0 <= b.y and b.x + b.w <= fw and b.y + b.h <= fh  # the whole car is in the frame
+    assert c.coverage <= coverage * 1.15 + 0.02  # never more than asked (less only when it would not fit)
+    # With the least feathering (the outermost pixel half blended), inside it the frame at the
+    # box is exactly the resized car.
+    pasted = np.asarray(c.image.crop((int(b.x), int(b.y), int(b.x + b.w), int(b.y + b.h))))
+    expected = np.asarray(car.resize((int(b.w), int(b.h)), Image.Resampling.BILINEAR))
+    assert np.array_equal(pasted[1:-1, 1:-1], expected[1:-1, 1:-1])
+
+
+def test_composite_is_reproducible_and_coverage_follows_the_recipe() -> None:
+    car = _car(200, 100)
+    r = comp.FrameRecipe(coverage=0.35, aspect=4 / 3, fill="reflect", cx=0.3, cy=0.6)
+    a = comp.compose(car, r, np.random.default_rng(5))
+    b = comp.compose(car, r, np.random.default_rng(5))
+    assert a.box == b.box and np.array_equal(np.asarray(a.image), np.asarray(b.image))
+    assert a.coverage == pytest.approx(0.35, abs=0.02)
+
+
+def test_feathered_seam_blends_into_the_background() -> None:
+    """The crop's outer pixels are mixed with the background: no hard rectangle edge."""
+    car = Image.new("RGB", (100, 50), (255, 0, 0))
+    r = comp.FrameRecipe(coverage=0.3, aspect=4 / 3, fill="white", cx=0.5, cy=0.5, feather=0.1)
+    c = comp.compose(car, r, np.random.default_rng(0))
+    arr = np.asarray(c.image).astype(int)
+    x0, y_mid = int(c.box.x), int(c.box.y + c.box.h / 2)
+    edge, inside = arr[y_mid, x0], arr[y_mid, x0 + int(c.box.w / 2)]
+    assert inside[1] < 10  # the car's middle is the car
+    assert edge[1] > 100  # its edge is mostly background
+
+
+def test_partial_view_holds_at_most_the_share_asked() -> None:
+    car = _car(300, 150)
+    rng = np.random.default_rng(1)
+    for _ in range(50):
+        p = comp.partial_view(car, rng, max_share=0.4)
+        assert p.width * p.height <= 0.4 * 300 * 150 * 1.05
+
+
+# -- core.framing -----------------------------------------------------------------------------------
+def test_parse_crop() -> None:
+    assert parse_crop("auto") is CropMode.AUTO and parse_crop(" FULL ") is CropMode.FULL
+    assert parse_crop("1,2,3,4") == Box(1, 2, 3, 4)
+    for bad in ("", "car", "1,2,3", "nan,0,1,1", "0,0,0,5"):
+        with pytest.raises(ValueError):
+            parse_crop(bad)
+
+
+def test_found_box_maps_input_fractions_to_photo_pixels() -> None:
+    spec = InputSpec(size=224)
+    crop = Box(100, 50, 400, 200)
+    b = found_box(np.array([0.25, 0.5, 0.75, 1.0]), crop, spec, 0.0, (1000, 800))
+    assert b == Box(200, 150, 200, 100)
+    widened = found_box(np.array([0.25, 0.5, 0.75, 1.0]), crop, spec, 0.1, (1000, 800))
+    assert widened is not None and widened.w == pytest.approx(240) and widened.x == pytest.approx(180)
+    centre = found_box(np.array([0.0, 0.0, 1.0, 1.0]), Box(0, 0, 400, 200), InputSpec(resize="center_crop"), 0.0,
+                       (400, 200))
+    assert centre == Box(100, 0, 200, 200)
+    assert found_box(np.array([np.nan, 0, 1, 1]), crop, spec, 0.0, (1000, 800)) is None
+    assert found_box(np.array([0.5, 0.5, 0.5, 0.9]), crop, spec, 0.0, (1000, 800)) is None
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(allow_nan=True, allow_infinity=True, width=32), min_size=4, max_size=4),
+       st.integers(1, 5000), st.integers(1, 5000))
+def test_found_box_is_inside_the_photo_or_none(v: list[float], w: int, h: int) -> None:
+    b = found_box(np.array(v), Box(0, 0, w, h), InputSpec(), 0.05, (w, h))
+    if b is not None:
+        assert all(math.isfinite(t) for t in b.as_tuple())
+        assert b.x >= 0 and b.y >= 0 and b.x + b.w <= w + 1e-6 and b.y + b.h <= h + 1e-6
+
+
+def test_verdict_bands_and_iou() -> None:
+    spec = FramingSpec(threshold=0.2, unsure_below=0.6)
+    assert [verdict(s, spec) for s in (0.1, 0.3, 0.9)] == [WholeCar.NO, WholeCar.UNSURE, WholeCar.YES]
+    assert box_iou(Box(0, 0, 10, 10), Box(0, 0, 10, 10)) == 1.0
+    assert box_iou(Box(0, 0, 10, 10), Box(5, 0, 10, 10)) == pytest.approx(1 / 3)
+    full = Box(0, 0, 100, 100)
+    assert Located(Box(1, 1, 98, 98), 0.9).crop_for_estimate(full) is None  # the car fills the photo
+    assert Located(Box(10, 10, 40, 40), 0.9).crop_for_estimate(full) == Box(10, 10, 40, 40)
+    assert Located(None, math.nan).crop_for_estimate(full) is None
+
+
+# -- model files with framing outputs ---------------------------------------------------------------
+class FixedFraming(torch.nn.Module):
+    """Framing heads with a known answer: the box is fixed, the whole-car logit is a constant."""
+
+    def __init__(self, box: tuple[float, float, float, float], logit: float) -> None:
+        super().__init__()
+        self.box = torch.tensor(box)
+        self.logit = logit
+
+    def forward(self, fmap: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        zero = fmap.mean(dim=(1, 2, 3)) * 0.0
+        return self.box[None, :] + zero[:, None], zero + self.logit
+
+
+@pytest.fixture(scope="module")
+def base_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.modelfactory import make_model_file
+
+    path, _ = make_model_file(tmp_path_factory.mktemp("framing") / "base.onnx", size=64, padding="same")
+    return path
+
+
+def _framed(base: Path, out: Path, box: tuple[float, float, float, float], logit: float) -> Path:
+    from training.framing import graft
+
+    graft(base, FixedFraming(box, logit), {"threshold": 0.3, "unsure_below": 0.6,
+                                           "sources": ({"name": "test", "licence": "none"},)}, out)
+    return out
+
+
+class CountingPredictor:
+    def __init__(self, path: Path) -> None:
+        from core.predictor import Predictor
+
+        self.p = Predictor.load(path)
+        self.batches = 0
+        run = self.p.run_batch
+
+        def counted(batch: np.ndarray) -> dict[str, np.ndarray]:
+            self.batches += 1
+            return run(batch)
+
+        self.p.run_batch = counted  # type: ignore[method-assign]
+
+
+def test_auto_crop_predicts_on_the_found_car_in_two_passes(base_model: Path, tmp_path: Path) -> None:
+    cp = CountingPredictor(_framed(base_model, tmp_path / "m.onnx", (0.25, 0.5, 0.75, 1.0), 3.0))
+    photo = photo_from_image(_car(800, 600))
+    p = cp.p.predict(photo, CropMode.AUTO)
+    assert cp.batches == 2
+    assert p.found_box == Box(200, 300, 400, 300) and p.crop == p.found_box
+    assert p.whole_car is WholeCar.YES
+    direct = cp.p.predict(photo, Box(200, 300, 400, 300))
+    assert p.make_models == direct.make_models  # the estimate is the found box's estimate
+    d = json.loads(json.dumps(p.to_dict()))
+    assert d["found_box"] == {"x": 200, "y": 300, "w": 400, "h": 300} and d["whole_car"] == "whole car"
+
+
+def test_auto_crop_keeps_the_photo_when_the_car_fills_it_or_no_car_is_seen(base_model: Path, tmp_path: Path) -> None:
+    photo = photo_from_image(_car(640, 480))
+    fills = CountingPredictor(_framed(base_model, tmp_path / "fills.onnx", (0.01, 0.0, 1.0, 0.99), 3.0))
+    p = fills.p.predict(photo, CropMode.AUTO)
+    assert fills.batches == 1 and p.crop == Box(0, 0, 640, 480)
+    none = CountingPredictor(_framed(base_model, tmp_path / "none.onnx", (0.25, 0.25, 0.5, 0.5), -4.0))
+    q = none.p.predict(photo, CropMode.AUTO)
+    assert none.batches == 1 and q.crop == Box(0, 0, 640, 480) and q.whole_car is WholeCar.NO
+    unsure = CountingPredictor(_framed(base_model, tmp_path / "unsure.onnx", (0.0, 0.0, 1.0, 1.0), 0.0))
+    assert unsure.p.predict(photo, CropMode.AUTO).whole_car is WholeCar.UNSURE
+
+
+def test_grafting_leaves_the_classifier_bit_identical(base_model: Path, tmp_path: Path) -> None:
+    from training.framing import classifier_parity
+
+    framed = _framed(base_model, tmp_path / "m.onnx", (0.1, 0.1, 0.9, 0.9), 1.0)
+    x = np.random.default_rng(0).standard_normal((3, 3, 64, 64)).astype(np.float32)
+    assert classifier_parity(base_model, framed, x) == 0.0
+
+
+def test_model_without_framing_auto_is_the_whole_photo(base_model: Path) -> None:
+    from core.predictor import Predictor
+
+    pred = Predictor.load(base_model)
+    photo = photo_from_image(_car(300, 200))
+    auto, full = pred.predict(photo, CropMode.AUTO), pred.predict(photo, CropMode.FULL)
+    assert auto.crop == full.crop == Box(0, 0, 300, 200) and auto.found_box is None
+    assert auto.make_models == full.make_models
+
+
+def test_cli_crop_auto_is_the_default_and_full_is_offered(base_model: Path, tmp_path: Path) -> None:
+    import io
+
+    from core.cli import main
+
+    model = _framed(base_model, tmp_path / "m.onnx", (0.25, 0.5, 0.75, 1.0), 3.0)
+    photo = tmp_path / "car.png"
+    _car(800, 600).save(photo)
+    out = io.StringIO()
+    assert main([str(photo), "--json", "--model", str(model)], out=out) == 0
+    auto = json.loads(out.getvalue())
+    assert auto["crop"] == {"x": 200, "y": 300, "w": 400, "h": 300} and auto["found_box"] == auto["crop"]
+    out = io.StringIO()
+    assert main([str(photo), "--json", "--crop", "full", "--model", str(model)], out=out) == 0
+    assert json.loads(out.getvalue())["crop"] == {"x": 0, "y": 0, "w": 800, "h": 600}
+    out = io.StringIO()
+    assert main([str(photo), "--model", str(model)], out=out) == 0
+    assert "car found at  200,300,400,300" in out.getvalue()
