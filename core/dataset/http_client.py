@@ -230,7 +230,8 @@ def fetch(session: requests.Session, url: str, policy: RetryPolicy, limiter: Rat
                         if deadline.expired:  # the shutdown may end a body of unknown length "cleanly"
                             raise requests.Timeout
                         if body is None:
-                            return FetchResult(url, status, None, f"body larger than {max_bytes} bytes", attempt + 1)
+                            return FetchResult(url, status, None, f"body larger than {max_bytes} bytes", attempt + 1,
+                                               permanent=True)
                         return FetchResult(url, status, body, None, attempt + 1)
                     if status in NOT_FOUND_STATUSES:
                         return FetchResult(url, status, None, None, attempt + 1, not_found=True)

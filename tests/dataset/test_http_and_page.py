@@ -62,7 +62,7 @@ def test_fetch_outcomes_against_the_site(site: FakeSite) -> None:
     got = fetch(session, url(id=1009), FAST, limiter, rng, sleep=lambda s: None)  # stalls past the timeout once
     assert got.ok and got.attempts == 2
     got = fetch(session, f"{site.base_url()}/photos/p1000-0.jpg", FAST, limiter, rng, max_bytes=1000)
-    assert got.error is not None and "larger than 1000 bytes" in got.error
+    assert got.error is not None and "larger than 1000 bytes" in got.error and got.permanent  # not retried
 
 
 def page(data: object, h1: str = "<h1>Used 2019 Honda Civic</h1>") -> str:
