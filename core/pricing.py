@@ -319,11 +319,12 @@ class PriceModel:
                        self.edges, (ClassPrice(log_msrp, model_year),), self.provenance, self.metrics, self.version)
         return m.estimate(np.array([1.0]), inputs)
 
-    def estimate(self, probs: np.ndarray, inputs: PriceInputs, head_bins: Sequence[PriceBin] = ()) -> PriceEstimate:
+    def estimate(self, probs: np.ndarray, inputs: PriceInputs, head_median: float | None = None) -> PriceEstimate:
         """The mixture over the class posterior ``probs`` (index-aligned with ``classes``).
 
-        The share on classes without an MSRP is priced by ``head_bins`` (the network's own price
-        histogram) when given, else left out (the priced classes renormalised)."""
+        The share on classes without an MSRP is priced by ``head_median`` (the network's median
+        head) with the listings' plain spread when given, else left out (the priced classes
+        renormalised)."""
         probs = np.asarray(probs, dtype=np.float64)
         if len(probs) != len(self.classes):
             raise ValueError(f"{len(probs)} class probabilities for {len(self.classes)} priced classes")
@@ -334,7 +335,8 @@ class PriceModel:
         probs = probs / total
         priced, log_msrp, model_years = self._class_arrays
         priced_share = float(probs[priced].sum())
-        use_head = bool(head_bins) and priced_share < 1.0 - 1e-9
+        use_head = (head_median is not None and math.isfinite(head_median) and head_median > 0
+                    and priced_share < 1.0 - 1e-9)
         if priced_share <= 0 and not use_head:
             raise ValueError("no probability on a class with a known price, and no price head to fall back on")
         year = inputs.year
@@ -352,18 +354,19 @@ class PriceModel:
         lo_r, hi_r = variant.quantile(0.0), variant.quantile(1.0)
         lows = [mu.min() + lo_r] if len(idx) else []
         highs = [mu.max() + hi_r] if len(idx) else []
+        plain = self.variants["none"]  # the head's share: no inputs applied, so the plain spread
+        head_mu = math.log(head_median) if use_head else 0.0  # type: ignore[arg-type]
         if use_head:
-            lows.append(math.log(100.0))
-            highs.append(math.log(max(b.low for b in head_bins) * 1.5 + 1.0))
+            lows.append(head_mu + plain.quantile(0.0))
+            highs.append(head_mu + plain.quantile(1.0))
         lo, hi = min(lows) - 0.01, max(highs) + 0.01
-        head_x, head_c = head_cdf_knots(head_bins) if use_head else (np.zeros(0), np.zeros(0))
 
         def cdf(x: np.ndarray) -> np.ndarray:
             out = np.zeros(np.shape(x))
             if len(idx):
                 out = out + (variant.cdf(x[:, None] - mu[None, :]) * w[None, :]).sum(axis=1)
             if use_head:
-                out = out + head_w * np.interp(np.exp(x), head_x, head_c)
+                out = out + head_w * plain.cdf(x - head_mu)
             return out
 
         levels = np.array([RANGE80[0], LIKELY[0], 0.5, LIKELY[1], RANGE80[1]])
@@ -403,16 +406,6 @@ def _bisect_quantiles(cdf: Any, levels: np.ndarray, lo: float, hi: float, steps:
         a = np.where(below, mid, a)
         b = np.where(below, b, mid)
     return (a + b) / 2
-
-
-def head_cdf_knots(bins: Sequence[PriceBin]) -> tuple[np.ndarray, np.ndarray]:
-    """The price head's histogram as a distribution, uniform in dollars within each range (the
-    open top range from its low edge to 1.5x it): (dollar knots, cumulative probability)."""
-    p = np.array([max(b.probability, 0.0) for b in bins], dtype=np.float64)
-    p = p / max(float(p.sum()), 1e-12)
-    top = bins[-1].high if bins[-1].high is not None else bins[-1].low * 1.5
-    knots = np.array([bins[0].low, *(b.high if b.high is not None else top for b in bins)], dtype=np.float64)
-    return knots, np.concatenate([[0.0], np.cumsum(p)])
 
 
 # --------------------------------------------------------------------------- the answer
@@ -471,8 +464,8 @@ class PriceEstimate:
                              f"priced as a {shown:.0f}-year-old car.")
             if self.priced_share < 0.999:
                 notes.append(f"{1 - self.priced_share:.0%} of the make/model probability is on classes without "
-                             "a known new price; that share is priced by the model's price head (a value of "
-                             f"{self.listings_year}, mileage and condition not applied).")
+                             "a known new price; that share is priced by the model's median head (a value of "
+                             f"{self.listings_year}, mileage and condition not applied) with the listings' spread.")
         return {"what": what, "ranges": RANGES_MEAN, "inputs_used": used, "not_seen": NOT_SEEN, "notes": notes}
 
     def short_inputs(self) -> str:
@@ -546,4 +539,4 @@ def estimate_price(meta: ModelMetadata, basis: PriceBasis, inputs: PriceInputs) 
     model = price_model_of(meta)
     if model is None or not model.classes:
         return head_estimate(basis.head_bins, basis.head_median, inputs, meta.price.meaning)
-    return model.estimate(basis.probs, inputs, basis.head_bins)
+    return model.estimate(basis.probs, inputs, basis.head_median)

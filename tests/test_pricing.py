@@ -84,7 +84,7 @@ def test_mileage_and_condition_move_the_price(model: PriceModel) -> None:
 def test_unpriced_share_is_priced_by_the_head_and_said(model: PriceModel) -> None:
     ford = MAKE_MODELS.index("Unknown")  # no price, as in the bundled model
     probs = one_hot(ACURA) * 0.6 + one_hot(ford) * 0.4
-    est = model.estimate(probs, PriceInputs(), HEAD_BINS)
+    est = model.estimate(probs, PriceInputs(), 15_000.0)
     assert est.priced_share == pytest.approx(0.6, abs=1e-3)
     assert any("40% of the make/model probability" in n for n in est.words()["notes"])
     with pytest.raises(ValueError, match="no probability on a class with a known price"):
@@ -100,7 +100,7 @@ def test_unpriced_share_is_priced_by_the_head_and_said(model: PriceModel) -> Non
        head=st.booleans())
 def test_any_posterior_gives_finite_ordered_quantiles(model: PriceModel, probs: list[float], miles: float | None,
                                                       year: int, condition: str | None, head: bool) -> None:
-    est = model.estimate(np.array(probs), PriceInputs(year, miles, condition), HEAD_BINS if head else ())
+    est = model.estimate(np.array(probs), PriceInputs(year, miles, condition), 15_000.0 if head else None)
     qs = [est.range80[0], est.likely[0], est.median, est.likely[1], est.range80[1]]
     assert all(math.isfinite(q) and q > 0 for q in qs)
     assert qs == sorted(qs)
@@ -168,3 +168,9 @@ def test_decreasing_residual_quantiles_are_refused() -> None:
     d["variants"]["none"]["residual_quantiles"] = list(reversed(d["variants"]["none"]["residual_quantiles"]))
     with pytest.raises(PriceModelError, match="quantiles must not decrease"):
         PriceModel.from_dict(d)
+
+
+def test_confident_photo_of_a_class_without_msrp_still_gets_the_spread(model: PriceModel) -> None:
+    est = model.estimate(one_hot(MAKE_MODELS.index("Unknown")), PriceInputs(), 15_000.0)
+    assert est.likely[1] / est.likely[0] >= 1.2
+    assert est.median == pytest.approx(15_000.0, rel=0.01)
