@@ -10,8 +10,19 @@ from __future__ import annotations
 from pathlib import Path
 
 from PIL import Image
-from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QImage, QKeySequence
+from PySide6.QtCore import QByteArray, QRect, Qt, QTimer, Signal
+from PySide6.QtGui import (
+    QAction,
+    QCloseEvent,
+    QColor,
+    QFont,
+    QFontMetrics,
+    QGuiApplication,
+    QImage,
+    QKeySequence,
+    QPainter,
+    QPixmap,
+)
 from PySide6.QtWidgets import (
     QFileDialog,
     QLabel,
@@ -23,7 +34,7 @@ from PySide6.QtWidgets import (
 )
 
 from carvalue_gui.crop_view import CropView
-from carvalue_gui.export import PhotoResults, prediction_text, write_csv, write_json
+from carvalue_gui.export import PhotoResults, format_dollars, prediction_text, write_csv, write_json
 from carvalue_gui.loader import LoadedPhoto, PhotoLoader, make_thumbnail
 from carvalue_gui.model_dialog import ModelDialog
 from carvalue_gui.notices import NoticeArea
@@ -71,6 +82,7 @@ class MainWindow(QMainWindow):
         self._batch_total = 0
         self._batch_done = 0
         self._loading: dict[int, tuple[int, int]] = {}  # job id -> (done, total)
+        self._select_first: set[int] = set()  # load jobs whose first new photo is still to be shown
         self.dropped_results = 0  # stale results thrown away (tests, benchmark)
         self.sweep_step_ms = SWEEP_STEP_MS
         self._sweep_step = 0
@@ -257,8 +269,8 @@ class MainWindow(QMainWindow):
         self.worker.set_predictor(predictor)  # empties its queue: the photos waiting there ...
         self.loader.release(self.photos.drop_all_awaiting())  # ... free their loader slots
         self.panel.set_model(predictor.metadata if predictor else None, problem)
-        self.act_sweep.setEnabled(predictor is not None)
         self.act_model_info.setEnabled(predictor is not None)
+        self._update_actions()
         if predictor is None:
             self.model_label.setText("No model loaded — File > Open model…")
             self.notices.add([problem or "No model loaded"])
@@ -266,7 +278,8 @@ class MainWindow(QMainWindow):
         self.model_label.setText(f"Model: {predictor.metadata.name}")
         for e in self.entries.values():  # old estimates came from another model
             e.prediction = e.crop_prediction = e.sweep = None
-            self.strip.set_estimate(e.key, e.path, None)
+            e.error = ""
+            self._show_row(e)
         self._batch_total = self._batch_done = 0
         self._queue_batch([e for e in self.entries.values() if e.photo is not None])
         evicted = [(e.key, e.path) for e in self.entries.values() if e.photo is None]
@@ -274,6 +287,16 @@ class MainWindow(QMainWindow):
             self.loader.reload(evicted, urgent=False)
         self.sweep_plot.show_sweep(None)
         self._request_current_crop()
+
+    def _update_actions(self) -> None:
+        """Enable what has something to act on now."""
+        entry = self.current_entry()
+        shown = self.panel.shown is not None
+        self.act_sweep.setEnabled(self.predictor is not None and entry is not None)
+        self.act_export.setEnabled(self.predictor is not None and bool(self.entries))
+        self.act_charts.setEnabled(shown)
+        self.act_copy.setEnabled(shown)
+        self.act_reset.setEnabled(entry is not None)
 
     def show_model_dialog(self) -> None:
         if self.predictor is not None:
@@ -290,10 +313,11 @@ class MainWindow(QMainWindow):
         self.settings.add_recent(paths)  # files and folders alike
         job = self.loader.load(paths)
         self._loading[job] = (0, 0)
+        self._select_first.add(job)
         self._update_progress()
         return job
 
-    def _on_loaded(self, _job: int, loaded: list[LoadedPhoto]) -> None:
+    def _on_loaded(self, job: int, loaded: list[LoadedPhoto]) -> None:
         fresh: list[PhotoEntry] = []
         for lp in loaded:
             if self.photos.has_path(lp.path):
@@ -301,16 +325,17 @@ class MainWindow(QMainWindow):
             else:
                 fresh.append(self._add_entry(lp.path, lp.photo, lp.thumbnail))
         if self.predictor is None:
-            for e in fresh:
-                self.strip.set_estimate(e.key, e.path, None, "no model loaded")
             self.loader.release(len(fresh))
-        else:
-            for e in fresh:
+        for e in fresh:
+            if self.predictor is not None:
                 self.photos.await_estimate(e.key)
-        if fresh and self.strip.current_key() is None:
+            self._show_row(e)
+        if fresh and (job in self._select_first or self.strip.current_key() is None):
+            self._select_first.discard(job)  # the first photo of each opening is shown
             self.strip.select(fresh[0].key)  # its crop request first: the worker is idle now
         self._queue_batch(fresh)
         self.photos.evict(self.strip.current_key())
+        self._update_actions()
 
     def _add_entry(self, path: str, photo: Photo, thumbnail: QImage) -> PhotoEntry:
         entry = self.photos.add(path, photo)
@@ -338,6 +363,7 @@ class MainWindow(QMainWindow):
 
     def _on_load_finished(self, job: int) -> None:
         self._loading.pop(job, None)
+        self._select_first.discard(job)
         self._update_progress()
         self.loading_finished.emit(job)
 
@@ -380,12 +406,11 @@ class MainWindow(QMainWindow):
             if entry is None:
                 continue
             if isinstance(outcome, str):  # this photo failed; the others in its batch did not
-                entry.prediction = None
-                self.strip.set_estimate(key, entry.path, None, f"estimate failed: {outcome}")
+                entry.prediction, entry.error = None, outcome
                 problems.append(f"{entry.path}: estimate failed: {outcome}")
             else:
-                entry.prediction = outcome
-                self.strip.set_estimate(key, entry.path, outcome)
+                entry.prediction, entry.error = outcome, ""
+            self._show_row(entry)
         if problems:
             self.notices.add(problems)
         self.loader.release(self.photos.estimated(key for key, _ in results))
@@ -393,6 +418,18 @@ class MainWindow(QMainWindow):
         self._update_progress()
         if self._batch_done >= self._batch_total:
             self.batch_finished.emit()
+
+    def _show_row(self, entry: PhotoEntry) -> None:
+        """The photo's row: the current crop's estimate while a crop is set, else the whole
+        photo's, or why there is none."""
+        pred = entry.shown_prediction()
+        if pred is not None:
+            self.strip.set_estimate(entry.key, entry.path, pred, crop=pred is not entry.prediction)
+        elif self.predictor is None:
+            self.strip.set_estimate(entry.key, entry.path, None, "no model loaded")
+        else:
+            self.strip.set_estimate(entry.key, entry.path, None,
+                                    f"estimate failed: {entry.error}" if entry.error else "")
 
     def batch_pending(self) -> int:
         return max(0, self._batch_total - self._batch_done)
@@ -434,6 +471,7 @@ class MainWindow(QMainWindow):
             return
         self.photos.touch(key)
         self.crop_view.set_photo(entry.photo, entry.box)
+        self._update_actions()
         self._request_current_crop()
 
     def _new_request_id(self) -> int:
@@ -466,6 +504,9 @@ class MainWindow(QMainWindow):
         self._stop_sweep_animation()
         self._sweep_box_moved = True  # a sweep still being computed will not move the box
         entry.box = None if box == Box.full(entry.size) else box
+        if entry.box is None and entry.crop_prediction is not None:  # reset: no crop to keep
+            entry.crop_prediction = None
+            self._show_row(entry)
         self._submit_crop(entry, box)
 
     def _on_crop_done(self, rid: int, pred: Prediction) -> None:
@@ -475,9 +516,11 @@ class MainWindow(QMainWindow):
         entry = self.current_entry()
         if entry is not None and entry.box is not None:
             entry.crop_prediction = pred
+            self._show_row(entry)
         self.panel.show_prediction(rid, pred)
 
     def _on_panel_shown(self, rid: int, pred: Prediction | None) -> None:
+        self._update_actions()
         if pred is not None:  # a cleared panel is not a result
             self.result_shown.emit(rid, pred)
 
@@ -488,8 +531,14 @@ class MainWindow(QMainWindow):
     def start_sweep(self) -> int:
         """Predict the sweep positions as one batch; the box animates once results are in."""
         entry = self.current_entry()
-        if entry is None or entry.photo is None or self.predictor is None:
-            self.notices.add(["Pan across needs a photo and a model"])
+        if entry is None:
+            self.notices.add(["Pan across needs a photo: open or drop one first"])
+            return 0
+        if self.predictor is None:
+            self.notices.add(["Pan across needs a model: File > Open model…"])
+            return 0
+        if entry.photo is None:
+            self.notices.add([f"Pan across: {Path(entry.path).name} is still loading; try again in a moment"])
             return 0
         self._stop_sweep_animation()
         self._sweep_box_moved = False
@@ -548,6 +597,7 @@ class MainWindow(QMainWindow):
         self.crop_view.set_box(box, notify=False)
         entry.box = box
         entry.crop_prediction = pred
+        self._show_row(entry)
         self.sweep_plot.mark_position(index)
         self.panel.show_prediction(self._new_request_id(), pred)
 
@@ -567,18 +617,31 @@ class MainWindow(QMainWindow):
             write_csv(path, results, self.predictor.metadata)
         return len(results)
 
+    def chart_title(self) -> str:
+        """What a saved chart says it shows: the photo, the crop, the estimate and the model."""
+        pred, entry = self.panel.shown, self.current_entry()
+        if pred is None or entry is None:
+            return ""
+        where = "whole photo" if entry.box is None else "crop x={:.0f} y={:.0f} w={:.0f} h={:.0f}".format(
+            *pred.crop.as_tuple())
+        model = f" · model {self.predictor.metadata.name}" if self.predictor else ""
+        return (f"{Path(entry.path).name} ({where}): {format_dollars(pred.median_price)}, likely "
+                f"{format_dollars(pred.price_low)} – {format_dollars(pred.price_high)} · "
+                f"{pred.make_models[0].label}{model}")
+
     def save_charts(self, path: str) -> list[str]:
-        """The price histogram to ``path``; the sweep plot (when there is one) beside it."""
-        out = [path]
-        if not self.panel.chart.grab().save(path):
+        """One PNG: a title line (photo, crop, estimate, model), the price histogram and, when
+        the photo has a sweep, the sweep plot below it. Returns the files written."""
+        title = self.chart_title()
+        if not title:
+            raise ValueError("there is no estimate on screen to save")
+        charts = [self.panel.chart.grab()]
+        if self.current_entry() is not None and self.sweep_plot.sweep is not None:
+            charts.append(self.sweep_plot.grab())
+        image = titled_image(title, charts)
+        if not image.save(path, "PNG"):
             raise OSError(f"could not write {path}")
-        if self.sweep_plot.sweep is not None:
-            p = Path(path)
-            sweep_path = str(p.with_name(f"{p.stem}-sweep{p.suffix or '.png'}"))
-            if not self.sweep_plot.grab().save(sweep_path):
-                raise OSError(f"could not write {sweep_path}")
-            out.append(sweep_path)
-        return out
+        return [path]
 
     def copy_result(self) -> str:
         pred = self.panel.shown
@@ -613,8 +676,11 @@ class MainWindow(QMainWindow):
             self.open_model(path)
 
     def _ask_export(self) -> None:
-        if self.predictor is None or not self.entries:
-            self.notices.add(["Nothing to export: load a model and some photos first"])
+        if self.predictor is None:
+            self.notices.add(["Nothing to export: no model is loaded (File > Open model…)"])
+            return
+        if not self.entries:
+            self.notices.add(["Nothing to export: open or drop some photos first"])
             return
         path, _ = QFileDialog.getSaveFileName(self, "Export predictions",
                                               str(Path(self._start_dir()) / "carvalue.csv"),
@@ -630,15 +696,19 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"Exported {n} photos to {path}{extra}", 8000)
 
     def _ask_save_charts(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Save charts", str(Path(self._start_dir()) / "chart.png"),
+        entry = self.current_entry()
+        stem = Path(entry.path).stem if entry is not None and entry.reloadable else "carvalue"
+        what = "price chart and sweep plot" if self.sweep_plot.sweep is not None else "price chart"
+        path, _ = QFileDialog.getSaveFileName(self, f"Save the {what} as one PNG",
+                                              str(Path(self._start_dir()) / f"{stem}-chart.png"),
                                               "PNG (*.png)")
         if path:
             try:
                 written = self.save_charts(path)
-            except OSError as e:
+            except (OSError, ValueError) as e:
                 self.notices.add([f"Saving charts failed: {e}"])
                 return
-            self.statusBar().showMessage("Saved " + ", ".join(written), 8000)
+            self.statusBar().showMessage(f"Saved the {what} to {written[0]}", 8000)
 
     def _fill_recent_menu(self) -> None:
         self.recent_menu.clear()
@@ -660,3 +730,26 @@ class MainWindow(QMainWindow):
         self.worker.stop()
         self.crop_view.shutdown()
         super().closeEvent(event)
+
+
+def titled_image(title: str, pixmaps: list[QPixmap], margin: int = 8) -> QImage:
+    """The pixmaps one above the other on white, under ``title`` (wrapped to their width)."""
+    width = max(p.width() for p in pixmaps) + 2 * margin
+    font = QFont()
+    font.setPointSize(11)
+    metrics = QFontMetrics(font)
+    flags = int(Qt.TextFlag.TextWordWrap)
+    text_rect = metrics.boundingRect(QRect(0, 0, width - 2 * margin, 10_000), flags, title)
+    top = text_rect.height() + 2 * margin
+    image = QImage(width, top + sum(p.height() for p in pixmaps) + margin, QImage.Format.Format_RGB32)
+    image.fill(QColor("white"))
+    painter = QPainter(image)
+    painter.setFont(font)
+    painter.setPen(QColor("black"))
+    painter.drawText(QRect(margin, margin, width - 2 * margin, text_rect.height()), flags, title)
+    y = top
+    for p in pixmaps:
+        painter.drawPixmap(margin, y, p)
+        y += p.height()
+    painter.end()
+    return image

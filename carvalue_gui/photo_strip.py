@@ -74,7 +74,9 @@ class PhotoStrip(QListWidget):
         self.addItem(item)
         self.set_estimate(key, path, None)
 
-    def set_estimate(self, key: int, path: str, pred: Prediction | None, note: str = "") -> None:
+    def set_estimate(self, key: int, path: str, pred: Prediction | None, note: str = "",
+                     crop: bool = False) -> None:
+        """The row's text: ``pred`` (for the user's crop box when ``crop``), or ``note``."""
         item = self._items.get(key)
         if item is None:
             return
@@ -82,7 +84,8 @@ class PhotoStrip(QListWidget):
         if pred is None:
             rest = note or "estimating…"
         else:
-            rest = f"{format_dollars(pred.median_price)}" + ("" if pred.looks_like_car else " (not a whole car?)")
+            rest = format_dollars(pred.median_price) + (" (crop)" if crop else "")
+            rest += "" if pred.looks_like_car else " (not a whole car?)"
             rest += f"\n{pred.make_models[0].label}"
         item.setText(f"{name}\n{rest}")
         item.setToolTip(f"{path}\n{rest}")

@@ -168,9 +168,9 @@ class ResultPanel(QWidget):
 
     def set_model(self, meta: ModelMetadata | None, problem: str) -> None:
         """Which model makes the estimates; ``problem`` says why none is loaded."""
+        self._has_model = meta is not None  # before the empty prediction: it reads this
         self.chart.set_price_spec(meta.price if meta else None)
         self.show_prediction(0, None)
-        self._has_model = meta is not None
         if meta is None:
             self.model_line.setText(
                 "<b>No model is loaded</b>, so nothing can be estimated. Use File &gt; Open model… "

@@ -15,119 +15,41 @@ from PIL import Image
 pytest.importorskip("PySide6")
 pytest.importorskip("pyqtgraph")
 
-from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QTimer, QUrl  # noqa: E402
-from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication, QImage  # noqa: E402
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QTimer  # noqa: E402
+from PySide6.QtGui import QDragEnterEvent, QGuiApplication, QImage  # noqa: E402
 from PySide6.QtWidgets import QApplication, QWidget  # noqa: E402
 
 from carvalue_gui.export import format_dollars  # noqa: E402
 from carvalue_gui.main_window import MainWindow  # noqa: E402
 from core.predictor import Prediction, Predictor  # noqa: E402
 from core.preprocess import Box, load_photo  # noqa: E402
-
-WAIT_MS = 15_000
+from tests.gui_support import (  # noqa: E402
+    WAIT_MS,
+    assert_panel_shows,
+    assert_same,
+    drop,
+    load,
+    make_photo,
+    make_photos,
+    open_window,
+    wait_shown,
+)
 
 
 # -- fixtures -------------------------------------------------------------------------------------
-def _photo(path: Path, size: tuple[int, int], seed: int) -> Path:
-    rng = np.random.default_rng(seed)
-    w, h = size
-    grad = np.linspace(0, 255, w, dtype=np.float32)[None, :, None]
-    arr = np.clip(grad * rng.uniform(0.3, 1.0, 3) + rng.normal(0, 40, (h, w, 3)), 0, 255)
-    Image.fromarray(arr.astype(np.uint8), "RGB").save(path)
-    return path
-
-
-def _heic(path: Path, seed: int) -> Path:
-    """A phone's HEIC photo (written with pillow-heif, a dev dependency)."""
-    import pillow_heif
-
-    jpg = _photo(path.with_suffix(".tmp.png"), (360, 240), seed)
-    with Image.open(jpg) as im:
-        pillow_heif.from_pillow(im.convert("RGB")).save(path, quality=90)
-    jpg.unlink()
-    return path
-
-
 @pytest.fixture
 def photos(tmp_path: Path) -> dict[str, list[Path]]:
-    """Good photos (two loose, three in a folder tree with a non-image) and three bad files."""
-    loose = [_photo(tmp_path / "a.jpg", (320, 200), 1), _photo(tmp_path / "b.png", (240, 240), 2)]
-    folder = tmp_path / "folder"
-    (folder / "sub").mkdir(parents=True)
-    in_folder = [_photo(folder / "c.jpg", (300, 180), 3), _photo(folder / "d.webp", (200, 300), 4),
-                 _photo(folder / "sub" / "e.jpg", (400, 260), 5), _heic(folder / "sub" / "f.heic", 6)]
-    (folder / "readme.txt").write_text("not a photo, and not named like one: skipped quietly")
-    empty = tmp_path / "empty.jpg"
-    empty.write_bytes(b"")
-    truncated = tmp_path / "truncated.jpg"
-    truncated.write_bytes((tmp_path / "a.jpg").read_bytes()[:700])
-    text = tmp_path / "notes.jpg"
-    text.write_text("this is a text file with a .jpg name\n" * 20)
-    return {"loose": loose, "folder": [folder], "in_folder": in_folder, "bad": [empty, truncated, text]}
+    return make_photos(tmp_path)
 
 
 @pytest.fixture
 def window(qtbot: object, model_file: Path) -> MainWindow:
-    w = MainWindow(model_path=str(model_file))
-    qtbot.addWidget(w)  # type: ignore[attr-defined]
-    w.sweep_step_ms = 0
-    w.show()
-    return w
+    return open_window(qtbot, model_file)
 
 
 @pytest.fixture(scope="module")
 def predictor(model_file: Path) -> Predictor:
     return Predictor.load(model_file)
-
-
-# -- helpers --------------------------------------------------------------------------------------
-def drop(target: QWidget, paths: list[Path]) -> None:
-    """Post a real drag-enter + drop with file URLs, as a file manager does."""
-    mime = QMimeData()
-    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
-    pos = target.rect().center()
-    enter = QDragEnterEvent(pos, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-                            Qt.KeyboardModifier.NoModifier)
-    QApplication.sendEvent(target, enter)
-    assert enter.isAccepted(), "the drag was refused"
-    ev = QDropEvent(QPointF(pos), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
-                    Qt.KeyboardModifier.NoModifier)
-    QApplication.sendEvent(target, ev)
-    assert ev.isAccepted(), "the drop was refused"
-
-
-def load(qtbot: object, window: MainWindow, paths: list[Path], target: QWidget | None = None) -> None:
-    with qtbot.waitSignal(window.loading_finished, timeout=WAIT_MS):  # type: ignore[attr-defined]
-        drop(target or window.strip.viewport(), paths)
-    qtbot.waitUntil(lambda: window.batch_pending() == 0, timeout=WAIT_MS)  # type: ignore[attr-defined]
-
-
-def wait_shown(qtbot: object, window: MainWindow) -> Prediction:
-    """Wait until the chart and text show the result of the newest request."""
-    qtbot.waitUntil(lambda: window.panel.shown_request == window.latest_request_id  # type: ignore[attr-defined]
-                    and window.panel.shown is not None, timeout=WAIT_MS)
-    assert window.panel.shown is not None
-    return window.panel.shown
-
-
-def assert_same(shown: Prediction, expected: Prediction, rel: float = 1e-6) -> None:
-    assert shown.crop.as_tuple() == pytest.approx(expected.crop.as_tuple(), abs=1e-6)
-    assert shown.median_price == pytest.approx(expected.median_price, rel=rel)
-    assert [b.probability for b in shown.price_bins] == pytest.approx(
-        [b.probability for b in expected.price_bins], abs=rel)
-    assert [m.label for m in shown.make_models[:5]] == [m.label for m in expected.make_models[:5]]
-    assert [y.label for y in shown.years[:5]] == [y.label for y in expected.years[:5]]
-
-
-def assert_panel_shows(window: MainWindow, expected: Prediction, rel: float = 1e-6) -> None:
-    """The widgets (not just the stored object) show ``expected``."""
-    panel = window.panel
-    assert panel.price_label.text() == format_dollars(expected.median_price)
-    assert panel.chart.heights == pytest.approx([b.probability for b in expected.price_bins], abs=rel)
-    assert panel.make_models.texts() == [m.label for m in expected.make_models[:5]]
-    assert panel.years.texts() == [y.label for y in expected.years[:5]]
-    assert panel.notice.isHidden() == expected.looks_like_car
-    assert panel.chart.median_text() == f"median {format_dollars(expected.median_price)}"
 
 
 # -- getting photos in ------------------------------------------------------------------------------
@@ -223,7 +145,7 @@ def test_large_view_shows_a_sharper_copy_and_estimates_stay_on_the_working_copy(
 
 
 def test_a_sharper_copy_that_arrives_late_is_dropped(qtbot: object, window: MainWindow, tmp_path: Path) -> None:
-    big, small = tmp_path / "big.jpg", _photo(tmp_path / "small.jpg", (320, 200), 9)
+    big, small = tmp_path / "big.jpg", make_photo(tmp_path / "small.jpg", (320, 200), 9)
     Image.new("RGB", (6000, 4000), (90, 120, 150)).save(big, quality=85)
     window.resize(1900, 1200)
     view = window.crop_view
@@ -463,7 +385,7 @@ def test_copy_text_and_save_charts(qtbot: object, window: MainWindow, photos: di
     with qtbot.waitSignal(window.sweep_shown, timeout=WAIT_MS):  # type: ignore[attr-defined]
         window.start_sweep()
     written = window.save_charts(str(tmp_path / "chart.png"))
-    assert [Path(p).name for p in written] == ["chart.png", "chart-sweep.png"]
+    assert [Path(p).name for p in written] == ["chart.png"]  # both charts in one (test_gui_state)
     for p in written:
         img = QImage(p)
         assert not img.isNull() and img.width() > 100 and img.height() > 100

@@ -1,0 +1,142 @@
+"""The window's state stays consistent (issue 18): what the headline, the status bar, the photo
+list, the actions and the exported files say agrees with what is on screen."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("PySide6")
+pytest.importorskip("pyqtgraph")
+
+from PySide6.QtGui import QImage  # noqa: E402
+
+from carvalue_gui.export import format_dollars  # noqa: E402
+from carvalue_gui.main_window import MainWindow  # noqa: E402
+from core.preprocess import Box  # noqa: E402
+from tests.gui_support import WAIT_MS, load, make_photos, open_window, wait_shown  # noqa: E402
+
+
+@pytest.fixture
+def photos(tmp_path: Path) -> dict[str, list[Path]]:
+    return make_photos(tmp_path)
+
+
+@pytest.fixture
+def window(qtbot: object, model_file: Path) -> MainWindow:
+    return open_window(qtbot, model_file)
+
+
+def move_box(qtbot: object, window: MainWindow, box: Box) -> None:
+    with qtbot.waitSignal(window.result_shown, timeout=WAIT_MS):  # type: ignore[attr-defined]
+        window.crop_view.set_box(box)
+    wait_shown(qtbot, window)
+
+
+def reset_box(qtbot: object, window: MainWindow) -> None:
+    with qtbot.waitSignal(window.result_shown, timeout=WAIT_MS):  # type: ignore[attr-defined]
+        window.crop_view.reset_box()
+    wait_shown(qtbot, window)
+
+
+def test_empty_start_headline_agrees_with_the_status_bar(window: MainWindow) -> None:
+    assert window.predictor is not None
+    assert window.model_label.text() == f"Model: {window.predictor.metadata.name}"
+    assert window.panel.price_label.text() == "—"  # not "No model"
+    assert "No model" not in window.panel.model_line.text()
+
+
+def test_the_list_shows_the_current_crops_result(qtbot: object, window: MainWindow,
+                                                 photos: dict[str, list[Path]]) -> None:
+    load(qtbot, window, photos["loose"][:1])
+    whole = wait_shown(qtbot, window)
+    move_box(qtbot, window, Box(20, 10, 120, 90))
+    crop = window.panel.shown
+    assert crop is not None and crop is not whole
+    row = window.strip.item(0).text()
+    assert f"{format_dollars(crop.median_price)} (crop)" in row, row
+    reset_box(qtbot, window)
+    row = window.strip.item(0).text()
+    assert "(crop)" not in row and format_dollars(whole.median_price) in row, row
+
+
+def test_export_after_a_reset_writes_no_old_crop_and_respects_the_umask(
+        qtbot: object, window: MainWindow, photos: dict[str, list[Path]], tmp_path: Path) -> None:
+    load(qtbot, window, photos["loose"][:1])
+    wait_shown(qtbot, window)
+    move_box(qtbot, window, Box(20, 10, 120, 90))
+    reset_box(qtbot, window)  # a double-click does this
+    entry = window.current_entry()
+    assert entry is not None and entry.box is None and entry.crop_prediction is None
+    old = os.umask(0o022)
+    try:
+        window.export_predictions(str(tmp_path / "out.csv"))
+        window.export_predictions(str(tmp_path / "out.json"))
+    finally:
+        os.umask(old)
+    with open(tmp_path / "out.csv", newline="", encoding="utf-8") as f:
+        kinds = [r["kind"] for r in csv.DictReader(f)]
+    assert kinds == ["photo"]
+    for name in ("out.csv", "out.json"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o644, name
+
+
+def test_saved_charts_are_one_titled_png(qtbot: object, window: MainWindow,
+                                         photos: dict[str, list[Path]], tmp_path: Path) -> None:
+    load(qtbot, window, photos["loose"][:1])
+    shown = wait_shown(qtbot, window)
+    title = window.chart_title()
+    assert Path(photos["loose"][0]).name in title and format_dollars(shown.median_price) in title
+    written = window.save_charts(str(tmp_path / "chart.png"))
+    assert written == [str(tmp_path / "chart.png")]
+    alone = QImage(written[0])
+    assert alone.height() > window.panel.chart.height()  # the title band above the chart
+    with qtbot.waitSignal(window.sweep_shown, timeout=WAIT_MS):  # type: ignore[attr-defined]
+        window.start_sweep()
+    qtbot.waitUntil(lambda: not window._sweep_timer.isActive(), timeout=WAIT_MS)  # type: ignore[attr-defined]
+    written = window.save_charts(str(tmp_path / "both.png"))
+    assert written == [str(tmp_path / "both.png")]  # one file: no second "-sweep.png" beside it
+    assert not (tmp_path / "both-sweep.png").exists()
+    both = QImage(written[0])
+    assert both.height() > window.panel.chart.height() + window.sweep_plot.height()
+
+
+def test_opening_more_photos_selects_the_first_new_one(qtbot: object, window: MainWindow,
+                                                       photos: dict[str, list[Path]]) -> None:
+    load(qtbot, window, photos["loose"])
+    wait_shown(qtbot, window)
+    assert window.current_entry().path == str(photos["loose"][0])  # type: ignore[union-attr]
+    load(qtbot, window, photos["folder"])
+    first_new = str(photos["in_folder"][0])
+    entry = window.current_entry()
+    assert entry is not None and entry.path == first_new
+    assert window.crop_view.image_size() == entry.size
+    shown = wait_shown(qtbot, window)
+    assert shown.source == first_new
+
+
+def test_actions_with_nothing_to_act_on_are_disabled(qtbot: object, window: MainWindow,
+                                                     photos: dict[str, list[Path]]) -> None:
+    idle = (window.act_sweep, window.act_export, window.act_charts, window.act_copy, window.act_reset)
+    assert not any(a.isEnabled() for a in idle), [a.text() for a in idle if a.isEnabled()]
+    assert window.start_sweep() == 0
+    said = [m for m in window.notices.messages if "Pan across" in m]
+    assert said == ["Pan across needs a photo: open or drop one first"], said
+    load(qtbot, window, photos["loose"][:1])
+    wait_shown(qtbot, window)
+    assert all(a.isEnabled() for a in idle)
+
+
+def test_without_a_model_pan_across_says_only_that(qtbot: object, tmp_path: Path,
+                                                   photos: dict[str, list[Path]]) -> None:
+    w = MainWindow(model_path=str(tmp_path / "missing.onnx"))
+    qtbot.addWidget(w)  # type: ignore[attr-defined]
+    load(qtbot, w, photos["loose"][:1])
+    assert not w.act_sweep.isEnabled() and not w.act_export.isEnabled()
+    assert w.start_sweep() == 0
+    assert [m for m in w.notices.messages if "Pan across" in m] == [
+        "Pan across needs a model: File > Open model…"]
+
