@@ -162,9 +162,20 @@ def _create(path: Path) -> None:
 
 def _open_existing(path: Path) -> sqlite3.Connection:
     _check_file(path)
+    hot_wal = _has_hot_wal(path)
+    if hot_wal:
+        # A killed writer left pages in the write-ahead log.  Closing a read-write connection
+        # would copy them into the file (a checkpoint), so the checks read through a read-only
+        # one, which never writes the database file.
+        probe = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=60.0)
+        try:
+            _check_contents(probe, path)
+        finally:
+            probe.close()
     conn = sqlite3.connect(path, timeout=60.0, isolation_level=None)
     try:
-        _check_contents(conn, path)
+        if not hot_wal:
+            _check_contents(conn, path)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a crash loses at most the last commits, never corrupts
         conn.execute("PRAGMA foreign_keys=ON")
@@ -198,11 +209,17 @@ def _check_file(path: Path) -> None:
     # (file format spec, offsets 24, 28, 92).  A write-ahead log may still hold pages not yet
     # copied into the file, so the count is only compared with the size when there is none.
     pages = int.from_bytes(head[28:32], "big")
-    wal = path.with_name(path.name + "-wal")
-    if pages and head[24:28] == head[92:96] and not (wal.exists() and wal.stat().st_size > 0) \
-            and size < pages * page_size:
+    if pages and head[24:28] == head[92:96] and not _has_hot_wal(path) and size < pages * page_size:
         raise UnusableDatabase(f"{path} is truncated: its header counts {pages} pages of {page_size} bytes, "
                                f"the file holds {size / page_size:.1f}; {_LEAVE_IT}")
+
+
+def _has_hot_wal(path: Path) -> bool:
+    wal = path.with_name(path.name + "-wal")
+    try:
+        return wal.stat().st_size > 0
+    except FileNotFoundError:
+        return False
 
 
 def _check_contents(conn: sqlite3.Connection, path: Path) -> None:

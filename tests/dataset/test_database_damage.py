@@ -4,6 +4,7 @@ opens one: each refuses with one clear line and a non-zero exit, and leaves the 
 from __future__ import annotations
 
 import hashlib
+import shutil
 import sqlite3
 import tempfile
 from collections.abc import Callable
@@ -174,3 +175,41 @@ def test_a_healthy_database_opens_unchanged_by_read_only_stages(scraped: tuple[P
     assert '"listings_by_outcome"' in capsys.readouterr().out
     assert db.read_bytes() == before
 
+
+
+def copy_with_hot_wal(src: Path, dst: Path) -> None:
+    """``dst``: a copy of ``src`` taken while a writer's last commit sits only in the write-ahead
+    log, as a killed scrape leaves it."""
+    work = dst.with_name("work.sqlite")
+    for p in dst.parent.glob("*.sqlite*"):
+        p.unlink()
+    shutil.copy(src, work)
+    writer = sqlite3.connect(work, isolation_level=None)
+    writer.execute("PRAGMA journal_mode=WAL")
+    writer.execute("PRAGMA wal_autocheckpoint=0")
+    writer.execute("INSERT INTO meta(key, value) VALUES ('note', 'only in the WAL')")
+    for suffix in ("", "-wal"):
+        shutil.copy(f"{work}{suffix}", f"{dst}{suffix}")
+    writer.close()
+
+
+def test_a_hot_wal_is_read_and_a_damaged_file_beside_one_is_left_alone(template_file: Path, tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "db.sqlite"
+    copy_with_hot_wal(template_file, db)
+    assert (tmp_path / "db.sqlite-wal").stat().st_size > 0
+    conn = database.connect(db, create=False)
+    assert database.get_meta(conn, "note") == "only in the WAL"
+    conn.close()
+
+    copy_with_hot_wal(template_file, db)
+    data = bytearray(db.read_bytes())
+    size = page_size(bytes(data))
+    middle = len(data) // size // 2  # a page the log does not hold (it holds page 1 and meta's pages)
+    data[middle * size: (middle + 1) * size] = b"\x00" * size
+    db.write_bytes(bytes(data))
+    wal = (tmp_path / "db.sqlite-wal").read_bytes()
+    assert main(["stats", "--db", str(db)]) == EXIT_UNUSABLE_DATABASE
+    assert "is damaged" in capsys.readouterr().err
+    # A read-write connection's close would have copied the log into the damaged file.
+    assert db.read_bytes() == bytes(data) and (tmp_path / "db.sqlite-wal").read_bytes() == wal

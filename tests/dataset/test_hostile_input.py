@@ -85,7 +85,7 @@ def test_hostile_listings_are_recorded_and_the_run_goes_on(quiet_site: FakeSite,
     ids = np.array([5000, *pages, 5008])
     conn = database.connect(tmp_path / "db.sqlite")
     try:
-        summary = Scraper(conn, ImageStore(tmp_path / "img"), fast_config(site)).run(ids)
+        summary = Scraper(conn, ImageStore(tmp_path / "img"), fast_config(site, policy=PATIENT)).run(ids)
         outcome = dict(conn.execute("SELECT listing_id, outcome FROM attempts"))
         error = dict(conn.execute("SELECT listing_id, error FROM attempts"))
         assert set(outcome) == set(ids.tolist())  # every listing recorded
@@ -283,7 +283,7 @@ def test_the_worker_records_any_page_and_never_retries_it_forever(quiet_site: Fa
         with tempfile.TemporaryDirectory() as tmp:
             conn = database.connect(Path(tmp) / "db.sqlite")
             try:
-                config = fast_config(site, workers=1)
+                config = fast_config(site, workers=1, policy=PATIENT)  # no missed deadline on a busy machine
                 summary = Scraper(conn, ImageStore(Path(tmp) / "img"), config).run(np.array([lid]))
                 assert sum(summary.listings.values()) == 1
                 (outcome,) = conn.execute("SELECT outcome FROM attempts WHERE listing_id = ?", (lid,)).fetchone()

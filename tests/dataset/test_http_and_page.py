@@ -122,7 +122,7 @@ def test_a_trickling_server_meets_a_total_deadline(site: FakeSite, where: str) -
     elapsed = time.monotonic() - t0
     assert got.error == "deadline of 0.5 s exceeded" and not got.ok and not got.permanent
     assert got.attempts == 2  # a missed deadline is retried like any network trouble
-    assert 1.0 <= elapsed < 2.5
+    assert 1.0 <= elapsed < 4.0  # two 0.5 s deadlines; without one, the page takes about a minute
 
 
 def test_the_deadline_spares_a_response_that_arrives_in_time(site: FakeSite) -> None:
