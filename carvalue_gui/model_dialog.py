@@ -1,9 +1,9 @@
-"""Model details from the model file's metadata: what the price means, where the training data
-came from (and its licence), how the model scored."""
+"""Model details from the model file's metadata, for a person: what the price means, what the
+model may be used for (the data sources' licences), how it scored on held-out photos, and the
+rest of the recorded provenance with rounded numbers."""
 
 from __future__ import annotations
 
-import json
 from html import escape
 from typing import Any
 
@@ -12,20 +12,93 @@ from PySide6.QtWidgets import QDialog, QDialogButtonBox, QTextBrowser, QVBoxLayo
 from core.modelfile import ModelMetadata
 from core.predictor import PriceBin
 
+LICENCE_KEYS = ("licence", "license", "data_licence", "data_license", "licence_note", "license_note")
+# Held-out figures shown first, in this order: (metrics key, label).
+HEADLINE = (("make_model_top1", "Make/model top-1"), ("make_model_top5", "Make/model top-5"),
+            ("year_exact", "Model year exact"), ("year_within1", "Model year within ±1"),
+            ("price_acc", "Price range accuracy"), ("median_mae_usd", "Price shown: mean error (MAE)"),
+            ("median_mape", "Price shown: mean % error (MAPE)"))
+MAX_DEPTH = 4
+MAX_ITEMS = 40
+
+
+def licences(meta: ModelMetadata) -> list[str]:
+    """Every licence statement in the provenance (top level, each data set, the trunk), with
+    the name of what it covers; a non-commercial flag first."""
+    out: list[str] = []
+    prov = meta.provenance
+    if prov.get("non_commercial") is True:
+        out.append("Non-commercial use only (a training data set's licence; see below).")
+
+    def take(d: dict[str, Any], what: str) -> None:
+        for k in LICENCE_KEYS:
+            if isinstance(d.get(k), str) and d[k].strip():
+                out.append(f"{what}: {d[k].strip()}" if what else d[k].strip())
+
+    take(prov, "")
+    for ds in prov.get("datasets") or []:
+        if isinstance(ds, dict):
+            take(ds, str(ds.get("name") or "a data set"))
+    for key, part in prov.items():
+        if key != "datasets" and isinstance(part, dict):
+            take(part, key.replace("_", " ").capitalize())
+    return out
+
+
+def number(key: str, v: float | int) -> str:
+    """A figure as a person reads it: shares as percentages, dollars with separators, others to
+    four significant digits."""
+    k = key.lower()
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, int):
+        return f"{v:,}"
+    if "usd" in k or "dollars" in k:
+        return f"${v:,.0f}"
+    if 0.0 <= v <= 1.0 and any(w in k for w in ("acc", "top", "exact", "within", "mape", "share",
+                                                  "flagged", "fraction", "agree")):
+        return f"{v:.1%}"
+    if v == 0 or 1e-3 <= abs(v) < 1e6:
+        return f"{v:.4g}"
+    return f"{v:.3g}"
+
+
+def readable(key: str, v: Any, depth: int = 0) -> str:
+    """Nested metadata as HTML lists with rounded numbers (never a JSON dump)."""
+    if isinstance(v, bool | int | float):
+        return escape(number(key, v))
+    if isinstance(v, str):
+        return escape(v if len(v) <= 600 else v[:600] + "…")
+    if v is None:
+        return "—"
+    if depth >= MAX_DEPTH:
+        return "…"
+    if isinstance(v, dict):
+        if not v:
+            return "—"
+        items = list(v.items())
+        rows = "".join(f"<li><b>{escape(str(k).replace('_', ' '))}</b>: {readable(str(k), x, depth + 1)}</li>"
+                       for k, x in items[:MAX_ITEMS])
+        more = f"<li>… {len(items) - MAX_ITEMS} more</li>" if len(items) > MAX_ITEMS else ""
+        return f"<ul style='margin:0'>{rows}{more}</ul>"
+    if isinstance(v, list | tuple):
+        if all(isinstance(x, bool | int | float | str) for x in v):
+            shown = ", ".join(readable(key, x, depth + 1) for x in v[:MAX_ITEMS])
+            return shown + (f", … ({len(v)} in all)" if len(v) > MAX_ITEMS else "")
+        rows = "".join(f"<li>{readable(key, x, depth + 1)}</li>" for x in v[:MAX_ITEMS])
+        return f"<ul style='margin:0'>{rows}</ul>"
+    return escape(str(v))
+
 
 def metadata_html(meta: ModelMetadata, path: str) -> str:
-    def row(k: str, v: Any) -> str:
+    def row(k: str, v: str) -> str:
         return f"<tr><th align='left' valign='top'>{escape(k)}</th><td>{v}</td></tr>"
 
-    def block(d: dict[str, Any]) -> str:
-        if not d:
-            return "<i>none recorded in the model file</i>"
-        return "<br>".join(f"<b>{escape(str(k))}</b>: {escape(_short(v))}" for k, v in d.items())
+    def table(rows: list[str]) -> str:
+        return "<table cellspacing='4'>" + "".join(rows) + "</table>"
 
-    licence = next((meta.provenance[k] for k in ("licence", "license", "data_licence", "data_license")
-                    if k in meta.provenance), None)
     ranges = ", ".join(PriceBin(lo, hi, 0.0).label() for lo, hi in meta.price.bounds())
-    rows = [
+    about = [
         row("Name", escape(meta.name)),
         row("File", escape(path)),
         row("Created", escape(meta.created or "unknown")),
@@ -34,15 +107,40 @@ def metadata_html(meta: ModelMetadata, path: str) -> str:
         row("Price ranges", escape(f"{ranges} ({meta.price.currency})")),
         row("Make/models", f"{len(meta.make_models) - 1} classes + Unknown"),
         row("Years", escape(f"{len(meta.years) - 1} years + Unknown ({_span(meta.years)})")),
-        row("Input", escape(f"{meta.input.size}px, {meta.input.resize}, mean {meta.input.mean}, "
-                            f"std {meta.input.std}")),
-        row("'Whole car' check", escape(f"{meta.confidence.method}, threshold {meta.confidence.threshold}"
+        row("Input", escape(f"{meta.input.size} px, {meta.input.resize}")),
+        row("'Whole car' check", escape(f"{meta.confidence.method}, threshold "
+                                        f"{number('threshold', meta.confidence.threshold)}"
                                         + (f": {meta.confidence.note}" if meta.confidence.note else ""))),
-        row("Licence", escape(str(licence)) if licence else "<i>not stated in the model file</i>"),
-        row("Training data", block(meta.provenance)),
-        row("Evaluation", block(meta.metrics)),
     ]
-    return "<table cellspacing='4'>" + "".join(rows) + "</table>"
+    found = licences(meta)
+    use = ("<ul style='margin:0'>" + "".join(f"<li>{escape(x)}</li>" for x in found) + "</ul>" if found
+           else "<i>No licence is stated in the model file: ask whoever gave it to you.</i>")
+    datasets = [ds for ds in meta.provenance.get("datasets") or [] if isinstance(ds, dict)]
+    data_rows = [row(str(ds.get("name") or "data set"),
+                     readable("", {k: v for k, v in ds.items() if k not in ("name", *LICENCE_KEYS)})
+                     if set(ds) - {"name", *LICENCE_KEYS} else "licence above")
+                 for ds in datasets]
+    if isinstance(meta.provenance.get("counts"), dict):
+        data_rows.append(row("Photos and classes", readable("counts", meta.provenance["counts"])))
+    test = dict(meta.metrics.get("test") or {}) if isinstance(meta.metrics.get("test"), dict) else {}
+    shown = (meta.metrics.get("median_estimators") or {}).get("test") if isinstance(
+        meta.metrics.get("median_estimators"), dict) else None
+    if isinstance(shown, dict):  # the price the app shows (the head's value moved into the range)
+        for key in ("mae_usd", "mape"):
+            if isinstance(shown.get(f"shown_{key}"), int | float):
+                test[f"median_{key}"] = shown[f"shown_{key}"]
+    scores = [row(label, escape(number(key, test[key]))) for key, label in HEADLINE
+              if isinstance(test.get(key), int | float)]
+    rest_prov = {k: v for k, v in meta.provenance.items() if k not in ("datasets", "counts", "non_commercial")}
+    rest_metrics = {k: v for k, v in meta.metrics.items() if k != "test" or not scores}
+    parts = [
+        table(about),
+        "<h3>Use and licences</h3>", use,
+        "<h3>Training data</h3>", table(data_rows) if data_rows else "<i>none recorded in the model file</i>",
+        "<h3>Held-out results</h3>", table(scores) if scores else "<i>none recorded in the model file</i>",
+        "<h3>More details</h3>", readable("", {"provenance": rest_prov, "evaluation": rest_metrics}),
+    ]
+    return "".join(parts)
 
 
 def _span(years: tuple[str, ...]) -> str:
@@ -50,16 +148,11 @@ def _span(years: tuple[str, ...]) -> str:
     return f"{known[0]}–{known[-1]}" if known else "none"
 
 
-def _short(v: Any, limit: int = 400) -> str:
-    text = v if isinstance(v, str) else json.dumps(v, sort_keys=True)
-    return text if len(text) <= limit else text[:limit] + "…"
-
-
 class ModelDialog(QDialog):
     def __init__(self, meta: ModelMetadata, path: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle(f"Model: {meta.name}")
-        self.resize(640, 520)
+        self.resize(680, 600)
         layout = QVBoxLayout(self)
         self.text = QTextBrowser()
         self.text.setHtml(metadata_html(meta, path))

@@ -140,3 +140,36 @@ def test_without_a_model_pan_across_says_only_that(qtbot: object, tmp_path: Path
     assert [m for m in w.notices.messages if "Pan across" in m] == [
         "Pan across needs a model: File > Open model…"]
 
+
+
+def test_model_details_are_a_readable_summary_with_the_licences(window: MainWindow) -> None:
+    import dataclasses
+    import re
+
+    from carvalue_gui.model_dialog import ModelDialog
+
+    assert window.predictor is not None
+    meta = dataclasses.replace(
+        window.predictor.metadata,
+        provenance={
+            "non_commercial": True,
+            "counts": {"train": 6050, "val": 380, "test": 733},
+            "datasets": [
+                {"name": "Stanford Cars (training split)",
+                 "licence": "Stanford Cars: for non-commercial research purposes only."},
+                {"name": "car-features-msrp", "licence": "BSD-3/MIT"},
+            ],
+            "trunk": {"licence_note": "Keras Applications MobileNetV2 weights (Apache-2.0)"},
+            "training": {"config": {"lr": 0.0003, "rrc_ratio_max": 1.3333333333333333}},
+        },
+        metrics={"test": {"make_model_top1": 0.800818553888131, "median_mae_usd": 10618.400047969448,
+                          "year_within1": 0.9017735334242838},
+                 "calibration": {"price": {"after": 0.021334320006939363}}})
+    text = ModelDialog(meta, "/models/x.onnx", window).text.toPlainText()
+    assert "Non-commercial use only" in text
+    assert "Stanford Cars (training split): Stanford Cars: for non-commercial research purposes only." in text
+    assert "car-features-msrp: BSD-3/MIT" in text and "Apache-2.0" in text
+    assert "not stated" not in text
+    assert "80.1%" in text and "$10,618" in text and "90.2%" in text and "6,050" in text
+    assert re.search(r"\d\.\d{6,}", text) is None, "unrounded numbers"
+    assert "{" not in text and '"' not in text  # no JSON
