@@ -213,16 +213,8 @@ class Predictor:
         return self.predict_crops(photo, [None if crop is CropMode.FULL else crop], top_k)[0]
 
     def predict_auto(self, photo: Photo, top_k: int = 5) -> Prediction:
-        """Estimate on the car the model finds: the first pass (whole photo) says where it is,
-        the second predicts on that box.  One pass when the model has no framing outputs, sees
-        no car, or finds the car filling the photo."""
-        outs, boxes = self._forward([(photo, None)])
-        first = self._decode(outs, 0, boxes[0], photo.source, top_k)
-        located = self._located(outs, 0, boxes[0], photo)
-        box = located.crop_for_estimate(boxes[0]) if first.looks_like_car else None
-        if box is None:
-            return replace(first, found_box=located.box)
-        return replace(self.predict_crops(photo, [box], top_k)[0], found_box=located.box)
+        """Estimate on the car the model finds (see ``_predict_pairs``)."""
+        return self._predict_pairs([(photo, CropMode.AUTO)], top_k)[0]
 
     def locate(self, image: PhotoLike) -> Located:
         """Where the car is in the whole photo (one forward pass)."""
@@ -238,22 +230,23 @@ class Predictor:
         box = found_box(outs[fr.box_output][i], crop, self.metadata.input, fr.found_margin, photo.original_size)
         return Located(box, score)
 
-    def predict_many(self, images: Sequence[PhotoLike], crops: Sequence[Box | None] | None = None,
+    def predict_many(self, images: Sequence[PhotoLike], crops: Sequence[Box | CropMode | None] | None = None,
                      top_k: int = 5, batch_size: int = 16) -> list[Prediction | PhotoError]:
-        """Predict several photos in batches (each photo decoded once).  A photo that cannot be
-        read, or whose crop is not finite, gets a PhotoError in its place; the rest go on."""
+        """Predict several photos in batches (each photo decoded once; a crop may be a box, None
+        for the whole photo, or CropMode.AUTO).  A photo that cannot be read, or whose crop is
+        not finite, gets a PhotoError in its place; the rest go on."""
         crops = list(crops) if crops is not None else [None] * len(images)
         if len(crops) != len(images):
             raise ValueError("crops must match images one to one")
         out: list[Prediction | PhotoError | None] = [None] * len(images)
-        ready: list[tuple[int, Photo, Box | None]] = []
+        ready: list[tuple[int, Photo, Box | CropMode | None]] = []
         for i, (image, crop) in enumerate(zip(images, crops, strict=True)):
             try:
                 photo = self.as_photo(image)
             except ImageLoadError as e:
                 out[i] = PhotoError(e.source, e.reason)
                 continue
-            if crop is not None and not crop.is_finite():
+            if isinstance(crop, Box) and not crop.is_finite():
                 out[i] = PhotoError(photo.source, f"crop box must be finite numbers, got {crop.as_tuple()}")
                 continue
             ready.append((i, photo, crop))
@@ -285,11 +278,29 @@ class Predictor:
         return Sweep(photo.original_size, tuple(boxes), tuple(preds), tuple(meta.make_models),
                      np.concatenate(probs))
 
-    def _predict_pairs(self, pairs: Sequence[tuple[Photo, Box | None]], top_k: int) -> list[Prediction]:
+    def _predict_pairs(self, pairs: Sequence[tuple[Photo, Box | CropMode | None]], top_k: int) -> list[Prediction]:
+        """One batch for all pairs; then, for the pairs whose crop is CropMode.AUTO and whose
+        first pass (the whole photo) found a car that does not fill the photo, a second batch on
+        the found boxes.  So an auto estimate costs one or two forward passes, never more."""
         if not pairs:
             return []
-        outs, boxes = self._forward(pairs)
-        return [self._decode(outs, i, boxes[i], pairs[i][0].source, top_k) for i in range(len(pairs))]
+        first = [(photo, crop if isinstance(crop, Box) else None) for photo, crop in pairs]
+        outs, boxes = self._forward(first)
+        preds = [self._decode(outs, i, boxes[i], pairs[i][0].source, top_k) for i in range(len(pairs))]
+        again: list[tuple[int, Box]] = []
+        for i, (photo, crop) in enumerate(pairs):
+            if crop is CropMode.AUTO:
+                located = self._located(outs, i, boxes[i], photo)
+                preds[i] = replace(preds[i], found_box=located.box)
+                box = located.crop_for_estimate(boxes[i]) if preds[i].looks_like_car else None
+                if box is not None:
+                    again.append((i, box))
+        if again:
+            outs2, boxes2 = self._forward([(pairs[i][0], box) for i, box in again])
+            for j, (i, _) in enumerate(again):
+                second = self._decode(outs2, j, boxes2[j], pairs[i][0].source, top_k)
+                preds[i] = replace(second, found_box=preds[i].found_box)
+        return preds
 
     def _forward(self, pairs: Sequence[tuple[Photo, Box | None]]) -> tuple[dict[str, np.ndarray], list[Box]]:
         """Crop, resize and normalise each pair, run them as one batch; the raw outputs and the

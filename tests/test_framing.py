@@ -227,3 +227,15 @@ def test_cli_crop_auto_is_the_default_and_full_is_offered(base_model: Path, tmp_
     out = io.StringIO()
     assert main([str(photo), "--model", str(model)], out=out) == 0
     assert "car found at  200,300,400,300" in out.getvalue()
+
+
+def test_predict_many_auto_batches_both_passes(base_model: Path, tmp_path: Path) -> None:
+    """The photo list's estimates: one batch for the whole photos, one for the found cars."""
+    cp = CountingPredictor(_framed(base_model, tmp_path / "m.onnx", (0.25, 0.5, 0.75, 1.0), 3.0))
+    photos = [photo_from_image(_car(400 + 40 * i, 300, seed=i)) for i in range(5)]
+    preds = cp.p.predict_many(photos, [CropMode.AUTO] * 5, batch_size=8)
+    assert cp.batches == 2
+    singles = [cp.p.predict(ph, CropMode.AUTO) for ph in photos]
+    for p, q in zip(preds, singles, strict=True):
+        assert p.crop == q.crop == q.found_box
+        assert [lp.label for lp in p.make_models] == [lp.label for lp in q.make_models]
