@@ -16,6 +16,8 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+from core.dataset.text import one_line
+
 SCHEMA_VERSION = 1
 
 # Listing outcomes. "error" (network trouble after all retries) is retried by the next run;
@@ -225,7 +227,7 @@ def _has_hot_wal(path: Path) -> bool:
 def _check_contents(conn: sqlite3.Connection, path: Path) -> None:
     """quick_check and the schema, read-only."""
     try:
-        problems = [" ".join(str(r[0]).split()) for r in conn.execute("PRAGMA quick_check(3)")]  # one line each
+        problems = [one_line(str(r[0]), 200) for r in conn.execute("PRAGMA quick_check(3)")]
         if problems != ["ok"]:
             raise UnusableDatabase(f"{path} is damaged (SQLite's quick_check: {'; '.join(problems)}); {_LEAVE_IT}")
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}

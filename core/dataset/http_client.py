@@ -27,6 +27,8 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
+from core.dataset.text import describe
+
 USER_AGENT = "CarValue-dataset/0.1 (research scraper for the CarValue used-car price model; polite, rate-limited)"
 MAX_BODY_BYTES = 40 * 1024 * 1024
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -251,7 +253,7 @@ def fetch(session: requests.Session, url: str, policy: RetryPolicy, limiter: Rat
             except requests.RequestException as e:
                 status, error = None, _failure(e, deadline)
             except ValueError as e:  # a URL (or a redirect's Location) that cannot even be parsed
-                return FetchResult(url, None, None, f"invalid URL ({type(e).__name__}: {_short(e)})", attempt + 1,
+                return FetchResult(url, None, None, f"invalid URL ({describe(e, 120)})", attempt + 1,
                                    permanent=True)
         if attempt < policy.retries:
             sleep(wait if wait is not None else policy.backoff(attempt, rng))
@@ -267,11 +269,6 @@ def _failure(e: requests.RequestException, deadline: _Deadline) -> str:
     if isinstance(e, requests.ConnectionError):
         return f"connection error ({_root_cause(e)})"
     return f"request failed ({type(e).__name__})"
-
-
-def _short(e: BaseException, limit: int = 120) -> str:
-    text = " ".join(str(e).split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _read_capped(resp: requests.Response, max_bytes: int, deadline: _Deadline) -> bytes | None:

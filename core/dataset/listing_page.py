@@ -28,6 +28,8 @@ from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
+from core.dataset.text import one_line, storable
+
 DATA_PREAMBLE = "window.__BONNET_DATA__="
 
 
@@ -94,12 +96,12 @@ def parse_listing_page(page: str, listing_id: int, page_url: str) -> Listing:
         scanner.feed(page)
         scanner.close()
     except AssertionError as e:  # html.parser's verdict on some malformed markup ("<![foo[")
-        raise ListingParseError(f"page HTML cannot be parsed ({_clean(str(e))[:100]})") from None
+        raise ListingParseError(f"page HTML cannot be parsed ({one_line(str(e), 100)})") from None
     if not scanner.headings:
         raise ListingUnavailable(f"listing {listing_id} is no longer available")
     if len(scanner.headings) != 1:
         raise ListingParseError(f"expected one <h1> title, found {len(scanner.headings)}")
-    title = _clean(" ".join(html.unescape(scanner.headings[0]).split()))
+    title = one_line(html.unescape(scanner.headings[0]), limit=1000)
     data = _page_json(scanner.scripts)
     state = data.get("initialState")
     if not isinstance(state, dict):
@@ -145,7 +147,7 @@ def _page_json(scripts: list[str]) -> dict[str, Any]:
         except RecursionError:
             raise ListingParseError("listing JSON is nested too deeply to read") from None
         except ValueError as e:  # e.g. an integer longer than Python converts (4300 digits)
-            raise ListingParseError(f"listing JSON cannot be read ({_clean(str(e))[:100]})") from None
+            raise ListingParseError(f"listing JSON cannot be read ({one_line(str(e), 100)})") from None
         if not isinstance(data, dict):
             raise ListingParseError("listing JSON is not an object")
         return data
@@ -186,14 +188,8 @@ def _first_text(value: Any) -> str | None:
         value = str(value)
     if not isinstance(value, str):
         return None
-    text = _clean(" ".join(value.split()))
+    text = " ".join(storable(value).split())
     return text or None
-
-
-def _clean(text: str) -> str:
-    """``text`` with lone surrogates (JSON may spell them, "\\ud800") replaced: they cannot be
-    encoded as UTF-8, so SQLite could not store the row."""
-    return text.encode("utf-8", "replace").decode("utf-8")
 
 
 def _name(value: Any) -> str | None:
@@ -242,7 +238,7 @@ def _photo_urls(images: Any, page_url: str) -> tuple[str, ...]:
         src = source.get("src") if isinstance(source, dict) else None
         if not isinstance(src, str) or not src.strip():
             continue
-        src = _clean(src.strip())
+        src = storable(src.strip())
         try:
             url = urljoin(page_url, src)  # also turns "//host/x.jpg" into "https://host/x.jpg"
         except ValueError:  # "http://[::1/x.jpg": kept as written; url_problem() says why it is not fetched
@@ -258,7 +254,7 @@ def url_problem(url: str) -> str | None:
         parts = urlsplit(url)
         host, _port = parts.hostname, parts.port  # .port raises for "host:99999" or "host:x"
     except ValueError as e:
-        return f"unparsable URL ({_clean(str(e))[:80]})"
+        return f"unparsable URL ({one_line(str(e), 80)})"
     if parts.scheme not in ("http", "https"):
         return "not an http(s) URL"
     if not host:

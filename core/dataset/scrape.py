@@ -53,6 +53,7 @@ from core.dataset.listing_page import (
     parse_listing_page,
     url_problem,
 )
+from core.dataset.text import describe
 from core.preprocess import ImageLoadError
 
 DEFAULT_LISTING_URL = "https://www.kbb.com/cars-for-sale/vehicledetails.xhtml?listingId={id}"
@@ -147,13 +148,6 @@ class _Stopped(Exception):
 class StoreWriteError(OSError):
     """The image store cannot be written (disk full, permissions): the run stops, the listing
     is not marked as failed."""
-
-
-def describe_failure(e: BaseException, limit: int = 300) -> str:
-    """One line naming an unexpected exception, safe to store (no lone surrogates)."""
-    text = " ".join(f"{type(e).__name__}: {e}".split())
-    text = text if len(text) <= limit else text[: limit - 3] + "..."
-    return text.encode("utf-8", "replace").decode("utf-8")
 
 
 class Scraper:
@@ -290,7 +284,7 @@ class Scraper:
         except StoreWriteError:
             raise  # stop the run; the listing is not its own failure
         except Exception as e:  # noqa: BLE001 - whatever this listing's data set off is recorded as its failure
-            return ListingResult(task, db.OUTCOME_FAILED, url, error=describe_failure(e))
+            return ListingResult(task, db.OUTCOME_FAILED, url, error=describe(e))
 
     def _listing(self, listing_id: int, url: str) -> ListingResult:
         got = self._get(url)
@@ -321,7 +315,7 @@ class Scraper:
         except (_Stopped, StoreWriteError):
             raise  # the run is stopping / the store cannot be written
         except Exception as e:  # noqa: BLE001 - whatever this photo set off is recorded as its failure
-            result = PhotoResult(index, url, db.PHOTO_FAILED, error=describe_failure(e))
+            result = PhotoResult(index, url, db.PHOTO_FAILED, error=describe(e))
         seen[url] = result
         return result
 
@@ -343,8 +337,7 @@ class Scraper:
         try:
             digest = self.store.put(encoded.jpeg)
         except OSError as e:
-            raise StoreWriteError(e.errno, f"cannot write to the image store {self.store.root}: "
-                                           f"{e.strerror or e}") from e
+            raise StoreWriteError(f"cannot write to the image store {self.store.root}: {e}") from e
         return PhotoResult(index, url, db.PHOTO_STORED, got.status, None, digest, encoded.width, encoded.height)
 
     # ---- writer side (calling thread only) --------------------------------------------------
@@ -359,7 +352,7 @@ class Scraper:
             with db.Transaction(self.conn) as c:
                 c.execute("INSERT OR REPLACE INTO attempts(listing_id, outcome, http_status, error, attempted_at) "
                           "VALUES (?,?,?,?,?)", (r.listing_id, db.OUTCOME_FAILED, r.http_status,
-                                                 f"cannot record the listing: {describe_failure(e)}", time.time()))
+                                                 f"cannot record the listing: {describe(e)}", time.time()))
 
     def _write_listing(self, r: ListingResult) -> None:
         with db.Transaction(self.conn) as c:

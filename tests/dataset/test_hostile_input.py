@@ -316,3 +316,28 @@ def test_sqlite3_is_what_refuses_lone_surrogates() -> None:
     conn = sqlite3.connect(":memory:")
     with pytest.raises(UnicodeEncodeError):
         conn.execute("SELECT ?", ("\ud800",))
+
+
+def test_a_store_that_cannot_be_written_stops_the_run_and_marks_nothing_failed(
+        quiet_site: FakeSite, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Disk trouble is the run's, not the listing's: the safety net must not swallow it."""
+    import errno
+
+    def full(self: ImageStore, data: bytes) -> str:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(ImageStore, "put", full)
+    conn = database.connect(tmp_path / "db.sqlite")
+    try:
+        with pytest.raises(scrape_module.StoreWriteError, match="cannot write to the image store.*No space left"):
+            Scraper(conn, ImageStore(tmp_path / "img"), fast_config(quiet_site, policy=PATIENT)).run(
+                np.arange(5300, 5304))
+        assert conn.execute("SELECT COUNT(*) FROM attempts WHERE outcome = 'failed'").fetchone()[0] == 0
+        assert conn.execute("SELECT COUNT(*) FROM photos WHERE status = 'failed'").fetchone()[0] == 0
+    finally:
+        conn.close()
+    from core.dataset.cli import main
+
+    args = ["scrape", "--db", str(tmp_path / "db.sqlite"), "--images", str(tmp_path / "img"), "--ids", "5300:5304",
+            "--listing-url", quiet_site.listing_url_template(), "--no-progress", "--rate", "0"]
+    assert main(args) == 4  # "cannot write": fix it and rerun
