@@ -55,8 +55,9 @@ def _add_retry_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--rate", type=float, default=8.0,
                    help="requests per second over all workers; 0 = unlimited (default 8)")
     g.add_argument("--timeout", type=float, default=30.0,
-                   help="deadline of each request attempt in seconds, from connecting to the last byte of the "
-                        "body, redirects included; a missed deadline is retried like a network error (default 30)")
+                   help="deadline of each request attempt in seconds: its headers and last byte of the body "
+                        "must arrive within it, redirects included; a missed deadline is retried like a "
+                        "network error (default 30)")
     g.add_argument("--retries", type=int, default=6, help="retries after a failed attempt (default 6)")
     g.add_argument("--backoff", type=float, default=1.0,
                    help="first backoff in seconds; doubles each retry, with jitter (default 1)")

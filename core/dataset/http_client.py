@@ -5,10 +5,12 @@ Nothing here raises for a failed download: :func:`fetch` returns a :class:`Fetch
 ``error`` says what went wrong (and ``permanent`` whether retrying could help), so the caller
 records it as a row with a status.
 
-The deadline is total: connecting, the headers and the whole body of one attempt (redirects
-included) must finish within ``timeout_s``.  A socket timeout alone bounds each read, so a
-server that trickles a byte a second would hold a worker for as long as it likes; here a timer
-shuts the attempt's connection down when the deadline passes, which ends a blocked read at once.
+The deadline is total: the headers and the whole body of one attempt (redirects included) must
+arrive within ``timeout_s`` of its start.  A socket timeout alone bounds each read, so a server
+that trickles a byte a second would hold a worker for as long as it likes; here a timer shuts
+the attempt's connection down when the deadline passes, which ends a blocked read at once.
+Connecting (TCP, and the TLS handshake, which runs before the socket can be handed over) is
+bounded by the same number of seconds as a connect/read timeout.
 """
 
 from __future__ import annotations
