@@ -12,8 +12,8 @@ import numpy as np
 import pyqtgraph as pg
 from pyqtgraph.graphicsItems.ROI import Handle
 from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QKeyEvent, QMouseEvent, QResizeEvent
-from PySide6.QtWidgets import QGraphicsItem, QWidget
+from PySide6.QtGui import QColor, QKeyEvent, QMouseEvent, QPen, QResizeEvent
+from PySide6.QtWidgets import QGraphicsItem, QGraphicsRectItem, QWidget
 
 from carvalue_gui.sharp_copy import SharpCopies, wanted_side
 from core.preprocess import Box, Photo
@@ -35,8 +35,8 @@ class CropView(pg.GraphicsView):
         super().__init__(parent, background=QColor(40, 40, 40))
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.setToolTip("Drag outside the box (or Shift+drag anywhere) to draw a new one; drag the box "
-                        "to move it, its handles to resize it; double-click resets it to the whole "
-                        "photo; arrow keys nudge it (Shift: more).")
+                        "to move it, its handles to resize it; double-click puts it back on the car "
+                        "found in the photo (or the whole photo); arrow keys nudge it (Shift: more).")
         self._vb = pg.ViewBox(lockAspect=True, invertY=True, enableMenu=False)
         self._vb.setMouseEnabled(False, False)
         self.setCentralItem(self._vb)
@@ -52,6 +52,17 @@ class CropView(pg.GraphicsView):
         self._vb.setRange(QRectF(0, 0, 1, 1), padding=0)
         self._roi: pg.RectROI | None = None
         self._size: tuple[int, int] | None = None
+        # Where the model found the car (dashed outline); the box "reset" goes back to.
+        self._found: Box | None = None
+        self._found_item = QGraphicsRectItem()
+        pen = QPen(QColor(80, 220, 255), 0)
+        pen.setStyle(Qt.PenStyle.DashLine)
+        pen.setCosmetic(True)
+        pen.setWidth(2)
+        self._found_item.setPen(pen)
+        self._found_item.setZValue(5)
+        self._found_item.hide()
+        self._vb.addItem(self._found_item)
         self._quiet = False
         self._photo: Photo | None = None
         self._draw_from: QPointF | None = None  # image point where a drawn box started
@@ -82,9 +93,12 @@ class CropView(pg.GraphicsView):
         self._sharp.cancel()
         self._sharp.wait()
 
-    def set_photo(self, photo: Photo | None, box: Box | None = None, message: str = "") -> None:
-        """Show ``photo`` (its working copy, never re-decoded) with the box (default: whole);
-        None shows ``message`` (or how to get photos in)."""
+    def set_photo(self, photo: Photo | None, box: Box | None = None, message: str = "",
+                  found: Box | None = None) -> None:
+        """Show ``photo`` (its working copy, never re-decoded) with the box (default: the found
+        car, else the whole photo); None shows ``message`` (or how to get photos in).  ``found``:
+        where the model found the car (outlined; "reset" returns the box there)."""
+        self.set_found_box(None)
         if self._roi is not None:
             self._vb.removeItem(self._roi)
             self._roi = None
@@ -102,7 +116,7 @@ class CropView(pg.GraphicsView):
         w, h = photo.original_size
         self._size = (w, h)
         self._show_pixels(np.asarray(photo.image))
-        b = (box or photo.full_box()).clamp((w, h))
+        b = (box or found or photo.full_box()).clamp((w, h))
         roi = pg.RectROI((b.x, b.y), (b.w, b.h), pen=pg.mkPen((255, 200, 0), width=3),
                          hoverPen=pg.mkPen((255, 240, 120), width=3), maxBounds=QRectF(0, 0, w, h),
                          removable=False)
@@ -115,6 +129,20 @@ class CropView(pg.GraphicsView):
         self._vb.addItem(roi)
         self._vb.setRange(QRectF(0, 0, w, h), padding=0.02)
         self._sharp_timer.start()
+        self.set_found_box(found)
+
+    @property
+    def found_box(self) -> Box | None:
+        return self._found
+
+    def set_found_box(self, box: Box | None) -> None:
+        """Outline where the model found the car (None: hide it)."""
+        self._found = box if self._size is not None else None
+        if self._found is None:
+            self._found_item.hide()
+            return
+        self._found_item.setRect(QRectF(box.x, box.y, box.w, box.h))
+        self._found_item.show()
 
     def _show_pixels(self, rgb: np.ndarray) -> None:
         assert self._size is not None
@@ -165,9 +193,14 @@ class CropView(pg.GraphicsView):
             self._quiet = False
 
     def reset_box(self) -> None:
+        """The box back on the found car (the whole photo when no car was found)."""
+        if self._size is not None:
+            self.set_box(self._found or Box.full(self._size))
+            self.box_reset.emit()
+
+    def whole_photo_box(self) -> None:
         if self._size is not None:
             self.set_box(Box.full(self._size))
-            self.box_reset.emit()
 
     def nudge(self, dx: float, dy: float) -> None:
         """Move the box by fractions of the photo's width and height."""

@@ -30,7 +30,7 @@ class PhotoEntry:
     path: str  # a file, or "<pasted image N>"
     size: tuple[int, int]  # original pixels
     photo: Photo | None  # the decoded working copy; None while let go (see MAX_RESIDENT)
-    prediction: Prediction | None = None  # whole photo, from the batch queue
+    prediction: Prediction | None = None  # on the car found in it (or the whole photo), batch queue
     error: str = ""  # why the whole-photo estimate failed, when it did
     box: Box | None = None  # the user's crop box (None: whole photo)
     crop_prediction: Prediction | None = None  # for `box`
@@ -43,6 +43,11 @@ class PhotoEntry:
     def results(self) -> PhotoResults:
         return PhotoResults(self.path, self.size, self.prediction,
                             self.crop_prediction, self.sweep)
+
+    def found_box(self) -> Box | None:
+        """Where the model found the car (from the automatic estimate), if it did."""
+        p = self.prediction
+        return p.crop if p is not None and p.found_box is not None and p.crop != Box.full(self.size) else None
 
     def shown_prediction(self) -> Prediction | None:
         """What the photo's row shows: the crop's estimate while a crop is set, else the whole

@@ -3,7 +3,7 @@
 The GUI thread never runs the network. It hands requests to :class:`InferenceWorker`, which
 keeps at most ONE pending crop request and ONE pending sweep: a new request replaces the
 pending one (it is never queued behind it). Between crop/sweep requests the thread works through
-the batch queue (whole-photo estimates for the photo list) a few photos at a time, so a
+the batch queue (each photo's estimate on the car found in it, for the photo list) a few photos at a time, so a
 moving crop box is served within one small batch even while hundreds of photos are pending.
 
 Results come back as Qt signals (queued to the GUI thread) carrying the request id; the window
@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from PySide6.QtCore import QObject, Signal
 
+from core.framing import CropMode
 from core.predictor import PhotoError, Prediction, Predictor
 from core.preprocess import Box, Photo
 
@@ -32,6 +33,7 @@ class CropRequest:
     id: int
     photo: Photo
     box: Box
+    auto: bool = False  # predict on the car the model finds instead (``box``: until it is found)
 
 
 @dataclass(frozen=True)
@@ -104,13 +106,15 @@ class InferenceWorker(QObject):
             self._batch.extend((generation, item) for item in items)
             self._cond.notify()
 
-    def cancel_batch(self, keys: set[int] | None = None) -> None:
-        """Forget pending batch items (all, or those of the given photo keys)."""
+    def cancel_batch(self, keys: set[int] | None = None) -> int:
+        """Forget pending batch items (all, or those of the given photo keys); returns how many."""
         with self._cond:
+            before = len(self._batch)
             if keys is None:
                 self._batch.clear()
             else:
                 self._batch = deque(x for x in self._batch if x[1].key not in keys)
+            return before - len(self._batch)
 
     def pending_batch(self) -> int:
         with self._cond:
@@ -169,7 +173,8 @@ class InferenceWorker(QObject):
                 if kind == "crop":
                     assert isinstance(payload, CropRequest)
                     ident = payload.id
-                    pred = predictor.predict_crops(payload.photo, [payload.box])[0]
+                    crop = CropMode.AUTO if payload.auto else payload.box
+                    pred = predictor.predict(payload.photo, crop)
                     self.crop_done.emit(payload.id, pred)
                 elif kind == "sweep":
                     assert isinstance(payload, SweepRequest)
@@ -189,13 +194,14 @@ class InferenceWorker(QObject):
 
 
 def _estimate_chunk(predictor: Predictor, chunk: list[BatchItem]) -> list[tuple[int, Prediction | str]]:
-    """Each photo's whole-photo estimate, or the one-line reason it failed.
+    """Each photo's estimate on the car found in it (CropMode.AUTO), or the one-line reason it failed.
 
     The chunk runs as one batch; when that fails, each photo runs on its own, so one photo
     that cannot be estimated never takes the others' estimates with it.
     """
     try:
-        preds = predictor.predict_many([it.photo for it in chunk], batch_size=len(chunk))
+        preds = predictor.predict_many([it.photo for it in chunk], [CropMode.AUTO] * len(chunk),
+                                       batch_size=len(chunk))
         return [(it.key, _outcome(p)) for it, p in zip(chunk, preds, strict=True)]
     except Exception as e:  # noqa: BLE001 - reported per photo below
         if len(chunk) == 1:
@@ -203,7 +209,7 @@ def _estimate_chunk(predictor: Predictor, chunk: list[BatchItem]) -> list[tuple[
     out: list[tuple[int, Prediction | str]] = []
     for it in chunk:
         try:
-            out.append((it.key, _outcome(predictor.predict_many([it.photo], batch_size=1)[0])))
+            out.append((it.key, _outcome(predictor.predict_many([it.photo], [CropMode.AUTO], batch_size=1)[0])))
         except Exception as e:  # noqa: BLE001 - this photo's row shows why; the rest go on
             out.append((it.key, _one_line(e)))
     return out

@@ -73,3 +73,26 @@ def make_model_file(path: str | Path, size: int = 224, seed: int = 0,
         export_onnx(net, str(raw), meta.input.size)
         write_model_file(raw, meta, path)
     return path, net
+
+
+def make_framed_model_file(base: str | Path, out: str | Path, box: tuple[float, float, float, float],
+                           logit: float, threshold: float = 0.3, unsure_below: float = 0.6) -> Path:
+    """``base`` with framing outputs of a known answer grafted in (training.framing.graft): the
+    car is always at ``box`` (x0, y0, x1, y1 as fractions of the input) and the whole-car logit
+    is ``logit``."""
+    import torch
+
+    from training.framing import graft
+
+    class FixedFraming(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.register_buffer("box", torch.tensor(box))
+
+        def forward(self, fmap: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            zero = fmap.mean(dim=(1, 2, 3)) * 0.0
+            return self.box[None, :] + zero[:, None], zero + logit
+
+    graft(Path(base), FixedFraming(), {"threshold": threshold, "unsure_below": unsure_below,
+                                       "sources": ({"name": "test", "licence": "none"},)}, Path(out))
+    return Path(out)

@@ -121,20 +121,7 @@ def test_verdict_bands_and_iou() -> None:
     assert Located(None, math.nan).crop_for_estimate(full) is None
 
 
-# -- model files with framing outputs ---------------------------------------------------------------
-class FixedFraming(torch.nn.Module):
-    """Framing heads with a known answer: the box is fixed, the whole-car logit is a constant."""
-
-    def __init__(self, box: tuple[float, float, float, float], logit: float) -> None:
-        super().__init__()
-        self.box = torch.tensor(box)
-        self.logit = logit
-
-    def forward(self, fmap: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        zero = fmap.mean(dim=(1, 2, 3)) * 0.0
-        return self.box[None, :] + zero[:, None], zero + self.logit
-
-
+# -- model files with framing outputs (heads with a known answer: tests/modelfactory.py) -----------
 @pytest.fixture(scope="module")
 def base_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tests.modelfactory import make_model_file
@@ -144,11 +131,9 @@ def base_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _framed(base: Path, out: Path, box: tuple[float, float, float, float], logit: float) -> Path:
-    from training.framing import graft
+    from tests.modelfactory import make_framed_model_file
 
-    graft(base, FixedFraming(box, logit), {"threshold": 0.3, "unsure_below": 0.6,
-                                           "sources": ({"name": "test", "licence": "none"},)}, out)
-    return out
+    return make_framed_model_file(base, out, box, logit)
 
 
 class CountingPredictor:

@@ -172,12 +172,21 @@ def car_samples(photos: Sequence[Path], backgrounds: BackgroundPool, seed: int,
             yield Sample(comp.partial_view(car, rng), None, False, "partial")
 
 
-def non_car_samples(split: str, n_synthetic: int, seed: int) -> Iterator[Sample]:
-    """Installed non-car images (whole, and one random region of each) and synthetic graphics."""
+def non_car_samples(split: str, n_synthetic: int, seed: int, max_per_source: int = 1200,
+                    files: bool = True) -> Iterator[Sample]:
+    """Installed non-car images (whole, and one random region of each; at most
+    ``max_per_source`` files of one source, so thousands of clip-art files do not drown the
+    photos) and synthetic graphics."""
     from training.negatives import load_negative, negative_files, synthetic_negatives
 
     rng = np.random.default_rng(seed)
-    for path, _source in negative_files(split):
+    by_source: dict[str, list[Path]] = {}
+    for path, source in negative_files(split):
+        by_source.setdefault(source.name, []).append(path)
+    chosen = sorted(p for paths in by_source.values()
+                    for p in (paths if len(paths) <= max_per_source else
+                              [paths[j] for j in sorted(rng.choice(len(paths), max_per_source, replace=False))]))
+    for path in chosen if files else []:
         try:
             im = load_negative(path)
         except (OSError, ValueError) as e:
@@ -371,15 +380,23 @@ def build(model: Path, data: Path, split_json: Path, out_dir: Path, epochs: int 
     sess, meta = feature_session(model)
     pool = ThreadPoolExecutor(2)
     t0 = time.perf_counter()
-    bg_train = BackgroundPool([p for p, _ in background_files("train")])
+    bg_train = BackgroundPool(background_files("train"))
 
-    def stream(photos: Sequence[Path], split: str, s: int, n_syn: int) -> Iterator[Sample]:
+    def stream(photos: Sequence[Path], s: int, n_syn: int, negative_files: bool) -> Iterator[Sample]:
         yield from car_samples(photos, bg_train, s)
-        yield from non_car_samples(split, n_syn, s)
+        yield from non_car_samples("train", n_syn, s, files=negative_files)
 
-    train = extract(sess, meta.input, stream(files["train"], "train", seed, n_synthetic), pool=pool)
-    # Validation: the split's val photos, training backgrounds (the held-out ones are for the report).
-    val = extract(sess, meta.input, stream(files["val"], "train", seed + 1, n_synthetic // 8), pool=pool)
+    # Validation: the split's val photos with training backgrounds, and synthetic negatives of
+    # another seed (the installed negatives are split train/test only; test is for the report).
+    cache = out_dir / "features.npz"
+    if cache.is_file():
+        with np.load(cache) as z:
+            train = {k.removeprefix("train_"): z[k] for k in z.files if k.startswith("train_")}
+            val = {k.removeprefix("val_"): z[k] for k in z.files if k.startswith("val_")}
+    else:
+        train = extract(sess, meta.input, stream(files["train"], seed, n_synthetic, True), pool=pool)
+        val = extract(sess, meta.input, stream(files["val"], seed + 1, n_synthetic // 4, False), pool=pool)
+        np.savez(cache, **{f"train_{k}": v for k, v in train.items()}, **{f"val_{k}": v for k, v in val.items()})
     t_extract = time.perf_counter() - t0
     print(f"features: {len(train['whole'])} train, {len(val['whole'])} val samples in {t_extract:.0f} s", flush=True)
     heads, log = train_heads(train, val, epochs=epochs, seed=seed)

@@ -100,7 +100,7 @@ def report(model: Path, data: Path, split_json: Path, seed: int = 0, limit: int 
     tight_auto = [predictor.predict(ph, CropMode.AUTO) for ph in photos]
     out["tight"] = {"full": _score(tight_full, truth), "auto": _score(tight_auto, truth),
                     "flip_tta_full": flip_tta_top(predictor, photos, truth)}
-    bgs = BackgroundPool([p for p, _ in background_files("test")])
+    bgs = BackgroundPool(background_files("test"))
     rng = np.random.default_rng(seed)
     framed: dict[str, Any] = {}
     for coverage in (0.35, 0.6):
