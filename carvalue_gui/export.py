@@ -13,6 +13,7 @@ from typing import Any
 
 from core.modelfile import ModelMetadata
 from core.predictor import Prediction, PriceBin, Sweep
+from core.pricing import display_bounds, text_lines
 
 
 def format_dollars(value: float) -> str:
@@ -37,15 +38,16 @@ def prediction_text(pred: Prediction, meta: ModelMetadata | None = None, top: in
     lines = [
         f"Photo: {pred.source}" if pred.source else "Photo: (pasted image)",
         f"Crop: x={c.x:.0f} y={c.y:.0f} w={c.w:.0f} h={c.h:.0f}",
-        f"Estimated price: {format_dollars(pred.median_price)} "
-        f"(likely {format_dollars(pred.price_low)} to {format_dollars(pred.price_high)})",
+        *(text_lines(pred.price) if pred.price is not None else
+          [f"Estimated price: {format_dollars(pred.median_price)} "
+           f"(likely {format_dollars(pred.price_low)} to {format_dollars(pred.price_high)})"]),
         "Make/model: " + ", ".join(f"{x.label} {x.probability:.0%}" for x in pred.make_models[:top]),
         "Year: " + ", ".join(f"{x.label} {x.probability:.0%}" for x in pred.years[:top]),
         f"Looks like a whole car: {'yes' if pred.looks_like_car else 'no'} "
         f"(confidence {pred.confidence:.2f})",
     ]
     if meta is not None:
-        if meta.price.meaning:
+        if meta.price.meaning and pred.price is None:
             lines.append(f"Price meaning: {meta.price.meaning}")
         lines.append(f"Model: {meta.name}" + (f" ({meta.created})" if meta.created else ""))
     return "\n".join(lines)
@@ -58,7 +60,8 @@ def csv_header(meta: ModelMetadata, top: int = 5) -> list[str]:
         cols += [f"make_model_{i}", f"make_model_{i}_p"]
     for i in range(1, top + 1):
         cols += [f"year_{i}", f"year_{i}_p"]
-    cols += [f"p_{PriceBin(lo, hi, 0.0).label()}" for lo, hi in meta.price.bounds()]
+    cols += [f"p_{PriceBin(lo, hi, 0.0).label()}" for lo, hi in display_bounds(meta)]
+    cols += ["range80_low", "range80_high", "year_of_sale", "mileage_mi", "condition"]
     return cols
 
 
@@ -71,6 +74,10 @@ def csv_row(pred: Prediction, kind: str, position: float | None, top: int = 5) -
         for i in range(top):
             row += [items[i].label, f"{items[i].probability:.6f}"] if i < len(items) else ["", ""]
     row += [f"{b.probability:.6f}" for b in pred.price_bins]
+    e = pred.price
+    row += (["", "", "", "", ""] if e is None else
+            [f"{e.range80[0]:.2f}", f"{e.range80[1]:.2f}", e.year_of_sale,
+             "" if e.inputs.mileage_mi is None else f"{e.inputs.mileage_mi:.0f}", e.inputs.condition or ""])
     return row
 
 

@@ -463,6 +463,7 @@ class MainWindow(QMainWindow):
             return
         self._stop_sweep_animation()
         self.sweep_plot.show_sweep(entry.sweep)
+        self.panel.price_inputs.show_photo(entry.path)  # this photo's mileage and condition
         self.setWindowTitle(f"CarValue — {Path(entry.path).name}")
         if entry.photo is None:  # let go earlier: decode it again off the GUI thread
             self.crop_view.set_photo(None, message=f"Loading {Path(entry.path).name}…")
@@ -610,7 +611,7 @@ class MainWindow(QMainWindow):
         number of photos written. Photos still being estimated are counted in the notice."""
         if self.predictor is None:
             raise ValueError("no model is loaded, so there are no predictions to export")
-        results = self.all_results()
+        results = self.panel.price_inputs.priced(self.all_results(), self.predictor.metadata)
         if path.lower().endswith(".json"):
             write_json(path, results, self.predictor.metadata, str(self.predictor.path))
         else:

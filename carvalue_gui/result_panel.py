@@ -19,9 +19,11 @@ from PySide6.QtWidgets import (
 
 from carvalue_gui.export import format_dollars
 from carvalue_gui.price_chart import PriceChart
+from carvalue_gui.price_inputs import PriceInputsWidget
 from carvalue_gui.probability_bar import ProbabilityBar
 from core.modelfile import ModelMetadata
-from core.predictor import LabelProb, Prediction
+from core.predictor import LabelProb, Prediction, reprice
+from core.pricing import PriceInputs, describe
 
 TOP_K = 5
 PANEL_MIN_WIDTH = 340
@@ -122,6 +124,11 @@ class ResultPanel(QWidget):
         head.addWidget(self.price_label)
         head.addWidget(self.range_label, 1)
         layout.addLayout(head)
+        # Mileage, condition, year of sale: reprice what is shown at once (no forward pass).
+        self._meta: ModelMetadata | None = None
+        self.price_inputs = PriceInputsWidget()
+        self.price_inputs.changed.connect(self._reprice)
+        layout.addWidget(self.price_inputs)
 
         # The whole-car verdict: one line that is always there (so the chart below never moves),
         # showing either the confidence or the warning; switching pages resizes nothing.
@@ -169,6 +176,7 @@ class ResultPanel(QWidget):
     def set_model(self, meta: ModelMetadata | None, problem: str) -> None:
         """Which model makes the estimates; ``problem`` says why none is loaded."""
         self._has_model = meta is not None  # before the empty prediction: it reads this
+        self._meta = meta
         self.chart.set_price_spec(meta.price if meta else None)
         self.show_prediction(0, None)
         if meta is None:
@@ -177,12 +185,28 @@ class ResultPanel(QWidget):
                 f"to choose a CarValue model file.<br>{_escape(problem)}")
             self.price_label.setText("No model")
             return
-        meaning = meta.price.meaning or "a price estimate"
+        meaning = describe(meta, self.price_inputs.inputs().year) or "a price estimate"
         created = f", {meta.created[:10]}" if meta.created else ""
         self.model_line.setText(f"Price: {_escape(meaning)}<br>Model: <b>{_escape(meta.name)}</b>"
                                 f"{_escape(created)} · <a href='#model'>details…</a>")
 
+    def _reprice(self, inputs: PriceInputs) -> None:
+        if self._meta is not None:
+            self.set_model_line_year(inputs.year)
+        if self.shown is not None:
+            self.show_prediction(self.shown_request, self.shown)
+
+    def set_model_line_year(self, year: int) -> None:
+        """The model line's price sentence names the year of sale."""
+        if self._meta is not None:
+            created = f", {self._meta.created[:10]}" if self._meta.created else ""
+            self.model_line.setText(f"Price: {_escape(describe(self._meta, year))}<br>Model: "
+                                    f"<b>{_escape(self._meta.name)}</b>{_escape(created)} · "
+                                    "<a href='#model'>details…</a>")
+
     def show_prediction(self, request_id: int, pred: Prediction | None) -> None:
+        if pred is not None and self._meta is not None:  # priced with this photo's inputs
+            pred = reprice(pred, self._meta, self.price_inputs.inputs())
         self.shown = pred
         self.shown_request = request_id
         self.chart.show_prediction(pred)
@@ -195,8 +219,8 @@ class ResultPanel(QWidget):
             self.years.set_items(())
         else:
             self.price_label.setText(format_dollars(pred.median_price))
-            self.range_label.setText(f"likely {format_dollars(pred.price_low)} – "
-                                     f"{format_dollars(pred.price_high)}")
+            self.range_label.setText(price_range_text(pred))
+            self.price_label.setToolTip(price_tooltip(pred))
             self.make_models.set_items(pred.make_models[:TOP_K])
             self.years.set_items(pred.years[:TOP_K])
             if pred.looks_like_car:
@@ -206,6 +230,24 @@ class ResultPanel(QWidget):
                 self.notice.setText(not_a_car_text(pred.confidence))
                 self.status.setCurrentWidget(self.notice)
         self.result_shown.emit(request_id, pred)
+
+
+def price_range_text(pred: Prediction) -> str:
+    """Beside the price: the likely (middle-50%) range, the 80% range and what was used."""
+    likely = f"likely {format_dollars(pred.price_low)} – {format_dollars(pred.price_high)}"
+    e = pred.price
+    if e is None or e.source != "price_model":
+        return likely
+    return (f"{likely} · 80%: {format_dollars(e.range80[0])} – {format_dollars(e.range80[1])}\n"
+            f"{e.short_inputs()}")
+
+
+def price_tooltip(pred: Prediction) -> str:
+    """Everything the price says about itself (core.pricing's words)."""
+    if pred.price is None:
+        return ""
+    w = pred.price.words()
+    return "\n".join([w["what"], w["ranges"], f"Inputs: {w['inputs_used']}", *w["notes"], w["not_seen"]])
 
 
 def not_a_car_text(confidence: float) -> str:

@@ -354,8 +354,9 @@ class Predictor:
 
 
 def reprice(pred: Prediction, meta: ModelMetadata, inputs: PriceInputs) -> Prediction:
-    """``pred`` priced with other inputs (no forward pass); unchanged when it has no basis."""
-    if pred.basis is None:
+    """``pred`` priced with other inputs (no forward pass); unchanged when it has no basis or
+    was priced with the same inputs already."""
+    if pred.basis is None or (pred.price is not None and pred.price.inputs.to_dict() == inputs.to_dict()):
         return pred
     price = estimate_price(meta, pred.basis, inputs)
     return replace(pred, median_price=price.median, price_low=price.likely[0], price_high=price.likely[1],

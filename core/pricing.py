@@ -370,7 +370,7 @@ class PriceModel:
             return out
 
         levels = np.array([RANGE80[0], LIKELY[0], 0.5, LIKELY[1], RANGE80[1]])
-        qs = _bisect_quantiles(cdf, levels, lo, hi)
+        qs = _quantiles(cdf, levels, lo, hi)
         q = dict(zip(levels.tolist(), np.exp(qs).tolist(), strict=True))
 
         edge_cdf = cdf(np.log(np.asarray(self.edges, dtype=np.float64)))
@@ -395,17 +395,23 @@ def _variant(v: Any) -> Variant:
                    tuple(float(x) for x in v["residual_levels"]), tuple(float(x) for x in v["residual_quantiles"]))
 
 
-def _bisect_quantiles(cdf: Any, levels: np.ndarray, lo: float, hi: float, steps: int = 18) -> np.ndarray:
-    """Where a monotone ``cdf`` reaches each of ``levels`` (all at once), to (hi-lo)/2**steps:
-    a few dozen evaluations instead of a dense grid (the app prices every crop-box move)."""
-    a = np.full(len(levels), lo)
-    b = np.full(len(levels), hi)
-    for _ in range(steps):
-        mid = (a + b) / 2
-        below = cdf(mid) < levels
-        a = np.where(below, mid, a)
-        b = np.where(below, b, mid)
-    return (a + b) / 2
+def _quantiles(cdf: Any, levels: np.ndarray, lo: float, hi: float, coarse: int = 256, fine: int = 32) -> np.ndarray:
+    """Where a monotone ``cdf`` reaches each of ``levels``: a coarse grid brackets each level,
+    a fine grid inside each bracket, then linear interpolation (two vectorised evaluations: the
+    app prices every crop-box move, so this stays well under a millisecond)."""
+    g = np.linspace(lo, hi, coarse + 1)
+    c = np.maximum.accumulate(cdf(g))
+    i = np.clip(np.searchsorted(c, levels), 1, coarse)
+    a, b = g[i - 1], g[i]
+    t = np.linspace(0.0, 1.0, fine + 1)
+    pts = a[:, None] + (b - a)[:, None] * t[None, :]
+    cf = np.maximum.accumulate(cdf(pts.ravel()).reshape(pts.shape), axis=1)
+    rows = np.arange(len(levels))
+    j = np.clip((cf < levels[:, None]).sum(axis=1), 1, fine)
+    c0, c1 = cf[rows, j - 1], cf[rows, j]
+    frac = np.clip((levels - c0) / np.where(c1 > c0, c1 - c0, 1.0), 0.0, 1.0) * (c1 > c0)
+    out = pts[rows, j - 1] + frac * (pts[rows, j] - pts[rows, j - 1])
+    return np.maximum.accumulate(out)
 
 
 # --------------------------------------------------------------------------- the answer
@@ -434,16 +440,10 @@ class PriceEstimate:
     def words(self) -> dict[str, Any]:
         """Every sentence the price says about itself (one place for CLI, app and export)."""
         notes: list[str] = []
+        what = what_sentence(self.source, self.year_of_sale, self.listings_year, self.head_meaning)
         if self.source == "price_head":
-            what = (self.head_meaning or "an estimate from the model's price head") + (
-                " This model file has no price model, so the year of sale, mileage and condition "
-                "are not used and the ranges are the price head's own histogram.")
             used = "none (this model file has no price model)"
         else:
-            what = (f"Estimated used value in {self.year_of_sale}, in US dollars of the {self.listings_year} "
-                    "used-car market (no inflation adjustment): the new price (MSRP) of each likely make/model/"
-                    "year times a depreciation curve fitted on used-car listings, mixed over the model's "
-                    "make/model/year probabilities.")
             parts = [f"year of sale {self.year_of_sale}"]
             m, c = self.inputs.mileage_mi, self.inputs.condition
             parts.append(f"mileage {m:,.0f} mi" if m is not None else "mileage not given")
@@ -493,6 +493,18 @@ class PriceEstimate:
         }
 
 
+def what_sentence(source: str, year_of_sale: int, listings_year: int, head_meaning: str = "") -> str:
+    """What the price is (the first thing the CLI, the app and the export say about it)."""
+    if source == "price_head":
+        return ((head_meaning or "an estimate from the model's price head") +
+                " This model file has no price model, so the year of sale, mileage and condition "
+                "are not used and the ranges are the price head's own histogram.")
+    return (f"Estimated used value in {year_of_sale}, in US dollars of the {listings_year} used-car market "
+            "(no inflation adjustment): the new price (MSRP) of each likely make/model/year times a "
+            "depreciation curve fitted on used-car listings, mixed over the model's make/model/year "
+            "probabilities.")
+
+
 def head_estimate(bins: Sequence[PriceBin], head_median: float, inputs: PriceInputs, meaning: str,
                   listings_year: int = 2021) -> PriceEstimate:
     """A model file without a price model: the head's histogram and median, as before issue 17."""
@@ -540,3 +552,27 @@ def estimate_price(meta: ModelMetadata, basis: PriceBasis, inputs: PriceInputs) 
     if model is None or not model.classes:
         return head_estimate(basis.head_bins, basis.head_median, inputs, meta.price.meaning)
     return model.estimate(basis.probs, inputs, basis.head_median)
+
+
+def describe(meta: ModelMetadata, year_of_sale: int | None = None) -> str:
+    """What a model file's prices are, before any estimate (the app's model line)."""
+    model = price_model_of(meta)
+    if model is None or not model.classes:
+        return what_sentence("price_head", year_of_sale or current_year(), 2021, meta.price.meaning)
+    return what_sentence("price_model", year_of_sale or current_year(), model.listings_year)
+
+
+def display_bounds(meta: ModelMetadata) -> list[tuple[float, float | None]]:
+    """The price ranges a model file's estimates carry (the price model's, else the head's)."""
+    model = price_model_of(meta)
+    return bounds_of(model.edges) if model is not None and model.classes else meta.price.bounds()
+
+
+def text_lines(est: PriceEstimate) -> list[str]:
+    """The price as plain text lines (clipboard and any other plain-text place)."""
+    w = est.words()
+    return [f"Estimated price: ${round(est.median, -2):,.0f} (likely ${round(est.likely[0], -2):,.0f} to "
+            f"${round(est.likely[1], -2):,.0f}; 80% range ${round(est.range80[0], -2):,.0f} to "
+            f"${round(est.range80[1], -2):,.0f})",
+            f"Price ranges: {w['ranges']}", f"Price inputs: {w['inputs_used']}", f"Price means: {w['what']}",
+            *(f"Price note: {n}" for n in w["notes"]), w["not_seen"]]

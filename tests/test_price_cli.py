@@ -80,8 +80,8 @@ def test_bad_price_inputs_are_usage_errors(priced_model: Path, photo: Path, args
 
 
 def test_unknown_condition_is_a_usage_error(priced_model: Path, photo: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    rc, _, _ = run([str(photo), "--model", str(priced_model), "--condition", "mint"])
-    assert rc == 2 and "invalid choice: 'mint'" in capsys.readouterr().err  # argparse's own line
+    rc, _, err = run([str(photo), "--model", str(priced_model), "--condition", "mint"])
+    assert rc == 2 and "invalid choice: 'mint'" in err + capsys.readouterr().err  # argparse's own line
 
 
 def test_model_file_without_price_model_says_so(model_file: Path, photo: Path) -> None:
