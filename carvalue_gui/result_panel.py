@@ -238,7 +238,7 @@ def price_range_text(pred: Prediction) -> str:
     e = pred.price
     if e is None or e.source != "price_model":
         return likely
-    return (f"{likely} · 80%: {format_dollars(e.range80[0])} – {format_dollars(e.range80[1])}\n"
+    return (f"{likely}\n80%: {format_dollars(e.range80[0])} – {format_dollars(e.range80[1])} · "
             f"{e.short_inputs()}")
 
 
