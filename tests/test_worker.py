@@ -37,6 +37,9 @@ class RecordingPredictor:
             self.calls.append(("warm-up" if getattr(photo, "source", "") == "<warm-up>" else "crop", len(crops)))
         return ["prediction"] * len(crops)
 
+    def predict(self, photo: object, crop: object = None, top_k: int = 5) -> str:
+        return self.predict_crops(photo, [crop], top_k)[0]
+
 
 def wait_until(predicate: object, timeout: float = 5.0) -> None:
     end = time.monotonic() + timeout
@@ -89,7 +92,7 @@ class FailsOnOnePhoto:
         self.bad = bad
         self.batches: list[list[str]] = []
 
-    def predict_many(self, photos: list[object], batch_size: int = 16) -> list[str]:
+    def predict_many(self, photos: list[object], crops: object = None, batch_size: int = 16) -> list[str]:
         names = [getattr(p, "source", "") for p in photos]
         self.batches.append(names)
         if self.bad in names:
