@@ -53,6 +53,7 @@ from carvalue_gui.worker import (
 from core.modelfile import ModelFileError
 from core.predictor import Prediction, Predictor, Sweep, default_model_path
 from core.preprocess import IMAGE_SUFFIXES, Box, ImageLoadError, Photo, photo_from_image
+from core.pricing import current_year
 
 SWEEP_WIDTH = 0.5  # the sweep box is half the photo wide, full height (the seed's study)
 SWEEP_STEP_MS = 70  # animation: time the box rests at each sweep position
@@ -222,6 +223,8 @@ class MainWindow(QMainWindow):
             self.resize(1360, 860)
         if s.window_state:
             self.restoreState(QByteArray.fromBase64(s.window_state.encode()))
+        if s.year_of_sale:
+            self.panel.price_inputs.year.setValue(s.year_of_sale)
         for name, split in (("main", self.main_split), ("left", self.left_split)):
             sizes = s.splitters.get(name)
             if sizes and len(sizes) == split.count():
@@ -232,6 +235,8 @@ class MainWindow(QMainWindow):
         s.geometry = bytes(self.saveGeometry().toBase64().data()).decode()
         s.window_state = bytes(self.saveState().toBase64().data()).decode()
         s.splitters = {"main": self.main_split.sizes(), "left": self.left_split.sizes()}
+        year = self.panel.price_inputs.year.value()
+        s.year_of_sale = 0 if year == current_year() else year
 
     # == model ==================================================================================
     def _load_initial_model(self, model_path: str | None) -> None:

@@ -27,6 +27,7 @@ class Settings:
     last_folder: str = ""
     recent_files: list[str] = field(default_factory=list)
     model_path: str = ""  # "" = the bundled model
+    year_of_sale: int = 0  # prices count ages to this year; 0 = the current year (never goes stale)
 
     def add_recent(self, paths: list[str]) -> None:
         """Most recent first, no duplicates, at most MAX_RECENT."""
@@ -68,6 +69,9 @@ def _from_dict(d: dict[str, Any]) -> Settings:
         s.recent_files = [str(x) for x in d["recent_files"] if isinstance(x, str)][:MAX_RECENT]
     if isinstance(d.get("model_path"), str):
         s.model_path = d["model_path"]
+    y = d.get("year_of_sale")
+    if isinstance(y, int) and not isinstance(y, bool) and (y == 0 or 1950 <= y <= 2100):
+        s.year_of_sale = y
     return s
 
 

@@ -78,3 +78,21 @@ def test_mileage_and_condition_reprice_at_once_per_photo(qtbot: object, priced_m
     by_source = {Path(r["source"]).name: r for r in rows if r["kind"] == "photo"}
     assert by_source["a.jpg"]["condition"] == "fair" and by_source["b.jpg"]["condition"] == ""
     assert float(by_source["a.jpg"]["range80_low"]) <= float(by_source["a.jpg"]["price_low"])
+
+
+def test_year_of_sale_is_a_setting_that_does_not_go_stale(qtbot: object, priced_model: Path, tmp_path: Path) -> None:
+    from carvalue_gui.main_window import MainWindow
+    from carvalue_gui.settings import Settings, _from_dict
+    from core.pricing import current_year
+
+    window = MainWindow(model_path=str(priced_model), settings=Settings(year_of_sale=2024))
+    qtbot.addWidget(window)  # type: ignore[attr-defined]
+    assert window.panel.price_inputs.inputs().year == 2024
+    assert "value in 2024" in window.panel.model_line.text()
+    window._store_layout()
+    assert window.settings.year_of_sale == 2024
+    window.panel.price_inputs.year.setValue(current_year())
+    window._store_layout()
+    assert window.settings.year_of_sale == 0  # "this year", whichever year it is when next opened
+    assert _from_dict({"year_of_sale": 1800}).year_of_sale == 0
+    assert _from_dict({"year_of_sale": True}).year_of_sale == 0
