@@ -15,7 +15,7 @@ from typing import NoReturn, TextIO
 
 from PIL import Image
 
-from core.framing import CropMode, WholeCar, parse_crop
+from core.framing import CropMode, parse_crop, whole_car_message
 from core.modelfile import ModelFileError
 from core.predictor import MAX_SWEEP_POSITIONS, Prediction, Predictor, Sweep
 from core.preprocess import Box, ImageLoadError, load_photo
@@ -57,11 +57,6 @@ def build_parser() -> argparse.ArgumentParser:
     price.add_argument("--km", action="store_true", help="--mileage is in kilometres")
     price.add_argument("--condition", choices=CONDITIONS, help="condition as a seller would state it")
     return p
-
-
-WHOLE_CAR_WORDS = {WholeCar.YES: "looks like a whole car",
-                   WholeCar.UNSURE: "unsure: it may not show a whole car",
-                   WholeCar.NO: "this does not look like a whole car"}
 
 
 def _parse_crop(text: str) -> CropMode | Box:
@@ -180,7 +175,7 @@ def format_prediction(path: str, p: Prediction, predictor: Predictor) -> str:
     for label, items in (("make/model", p.make_models), ("year", p.years)):
         for j, lp in enumerate(items):
             lines.append(f"  {label if j == 0 else '':<13} {lp.probability:6.1%}  {lp.label}")
-    lines.append(f"  confidence    {p.confidence:.2f} ({WHOLE_CAR_WORDS[p.whole_car]})")
+    lines.append(f"  whole car     {whole_car_message(p.whole_car, p.confidence, p.covers_photo, reset='--crop auto')}")
     if p.found_box is not None:
         f = p.found_box
         lines.append(f"  car found at  {f.x:.0f},{f.y:.0f},{f.w:.0f},{f.h:.0f}")

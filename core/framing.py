@@ -106,3 +106,20 @@ class Located:
         if self.box is None or box_iou(self.box, full) >= SAME_AS_FULL_IOU:
             return None
         return self.box
+
+
+def whole_car_message(judged: WholeCar, score: float, covers_photo: bool, reset: str = "Ctrl+R") -> str:
+    """What the app and the CLI say about the whole-car check, in one place.  It never asks to
+    widen a box that already covers the whole photo."""
+    pct = f"{score:.0%}" if math.isfinite(score) else "n/a"
+    if judged is WholeCar.YES:
+        return f"Looks like a whole car (score {pct})"
+    if judged is WholeCar.UNSURE:
+        fix = ("" if covers_photo else " Check that the box takes in the whole car, or reset it to the car "
+               f"found ({reset}).")
+        return f"Unsure this shows a whole car (score {pct}): treat the estimate with care.{fix}"
+    if covers_photo:
+        return (f"This does not look like a car (score {pct}): the estimate is unreliable. Try a photo "
+                "that shows the whole car.")
+    return (f"This does not look like a whole car (score {pct}): the estimate is unreliable. Widen the "
+            f"box to take in the whole car, or reset it to the car found ({reset}).")

@@ -65,6 +65,16 @@ class Prediction:
     # first pass found the car in the whole photo (None: not located, or no car seen).
     unsure: bool = False
     found_box: Box | None = None
+    photo_size: tuple[int, int] | None = None  # original pixels of the photo it was made on
+
+    @property
+    def covers_photo(self) -> bool:
+        """The crop is the whole photo (within a pixel): widening it is not possible."""
+        if self.photo_size is None:
+            return False
+        w, h = self.photo_size
+        c = self.crop
+        return c.x <= 1 and c.y <= 1 and c.x + c.w >= w - 1 and c.y + c.h >= h - 1
     price: PriceEstimate | None = None
     basis: PriceBasis | None = field(default=None, compare=False, repr=False)
 
@@ -273,7 +283,7 @@ class Predictor:
         for start in range(0, len(wanted), SWEEP_BATCH):
             outs, clamped = self._forward([(photo, b) for b in wanted[start:start + SWEEP_BATCH]])
             probs.append(softmax(outs["make_model_logits"], meta.temperatures.get("make_model", 1.0)))
-            preds += [self._decode(outs, i, b, photo.source, top_k) for i, b in enumerate(clamped)]
+            preds += [self._decode(outs, i, b, photo, top_k) for i, b in enumerate(clamped)]
             boxes += clamped
         return Sweep(photo.original_size, tuple(boxes), tuple(preds), tuple(meta.make_models),
                      np.concatenate(probs))
@@ -286,7 +296,7 @@ class Predictor:
             return []
         first = [(photo, crop if isinstance(crop, Box) else None) for photo, crop in pairs]
         outs, boxes = self._forward(first)
-        preds = [self._decode(outs, i, boxes[i], pairs[i][0].source, top_k) for i in range(len(pairs))]
+        preds = [self._decode(outs, i, boxes[i], pairs[i][0], top_k) for i in range(len(pairs))]
         again: list[tuple[int, Box]] = []
         for i, (photo, crop) in enumerate(pairs):
             if crop is CropMode.AUTO:
@@ -298,7 +308,7 @@ class Predictor:
         if again:
             outs2, boxes2 = self._forward([(pairs[i][0], box) for i, box in again])
             for j, (i, _) in enumerate(again):
-                second = self._decode(outs2, j, boxes2[j], pairs[i][0].source, top_k)
+                second = self._decode(outs2, j, boxes2[j], pairs[i][0], top_k)
                 preds[i] = replace(second, found_box=preds[i].found_box)
         return preds
 
@@ -314,7 +324,7 @@ class Predictor:
             inputs = [crop_to_input(p, b, spec) for p, b in zip(photos, boxes, strict=True)]
         return self.run_batch(np.stack(inputs)), boxes
 
-    def _decode(self, outs: dict[str, np.ndarray], i: int, box: Box, source: str, top_k: int) -> Prediction:
+    def _decode(self, outs: dict[str, np.ndarray], i: int, box: Box, photo: Photo, top_k: int) -> Prediction:
         meta = self.metadata
         temps = meta.temperatures
         price_p = softmax(outs["price_logits"][i], temps.get("price", 1.0))
@@ -346,8 +356,9 @@ class Predictor:
             looks_like_car=looks,
             unsure=unsure,
             crop=box,
-            source=source,
+            source=photo.source,
             median_head=head,
+            photo_size=photo.original_size,
             price=price,
             basis=basis,
         )

@@ -224,3 +224,15 @@ def test_predict_many_auto_batches_both_passes(base_model: Path, tmp_path: Path)
     for p, q in zip(preds, singles, strict=True):
         assert p.crop == q.crop == q.found_box
         assert [lp.label for lp in p.make_models] == [lp.label for lp in q.make_models]
+
+
+def test_whole_car_message_never_asks_to_widen_a_box_that_covers_the_photo() -> None:
+    from core.framing import whole_car_message
+
+    for judged in WholeCar:
+        for score in (0.0, 0.4, 0.99, math.nan):
+            whole = whole_car_message(judged, score, covers_photo=True)
+            assert "widen" not in whole.lower() and "reset" not in whole.lower()
+    assert "Widen the box" in whole_car_message(WholeCar.NO, 0.1, covers_photo=False)
+    assert "Unsure" in whole_car_message(WholeCar.UNSURE, 0.4, covers_photo=False)
+    assert "--crop auto" in whole_car_message(WholeCar.NO, 0.1, False, reset="--crop auto")
