@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QApplication
 from carvalue_gui import startup_probe
 from carvalue_gui.bundle import apply_app_identity
 from carvalue_gui.main_window import MainWindow
+from carvalue_gui.version import app_version
 
 
 def parse_args(args: list[str]) -> argparse.Namespace:
@@ -18,6 +19,7 @@ def parse_args(args: list[str]) -> argparse.Namespace:
                                      "make/model and year from photos (opens the desktop app).")
     parser.add_argument("paths", nargs="*", help="photos or folders of photos to open")
     parser.add_argument("--model", help="a CarValue model file (.onnx) instead of the bundled one")
+    parser.add_argument("--version", "-V", action="version", version=f"carvalue {app_version()}")
     return parser.parse_args(args)
 
 

@@ -12,6 +12,11 @@ def main(argv: list[str] | None = None) -> int:
         from core.cli import main as cli_main
 
         return cli_main(args[1:])
+    if args and args[0] in ("--version", "-V"):
+        from carvalue_gui.version import app_version
+
+        print(f"carvalue {app_version()}")
+        return 0
     if args and args[0] == "--self-test":
         from carvalue_gui.selftest import main as self_test
 

@@ -33,8 +33,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from carvalue_gui.box_history import BoxHistory
 from carvalue_gui.crop_view import CropView
 from carvalue_gui.export import PhotoResults, format_dollars, prediction_text, write_csv, write_json
+from carvalue_gui.help_dialogs import HtmlDialog, about_html, shortcuts_html
 from carvalue_gui.loader import LoadedPhoto, PhotoLoader, make_thumbnail
 from carvalue_gui.model_dialog import ModelDialog
 from carvalue_gui.notices import NoticeArea
@@ -103,6 +105,7 @@ class MainWindow(QMainWindow):
         self.loader.finished.connect(self._on_load_finished)
 
         self._build_widgets()
+        self.box_history = BoxHistory(self._apply_box, self)
         self._build_actions()
         self._restore_layout()
         if problem:
@@ -188,6 +191,11 @@ class MainWindow(QMainWindow):
         self.act_reset = act("&Reset crop box", self.crop_view.reset_box, "Ctrl+R")
         self.act_sweep = act("Pan &across", self.start_sweep, "Ctrl+P")
         self.act_sweep.setToolTip("Sweep the crop box along the photo and plot the estimate")
+        self.act_undo, self.act_redo = self.box_history.actions(self)
+        self.act_remove = act("Re&move photo", self.remove_photo, QKeySequence.StandardKey.Delete)
+        self.act_remove.setToolTip("Remove the selected photo from the list (the file stays)")
+        self.act_about = act("&About CarValue", self.show_about)
+        self.act_shortcuts = act("&Keyboard shortcuts", self.show_shortcuts, QKeySequence.StandardKey.HelpContents)
 
         file_menu = self.menuBar().addMenu("&File")
         for a in (self.act_open, self.act_open_folder, self.act_paste):
@@ -203,11 +211,18 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         file_menu.addAction(self.act_quit)
         edit_menu = self.menuBar().addMenu("&Edit")
+        edit_menu.addAction(self.act_undo)
+        edit_menu.addAction(self.act_redo)
+        edit_menu.addSeparator()
         edit_menu.addAction(self.act_copy)
         edit_menu.addAction(self.act_paste)
         edit_menu.addAction(self.act_reset)
+        edit_menu.addAction(self.act_remove)
         tools_menu = self.menuBar().addMenu("&Tools")
         tools_menu.addAction(self.act_sweep)
+        help_menu = self.menuBar().addMenu("&Help")
+        help_menu.addAction(self.act_shortcuts)
+        help_menu.addAction(self.act_about)
 
         bar = self.addToolBar("Main")
         bar.setObjectName("main_toolbar")
@@ -302,6 +317,23 @@ class MainWindow(QMainWindow):
         self.act_charts.setEnabled(shown)
         self.act_copy.setEnabled(shown)
         self.act_reset.setEnabled(entry is not None)
+        self.act_remove.setEnabled(entry is not None)
+
+    def show_about(self) -> HtmlDialog:
+        meta = self.predictor.metadata if self.predictor else None
+        dialog = HtmlDialog("About CarValue", about_html(meta, str(self.predictor.path) if self.predictor else ""),
+                            self)
+        dialog.show()
+        return dialog
+
+    def show_shortcuts(self) -> HtmlDialog:
+        dialog = HtmlDialog("Keyboard shortcuts", shortcuts_html(self._all_actions()), self)
+        dialog.show()
+        return dialog
+
+    def _all_actions(self) -> list[QAction]:
+        return [a for menu in (self.menuBar().actions()) if menu.menu() is not None
+                for a in menu.menu().actions() if not a.isSeparator()]  # type: ignore[union-attr]
 
     def show_model_dialog(self) -> None:
         if self.predictor is not None:
@@ -470,6 +502,7 @@ class MainWindow(QMainWindow):
         self.sweep_plot.show_sweep(entry.sweep)
         self.panel.price_inputs.show_photo(entry.path)  # this photo's mileage and condition
         self.setWindowTitle(f"CarValue — {Path(entry.path).name}")
+        self.box_history.reset(entry.box)
         if entry.photo is None:  # let go earlier: decode it again off the GUI thread
             self.crop_view.set_photo(None, message=f"Loading {Path(entry.path).name}…")
             self.panel.show_prediction(self._new_request_id(), None)
@@ -510,10 +543,17 @@ class MainWindow(QMainWindow):
         self._stop_sweep_animation()
         self._sweep_box_moved = True  # a sweep still being computed will not move the box
         entry.box = None if box == Box.full(entry.size) else box
+        self.box_history.moved(entry.box)
         if entry.box is None and entry.crop_prediction is not None:  # reset: no crop to keep
             entry.crop_prediction = None
             self._show_row(entry)
         self._submit_crop(entry, box)
+
+    def _apply_box(self, box: Box | None) -> None:
+        """Undo/redo: put the box back (the estimate follows as for any move)."""
+        entry = self.current_entry()
+        if entry is not None:
+            self.crop_view.set_box(box or Box.full(entry.size))
 
     def _on_crop_done(self, rid: int, pred: Prediction) -> None:
         if rid != self._request_id:
@@ -532,6 +572,38 @@ class MainWindow(QMainWindow):
 
     def _on_worker_failed(self, kind: str, ident: int, message: str) -> None:
         self.notices.add([f"Prediction failed ({kind}): {message}"])
+
+    def remove_photo(self, key: int | None = None) -> bool:
+        """Take a photo (the selected one by default) off the list; the next one is shown."""
+        key = self.strip.current_key() if key is None else key
+        entry = self.photos.get(key)
+        if entry is None:
+            return False
+        keys = self.strip.keys()
+        row = keys.index(entry.key)
+        if entry.key == self.strip.current_key():
+            self._stop_sweep_animation()
+        self._batch_total -= self.worker.cancel_batch({entry.key})
+        if self.photos.remove(entry.key):
+            self.loader.release()
+        self.strip.remove(entry.key)
+        rest = self.strip.keys()
+        if not rest:
+            self._show_nothing()
+        elif self.strip.current_key() is None or entry.key == keys[row]:
+            self.strip.select(rest[min(row, len(rest) - 1)])
+        self._update_progress()
+        self._update_actions()
+        if self._batch_total and self._batch_done >= self._batch_total:
+            self.batch_finished.emit()
+        return True
+
+    def _show_nothing(self) -> None:
+        self.crop_view.set_photo(None)
+        self.sweep_plot.show_sweep(None)
+        self.panel.show_prediction(self._new_request_id(), None)
+        self.box_history.reset(None)
+        self.setWindowTitle("CarValue")
 
     # == pan across ============================================================================
     def start_sweep(self) -> int:
@@ -603,6 +675,7 @@ class MainWindow(QMainWindow):
         self.crop_view.set_box(box, notify=False)
         entry.box = box
         entry.crop_prediction = pred
+        self.box_history.placed(box)
         self._show_row(entry)
         self.sweep_plot.mark_position(index)
         self.panel.show_prediction(self._new_request_id(), pred)
@@ -723,6 +796,12 @@ class MainWindow(QMainWindow):
             a.triggered.connect(lambda _=False, path=p: self.open_paths([path]))
         if not self.settings.recent_files:
             self.recent_menu.addAction("(none)").setEnabled(False)
+            return
+        self.recent_menu.addSeparator()
+        self.recent_menu.addAction("&Clear recent files").triggered.connect(self.clear_recent)
+
+    def clear_recent(self) -> None:
+        self.settings.recent_files = []
 
     # == shutdown ===============================================================================
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override

@@ -173,3 +173,97 @@ def test_model_details_are_a_readable_summary_with_the_licences(window: MainWind
     assert "80.1%" in text and "$10,618" in text and "90.2%" in text and "6,050" in text
     assert re.search(r"\d\.\d{6,}", text) is None, "unrounded numbers"
     assert "{" not in text and '"' not in text  # no JSON
+
+
+def test_undo_and_redo_move_the_box_back_and_the_estimate_follows(qtbot: object, window: MainWindow,
+                                                                  photos: dict[str, list[Path]]) -> None:
+    from PySide6.QtGui import QKeySequence
+
+    assert QKeySequence("Ctrl+Z") in window.act_undo.shortcuts()
+    assert QKeySequence("Ctrl+Shift+Z") in window.act_redo.shortcuts()
+    load(qtbot, window, photos["loose"][:1])
+    wait_shown(qtbot, window)
+    assert not window.act_undo.isEnabled()
+    first, second = Box(20, 10, 120, 90), Box(100, 50, 150, 120)
+    move_box(qtbot, window, first)
+    qtbot.waitUntil(lambda: window.box_history.stack.count() == 1, timeout=WAIT_MS)  # type: ignore[attr-defined]
+    for x in (100, 110, 120):  # a drag: many moves, one step
+        window.crop_view.set_box(Box(x, 50, 150, 120))
+    move_box(qtbot, window, second)
+    qtbot.waitUntil(lambda: window.box_history.stack.count() == 2, timeout=WAIT_MS)  # type: ignore[attr-defined]
+    window.act_undo.trigger()
+    assert window.crop_view.box() == first
+    assert wait_shown(qtbot, window).crop == first
+    window.act_undo.trigger()  # back to the whole photo
+    entry = window.current_entry()
+    assert entry is not None and window.crop_view.box() == Box.full(entry.size) and entry.box is None
+    assert not window.act_undo.isEnabled() and window.act_redo.isEnabled()
+    window.act_redo.trigger()
+    window.act_redo.trigger()
+    assert window.crop_view.box() == second
+    assert wait_shown(qtbot, window).crop == second
+    assert window.box_history.stack.count() == 2  # undo/redo pushed no steps of their own
+
+
+def test_undo_right_after_a_move_undoes_that_move(qtbot: object, window: MainWindow,
+                                                  photos: dict[str, list[Path]]) -> None:
+    load(qtbot, window, photos["loose"][:1])
+    wait_shown(qtbot, window)
+    move_box(qtbot, window, Box(20, 10, 120, 90))
+    window.act_undo.trigger()  # before the move has settled into a step
+    entry = window.current_entry()
+    assert entry is not None and entry.box is None
+
+
+def test_remove_photo_shows_the_next_one_and_the_last_leaves_an_empty_window(
+        qtbot: object, window: MainWindow, photos: dict[str, list[Path]]) -> None:
+    from PySide6.QtGui import QKeySequence
+
+    assert window.act_remove.shortcut() == QKeySequence(QKeySequence.StandardKey.Delete)
+    load(qtbot, window, photos["loose"])
+    wait_shown(qtbot, window)
+    first, second = window.entries.values()
+    assert window.remove_photo()
+    assert list(window.entries) == [second.key] and window.strip.count() == 1
+    assert window.current_entry() is second and window.crop_view.image_size() == second.size
+    assert wait_shown(qtbot, window).source == second.path
+    load(qtbot, window, photos["loose"][:1])  # removed photos can be opened again
+    assert len(window.entries) == 2
+    window.remove_photo()
+    window.remove_photo()
+    assert not window.entries and window.crop_view.image_size() is None
+    assert window.panel.shown is None and window.panel.price_label.text() == "—"
+    assert not window.act_remove.isEnabled() and not window.act_export.isEnabled()
+    assert window.loader.waiting() == 0 and window.batch_pending() == 0
+
+
+def test_clear_recent_files(qtbot: object, window: MainWindow, photos: dict[str, list[Path]]) -> None:
+    load(qtbot, window, photos["loose"][:1])
+    assert window.settings.recent_files
+    window.recent_menu.aboutToShow.emit()
+    clear = next(a for a in window.recent_menu.actions() if a.text() == "&Clear recent files")
+    clear.trigger()
+    assert window.settings.recent_files == []
+    window.recent_menu.aboutToShow.emit()
+    assert [a.text() for a in window.recent_menu.actions()] == ["(none)"]
+
+
+def test_help_about_and_shortcuts(window: MainWindow) -> None:
+    from carvalue_gui.version import app_version
+
+    assert window.predictor is not None
+    about = window.show_about().text.toPlainText()
+    assert f"CarValue {app_version()}" in about and window.predictor.metadata.name in about
+    assert "MIT" in about and "LGPL" in about
+    keys = window.show_shortcuts().text.toPlainText()
+    for expected in ("Ctrl+Z", "Ctrl+Shift+Z", "Del", "Ctrl+P", "Ctrl+O", "Arrow keys", "Double-click"):
+        assert expected in keys, expected
+
+
+def test_carvalue_version(capsys: pytest.CaptureFixture[str]) -> None:
+    from carvalue_gui.launcher import main
+    from carvalue_gui.version import app_version
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out == f"carvalue {app_version()}\n"
+    assert app_version()[0].isdigit()

@@ -1,0 +1,68 @@
+"""Help > About (version, model, licences) and Help > Keyboard shortcuts (made from the window's
+actions, so the list cannot drift from what the keys do)."""
+
+from __future__ import annotations
+
+import platform
+from html import escape
+
+from PySide6 import __version__ as pyside_version
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QDialog, QDialogButtonBox, QTextBrowser, QVBoxLayout, QWidget
+
+from carvalue_gui.model_dialog import licences
+from carvalue_gui.version import app_version
+from core.modelfile import ModelMetadata
+
+# What the photo view does with the mouse and keys (see CropView): not actions, so listed here.
+CROP_VIEW_KEYS = (
+    ("Arrow keys", "nudge the crop box by 1% of the photo (with Shift: 10%)"),
+    ("Double-click", "reset the crop box to the whole photo"),
+    ("Drag outside the box, or Shift+drag", "draw a new crop box"),
+    ("Drag the box or its handles", "move or resize it"),
+)
+
+
+def shortcuts_html(actions: list[QAction]) -> str:
+    rows = []
+    for a in actions:
+        keys = [k.toString(QKeySequence.SequenceFormat.NativeText) for k in a.shortcuts() if not k.isEmpty()]
+        if keys:
+            rows.append((" or ".join(keys), a.text().replace("&", "").rstrip("…")))
+    rows += list(CROP_VIEW_KEYS)
+    body = "".join(f"<tr><td><b>{escape(k)}</b></td><td>{escape(v)}</td></tr>" for k, v in rows)
+    return f"<table cellspacing='6'>{body}</table>"
+
+
+def about_html(meta: ModelMetadata | None, model_path: str) -> str:
+    parts = [f"<h2>CarValue {escape(app_version())}</h2>",
+             "<p>Estimates a used car's price, make/model and model year from a photo, offline.</p>"]
+    if meta is None:
+        parts.append("<p><b>Model:</b> none loaded.</p>")
+    else:
+        created = f", created {escape(meta.created[:10])}" if meta.created else ""
+        parts.append(f"<p><b>Model:</b> {escape(meta.name)}{created}<br>{escape(model_path)}</p>")
+        found = licences(meta)
+        parts.append("<p><b>Model licences</b></p>" + (
+            "<ul>" + "".join(f"<li>{escape(x)}</li>" for x in found) + "</ul>" if found
+            else "<p><i>No licence is stated in the model file.</i></p>"))
+    parts.append("<p><b>Software</b>: CarValue is MIT-licensed. It uses Qt for Python (PySide6 "
+                 f"{escape(pyside_version)}, LGPL-3.0), pyqtgraph (MIT), ONNX Runtime (MIT), numpy (BSD), "
+                 "Pillow (HPND) and pi-heif with libheif/libde265 (LGPL-3.0) for HEIC photos.</p>")
+    parts.append(f"<p>Python {escape(platform.python_version())} on {escape(platform.system())}</p>")
+    return "".join(parts)
+
+
+class HtmlDialog(QDialog):
+    def __init__(self, title: str, html: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(title)
+        self.resize(560, 480)
+        layout = QVBoxLayout(self)
+        self.text = QTextBrowser()
+        self.text.setOpenExternalLinks(False)
+        self.text.setHtml(html)
+        layout.addWidget(self.text)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(self.close)
+        layout.addWidget(buttons)
