@@ -53,9 +53,9 @@ from carvalue_gui.worker import (
     SweepRequest,
 )
 from core.modelfile import ModelFileError
-from core.predictor import Prediction, Predictor, Sweep, default_model_path
+from core.predictor import Prediction, Predictor, Sweep, default_model_path, reprice
 from core.preprocess import IMAGE_SUFFIXES, Box, ImageLoadError, Photo, photo_from_image
-from core.pricing import current_year
+from core.pricing import PriceInputs, current_year
 
 SWEEP_WIDTH = 0.5  # the sweep box is half the photo wide, full height (the seed's study)
 SWEEP_STEP_MS = 70  # animation: time the box rests at each sweep position
@@ -161,6 +161,8 @@ class MainWindow(QMainWindow):
         self.sweep_plot.position_clicked.connect(self.move_to_sweep_position)
         self.panel.result_shown.connect(self._on_panel_shown)
         self.panel.model_details_requested.connect(self.show_model_dialog)
+        self.panel.price_inputs.changed.connect(self._on_price_inputs_changed)
+        self._rows_year = self.panel.price_inputs.inputs().year
 
         self.progress = QProgressBar()
         self.progress.setMaximumWidth(220)
@@ -461,12 +463,23 @@ class MainWindow(QMainWindow):
         photo's, or why there is none."""
         pred = entry.shown_prediction()
         if pred is not None:
-            self.strip.set_estimate(entry.key, entry.path, pred, crop=pred is not entry.prediction)
+            priced = pred if self.predictor is None else reprice(
+                pred, self.predictor.metadata, self.panel.price_inputs.inputs_for(entry.path))
+            self.strip.set_estimate(entry.key, entry.path, priced, crop=pred is not entry.prediction)
         elif self.predictor is None:
             self.strip.set_estimate(entry.key, entry.path, None, "no model loaded")
         else:
             self.strip.set_estimate(entry.key, entry.path, None,
                                     f"estimate failed: {entry.error}" if entry.error else "")
+
+    def _on_price_inputs_changed(self, inputs: PriceInputs) -> None:
+        """The rows follow the fields: the current photo's row, or every row when the year of
+        sale (one setting for all photos) changed."""
+        every = inputs.year != self._rows_year
+        self._rows_year = inputs.year
+        current = self.current_entry()
+        for entry in list(self.entries.values()) if every else [current] if current else []:
+            self._show_row(entry)
 
     def batch_pending(self) -> int:
         return max(0, self._batch_total - self._batch_done)

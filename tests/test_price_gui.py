@@ -55,6 +55,8 @@ def test_mileage_and_condition_reprice_at_once_per_photo(qtbot: object, priced_m
     assert fields.error.isVisible() and "mileage must be a number" in fields.error.text()
     assert panel.shown.price is not None and panel.shown.price.inputs.condition == "fair"
     fields.mileage.setText("150000")
+    key_a = next(k for k, e in window.entries.items() if e.path == str(a))
+    assert panel.price_label.text() in window.strip._items[key_a].text()  # the row follows the fields
 
     # photo b starts with empty fields; a keeps its own
     window.select_photo(next(k for k, e in window.entries.items() if e.path == str(b)))
