@@ -480,6 +480,14 @@ class MainWindow(QMainWindow):
         current = self.current_entry()
         for entry in list(self.entries.values()) if every else [current] if current else []:
             self._show_row(entry)
+        if current is not None and current.sweep is not None:
+            self.sweep_plot.show_sweep(self._priced_sweep(current))
+
+    def _priced_sweep(self, entry: PhotoEntry) -> Sweep | None:
+        """The photo's sweep priced with its own fields (the plot's medians and likely band)."""
+        if entry.sweep is None or self.predictor is None:
+            return entry.sweep
+        return self.panel.price_inputs.priced_sweep(entry.sweep, self.predictor.metadata, entry.path)
 
     def batch_pending(self) -> int:
         return max(0, self._batch_total - self._batch_done)
@@ -512,7 +520,7 @@ class MainWindow(QMainWindow):
         if entry is None:
             return
         self._stop_sweep_animation()
-        self.sweep_plot.show_sweep(entry.sweep)
+        self.sweep_plot.show_sweep(self._priced_sweep(entry))
         self.panel.price_inputs.show_photo(entry.path)  # this photo's mileage and condition
         self.setWindowTitle(f"CarValue — {Path(entry.path).name}")
         self.box_history.reset(entry.box)
@@ -645,7 +653,7 @@ class MainWindow(QMainWindow):
             self.dropped_results += 1
             return
         entry.sweep = sweep
-        self.sweep_plot.show_sweep(sweep)
+        self.sweep_plot.show_sweep(self._priced_sweep(entry))
         self._update_progress()
         self.sweep_shown.emit(sweep)
         self._sweep_step = 0

@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
 
 from carvalue_gui.export import PhotoResults
 from core.modelfile import ModelMetadata
-from core.predictor import Prediction, reprice
+from core.predictor import Prediction, Sweep, reprice
 from core.pricing import CONDITIONS, PriceInputs, current_year
 
 NOT_GIVEN = "condition?"
@@ -151,9 +151,15 @@ class PriceInputsWidget(QWidget):
         out = []
         for r in results:
             inputs = self.inputs_for(r.source)
-            sweep = r.sweep
-            if sweep is not None:
-                sweep = dataclasses.replace(sweep, predictions=tuple(reprice(p, meta, inputs) for p in sweep.predictions))
+            sweep = None if r.sweep is None else self.priced_sweep(r.sweep, meta, r.source)
             out.append(dataclasses.replace(r, prediction=one(r.prediction, inputs),
                                            crop_prediction=one(r.crop_prediction, inputs), sweep=sweep))
         return out
+
+    def priced_sweep(self, sweep: Sweep, meta: ModelMetadata, key: str) -> Sweep:
+        """A photo's sweep priced with its own fields (unchanged when they are the defaults)."""
+        inputs = self.inputs_for(key)
+        preds = tuple(reprice(p, meta, inputs) for p in sweep.predictions)
+        if all(a is b for a, b in zip(preds, sweep.predictions, strict=True)):
+            return sweep
+        return dataclasses.replace(sweep, predictions=preds)

@@ -98,3 +98,15 @@ def test_year_of_sale_is_a_setting_that_does_not_go_stale(qtbot: object, priced_
     assert window.settings.year_of_sale == 0  # "this year", whichever year it is when next opened
     assert _from_dict({"year_of_sale": 1800}).year_of_sale == 0
     assert _from_dict({"year_of_sale": True}).year_of_sale == 0
+
+
+def test_sweep_plot_prices_with_the_photos_fields(qtbot: object, priced_model: Path, tmp_path: Path) -> None:
+    window = open_window(qtbot, priced_model)
+    load(qtbot, window, [make_photo(tmp_path / "c.jpg", (400, 240), 3)])
+    wait_shown(qtbot, window)
+    with qtbot.waitSignal(window.sweep_shown, timeout=15_000):  # type: ignore[attr-defined]
+        window.start_sweep()
+    before = window.sweep_plot.medians.copy()
+    window.panel.price_inputs.mileage.setText("250000")
+    after = window.sweep_plot.medians
+    assert len(after) == len(before) and (after < before).all()
