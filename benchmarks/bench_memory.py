@@ -92,10 +92,11 @@ def child(folder: str, count: int, model: str) -> dict[str, object]:
 
     samples.timeout.connect(sample)
     samples.start(50)
+    finished: list[int] = []
+    window.loading_finished.connect(finished.append)
     t = time.perf_counter()
-    window.open_paths([folder])
-    wait(lambda: len(window.entries) >= count and window.batch_pending() == 0 and not window._loading,
-         timeout=3600)
+    job = window.open_paths([folder])
+    wait(lambda: job in finished and window.batch_pending() == 0, timeout=3600)
     seconds = time.perf_counter() - t
     samples.stop()
     app.processEvents()
@@ -103,7 +104,8 @@ def child(folder: str, count: int, model: str) -> dict[str, object]:
     resident = sum(e.photo is not None for e in window.entries.values())
     estimated = sum(e.prediction is not None for e in window.entries.values())
     window.close()
-    return {"photos": len(window.entries), "estimated": estimated, "rss_before_mb": round(before, 1),
+    return {"photos": len(window.entries), "estimated": estimated,
+            "notices": len(window.notices.messages), "rss_before_mb": round(before, 1),
             "peak_hwm_mb": round(proc_status_mb("VmHWM"), 1), "peak_sampled_mb": round(peak_sampled, 1),
             "rss_after_mb": round(after, 1), "peak_added_mb": round(proc_status_mb("VmHWM") - before, 1),
             "after_added_mb": round(after - before, 1), "working_copies_resident": resident,
