@@ -236,7 +236,7 @@ def price_range_text(pred: Prediction) -> str:
     """Beside the price: the likely (middle-50%) range, the 80% range and what was used."""
     likely = f"likely {format_dollars(pred.price_low)} – {format_dollars(pred.price_high)}"
     e = pred.price
-    if e is None or e.source != "price_model":
+    if e is None or e.source == "price_head":
         return likely
     return (f"{likely}\n80%: {format_dollars(e.range80[0])} – {format_dollars(e.range80[1])} · "
             f"{e.short_inputs()}")

@@ -335,7 +335,7 @@ class Predictor:
         head = meta.price.to_dollars(float(np.ravel(outs["median"][i])[0]))
         bins = tuple(PriceBin(lo, hi, float(p)) for (lo, hi), p in
                      zip(meta.price.bounds(), price_p, strict=True))
-        basis = PriceBasis(mm_p, bins, head)
+        basis = PriceBasis(mm_p, bins, head, year_probs(year_p, meta.years))
         price = estimate_price(meta, basis, self.price_inputs)
         fr = meta.framing
         if fr is not None and fr.whole_car_output in outs:
@@ -393,6 +393,11 @@ def class_year_matrix(make_models: Sequence[str], years: Sequence[str]) -> np.nd
             return None
         m[i, j] = 1.0
     return m
+
+
+def year_probs(p: np.ndarray, vocab: Sequence[str]) -> dict[int, float]:
+    """{model year: probability} of the numeric years (what a price head's value is aged by)."""
+    return {int(y): float(q) for y, q in zip(vocab, p, strict=True) if y.isdigit()}
 
 
 def years_from_classes(mm_p: np.ndarray, year_head_p: np.ndarray, class_years: np.ndarray | None) -> np.ndarray:

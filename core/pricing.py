@@ -351,38 +351,63 @@ class PriceModel:
             w = w / w.sum()
         elif len(idx):
             w = w / w.sum() * priced_share
-        lo_r, hi_r = variant.quantile(0.0), variant.quantile(1.0)
-        lows = [mu.min() + lo_r] if len(idx) else []
-        highs = [mu.max() + hi_r] if len(idx) else []
         plain = self.variants["none"]  # the head's share: no inputs applied, so the plain spread
-        head_mu = math.log(head_median) if use_head else 0.0  # type: ignore[arg-type]
+        groups = [(w, mu, variant)] if len(idx) else []
         if use_head:
-            lows.append(head_mu + plain.quantile(0.0))
-            highs.append(head_mu + plain.quantile(1.0))
-        lo, hi = min(lows) - 0.01, max(highs) + 0.01
+            groups.append((np.array([head_w]), np.array([math.log(head_median)]), plain))  # type: ignore[arg-type]
+        top_age = float(ages[int(np.argmax(w))]) if len(idx) else None
+        return self._summarise(groups, inputs, "price_model", priced_share if use_head else 1.0, top_age)
+
+    def log_shape(self, age: np.ndarray, inputs: PriceInputs) -> np.ndarray:
+        """``log_ratio`` without the variant's intercept: how age, mileage and condition move a
+        price (a price head's own value supplies the level)."""
+        return self.log_ratio(age, inputs) - self.variants[variant_key(inputs)].intercept
+
+    def estimate_head(self, head_median: float, year_probs: Mapping[int, float], inputs: PriceInputs) -> PriceEstimate:
+        """A model whose price head saw real listing prices (no class table): its median at the
+        listings' time, moved along the age curve to the year of sale for each model year the
+        year head finds likely, adjusted for mileage and condition, with the spread of the head's
+        own residuals on held-out listings (``variants[...].residual_quantiles``)."""
+        if not (math.isfinite(head_median) and head_median > 0):
+            raise ValueError(f"price head gave {head_median!r}, not a price")
+        years = np.array([int(y) for y, p in year_probs.items() if p > 0 and math.isfinite(p)], dtype=np.float64)
+        probs = np.array([p for p in year_probs.values() if p > 0 and math.isfinite(p)], dtype=np.float64)
+        if not len(years):
+            years, probs = np.array([float(self.listings_year - self.age_range[0])]), np.array([1.0])
+        keep = probs >= _MIN_WEIGHT * probs.max()
+        years, w = years[keep], probs[keep] / probs[keep].sum()
+        sale_ages = inputs.year - years
+        listed_ages = self.listings_year - years
+        mu = (math.log(head_median) + self.log_shape(sale_ages, inputs)
+              - self.log_shape(listed_ages, PriceInputs(self.listings_year)))
+        top_age = float(sale_ages[int(np.argmax(w))])
+        return self._summarise([(w, mu, self.variants[variant_key(inputs)])], inputs, "price_head_calibrated",
+                               1.0, top_age)
+
+    def _summarise(self, groups: Sequence[tuple[np.ndarray, np.ndarray, Variant]], inputs: PriceInputs, source: str,
+                   priced_share: float, top_age: float | None) -> PriceEstimate:
+        """Median, ranges and histogram of a mixture: each group is (weights, log-dollar centres,
+        the variant whose residual shape spreads them); the weights over all groups sum to 1."""
+        lo = min(float(mu.min()) + v.quantile(0.0) for _, mu, v in groups) - 0.01
+        hi = max(float(mu.max()) + v.quantile(1.0) for _, mu, v in groups) + 0.01
 
         def cdf(x: np.ndarray) -> np.ndarray:
             out = np.zeros(np.shape(x))
-            if len(idx):
-                out = out + (variant.cdf(x[:, None] - mu[None, :]) * w[None, :]).sum(axis=1)
-            if use_head:
-                out = out + head_w * plain.cdf(x - head_mu)
+            for w, mu, v in groups:
+                out = out + (v.cdf(x[:, None] - mu[None, :]) * w[None, :]).sum(axis=1)
             return out
 
         levels = np.array([RANGE80[0], LIKELY[0], 0.5, LIKELY[1], RANGE80[1]])
         qs = _quantiles(cdf, levels, lo, hi)
         q = dict(zip(levels.tolist(), np.exp(qs).tolist(), strict=True))
-
         edge_cdf = cdf(np.log(np.asarray(self.edges, dtype=np.float64)))
         mass = np.diff(np.concatenate([[0.0], np.maximum.accumulate(edge_cdf), [1.0]]))
-        bins = tuple(PriceBin(lo, hi, float(max(m, 0.0))) for (lo, hi), m in zip(bounds_of(self.edges), mass, strict=True))
-        out_of_range = [float(a) for a in ages if not self.age_range[0] <= a <= self.age_range[1]]
-        top_age = float(ages[int(np.argmax(w))]) if len(idx) else None
+        bins = tuple(PriceBin(a, b, float(max(m, 0.0))) for (a, b), m in zip(bounds_of(self.edges), mass, strict=True))
+        outside = top_age is not None and not self.age_range[0] <= top_age <= self.age_range[1]
         return PriceEstimate(
             median=q[0.5], likely=(q[LIKELY[0]], q[LIKELY[1]]), range80=(q[RANGE80[0]], q[RANGE80[1]]),
-            bins=bins, inputs=inputs, year_of_sale=year, source="price_model", listings_year=self.listings_year,
-            priced_share=priced_share if use_head else 1.0, age=top_age,
-            age_outside=(top_age is not None and top_age in out_of_range), age_range=self.age_range,
+            bins=bins, inputs=inputs, year_of_sale=inputs.year, source=source, listings_year=self.listings_year,
+            priced_share=priced_share, age=top_age, age_outside=outside, age_range=self.age_range,
             typical_miles=None if top_age is None else self.typical_miles_at(top_age))
 
 
@@ -495,6 +520,11 @@ class PriceEstimate:
 
 def what_sentence(source: str, year_of_sale: int, listings_year: int, head_meaning: str = "") -> str:
     """What the price is (the first thing the CLI, the app and the export say about it)."""
+    if source == "price_head_calibrated":
+        return (f"Estimated used value in {year_of_sale}, in US dollars of the {listings_year} used-car market "
+                f"(no inflation adjustment): the model's price head, trained on listing prices of {listings_year}, "
+                "moved along a depreciation curve to the year of sale for each likely model year, with the "
+                "spread of held-out listings around it.")
     if source == "price_head":
         return ((head_meaning or "an estimate from the model's price head") +
                 " This model file has no price model, so the year of sale, mileage and condition "
@@ -537,18 +567,23 @@ class PriceBasis:
     """What a price is computed from, kept with a prediction so the price can follow new
     inputs (mileage, condition, year of sale) without another forward pass."""
 
-    __slots__ = ("head_bins", "head_median", "probs")
+    __slots__ = ("head_bins", "head_median", "probs", "year_probs")
 
-    def __init__(self, probs: np.ndarray, head_bins: Sequence[PriceBin], head_median: float) -> None:
+    def __init__(self, probs: np.ndarray, head_bins: Sequence[PriceBin], head_median: float,
+                 year_probs: Mapping[int, float] | None = None) -> None:
         self.probs = np.asarray(probs, dtype=np.float64)
         self.head_bins = tuple(head_bins)
         self.head_median = float(head_median)
+        self.year_probs = dict(year_probs or {})
 
 
 def estimate_price(meta: ModelMetadata, basis: PriceBasis, inputs: PriceInputs) -> PriceEstimate:
     """The price for a model file: the price model's mixture when the file has one with a class
-    table, else the price head's histogram (a format-1 file: the value of its fixed year)."""
+    table; its calibrated price head when it has one without (a model trained on listing
+    prices); else the price head's histogram (a format-1 file: the value of its fixed year)."""
     model = price_model_of(meta)
+    if model is not None and not model.classes and math.isfinite(basis.head_median) and basis.head_median > 0:
+        return model.estimate_head(basis.head_median, basis.year_probs, inputs)
     if model is None or not model.classes:
         return head_estimate(basis.head_bins, basis.head_median, inputs, meta.price.meaning)
     return model.estimate(basis.probs, inputs, basis.head_median)
@@ -557,15 +592,16 @@ def estimate_price(meta: ModelMetadata, basis: PriceBasis, inputs: PriceInputs) 
 def describe(meta: ModelMetadata, year_of_sale: int | None = None) -> str:
     """What a model file's prices are, before any estimate (the app's model line)."""
     model = price_model_of(meta)
-    if model is None or not model.classes:
-        return what_sentence("price_head", year_of_sale or current_year(), 2021, meta.price.meaning)
-    return what_sentence("price_model", year_of_sale or current_year(), model.listings_year)
+    year = year_of_sale or current_year()
+    if model is None:
+        return what_sentence("price_head", year, 2021, meta.price.meaning)
+    return what_sentence("price_model" if model.classes else "price_head_calibrated", year, model.listings_year)
 
 
 def display_bounds(meta: ModelMetadata) -> list[tuple[float, float | None]]:
     """The price ranges a model file's estimates carry (the price model's, else the head's)."""
     model = price_model_of(meta)
-    return bounds_of(model.edges) if model is not None and model.classes else meta.price.bounds()
+    return bounds_of(model.edges) if model is not None else meta.price.bounds()
 
 
 def text_lines(est: PriceEstimate) -> list[str]:

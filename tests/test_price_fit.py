@@ -11,9 +11,11 @@ import pytest
 from core.pricing import PriceInputs, PriceModel
 from training.labels import MsrpRow, MsrpTable
 from training.price_fit import (
+    HeadListing,
     cars_from_rows,
     evaluate,
     fit_price_model,
+    head_price_section,
     plausible_odometer,
     split_of,
 )
@@ -66,9 +68,14 @@ def synthetic_rows(n: int, seed: int = 0) -> list[dict[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def fitted() -> tuple[PriceModel, dict[str, list]]:
+def fitted_section() -> tuple[dict, dict[str, list]]:
     cars, _ = cars_from_rows(synthetic_rows(900), TABLE)
-    d, parts = fit_price_model(cars)
+    return fit_price_model(cars)
+
+
+@pytest.fixture(scope="module")
+def fitted(fitted_section: tuple[dict, dict[str, list]]) -> tuple[PriceModel, dict[str, list]]:
+    d, parts = fitted_section
     return PriceModel.from_dict(d), parts
 
 
@@ -94,3 +101,36 @@ def test_fit_recovers_the_formula_and_its_ranges_hold(fitted: tuple[PriceModel, 
     low = model.estimate_one(car.log_msrp, car.year, PriceInputs(2021, 20_000.0)).median
     high = model.estimate_one(car.log_msrp, car.year, PriceInputs(2021, 150_000.0)).median
     assert high < low
+
+
+def test_listings_trained_head_gets_a_calibrated_spread(fitted_section: tuple[dict, dict[str, list]]) -> None:
+    """A price head that saw listing prices: it sees the car, not the odometer or the seller's
+    condition; its residuals on validation listings become the spread, and mileage moves it."""
+    d, _ = fitted_section
+    rng = np.random.default_rng(5)
+    listings = []
+    for r in synthetic_rows(1200, seed=7):
+        age = 2021 - int(r["year"])
+        msrp = 40_000.0 if r["model"] == "c-class" else 55_000.0
+        head = msrp * math.exp(-0.1 * age + rng.normal(0, 0.08))  # what a photo shows
+        listings.append(HeadListing(float(r["price_USD"]), head, int(r["year"]), float(r["odometer_mi"]),
+                                    {"excellent": "excellent", "good": "good", "fair": "fair"}[r["condition"]]))
+    calib, test = listings[:800], listings[800:]
+    model = PriceModel.from_dict(head_price_section(d, calib, 2021))
+    assert not model.classes
+    hits50, hits80, err_plain, err_miles = [], [], [], []
+    for x in test:
+        years = {x.year: 1.0}
+        plain = model.estimate_head(x.head_median, years, PriceInputs(2021))
+        both = model.estimate_head(x.head_median, years, PriceInputs(2021, x.odometer, x.condition))
+        hits50.append(both.likely[0] <= x.price <= both.likely[1])
+        hits80.append(both.range80[0] <= x.price <= both.range80[1])
+        err_plain.append(abs(plain.median / x.price - 1))
+        err_miles.append(abs(both.median / x.price - 1))
+        assert both.likely[0] <= both.median <= both.likely[1]
+    assert 0.4 <= np.mean(hits50) <= 0.6 and 0.72 <= np.mean(hits80) <= 0.88
+    assert np.median(err_miles) < 0.9 * np.median(err_plain)
+    young = next(x for x in test if x.year >= 2017)  # aged 4 more years, still inside the fitted ages
+    later = model.estimate_head(young.head_median, {young.year: 1.0}, PriceInputs(2025))
+    assert later.median < model.estimate_head(young.head_median, {young.year: 1.0}, PriceInputs(2021)).median
+    assert later.source == "price_head_calibrated" and "trained on listing prices" in later.words()["what"]

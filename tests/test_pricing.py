@@ -174,3 +174,16 @@ def test_confident_photo_of_a_class_without_msrp_still_gets_the_spread(model: Pr
     est = model.estimate(one_hot(MAKE_MODELS.index("Unknown")), PriceInputs(), 15_000.0)
     assert est.likely[1] / est.likely[0] >= 1.2
     assert est.median == pytest.approx(15_000.0, rel=0.01)
+
+
+def test_model_without_class_table_prices_from_its_calibrated_head() -> None:
+    """A listings-trained model: the head's value, aged by the year posterior, with its spread."""
+    section = {**price_section(), "classes": []}
+    meta = ModelMetadata.from_json(metadata_json(price_model=section))
+    basis = PriceBasis(one_hot(ACURA), HEAD_BINS, 12_000.0, {2012: 0.9, 2011: 0.1})
+    est = estimate_price(meta, basis, PriceInputs(2021))
+    assert est.source == "price_head_calibrated" and est.likely[0] < est.median < est.likely[1]
+    assert est.median == pytest.approx(12_000.0, rel=0.05)  # at the listings' own year: the head's value
+    assert estimate_price(meta, basis, PriceInputs(2026)).median < est.median
+    assert estimate_price(meta, basis, PriceInputs(2021, 150_000.0)).median < est.median
+    assert "trained on listing prices" in est.words()["what"]

@@ -455,6 +455,49 @@ def fitted(stanford_dir: Path = DEFAULT_STANFORD, msrp_csv: Path = DEFAULT_MSRP,
     return d, report
 
 
+# --------------------------------------------------------------------------- a listings-trained model
+
+
+@dataclass(frozen=True)
+class HeadListing:
+    """A held-out (validation) listing as a model whose price head saw listing prices sees it."""
+
+    price: float
+    head_median: float  # the model's median head on the listing's photo, dollars
+    year: int
+    odometer: float | None
+    condition: str  # one of CONDITIONS, or "" (not stated)
+
+
+def head_price_section(base: dict[str, Any], val: Sequence[HeadListing], listings_year: int) -> dict[str, Any]:
+    """A ``price_model`` section for a model trained on scraped listings: no class table (its
+    head sees real prices), ``base``'s age curve and mileage/condition fits, and each variant's
+    spread re-fitted on the head's own residuals on validation listings, split by car like its
+    training.  ``listings_year``: when those listings were scraped (the head's prices are of
+    then; core.pricing ages them to the year of sale)."""
+    d = json.loads(json.dumps({**base, "classes": [], "listings_year": listings_year, "metrics": {}}))
+    model = PriceModel.from_dict(d)
+    plain = PriceInputs(listings_year)
+    for key in VARIANT_KEYS:
+        rows = [x for x in val if ("mileage" not in key or x.odometer is not None)
+                and ("condition" not in key or x.condition) and x.head_median > 0 and x.price > 0]
+        if len(rows) < 20:
+            raise ValueError(f"{len(rows)} validation listings for the {key} spread; need at least 20")
+        resid = []
+        for x in rows:
+            inputs = PriceInputs(listings_year, x.odometer if "mileage" in key else None,
+                                 x.condition if "condition" in key else None)
+            age = np.array([listings_year - x.year], dtype=np.float64)
+            mu = math.log(x.head_median) + float((model.log_shape(age, inputs) - model.log_shape(age, plain))[0])
+            resid.append(math.log(x.price) - mu)
+        d["variants"][key]["residual_quantiles"] = [float(q) for q in np.quantile(resid, RESIDUAL_LEVELS)]
+        d["variants"][key]["residual_levels"] = list(RESIDUAL_LEVELS)
+        d["variants"][key]["spread_cars"] = len(rows)
+    d["provenance"] = {**base.get("provenance", {}),
+                       "spread": f"the price head's residuals on {len(val):,} validation listings of {listings_year}"}
+    return d
+
+
 # --------------------------------------------------------------------------- report + CLI
 
 
