@@ -1,7 +1,7 @@
 """Training data: records -> labels -> a split by car/listing -> augmented tensors.
 
 Both data sources end as ``list[ImageRecord]`` (core.dataset.records): a folder + labels CSV
-(:func:`records_from_folder`, or the Stanford reader in ``training.labels`` which adds derived
+(:func:`records_from_folder`, or the Stanford reader in ``training.stanford`` which adds derived
 prices) and the data pipeline's SQLite + image store (``core.dataset.export.records_from_db``).
 Everything below works on records only.
 
@@ -15,7 +15,6 @@ the number of ranks, or whether the run was resumed mid-epoch.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import math
@@ -34,6 +33,7 @@ from torch.utils.data import Dataset, Sampler
 from core.dataset.records import ImageRecord
 from core.modelfile import UNKNOWN, InputSpec, PriceSpec
 from core.preprocess import Box, crop_resize, load_photo, normalise
+from training.labels_csv import LABELS_CSV, LabelsCsvError, read_labels_csv
 
 IGNORE = -100  # class target for "no label" (torch's cross-entropy ignore_index default)
 DEFAULT_EDGES: tuple[float, ...] = PriceSpec().edges
@@ -49,45 +49,18 @@ class DataError(ValueError):
 # -- reading -----------------------------------------------------------------------------------
 def records_from_folder(folder: str | Path) -> list[ImageRecord]:
     """Records from ``folder/labels.csv`` (columns: file, make, model, year; optional price,
-    mileage, group). Without a ``group`` column each photo is its own group (Stanford: one
-    photo per car). Empty price/year cells mean "unknown" (their losses are masked)."""
+    mileage, group), read by :func:`training.labels_csv.read_labels_csv`. Without a ``group``
+    column each photo is its own group (Stanford: one photo per car). Empty price/year cells mean
+    "unknown" (their losses are masked)."""
     folder = Path(folder)
-    path = folder / "labels.csv"
-    if not path.is_file():
-        raise DataError(f"{path}: not found (a training folder needs labels.csv)")
-    out: list[ImageRecord] = []
-    with path.open(newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        missing = {"file", "make", "model"} - set(reader.fieldnames or ())
-        if missing:
-            raise DataError(f"{path}: missing columns {sorted(missing)}")
-        for line, row in enumerate(reader, start=2):
-            try:
-                out.append(ImageRecord(
-                    image_path=folder / row["file"],
-                    group=row.get("group") or row["file"],
-                    make=row["make"].strip(),
-                    model=row["model"].strip(),
-                    year=_opt_int(row.get("year")),
-                    price=_opt_float(row.get("price")),
-                    mileage=_opt_float(row.get("mileage")),
-                ))
-            except ValueError as e:
-                raise DataError(f"{path}:{line}: {e}") from e
-    if not out:
-        raise DataError(f"{path}: no rows")
-    return out
-
-
-def _opt_int(s: str | None) -> int | None:
-    return int(float(s)) if s not in (None, "") else None
-
-
-def _opt_float(s: str | None) -> float | None:
-    if s in (None, ""):
-        return None
-    v = float(s)
-    return v if math.isfinite(v) else None
+    try:
+        rows = read_labels_csv(folder)
+    except (FileNotFoundError, LabelsCsvError) as e:
+        raise DataError(str(e)) from e
+    if not rows:
+        raise DataError(f"{folder / LABELS_CSV}: no rows")
+    return [ImageRecord(image_path=folder / r.file, group=r.group, make=r.make, model=r.model, year=r.year,
+                        price=r.price, mileage=r.mileage) for r in rows]
 
 
 # -- labels ------------------------------------------------------------------------------------

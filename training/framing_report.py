@@ -31,14 +31,13 @@ from core.predictor import Prediction, Predictor, softmax
 from core.preprocess import Photo, photo_from_image
 from training import compositing as comp
 from training.framing import BackgroundPool, split_files
+from training.labels_csv import read_labels_csv
 
 
 def _labels(data: Path) -> dict[str, tuple[str, int]]:
     """file -> (class name as the model file spells it, model year)."""
-    import csv
-
-    with (data / "labels.csv").open(newline="") as f:
-        return {r["file"]: (f"{r['make']} {r['model']} {r['year']}", int(r["year"])) for r in csv.DictReader(f)}
+    rows = read_labels_csv(data, ("file", "make", "model", "year"))
+    return {r.file: (f"{r.make} {r.model} {r.year}", r.year) for r in rows if r.year is not None}
 
 
 def _score(preds: Sequence[Prediction], truth: Sequence[tuple[str, int]]) -> dict[str, float]:

@@ -17,7 +17,6 @@ photo resized to ``--size`` (same as short side resized + centre crop).
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import math
 import os
@@ -35,7 +34,8 @@ from torch import nn
 
 from core.model import mobilenet_v2_features
 from core.modelfile import InputSpec
-from core.preprocess import MIN_SIDE, crop_resize, load_photo, normalise
+from core.preprocess import crop_resize, load_photo, normalise
+from training.labels_csv import read_labels_csv
 from training.pretrained import TrunkInfo, load_pretrained_trunk, read_trunk_info
 
 REPORT_DIR = Path(__file__).resolve().parent / "reports"
@@ -57,15 +57,11 @@ class ProbeResult:
 
 
 def read_labels(folder: Path) -> tuple[list[Path], list[str]]:
-    """(image paths, class names) from ``labels.csv`` (columns ``file`` and ``class_name``)."""
-    path = folder / "labels.csv"
-    with open(path, newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
-    if not rows or not {"file", "class_name"} <= set(rows[0]):
-        raise ValueError(f"{path}: needs columns 'file' and 'class_name'")
-    # Photos the app's loader refuses (a side under MIN_SIDE px) are left out, as in training.
-    rows = [r for r in rows if min(int(r.get("width") or MIN_SIDE), int(r.get("height") or MIN_SIDE)) >= MIN_SIDE]
-    return [folder / r["file"] for r in rows], [r["class_name"] for r in rows]
+    """(image paths, class names) from ``labels.csv`` (columns ``file`` and ``class_name``).
+
+    Photos the app's loader refuses (a side under MIN_SIDE px) are left out, as in training."""
+    rows = [r for r in read_labels_csv(folder, ("file", "class_name")) if not r.too_small]
+    return [r.path(folder) for r in rows], [r.class_name for r in rows]
 
 
 def holdout_split(labels: Sequence[str], per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -19,7 +19,7 @@ from training.data import CarPhotos
 from training.metrics import LossWeights, label_counts, multitask_loss
 
 if TYPE_CHECKING:
-    from training.train import Run
+    from training.run_state import Run
 
 
 @torch.no_grad()

@@ -23,7 +23,6 @@ import sys
 import time
 from collections.abc import Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -51,28 +50,17 @@ from training.data import (
     CarPhotos,
     EpochSampler,
     LabelSpace,
-    Split,
     collate,
     records_from_folder,
     split_by_group,
 )
+from training.labels_csv import has_labels_csv, is_stanford_layout
 from training.metrics import TASKS, Collected, LossWeights, label_counts, multitask_loss, summarise
 from training.modeling import TrunkStart, build_model, model_config, set_train_mode, trunk_start
+from training.run_state import Dist, Run
 
 
 # -- processes and devices ---------------------------------------------------------------------
-@dataclass(frozen=True)
-class Dist:
-    rank: int
-    world: int
-    local_rank: int
-    device: torch.device
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
 def setup_distributed(cfg: TrainConfig) -> Dist:
     """Read torchrun's environment; initialise the process group when there are several ranks."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -135,7 +123,7 @@ def load_records(cfg: TrainConfig) -> list[ImageRecord]:
         from core.dataset.export import records_from_db
 
         records = list(records_from_db(src, Path(cfg.images_root) if cfg.images_root else None))
-    elif (src / "labels.csv").is_file():
+    elif has_labels_csv(src):
         records = _stanford_records(src) or records_from_folder(src)
     else:
         raise FileNotFoundError(f"{src}: neither a listings database (.sqlite) nor a folder with labels.csv")
@@ -150,9 +138,7 @@ def load_records(cfg: TrainConfig) -> list[ImageRecord]:
 def _stanford_records(folder: Path) -> list[ImageRecord] | None:
     """Stanford-layout folders (labels.csv with class_id) through training.labels, which joins
     derived used prices; None when that module or layout is not there."""
-    with (folder / "labels.csv").open(encoding="utf-8") as f:
-        header = f.readline()
-    if "class_id" not in header:
+    if not is_stanford_layout(folder):
         return None
     from training import labels_adapter
 
@@ -218,26 +204,7 @@ def _autocast(device: torch.device, enabled: bool) -> Any:
     return nullcontext()
 
 
-# -- run state ---------------------------------------------------------------------------------
-@dataclass
-class Run:
-    """Everything a training run is made of (built fresh or from a checkpoint)."""
-
-    cfg: TrainConfig
-    dist: Dist
-    records: list[ImageRecord]
-    split: Split
-    labels: LabelSpace
-    eval_spec: InputSpec
-    model: CarValueNet
-    model_cfg: ModelConfig
-    optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.LambdaLR
-    progress: Progress
-    epoch_sums: dict[str, float]
-    provenance: dict[str, Any]
-
-
+# -- run state (Dist and Run live in training.run_state) -----------------------------------------
 def resumable_fields() -> frozenset[str]:
     """Config fields that may differ between a run and its resumption: they change neither the
     data order nor the schedule. (``threads`` and ``device`` can change floating-point rounding,

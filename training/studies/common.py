@@ -10,7 +10,6 @@ was trained on; otherwise the report says that the photos may have been seen in 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import random
 from collections.abc import Callable, Iterable, Sequence
@@ -23,6 +22,7 @@ from PIL import Image
 
 from core.predictor import Prediction, Predictor, default_model_path
 from core.preprocess import MIN_SIDE, Photo, load_photo, photo_from_image
+from training.labels_csv import LabelsCsvError, read_labels_csv
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "stanford-cars-train"
@@ -93,17 +93,13 @@ class CarPhoto:
 
 
 def read_labels(data_dir: Path) -> list[CarPhoto]:
-    path = data_dir / "labels.csv"
-    if not path.exists():
-        raise SystemExit(f"{path}: not found (--data must be a folder with labels.csv)")
-    with path.open(newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
-    needed = {"file", "make", "model", "year", "width", "height"}
-    if rows and not needed <= set(rows[0]):
-        raise SystemExit(f"{path}: needs columns {sorted(needed)}, has {sorted(rows[0])}")
-    return [CarPhoto(r["file"], r["make"], r["model"], r["year"],
-                     r.get("class_name") or f"{r['make']} {r['model']} {r['year']}",
-                     int(r["width"]), int(r["height"])) for r in rows]
+    """Every photo of ``data_dir/labels.csv`` (through training.labels_csv); a missing or bad
+    file stops the study with its one-line message."""
+    try:
+        rows = read_labels_csv(data_dir, ("file", "make", "model", "year", "width", "height"))
+    except (FileNotFoundError, LabelsCsvError) as e:
+        raise SystemExit(str(e)) from e
+    return [CarPhoto(r.file, r.make, r.model, str(r.year), r.class_name, r.width, r.height) for r in rows]
 
 
 def truth_label(car: CarPhoto, vocabulary: Sequence[str]) -> str | None:
