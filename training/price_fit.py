@@ -383,7 +383,8 @@ def baselines(every: Sequence[Car], seed: int = 0) -> dict[str, Any]:
     """The issue's reference fits (log price on cubic age + family, + log odometer, + condition)
     and the old labels.py curve, re-measured split by car with repeats joined (median abs %
     error on test cars), over every family."""
-    from training.labels import _design
+    def _design(age: np.ndarray, knots: Sequence[float]) -> np.ndarray:  # training/labels' spline
+        return np.column_stack([age] + [np.maximum(age - k, 0.0) for k in knots])
 
     tr = [c for c in every if split_of(c, seed) == "fit"]
     te = [c for c in every if split_of(c, seed) == "test"]
