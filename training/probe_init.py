@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import random
 import time
-from typing import TYPE_CHECKING
 
 import torch
 
 from training.data import CarPhotos
 from training.metrics import LossWeights, label_counts, multitask_loss
-
-if TYPE_CHECKING:
-    from training.run_state import Run
+from training.run_state import Run
 
 
 @torch.no_grad()
