@@ -12,6 +12,7 @@ import pytest
 from core.dataset.records import ImageRecord
 from core.modelfile import UNKNOWN
 from training.labels import (
+    DEFAULT_EDGES,
     PRICE_MEANING,
     DepreciationCurve,
     Listing,
@@ -199,3 +200,16 @@ def test_real_msrp_join_coverage(stanford_dir: Path) -> None:
     assert sum(m.msrp is not None for m in matches) >= 160
     assert all(m.matched_year >= 2001 and m.msrp >= 5_000 for m in matches if m.msrp is not None)
     assert 0.0 < table.trend_per_year < 0.06
+
+
+def test_label_space_takes_meaning_and_scaling_from_the_label_modules() -> None:
+    from training.labels_adapter import NO_PRICE_MEANING, label_space
+
+    recs = [ImageRecord(Path(f"{i}.jpg"), str(i), "Audi", "TT", 2012, p) for i, p in enumerate((10_000.0, 40_000.0))]
+    space = label_space(recs, recs, "make_model_year", 0)
+    assert space.meaning == PRICE_MEANING
+    assert (space.log_mean, space.log_std) == pytest.approx(price_scaling([10_000.0, 40_000.0]))
+    unpriced = [ImageRecord(Path("a.jpg"), "a", "Audi", "TT", 2012, None)]
+    bare = label_space(unpriced, unpriced, "make_model_year", 0)
+    assert bare.meaning == NO_PRICE_MEANING and (bare.log_mean, bare.log_std) == (math.log(20e3), 1.0)
+    assert space.edges == bare.edges == DEFAULT_EDGES
