@@ -45,7 +45,7 @@ def run(args: list[str]) -> tuple[int, str, str]:
 def test_table_output(model_file: Path, photos: dict[str, Path]) -> None:
     rc, out, err = run([str(photos["good"]), "--model", str(model_file), "--top", "2"])
     assert rc == 0 and err == ""
-    assert str(photos["good"]) in out and "price" in out and "make/model" in out and "confidence" in out
+    assert str(photos["good"]) in out and "price" in out and "make/model" in out and "whole car" in out
 
 
 def test_json_lines_with_crop_and_sweep(model_file: Path, photos: dict[str, Path]) -> None:
