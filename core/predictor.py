@@ -31,6 +31,7 @@ from core.pricing import bin_quantile as bin_quantile  # re-exported: it lived h
 from core.pricing import shown_median as shown_median  # re-exported: it lived here
 
 BUNDLED_MODEL_NAME = "carvalue.onnx"
+CONFIDENCE_LOGITS = "_confidence_logits"  # with flip TTA: the photo's own make/model logits
 MAX_SWEEP_POSITIONS = 64  # a sweep's predictions all stay in memory; 16 already pans smoothly
 SWEEP_BATCH = 16  # crops per forward pass of a sweep, so its memory stays bounded
 PhotoLike = Photo | str | os.PathLike[str] | Image.Image | np.ndarray
@@ -168,8 +169,11 @@ def default_model_path() -> Path:
 class Predictor:
     """Runs a model file.  Thread-safe: ONNX Runtime sessions allow concurrent ``run`` calls."""
 
-    def __init__(self, session: Any, metadata: ModelMetadata, path: Path) -> None:
+    def __init__(self, session: Any, metadata: ModelMetadata, path: Path, flip_tta: bool = False) -> None:
         self._session = session
+        # Flip test-time augmentation: each crop and its mirror in one batch, their
+        # probabilities averaged (see _flip_merged; the model card gives what it gains).
+        self.flip_tta = flip_tta
         self.metadata = metadata
         self.path = path
         self._input_name = session.get_inputs()[0].name
@@ -191,11 +195,12 @@ class Predictor:
             return self._pool
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str] | None = None, threads: int | None = None) -> Predictor:
+    def load(cls, path: str | os.PathLike[str] | None = None, threads: int | None = None,
+             flip_tta: bool = False) -> Predictor:
         """Load a model file (the bundled one when ``path`` is None); raises ModelFileError."""
         p = Path(path) if path is not None else default_model_path()
         session, meta = open_session(p, threads)
-        return cls(session, meta, p)
+        return cls(session, meta, p, flip_tta)
 
     # -- inputs -----------------------------------------------------------------------------
     @staticmethod
@@ -322,7 +327,25 @@ class Predictor:
             inputs = list(self._preprocess_pool().map(lambda p, b: crop_to_input(p, b, spec), photos, boxes))
         else:
             inputs = [crop_to_input(p, b, spec) for p, b in zip(photos, boxes, strict=True)]
-        return self.run_batch(np.stack(inputs)), boxes
+        x = np.stack(inputs)
+        if not self.flip_tta:
+            return self.run_batch(x), boxes
+        return self._flip_merged(self.run_batch(np.concatenate([x, x[:, :, :, ::-1]])), len(x)), boxes
+
+    def _flip_merged(self, raw: dict[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
+        """Outputs of photos and their mirrors (rows n.. mirror rows ..n) as one: each head's
+        softmax (at its temperature) averaged, kept as logits whose softmax is that average;
+        the median head averaged; the framing outputs and the confidence's logits from the
+        photo itself (a mirrored box is another box)."""
+        temps = self.metadata.temperatures
+        outs = {k: v[:n] for k, v in raw.items()}
+        outs[CONFIDENCE_LOGITS] = raw["make_model_logits"][:n]
+        for head, key in (("price", "price_logits"), ("make_model", "make_model_logits"), ("year", "year_logits")):
+            t = temps.get(head, 1.0)
+            mean = (softmax(raw[key][:n], t) + softmax(raw[key][n:], t)) / 2
+            outs[key] = (t * np.log(np.maximum(mean, 1e-300))).astype(np.float32)
+        outs["median"] = (raw["median"][:n] + raw["median"][n:]) / 2
+        return outs
 
     def _decode(self, outs: dict[str, np.ndarray], i: int, box: Box, photo: Photo, top_k: int) -> Prediction:
         meta = self.metadata
@@ -343,7 +366,7 @@ class Predictor:
             judged = verdict(conf, fr)
             looks, unsure = judged is not WholeCar.NO, judged is WholeCar.UNSURE
         else:
-            conf = confidence_score(mm_logits, meta)
+            conf = confidence_score(outs.get(CONFIDENCE_LOGITS, outs["make_model_logits"])[i], meta)
             looks, unsure = conf >= _threshold01(meta), False
         return Prediction(
             median_price=price.median,

@@ -285,3 +285,30 @@ def test_sweep_positions_are_bounded_and_run_in_batches(predictor: Predictor) ->
         single = predictor.predict(img, crop=sw.boxes[i], top_k=2)
         assert sw.predictions[i].median_price == pytest.approx(single.median_price, rel=1e-4)
         assert sw.make_model_probs[i].max() == pytest.approx(single.make_models[0].probability, rel=1e-4)
+
+
+def test_flip_tta_averages_the_photo_and_its_mirror(model_file: Path) -> None:
+    from core.predictor import softmax
+
+    plain = Predictor.load(model_file)
+    tta = Predictor.load(model_file, flip_tta=True)
+    img = scene(seed=4)
+    mirror = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    t = plain.metadata.temperatures.get("make_model", 1.0)
+    photo, mirrored = Predictor.as_photo(img), Predictor.as_photo(mirror)
+    from core.preprocess import crop_to_input
+
+    a = plain.run_batch(crop_to_input(photo, None, plain.metadata.input)[None])["make_model_logits"][0]
+    b = plain.run_batch(crop_to_input(mirrored, None, plain.metadata.input)[None])["make_model_logits"][0]
+    expected = (softmax(a, t) + softmax(b, t)) / 2
+    got = tta.predict(img, top_k=len(plain.metadata.make_models))
+    by_label = {lp.label: lp.probability for lp in got.make_models}
+    for j, label in enumerate(plain.metadata.make_models):
+        assert by_label[label] == pytest.approx(expected[j], abs=1e-5)
+    # A mirror-symmetric photo gains nothing and loses nothing.
+    sym = Image.fromarray(np.concatenate([np.asarray(img)[:, :200], np.asarray(img)[:, :200][:, ::-1]], axis=1))
+    p, q = plain.predict(sym), tta.predict(sym)
+    assert [m.probability for m in p.make_models] == pytest.approx([m.probability for m in q.make_models], abs=1e-5)
+    # Sweeps and batches take the same path.
+    s = tta.sweep(img, n=4)
+    assert np.allclose(s.make_model_probs.sum(axis=1), 1.0)
