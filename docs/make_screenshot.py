@@ -37,6 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--box", default="0.06,0.08,0.8,0.86",
                     help="crop box as fractions of the photo: x,y,w,h (default: around most of the car)")
     ap.add_argument("--size", default=f"{SIZE[0]}x{SIZE[1]}", help="window size WxH (default: %(default)s)")
+    ap.add_argument("--framed", metavar="BACKGROUND",
+                    help="show the main photo composited whole into this background photo (car at ~30%% of "
+                         "the frame) with the box the app finds, no sweep")
     args = ap.parse_args(argv)
     size = tuple(int(v) for v in args.size.lower().split("x"))
 
@@ -90,19 +93,22 @@ def main(argv: list[str] | None = None) -> int:
         if not predicate():  # type: ignore[operator]
             raise TimeoutError("the window did not get there in time")
 
+    if args.framed:
+        main_photo = framed_photo(main_photo, Path(args.framed), work / "framed.jpg")
     window.open_paths([str(main_photo)] + [str(images / n) for n in STRIP if (images / n).exists()])
     wait_until(lambda: len(window.entries) >= 2 and window.batch_pending() == 0)
     window.strip.select(1)
     wait_until(lambda: window.panel.shown is not None and window.panel.shown_request == window.latest_request_id)
-    window.start_sweep()
-    wait_until(lambda: window.sweep_plot.sweep is not None)
-    # Then the crop box (by default around most of the car, so the box, the histogram and the
-    # sweep all show).
-    roi = window.crop_view.roi
-    w, h = window.current_entry().photo.original_size  # type: ignore[union-attr]
-    fx, fy, fw, fh = (float(v) for v in args.box.split(","))
-    roi.setState({"pos": QPointF(fx * w, fy * h), "size": QPointF(fw * w, fh * h), "angle": 0.0})
-    wait_until(lambda: window.panel.shown_request == window.latest_request_id)
+    if not args.framed:
+        window.start_sweep()
+        wait_until(lambda: window.sweep_plot.sweep is not None)
+        # Then the crop box (by default around most of the car, so the box, the histogram and
+        # the sweep all show).
+        roi = window.crop_view.roi
+        w, h = window.current_entry().photo.original_size  # type: ignore[union-attr]
+        fx, fy, fw, fh = (float(v) for v in args.box.split(","))
+        roi.setState({"pos": QPointF(fx * w, fy * h), "size": QPointF(fw * w, fh * h), "angle": 0.0})
+        wait_until(lambda: window.panel.shown_request == window.latest_request_id)
     for _ in range(20):  # let layouts and repaints settle (and a sharper copy of a large photo arrive)
         app.processEvents()
         time.sleep(0.05)
@@ -117,6 +123,21 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrote {out} ({shot.width()}x{shot.height()}) with model {model}")
     window.close()
     return 0
+
+
+def framed_photo(car_path: Path, background: Path, out: Path) -> Path:
+    """The car photo pasted whole into ``background`` as training/compositing.py frames it (a
+    held-out background of training/negatives.py, so the model never saw it), as a JPEG."""
+    import numpy as np
+    from PIL import Image
+
+    from training.compositing import FrameRecipe, compose
+
+    with Image.open(car_path) as car, Image.open(background) as bg:
+        recipe = FrameRecipe(coverage=0.3, aspect=3 / 2, fill="photo", cx=0.6, cy=0.85, long_side=1600,
+                             colour_match=0.5, feather=0.04)
+        compose(car.convert("RGB"), recipe, np.random.default_rng(3), bg.convert("RGB")).image.save(out, quality=92)
+    return out
 
 
 if __name__ == "__main__":

@@ -75,6 +75,14 @@ def flip_tta_top(predictor: Predictor, photos: Sequence[Photo], truth: Sequence[
     return {"make_model_top1": float(np.mean(hits1)), "make_model_top5": float(np.mean(hits5))}
 
 
+def _at_least(im: Image.Image, side: int) -> Image.Image:
+    """``im`` scaled up so its short side is at least ``side`` (a user's crop is never tiny)."""
+    short = min(im.size)
+    if short >= side:
+        return im
+    return im.resize((round(im.width * side / short), round(im.height * side / short)), Image.Resampling.BILINEAR)
+
+
 def report(model: Path, data: Path, split_json: Path, seed: int = 0, limit: int = 0) -> dict[str, Any]:
     from training.negatives import (
         background_files,
@@ -97,6 +105,7 @@ def report(model: Path, data: Path, split_json: Path, seed: int = 0, limit: int 
     out: dict[str, Any] = {"model": str(model), "test_photos": len(test)}
     tight_full = [predictor.predict(ph, None) for ph in photos]
     tight_auto = [predictor.predict(ph, CropMode.AUTO) for ph in photos]
+    print(f"tight crops: {len(photos)}", flush=True)
     out["tight"] = {"full": _score(tight_full, truth), "auto": _score(tight_auto, truth),
                     "flip_tta_full": flip_tta_top(predictor, photos, truth)}
     bgs = BackgroundPool(background_files("test"))
@@ -118,7 +127,8 @@ def report(model: Path, data: Path, split_json: Path, seed: int = 0, limit: int 
                                      "found_iou_median": float(np.median(ious)),
                                      "found_iou_ge_0.8": float(np.mean(np.asarray(ious) >= 0.8))}
     out["framed"] = framed
-    partial = [predictor.predict(photo_from_image(comp.partial_view(c, rng)), None) for c in cars]
+    print("framed done", flush=True)
+    partial = [predictor.predict(photo_from_image(_at_least(comp.partial_view(c, rng), 64)), None) for c in cars]
     out["partial_views_flagged"] = float(np.mean([not p.looks_like_car for p in partial]))
     non_car: dict[str, list[bool]] = {}
     for path, source in negative_files("test"):
