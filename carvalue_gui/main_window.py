@@ -10,18 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from PIL import Image
-from PySide6.QtCore import QByteArray, QRect, Qt, QTimer, Signal
+from PySide6.QtCore import QByteArray, Qt, Signal
 from PySide6.QtGui import (
     QAction,
     QCloseEvent,
-    QColor,
-    QFont,
-    QFontMetrics,
     QGuiApplication,
     QImage,
     QKeySequence,
-    QPainter,
-    QPixmap,
 )
 from PySide6.QtWidgets import (
     QFileDialog,
@@ -36,6 +31,7 @@ from PySide6.QtWidgets import (
 from carvalue_gui.box_history import BoxHistory
 from carvalue_gui.crop_view import CropView
 from carvalue_gui.export import PhotoResults, format_dollars, prediction_text, write_csv, write_json
+from carvalue_gui.export_dialogs import ExportDialogs, titled_image
 from carvalue_gui.help_dialogs import HtmlDialog, about_html, shortcuts_html
 from carvalue_gui.loader import LoadedPhoto, PhotoLoader, make_thumbnail
 from carvalue_gui.model_dialog import ModelDialog
@@ -44,6 +40,7 @@ from carvalue_gui.photo_collection import PhotoCollection, PhotoEntry
 from carvalue_gui.photo_strip import FileDropFilter, PhotoStrip
 from carvalue_gui.result_panel import ResultPanel
 from carvalue_gui.settings import Settings, load_settings, save_settings
+from carvalue_gui.sweep_animation import SweepAnimation
 from carvalue_gui.sweep_plot import SweepPlot
 from carvalue_gui.worker import (
     SWEEP_POSITIONS,
@@ -58,7 +55,6 @@ from core.preprocess import IMAGE_SUFFIXES, Box, ImageLoadError, Photo, photo_fr
 from core.pricing import PriceInputs, current_year
 
 SWEEP_WIDTH = 0.5  # the sweep box is half the photo wide, full height (the seed's study)
-SWEEP_STEP_MS = 70  # animation: time the box rests at each sweep position
 
 
 class MainWindow(QMainWindow):
@@ -87,10 +83,10 @@ class MainWindow(QMainWindow):
         self._loading: dict[int, tuple[int, int]] = {}  # job id -> (done, total)
         self._select_first: set[int] = set()  # load jobs whose first new photo is still to be shown
         self.dropped_results = 0  # stale results thrown away (tests, benchmark)
-        self.sweep_step_ms = SWEEP_STEP_MS
-        self._sweep_step = 0
-        self._sweep_timer = QTimer(self)
-        self._sweep_timer.timeout.connect(self._advance_sweep)
+        self.sweep_animation = SweepAnimation(self)
+        self.sweep_animation.step.connect(self._on_sweep_step)
+        self.sweep_animation.finished.connect(self.sweep_animation_finished)
+        self.exports = ExportDialogs(self)
 
         self.worker = InferenceWorker(self)
         self.worker.crop_done.connect(self._on_crop_done)
@@ -116,6 +112,15 @@ class MainWindow(QMainWindow):
     def entries(self) -> dict[int, PhotoEntry]:
         """The photos by key, in the order they came."""
         return self.photos.entries
+
+    @property
+    def sweep_step_ms(self) -> int:
+        """The pan-across animation's time per position (0: no animation)."""
+        return self.sweep_animation.step_ms
+
+    @sweep_step_ms.setter
+    def sweep_step_ms(self, ms: int) -> None:
+        self.sweep_animation.step_ms = ms
 
     @property
     def max_resident(self) -> int:
@@ -186,8 +191,8 @@ class MainWindow(QMainWindow):
         self.act_paste = act("&Paste image", self.paste_image, QKeySequence.StandardKey.Paste)
         self.act_model = act("Open &model…", self._ask_open_model, "Ctrl+M")
         self.act_model_info = act("Model &details…", self.show_model_dialog)
-        self.act_export = act("&Export predictions…", self._ask_export, "Ctrl+E")
-        self.act_charts = act("Save &charts as PNG…", self._ask_save_charts)
+        self.act_export = act("&Export predictions…", self.exports.ask_export, "Ctrl+E")
+        self.act_charts = act("Save &charts as PNG…", self.exports.ask_save_charts)
         self.act_quit = act("&Quit", self.close, QKeySequence.StandardKey.Quit)
         self.act_copy = act("&Copy result as text", self.copy_result, QKeySequence.StandardKey.Copy)
         self.act_reset = act("&Reset crop box", self.crop_view.reset_box, "Ctrl+R")
@@ -519,7 +524,7 @@ class MainWindow(QMainWindow):
         entry = self.entries.get(key)
         if entry is None:
             return
-        self._stop_sweep_animation()
+        self.sweep_animation.stop()
         self.sweep_plot.show_sweep(self._priced_sweep(entry))
         self.panel.price_inputs.show_photo(entry.path)  # this photo's mileage and condition
         self.setWindowTitle(f"CarValue — {Path(entry.path).name}")
@@ -561,7 +566,7 @@ class MainWindow(QMainWindow):
         entry = self.current_entry()
         if entry is None:
             return
-        self._stop_sweep_animation()
+        self.sweep_animation.stop()
         self._sweep_box_moved = True  # a sweep still being computed will not move the box
         entry.box = None if box == Box.full(entry.size) else box
         self.box_history.moved(entry.box)
@@ -603,7 +608,7 @@ class MainWindow(QMainWindow):
         keys = self.strip.keys()
         row = keys.index(entry.key)
         if entry.key == self.strip.current_key():
-            self._stop_sweep_animation()
+            self.sweep_animation.stop()
         self._batch_total -= self.worker.cancel_batch({entry.key})
         if self.photos.remove(entry.key):
             self.loader.release()
@@ -639,7 +644,7 @@ class MainWindow(QMainWindow):
         if entry.photo is None:
             self.notices.add([f"Pan across: {Path(entry.path).name} is still loading; try again in a moment"])
             return 0
-        self._stop_sweep_animation()
+        self.sweep_animation.stop()
         self._sweep_box_moved = False
         self._sweep_request = self._new_request_id()
         self.worker.submit_sweep(SweepRequest(self._sweep_request, entry.photo, SWEEP_POSITIONS,
@@ -656,36 +661,22 @@ class MainWindow(QMainWindow):
         self.sweep_plot.show_sweep(self._priced_sweep(entry))
         self._update_progress()
         self.sweep_shown.emit(sweep)
-        self._sweep_step = 0
         if self._sweep_box_moved:  # the user moved the box meanwhile: plot only, keep their box
             self.sweep_animation_finished.emit()
-        elif self.sweep_step_ms <= 0:
-            self.move_to_sweep_position(len(sweep.boxes) - 1)
-            self.sweep_animation_finished.emit()
         else:
-            self._advance_sweep()
-            self._sweep_timer.start(self.sweep_step_ms)
+            self.sweep_animation.start(len(sweep.boxes))
 
-    def _advance_sweep(self) -> None:
+    def _on_sweep_step(self, index: int) -> None:
         entry = self.current_entry()
-        if entry is None or entry.sweep is None:
-            self._stop_sweep_animation()
+        if entry is None or entry.sweep is None or index >= len(entry.sweep.boxes):
+            self.sweep_animation.stop()
             return
-        self._show_sweep_position(entry, self._sweep_step)
-        self._sweep_step += 1
-        if self._sweep_step >= len(entry.sweep.boxes):
-            self._sweep_timer.stop()
-            self.sweep_animation_finished.emit()
-
-    def _stop_sweep_animation(self) -> None:
-        if self._sweep_timer.isActive():
-            self._sweep_timer.stop()
-            self.sweep_animation_finished.emit()
+        self._show_sweep_position(entry, index)
 
     def move_to_sweep_position(self, index: int) -> None:
         """Put the box on sweep position ``index`` and show the sweep's prediction for it (the
         prediction for exactly that box, so nothing needs computing)."""
-        self._stop_sweep_animation()
+        self.sweep_animation.stop()
         entry = self.current_entry()
         if entry is not None and entry.sweep is not None and 0 <= index < len(entry.sweep.boxes):
             self._show_sweep_position(entry, index)
@@ -754,17 +745,18 @@ class MainWindow(QMainWindow):
         return text
 
     # == dialogs ================================================================================
-    def _start_dir(self) -> str:
+    def start_dir(self) -> str:
+        """Where file dialogs open: the last folder photos came from."""
         return self.settings.last_folder or str(Path.home())
 
     def _ask_open_photos(self) -> None:
         exts = " ".join(f"*{suffix}" for suffix in sorted(IMAGE_SUFFIXES))
-        paths, _ = QFileDialog.getOpenFileNames(self, "Open photos", self._start_dir(),
+        paths, _ = QFileDialog.getOpenFileNames(self, "Open photos", self.start_dir(),
                                                 f"Images ({exts});;All files (*)")
         self.open_paths(paths)
 
     def _ask_open_folder(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Open a folder of photos", self._start_dir())
+        folder = QFileDialog.getExistingDirectory(self, "Open a folder of photos", self.start_dir())
         if folder:
             self.open_paths([folder])
 
@@ -774,41 +766,6 @@ class MainWindow(QMainWindow):
                                               "CarValue models (*.onnx);;All files (*)")
         if path:
             self.open_model(path)
-
-    def _ask_export(self) -> None:
-        if self.predictor is None:
-            self.notices.add(["Nothing to export: no model is loaded (File > Open model…)"])
-            return
-        if not self.entries:
-            self.notices.add(["Nothing to export: open or drop some photos first"])
-            return
-        path, _ = QFileDialog.getSaveFileName(self, "Export predictions",
-                                              str(Path(self._start_dir()) / "carvalue.csv"),
-                                              "CSV (*.csv);;JSON (*.json)")
-        if path:
-            try:
-                n = self.export_predictions(path)
-            except OSError as e:
-                self.notices.add([f"Export failed: {path}: {e}"])
-                return
-            pending = self.batch_pending()
-            extra = f" ({pending} still being estimated were left out)" if pending else ""
-            self.statusBar().showMessage(f"Exported {n} photos to {path}{extra}", 8000)
-
-    def _ask_save_charts(self) -> None:
-        entry = self.current_entry()
-        stem = Path(entry.path).stem if entry is not None and entry.reloadable else "carvalue"
-        what = "price chart and sweep plot" if self.sweep_plot.sweep is not None else "price chart"
-        path, _ = QFileDialog.getSaveFileName(self, f"Save the {what} as one PNG",
-                                              str(Path(self._start_dir()) / f"{stem}-chart.png"),
-                                              "PNG (*.png)")
-        if path:
-            try:
-                written = self.save_charts(path)
-            except (OSError, ValueError) as e:
-                self.notices.add([f"Saving charts failed: {e}"])
-                return
-            self.statusBar().showMessage(f"Saved the {what} to {written[0]}", 8000)
 
     def _fill_recent_menu(self) -> None:
         self.recent_menu.clear()
@@ -831,31 +788,9 @@ class MainWindow(QMainWindow):
             save_settings(self.settings)
         except OSError as e:
             print(f"carvalue: could not save settings: {e}")
-        self._sweep_timer.stop()
+        self.sweep_animation.stop()
         self.loader.stop()
         self.worker.stop()
         self.crop_view.shutdown()
         super().closeEvent(event)
 
-
-def titled_image(title: str, pixmaps: list[QPixmap], margin: int = 8) -> QImage:
-    """The pixmaps one above the other on white, under ``title`` (wrapped to their width)."""
-    width = max(p.width() for p in pixmaps) + 2 * margin
-    font = QFont()
-    font.setPointSize(11)
-    metrics = QFontMetrics(font)
-    flags = int(Qt.TextFlag.TextWordWrap)
-    text_rect = metrics.boundingRect(QRect(0, 0, width - 2 * margin, 10_000), flags, title)
-    top = text_rect.height() + 2 * margin
-    image = QImage(width, top + sum(p.height() for p in pixmaps) + margin, QImage.Format.Format_RGB32)
-    image.fill(QColor("white"))
-    painter = QPainter(image)
-    painter.setFont(font)
-    painter.setPen(QColor("black"))
-    painter.drawText(QRect(margin, margin, width - 2 * margin, text_rect.height()), flags, title)
-    y = top
-    for p in pixmaps:
-        painter.drawPixmap(margin, y, p)
-        y += p.height()
-    painter.end()
-    return image

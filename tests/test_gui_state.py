@@ -96,7 +96,7 @@ def test_saved_charts_are_one_titled_png(qtbot: object, window: MainWindow,
     assert alone.height() > window.panel.chart.height()  # the title band above the chart
     with qtbot.waitSignal(window.sweep_shown, timeout=WAIT_MS):  # type: ignore[attr-defined]
         window.start_sweep()
-    qtbot.waitUntil(lambda: not window._sweep_timer.isActive(), timeout=WAIT_MS)  # type: ignore[attr-defined]
+    qtbot.waitUntil(lambda: not window.sweep_animation.running(), timeout=WAIT_MS)  # type: ignore[attr-defined]
     written = window.save_charts(str(tmp_path / "both.png"))
     assert written == [str(tmp_path / "both.png")]  # one file: no second "-sweep.png" beside it
     assert not (tmp_path / "both-sweep.png").exists()
