@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 pytest.importorskip("PySide6")
 
@@ -143,3 +145,57 @@ def test_a_reload_is_served_while_a_job_waits_for_slots(qtbot: object, tmp_path:
         assert len(held) == 3  # the job still waits for its slots
     finally:
         loader.stop()
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(kinds=st.lists(st.sampled_from(["good", "bad", "missing"]), min_size=0, max_size=14),
+       max_waiting=st.integers(1, 5), threads=st.integers(1, 3), release_every=st.integers(1, 4))
+def test_every_file_is_reported_once_in_order_and_every_slot_comes_back(
+        qtbot: object, tmp_path_factory: pytest.TempPathFactory, kinds: list[str], max_waiting: int,
+        threads: int, release_every: int) -> None:
+    """Whatever the mix of files, slot count and how late the window releases: each good file
+    arrives once, in order, never more than ``max_waiting`` unreleased; each bad one has one
+    message; the job finishes; no slot is left held."""
+    folder = tmp_path_factory.mktemp("mix")
+    files = []
+    for i, kind in enumerate(kinds):
+        path = folder / f"{i:02d}.jpg"
+        if kind == "good":
+            _jpeg(path, (64, 48), i)
+        elif kind == "bad":
+            path.write_bytes(b"not a photo")
+        files.append(str(path))
+    loader = PhotoLoader(threads=threads, max_waiting=max_waiting)
+    held: list[str] = []
+    failed: list[str] = []
+    released = [0]
+    most = [0]
+
+    def take(_job: int, items: list[LoadedPhoto]) -> None:
+        held.extend(lp.path for lp in items)
+        most[0] = max(most[0], len(held) - released[0])
+        if len(held) - released[0] >= release_every:  # the window keeps a few, then lets go
+            loader.release(len(held) - released[0])
+            released[0] = len(held)
+
+    loader.loaded.connect(take)
+    loader.failed.connect(lambda _job, msgs: failed.extend(msgs))
+    done: list[int] = []
+    loader.finished.connect(done.append)
+    try:
+        loader.load(files)
+
+        def finished_or_stuck() -> bool:
+            if not done and len(held) - released[0] >= max_waiting:  # all slots out: let go
+                loader.release(len(held) - released[0])
+                released[0] = len(held)
+            return bool(done)
+
+        qtbot.waitUntil(finished_or_stuck, timeout=WAIT_MS)  # type: ignore[attr-defined]
+        loader.release(len(held) - released[0])
+        assert loader.waiting() == 0
+    finally:
+        loader.stop()
+    assert held == [f for f, k in zip(files, kinds, strict=True) if k == "good"]
+    assert len(failed) == kinds.count("bad") + kinds.count("missing")
+    assert most[0] <= max_waiting
