@@ -127,14 +127,14 @@ class PhotoLoader(QObject):
 
     def load(self, paths: list[str]) -> int:
         """Queue paths (files and/or folders); returns the job id used in the signals."""
-        return self._queue(list(paths), front=False)
+        return self._queue(list(paths))
 
     def reload(self, items: list[tuple[int, str]], urgent: bool = True) -> int:
         """Decode files again whose working copies were let go; results come as ``reloaded``
         with the caller's keys. Urgent ones (a photo the user selected) are decoded at once,
         even in the middle of a long job; others queue behind the jobs already queued."""
         if not urgent:
-            return self._queue(list(items), front=False)
+            return self._queue(list(items))
         with self._cond:
             job = self._next_id
             self._next_id += 1
@@ -156,14 +156,11 @@ class PhotoLoader(QObject):
         with self._cond:
             return self._held
 
-    def _queue(self, payload: list[str] | list[tuple[int, str]], front: bool) -> int:
+    def _queue(self, payload: list[str] | list[tuple[int, str]]) -> int:
         with self._cond:
             job = self._next_id
             self._next_id += 1
-            if front:
-                self._jobs.appendleft((job, payload))
-            else:
-                self._jobs.append((job, payload))
+            self._jobs.append((job, payload))
             self._cancelled = False
             self._cond.notify_all()
         return job

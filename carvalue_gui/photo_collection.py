@@ -134,9 +134,6 @@ class PhotoCollection:
         self._awaiting.add(key)
         return True
 
-    def is_awaiting(self, key: int) -> bool:
-        return key in self._awaiting
-
     def estimated(self, keys: Iterable[int]) -> int:
         """Slots to release for these photos' estimates (given or failed)."""
         done = self._awaiting.intersection(keys)
