@@ -105,7 +105,7 @@ class FramingSpec:
     (the crop it was given).  ``whole_car_output``: (N,) logit that the crop shows one whole car;
     ``sigmoid(logit / temperature)`` is the whole-car score, flagged below ``threshold`` and
     "unsure" below ``unsure_below``.  ``found_margin``: fraction of the found box's size added on
-    each side before predicting on it.  ``sources``: backgrounds and negatives it was trained on,
+    each side before predicting on it (negative: taken off; chosen on validation photos).  ``sources``: backgrounds and negatives it was trained on,
     each with its licence.
     """
 
@@ -235,8 +235,8 @@ class ModelMetadata:
             numbers = (fr.temperature, fr.threshold, fr.unsure_below, fr.found_margin)
             if not all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in numbers):
                 fail("framing numbers must be finite")
-            if fr.temperature <= 0 or not 0 < fr.threshold <= fr.unsure_below < 1 or not 0 <= fr.found_margin <= 0.5:
-                fail("framing needs temperature > 0, 0 < threshold <= unsure_below < 1, 0 <= found_margin <= 0.5")
+            if fr.temperature <= 0 or not 0 < fr.threshold <= fr.unsure_below < 1 or not -0.25 <= fr.found_margin <= 0.5:
+                fail("framing needs temperature > 0, 0 < threshold <= unsure_below < 1, -0.25 <= found_margin <= 0.5")
             if not fr.box_output or not fr.whole_car_output or fr.box_output == fr.whole_car_output:
                 fail("framing needs two distinct output names")
         if self.price_model is not None:
