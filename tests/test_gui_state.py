@@ -267,3 +267,13 @@ def test_carvalue_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--version"]) == 0
     assert capsys.readouterr().out == f"carvalue {app_version()}\n"
     assert app_version()[0].isdigit()
+    # It answers without loading Qt (as fast as `carvalue predict`).
+    import subprocess
+    import sys
+
+    code = ("import sys; from carvalue_gui.launcher import main; main(['--version']); "
+            "assert 'PySide6' not in sys.modules, 'Qt was imported'")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                         cwd=Path(__file__).resolve().parent.parent)
+    assert run.returncode == 0, run.stderr[-1000:]
+    assert run.stdout == f"carvalue {app_version()}\n"
