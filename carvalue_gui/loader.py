@@ -18,6 +18,7 @@ of a long job.
 
 from __future__ import annotations
 
+import io
 import os
 import threading
 import time
@@ -29,7 +30,6 @@ from pathlib import Path
 
 from PIL import Image
 from PySide6.QtCore import QObject, Signal
-from PySide6.QtGui import QImage, QPainter
 
 from core.modelfile import physical_cores
 from core.preprocess import ImageLoadError, Photo, is_image_path, load_photo
@@ -46,7 +46,7 @@ MAX_WAITING = 32
 class LoadedPhoto:
     path: str
     photo: Photo
-    thumbnail: QImage
+    thumbnail: bytes  # JPEG (see make_thumbnail)
 
 
 def decode_file(path: str) -> LoadedPhoto | str:
@@ -62,19 +62,15 @@ def decode_file(path: str) -> LoadedPhoto | str:
         return f"{path}: cannot decode image ({type(e).__name__}: {e})"
 
 
-def make_thumbnail(photo: Photo, size: tuple[int, int] = THUMB_SIZE) -> QImage:
-    """A small QImage of the photo (QImage, unlike QPixmap, may be made off the GUI thread)."""
+def make_thumbnail(photo: Photo, size: tuple[int, int] = THUMB_SIZE) -> bytes:
+    """A small JPEG of the photo, made off the GUI thread. The list keeps one per photo and
+    decodes only the rows it paints: ~2-4 KB a photo where a 96x72 pixmap takes 27 KB (270 MB
+    for a folder of 10,000 photos)."""
     thumb = photo.image.copy()
     thumb.thumbnail(size, Image.Resampling.BILINEAR)
-    data = thumb.tobytes("raw", "RGB")
-    img = QImage(data, thumb.width, thumb.height, 3 * thumb.width, QImage.Format.Format_RGB888)
-    # Centred on a transparent canvas of the full size, so every row's text lines up.
-    canvas = QImage(size[0], size[1], QImage.Format.Format_ARGB32_Premultiplied)
-    canvas.fill(0)
-    painter = QPainter(canvas)
-    painter.drawImage((size[0] - thumb.width) // 2, (size[1] - thumb.height) // 2, img)
-    painter.end()
-    return canvas
+    out = io.BytesIO()
+    thumb.save(out, "JPEG", quality=85)
+    return out.getvalue()
 
 
 def expand_paths(paths: list[str]) -> tuple[list[str], list[str]]:

@@ -381,7 +381,7 @@ class MainWindow(QMainWindow):
         self.photos.evict(self.strip.current_key())
         self._update_actions()
 
-    def _add_entry(self, path: str, photo: Photo, thumbnail: QImage) -> PhotoEntry:
+    def _add_entry(self, path: str, photo: Photo, thumbnail: bytes) -> PhotoEntry:
         entry = self.photos.add(path, photo)
         self.strip.add_photo(entry.key, path, thumbnail)
         return entry

@@ -3,16 +3,19 @@ file-drop filter that any widget can share (drops on the list, the photo or the 
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from pathlib import Path
 
 from PySide6.QtCore import QEvent, QObject, QSize, Qt, QUrl, Signal
-from PySide6.QtGui import QDragEnterEvent, QDropEvent, QIcon, QImage, QPainter, QPaintEvent, QPixmap
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage, QPainter, QPaintEvent, QPixmap
 from PySide6.QtWidgets import QAbstractItemView, QListWidget, QListWidgetItem, QWidget
 
 from carvalue_gui.export import format_dollars
 from core.predictor import Prediction
 
 KEY_ROLE = Qt.ItemDataRole.UserRole
+THUMB_SIZE = QSize(96, 72)
+THUMB_CACHE = 300  # decoded thumbnails kept: the rows on screen and those scrolled past lately
 
 
 def local_paths(urls: list[QUrl]) -> list[str]:
@@ -49,6 +52,32 @@ class FileDropFilter(QObject):
             w.installEventFilter(self)
 
 
+class PhotoItem(QListWidgetItem):
+    """A row that keeps its thumbnail as JPEG bytes; the list decodes it when it paints the row."""
+
+    def __init__(self, key: int, jpeg: bytes) -> None:
+        super().__init__("")
+        self.key, self.jpeg = key, jpeg
+
+    def data(self, role: int) -> object:
+        if role == Qt.ItemDataRole.DecorationRole:
+            strip = self.listWidget()
+            if isinstance(strip, PhotoStrip):
+                return strip.thumbnail(self.key, self.jpeg)
+        return super().data(role)
+
+
+def centred_pixmap(image: QImage, size: QSize) -> QPixmap:
+    """``image`` centred on a transparent canvas of ``size``, so every row's text lines up."""
+    canvas = QImage(size, QImage.Format.Format_ARGB32_Premultiplied)
+    canvas.fill(0)
+    if not image.isNull():
+        painter = QPainter(canvas)
+        painter.drawImage((size.width() - image.width()) // 2, (size.height() - image.height()) // 2, image)
+        painter.end()
+    return QPixmap.fromImage(canvas)
+
+
 class PhotoStrip(QListWidget):
     """Rows keyed by the window's photo keys; ``photo_selected(key)`` on selection."""
 
@@ -56,7 +85,7 @@ class PhotoStrip(QListWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setIconSize(QSize(96, 72))
+        self.setIconSize(THUMB_SIZE)
         self.setUniformItemSizes(True)
         self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.setDragDropMode(QAbstractItemView.DragDropMode.NoDragDrop)
@@ -64,10 +93,12 @@ class PhotoStrip(QListWidget):
         self.setTextElideMode(Qt.TextElideMode.ElideRight)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self._items: dict[int, QListWidgetItem] = {}
+        self._thumbs: OrderedDict[int, QPixmap] = OrderedDict()  # decoded thumbnails, LRU first
         self.currentItemChanged.connect(self._on_current)
 
-    def add_photo(self, key: int, path: str, thumbnail: QImage) -> None:
-        item = QListWidgetItem(QIcon(QPixmap.fromImage(thumbnail)), "")
+    def add_photo(self, key: int, path: str, thumbnail: bytes) -> None:
+        """A row for the photo; ``thumbnail`` is a small JPEG (see ``loader.make_thumbnail``)."""
+        item = PhotoItem(key, thumbnail)
         item.setData(KEY_ROLE, key)
         item.setToolTip(path)
         self._items[key] = item
@@ -104,8 +135,22 @@ class PhotoStrip(QListWidget):
 
     def remove(self, key: int) -> None:
         item = self._items.pop(key, None)
+        self._thumbs.pop(key, None)
         if item is not None:
             self.takeItem(self.row(item))
+
+    def thumbnail(self, key: int, jpeg: bytes) -> QPixmap:
+        """The row's thumbnail, decoded when first painted and kept for the last THUMB_CACHE
+        rows painted (a pixmap for every row would take 27 KB a photo)."""
+        pixmap = self._thumbs.get(key)
+        if pixmap is not None:
+            self._thumbs.move_to_end(key)
+            return pixmap
+        pixmap = centred_pixmap(QImage.fromData(jpeg, "JPEG"), THUMB_SIZE)
+        self._thumbs[key] = pixmap
+        while len(self._thumbs) > THUMB_CACHE:
+            self._thumbs.popitem(last=False)
+        return pixmap
 
     def _on_current(self, current: QListWidgetItem | None, _previous: QListWidgetItem | None) -> None:
         if current is not None:

@@ -277,3 +277,40 @@ def test_carvalue_version(capsys: pytest.CaptureFixture[str]) -> None:
                          cwd=Path(__file__).resolve().parent.parent)
     assert run.returncode == 0, run.stderr[-1000:]
     assert run.stdout == f"carvalue {app_version()}\n"
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) / 1024 for line in f if line.startswith("VmRSS:"))
+
+
+def test_the_list_keeps_each_thumbnail_as_a_small_jpeg_and_shows_it(qtbot: object) -> None:
+    """A row costs a few KB, not a 27 KB pixmap: 3,000 rows of pixmaps would add ~83 MB."""
+    from PIL import Image
+    from PySide6.QtCore import Qt
+
+    from carvalue_gui.loader import make_thumbnail
+    from carvalue_gui.photo_strip import THUMB_CACHE, PhotoStrip
+    from core.preprocess import photo_from_image
+
+    strip = PhotoStrip()
+    qtbot.addWidget(strip)  # type: ignore[attr-defined]
+    strip.resize(240, 400)
+    strip.show()
+    red = make_thumbnail(photo_from_image(Image.new("RGB", (320, 200), (200, 30, 30)), "red.jpg"))
+    assert len(red) < 4_000
+    before = rss_mb()
+    for key in range(3000):
+        strip.add_photo(key, f"/photos/{key:04d}.jpg", red)
+    strip.scrollToBottom()
+    qtbot.wait(50)  # type: ignore[attr-defined]
+    assert rss_mb() - before < 40
+    assert len(strip._thumbs) <= THUMB_CACHE
+    pixmap = strip.item(0).data(Qt.ItemDataRole.DecorationRole)
+    assert pixmap.width() == 96 and pixmap.height() == 72
+    colour = pixmap.toImage().pixelColor(48, 36)
+    assert colour.red() > 150 and colour.green() < 80 and colour.blue() < 80
+    shot = strip.grab().toImage()  # the view paints the decoded thumbnails
+    reds = sum(1 for x in range(0, shot.width(), 4) for y in range(0, shot.height(), 4)
+               if (c := shot.pixelColor(x, y)).red() > 150 and c.green() < 80 and c.blue() < 80)
+    assert reds > 50
