@@ -195,7 +195,8 @@ class MainWindow(QMainWindow):
         self.act_charts = act("Save &charts as PNG…", self.exports.ask_save_charts)
         self.act_quit = act("&Quit", self.close, QKeySequence.StandardKey.Quit)
         self.act_copy = act("&Copy result as text", self.copy_result, QKeySequence.StandardKey.Copy)
-        self.act_reset = act("&Reset crop box", self.crop_view.reset_box, "Ctrl+R")
+        self.act_reset = act("&Reset crop box to the car", self.crop_view.reset_box, "Ctrl+R")
+        self.act_whole = act("Crop box on the &whole photo", self.crop_view.whole_photo_box, "Ctrl+Shift+R")
         self.act_sweep = act("Pan &across", self.start_sweep, "Ctrl+P")
         self.act_sweep.setToolTip("Sweep the crop box along the photo and plot the estimate")
         self.act_undo, self.act_redo = self.box_history.actions(self)
@@ -224,6 +225,7 @@ class MainWindow(QMainWindow):
         edit_menu.addAction(self.act_copy)
         edit_menu.addAction(self.act_paste)
         edit_menu.addAction(self.act_reset)
+        edit_menu.addAction(self.act_whole)
         edit_menu.addAction(self.act_remove)
         tools_menu = self.menuBar().addMenu("&Tools")
         tools_menu.addAction(self.act_sweep)
@@ -324,6 +326,7 @@ class MainWindow(QMainWindow):
         self.act_charts.setEnabled(shown)
         self.act_copy.setEnabled(shown)
         self.act_reset.setEnabled(entry is not None)
+        self.act_whole.setEnabled(entry is not None)
         self.act_remove.setEnabled(entry is not None)
 
     def show_about(self) -> HtmlDialog:
@@ -454,6 +457,7 @@ class MainWindow(QMainWindow):
                 problems.append(f"{entry.path}: estimate failed: {outcome}")
             else:
                 entry.prediction, entry.error = outcome, ""
+                self._show_found_car(entry)
             self._show_row(entry)
         if problems:
             self.notices.add(problems)
@@ -535,7 +539,7 @@ class MainWindow(QMainWindow):
             self.loader.reload([(entry.key, entry.path)])
             return
         self.photos.touch(key)
-        self.crop_view.set_photo(entry.photo, entry.box)
+        self.crop_view.set_photo(entry.photo, entry.box, found=entry.found_box())
         self._update_actions()
         self._request_current_crop()
 
@@ -552,14 +556,15 @@ class MainWindow(QMainWindow):
         entry, box = self.current_entry(), self.crop_view.box()
         if entry is None or box is None or entry.photo is None:
             return 0
-        return self._submit_crop(entry, box)
+        # A photo not yet estimated: find the car and predict on it (at most two passes).
+        return self._submit_crop(entry, box, auto=entry.box is None and entry.prediction is None)
 
-    def _submit_crop(self, entry: PhotoEntry, box: Box) -> int:
+    def _submit_crop(self, entry: PhotoEntry, box: Box, auto: bool = False) -> int:
         rid = self._new_request_id()
         if self.predictor is None or entry.photo is None:
             self.panel.show_prediction(rid, None)
             return rid
-        self.worker.submit_crop(CropRequest(rid, entry.photo, box))
+        self.worker.submit_crop(CropRequest(rid, entry.photo, box, auto=auto))
         return rid
 
     def _on_box_changed(self, box: Box) -> None:
@@ -568,7 +573,8 @@ class MainWindow(QMainWindow):
             return
         self.sweep_animation.stop()
         self._sweep_box_moved = True  # a sweep still being computed will not move the box
-        entry.box = None if box == Box.full(entry.size) else box
+        # None: the automatic box (the found car, else the whole photo), which batch estimates use.
+        entry.box = None if box == (entry.found_box() or Box.full(entry.size)) else box
         self.box_history.moved(entry.box)
         if entry.box is None and entry.crop_prediction is not None:  # reset: no crop to keep
             entry.crop_prediction = None
@@ -586,10 +592,25 @@ class MainWindow(QMainWindow):
             self.dropped_results += 1
             return
         entry = self.current_entry()
+        if entry is not None and pred.found_box is not None and entry.box is None and entry.prediction is None:
+            # The automatic estimate of a photo not yet estimated: it is the photo's estimate.
+            entry.prediction, entry.error = pred, ""
+            self._show_found_car(entry)
+            self._show_row(entry)
         if entry is not None and entry.box is not None:
             entry.crop_prediction = pred
             self._show_row(entry)
         self.panel.show_prediction(rid, pred)
+
+    def _show_found_car(self, entry: PhotoEntry) -> None:
+        """Outline where the car was found; while the user has not set a box of their own, the
+        crop box moves onto it (quietly: the estimate on it is the one just made)."""
+        if entry is not self.current_entry() or entry.photo is None:
+            return
+        found = entry.found_box()
+        self.crop_view.set_found_box(found)
+        if entry.box is None and found is not None and self.crop_view.box() != found:
+            self.crop_view.set_box(found, notify=False)
 
     def _on_panel_shown(self, rid: int, pred: Prediction | None) -> None:
         self._update_actions()

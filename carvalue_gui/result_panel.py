@@ -21,6 +21,7 @@ from carvalue_gui.export import format_dollars
 from carvalue_gui.price_chart import PriceChart
 from carvalue_gui.price_inputs import PriceInputsWidget
 from carvalue_gui.probability_bar import ProbabilityBar
+from core.framing import WholeCar, whole_car_message
 from core.modelfile import ModelMetadata
 from core.predictor import LabelProb, Prediction, reprice
 from core.pricing import PriceInputs, describe
@@ -164,7 +165,7 @@ class ResultPanel(QWidget):
         text_width = max(50, width - 2 * 6 - 2 * 6)  # panel and label padding
         flags = int(Qt.TextFlag.TextWordWrap)
         fm = self.notice.fontMetrics()
-        need = fm.boundingRect(0, 0, text_width, 10_000, flags, not_a_car_text(1.0)).height()
+        need = max(fm.boundingRect(0, 0, text_width, 10_000, flags, f"⚠ {t}").height() for t in longest_status_texts())
         height = max(need, 2 * fm.lineSpacing()) + 2 * 4 + 2
         if self.status.minimumHeight() != height:  # fixed: minimum == maximum == height
             self.status.setFixedHeight(height)
@@ -223,11 +224,13 @@ class ResultPanel(QWidget):
             self.price_label.setToolTip(price_tooltip(pred))
             self.make_models.set_items(pred.make_models[:TOP_K])
             self.years.set_items(pred.years[:TOP_K])
-            if pred.looks_like_car:
-                self.confidence_label.setText(f"✓ Looks like a whole car (confidence {pred.confidence:.0%})")
+            judged = pred.whole_car
+            text = whole_car_message(judged, pred.confidence, pred.covers_photo)
+            if judged is WholeCar.YES:
+                self.confidence_label.setText(f"✓ {text}")
                 self.status.setCurrentWidget(self.confidence_label)
             else:
-                self.notice.setText(not_a_car_text(pred.confidence))
+                self.notice.setText(f"{'?' if judged is WholeCar.UNSURE else '⚠'} {text}")
                 self.status.setCurrentWidget(self.notice)
         self.result_shown.emit(request_id, pred)
 
@@ -250,9 +253,9 @@ def price_tooltip(pred: Prediction) -> str:
     return "\n".join([w["what"], w["ranges"], f"Inputs: {w['inputs_used']}", *w["notes"], w["not_seen"]])
 
 
-def not_a_car_text(confidence: float) -> str:
-    return (f"⚠ This does not look like a whole car (confidence {confidence:.0%}): the estimate is "
-            "unreliable. Widen the box to take in the whole car.")
+def longest_status_texts() -> list[str]:
+    """The whole-car line's longest texts: the status line is sized for them."""
+    return [whole_car_message(j, 1.0, covers) for j in (WholeCar.UNSURE, WholeCar.NO) for covers in (False, True)]
 
 
 def status_label(style: str) -> QLabel:
