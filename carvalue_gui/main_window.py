@@ -1,8 +1,11 @@
 """The main window: wires the widgets, the loader thread and the inference thread together.
 
-It owns the list of photos and the request ids; every rule about prices lives in ``core`` and
-every piece of drawing in the widgets.  Newest request wins: each crop/sweep request gets a new
-id, and a result whose id is not the newest is dropped on arrival.
+It owns the request ids and passes photos between the parts: the photo collection
+(``photo_collection``: entries and the memory limits), the loader, the inference worker, the
+widgets, the box history (undo/redo), the sweep animation and the export dialogs. Every rule
+about prices lives in ``core`` and every piece of drawing in the widgets. Newest request wins:
+each crop/sweep request gets a new id, and a result whose id is not the newest is dropped on
+arrival.
 """
 
 from __future__ import annotations
@@ -584,8 +587,8 @@ class MainWindow(QMainWindow):
     def _apply_box(self, box: Box | None) -> None:
         """Undo/redo: put the box back (the estimate follows as for any move)."""
         entry = self.current_entry()
-        if entry is not None:
-            self.crop_view.set_box(box or Box.full(entry.size))
+        if entry is not None:  # None: the automatic box (the car found, else the whole photo)
+            self.crop_view.set_box(box or entry.found_box() or Box.full(entry.size))
 
     def _on_crop_done(self, rid: int, pred: Prediction) -> None:
         if rid != self._request_id:
@@ -734,8 +737,10 @@ class MainWindow(QMainWindow):
         pred, entry = self.panel.shown, self.current_entry()
         if pred is None or entry is None:
             return ""
-        where = "whole photo" if entry.box is None else "crop x={:.0f} y={:.0f} w={:.0f} h={:.0f}".format(
-            *pred.crop.as_tuple())
+        if entry.box is None:
+            where = "the car found" if entry.found_box() is not None else "whole photo"
+        else:
+            where = "crop x={:.0f} y={:.0f} w={:.0f} h={:.0f}".format(*pred.crop.as_tuple())
         model = f" · model {self.predictor.metadata.name}" if self.predictor else ""
         return (f"{Path(entry.path).name} ({where}): {format_dollars(pred.median_price)}, likely "
                 f"{format_dollars(pred.price_low)} – {format_dollars(pred.price_high)} · "

@@ -314,3 +314,26 @@ def test_the_list_keeps_each_thumbnail_as_a_small_jpeg_and_shows_it(qtbot: objec
     reds = sum(1 for x in range(0, shot.width(), 4) for y in range(0, shot.height(), 4)
                if (c := shot.pixelColor(x, y)).red() > 150 and c.green() < 80 and c.blue() < 80)
     assert reds > 50
+
+
+def test_undo_returns_to_the_car_found_when_the_box_was_automatic(qtbot: object, tmp_path: Path,
+                                                                  tmp_path_factory: pytest.TempPathFactory) -> None:
+    pytest.importorskip("torch")
+    from tests.gui_support import make_photo
+    from tests.modelfactory import make_framed_model_file, make_model_file
+
+    d = tmp_path_factory.mktemp("framed")
+    base, _ = make_model_file(d / "base.onnx", size=64, padding="same")
+    model = make_framed_model_file(base, d / "framed.onnx", (0.25, 0.5, 0.75, 1.0), 3.0)
+    window = open_window(qtbot, model)
+    load(qtbot, window, [make_photo(tmp_path / "a.jpg", (400, 300), 1)])
+    found = Box(100, 150, 200, 150)
+    qtbot.waitUntil(lambda: window.crop_view.box() == found, timeout=WAIT_MS)  # type: ignore[attr-defined]
+    assert window.box_history.stack.count() == 0  # the app placed it: not a step of the user's
+    move_box(qtbot, window, Box(10, 10, 200, 150))
+    window.act_undo.trigger()
+    assert window.crop_view.box() == found
+    entry = window.current_entry()
+    assert entry is not None and entry.box is None
+    assert wait_shown(qtbot, window).crop == found
+    assert "the car found" in window.chart_title()
