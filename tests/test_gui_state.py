@@ -8,6 +8,8 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 pytest.importorskip("PySide6")
 pytest.importorskip("pyqtgraph")
@@ -337,3 +339,35 @@ def test_undo_returns_to_the_car_found_when_the_box_was_automatic(qtbot: object,
     assert entry is not None and entry.box is None
     assert wait_shown(qtbot, window).crop == found
     assert "the car found" in window.chart_title()
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers(-10**12, 10**12)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(st.characters(exclude_categories=("Nd",)), max_size=30),  # digits: numbers only
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=12), inner, max_size=5),
+    max_leaves=30)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(provenance=st.dictionaries(st.text(max_size=12), _json, max_size=6),
+       metrics=st.dictionaries(st.text(max_size=12), _json, max_size=6))
+def test_model_details_render_any_metadata_readably(window: MainWindow, provenance: dict[str, object],
+                                                    metrics: dict[str, object]) -> None:
+    """Whatever JSON a model file carries (outside input), the summary renders, with rounded
+    numbers and escaped text."""
+    import dataclasses
+    import re
+
+    from PySide6.QtGui import QTextDocument
+
+    from carvalue_gui.model_dialog import metadata_html
+
+    assert window.predictor is not None
+    meta = dataclasses.replace(window.predictor.metadata, provenance=provenance, metrics=metrics)
+    html = metadata_html(meta, "<model & file>.onnx")
+    doc = QTextDocument()
+    doc.setHtml(html)
+    text = doc.toPlainText()
+    assert "<model & file>.onnx" in text  # escaped, not taken as markup
+    assert re.search(r"\d\.\d{6,}", text) is None, "unrounded numbers"
