@@ -219,6 +219,11 @@ class Predictor:
         outs = self._session.run(self._output_names, {self._input_name: batch})
         return dict(zip(self._output_names, outs, strict=True))
 
+    def decode(self, outs: dict[str, np.ndarray], box: Box, photo: Photo, top_k: int = 5) -> list[Prediction]:
+        """One Prediction per row of ``run_batch``'s outputs, each made on ``box`` of ``photo``
+        (for callers that build or alter the inputs themselves, as core.occlusion does)."""
+        return [self._decode(outs, i, box, photo, top_k) for i in range(len(outs["make_model_logits"]))]
+
     def predict(self, image: PhotoLike, crop: Box | CropMode | None = None, top_k: int = 5) -> Prediction:
         """One estimate: on ``crop`` (a box), the whole photo (None or CropMode.FULL), or the car
         the model finds (CropMode.AUTO: see ``predict_auto``)."""
