@@ -119,7 +119,7 @@ class PriceChart(pg.PlotWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent, background="w")
-        self.setMinimumHeight(180)
+        self.setMinimumHeight(120)
         item = self.getPlotItem()
         item.setMouseEnabled(False, False)
         item.hideButtons()

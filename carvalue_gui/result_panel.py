@@ -18,16 +18,22 @@ from PySide6.QtWidgets import (
 )
 
 from carvalue_gui.export import format_dollars
+from carvalue_gui.help_dialogs import HtmlDialog
 from carvalue_gui.price_chart import PriceChart
 from carvalue_gui.price_inputs import PriceInputsWidget
 from carvalue_gui.probability_bar import ProbabilityBar
 from core.framing import WholeCar, whole_car_message
 from core.modelfile import ModelMetadata
 from core.predictor import LabelProb, Prediction, reprice
-from core.pricing import PriceInputs, describe
+from core.pricing import RANGES_MEAN, PriceInputs, describe
 
 TOP_K = 5
 PANEL_MIN_WIDTH = 340
+PRICE_WIDEST = "$000,000"  # the big price's width: a six-figure price fits (the top range is open)
+RANGES_HINT = "Likely: 1 in 2 cars like this sell in that range; 80%: 8 in 10 do."
+RANGES_PLAIN = ("The price is the middle of what cars like this one sell for.\n"
+                "likely: half of them sell inside this range (1 in 2), a quarter below and a quarter above;\n"
+                "80%: 8 in 10 sell inside this wider range.")
 
 
 def steady_label(text: str = "") -> QLabel:
@@ -110,21 +116,37 @@ class ResultPanel(QWidget):
         layout.setContentsMargins(6, 6, 6, 6)
         self.setMinimumWidth(PANEL_MIN_WIDTH)
 
+        # What the big number is, in a few words: the year it is a price for and the inputs used;
+        # the long meaning is one click away ("What is this price?").
+        self.caption = steady_label("Estimated price")
+        self.caption.setStyleSheet("QLabel { color: #555; }")
+        layout.addWidget(self.caption)
         self.price_label = QLabel("—")
         font = QFont()
-        font.setPointSize(26)
+        font.setPointSize(22)
         font.setBold(True)
         self.price_label.setFont(font)
         self.price_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.price_label.setFixedWidth(self.price_label.fontMetrics().horizontalAdvance("$0,000,000") + 12)
+        self.price_label.setFixedWidth(self.price_label.fontMetrics().horizontalAdvance(PRICE_WIDEST) + 12)
         # Fixed price width, the range label takes the rest: neither text moves the layout.
         self.range_label = QLabel()
         self.range_label.setMinimumWidth(1)  # its text never sets the panel's minimum width
-        self.range_label.setWordWrap(True)  # a narrow panel gets two lines, within the price's height
+        self.range_label.setWordWrap(True)  # a narrow panel gets more lines, within the price's height
+        self.range_label.setToolTip(RANGES_PLAIN)
         head = QHBoxLayout()
         head.addWidget(self.price_label)
         head.addWidget(self.range_label, 1)
         layout.addLayout(head)
+        # The ranges in plain words, and the way to the long meaning.
+        self.hint = QLabel(f"{_escape(RANGES_HINT)} <a href='#what'>What is this price?</a>")
+        self.hint.setTextFormat(Qt.TextFormat.RichText)
+        self.hint.setWordWrap(True)
+        self.hint.setMinimumWidth(1)
+        self.hint.setStyleSheet("QLabel { color: #555; }")
+        self.hint.setToolTip(RANGES_PLAIN)
+        self.hint.linkActivated.connect(lambda _: self.show_price_help())
+        layout.addWidget(self.hint)
+        self._help: HtmlDialog | None = None
         # Mileage, condition, year of sale: reprice what is shown at once (no forward pass).
         self._meta: ModelMetadata | None = None
         self.price_inputs = PriceInputsWidget()
@@ -185,11 +207,10 @@ class ResultPanel(QWidget):
                 "<b>No model is loaded</b>, so nothing can be estimated. Use File &gt; Open model… "
                 f"to choose a CarValue model file.<br>{_escape(problem)}")
             self.price_label.setText("No model")
+            self.caption.setText("Estimated price")
+            self.hint.setToolTip(RANGES_PLAIN)
             return
-        meaning = describe(meta, self.price_inputs.inputs().year) or "a price estimate"
-        created = f", {meta.created[:10]}" if meta.created else ""
-        self.model_line.setText(f"Price: {_escape(meaning)}<br>Model: <b>{_escape(meta.name)}</b>"
-                                f"{_escape(created)} · <a href='#model'>details…</a>")
+        self.set_model_line_year(self.price_inputs.inputs().year)
 
     def _reprice(self, inputs: PriceInputs) -> None:
         if self._meta is not None:
@@ -198,12 +219,41 @@ class ResultPanel(QWidget):
             self.show_prediction(self.shown_request, self.shown)
 
     def set_model_line_year(self, year: int) -> None:
-        """The model line's price sentence names the year of sale."""
-        if self._meta is not None:
-            created = f", {self._meta.created[:10]}" if self._meta.created else ""
-            self.model_line.setText(f"Price: {_escape(describe(self._meta, year))}<br>Model: "
-                                    f"<b>{_escape(self._meta.name)}</b>{_escape(created)} · "
-                                    "<a href='#model'>details…</a>")
+        """The caption and the price's meaning name the year of sale; the model line names the model."""
+        if self._meta is None:
+            return
+        created = f", {self._meta.created[:10]}" if self._meta.created else ""
+        self.model_line.setText(f"Model: <b>{_escape(self._meta.name)}</b>{_escape(created)} · "
+                                "<a href='#model'>details…</a>")
+        self.hint.setToolTip(f"{self.price_meaning()}\n\n{RANGES_PLAIN}")
+        if self.shown is None:
+            self.caption.setText(f"Estimated price, {year}")
+
+    def price_meaning(self) -> str:
+        """What the prices are (core.pricing's sentence for this model and year of sale)."""
+        if self._meta is None:
+            return ""
+        return describe(self._meta, self.price_inputs.inputs().year) or "a price estimate"
+
+    def price_help_html(self) -> str:
+        """Everything the price says about itself, for "What is this price?"."""
+        pred = self.shown
+        parts = [f"<p><b>What the price is.</b> {_escape(self.price_meaning() or 'No model is loaded.')}</p>",
+                 f"<p><b>The ranges.</b> {_escape(RANGES_PLAIN)}<br><i>{_escape(RANGES_MEAN)}</i></p>"]
+        if pred is not None and pred.price is not None:
+            w = pred.price.words()
+            parts.append(f"<p><b>Used for this estimate:</b> {_escape(w['inputs_used'])}</p>")
+            parts += [f"<p>{_escape(n)}</p>" for n in w["notes"]]
+            parts.append(f"<p>{_escape(w['not_seen'])}</p>")
+        return "".join(parts)
+
+    def show_price_help(self) -> HtmlDialog:
+        if self._help is None:
+            self._help = HtmlDialog("What is this price?", "", self)
+        self._help.text.setHtml(self.price_help_html())
+        self._help.show()
+        self._help.raise_()
+        return self._help
 
     def show_prediction(self, request_id: int, pred: Prediction | None) -> None:
         if pred is not None and self._meta is not None:  # priced with this photo's inputs
@@ -214,6 +264,7 @@ class ResultPanel(QWidget):
         if pred is None:
             self.price_label.setText("—" if self._has_model else "No model")
             self.range_label.setText("")
+            self.caption.setText(f"Estimated price, {self.price_inputs.inputs().year}")
             self.confidence_label.setText("")
             self.status.setCurrentWidget(self.confidence_label)
             self.make_models.set_items(())
@@ -221,6 +272,7 @@ class ResultPanel(QWidget):
         else:
             self.price_label.setText(format_dollars(pred.median_price))
             self.range_label.setText(price_range_text(pred))
+            self.caption.setText(caption_text(pred, self.price_inputs.inputs().year))
             self.price_label.setToolTip(price_tooltip(pred))
             self.make_models.set_items(pred.make_models[:TOP_K])
             self.years.set_items(pred.years[:TOP_K])
@@ -236,13 +288,22 @@ class ResultPanel(QWidget):
 
 
 def price_range_text(pred: Prediction) -> str:
-    """Beside the price: the likely (middle-50%) range, the 80% range and what was used."""
+    """Beside the price: the likely (middle-50%) range and, from a price model, the 80% range."""
     likely = f"likely {format_dollars(pred.price_low)} – {format_dollars(pred.price_high)}"
     e = pred.price
     if e is None or e.source == "price_head":
         return likely
-    return (f"{likely}\n80%: {format_dollars(e.range80[0])} – {format_dollars(e.range80[1])} · "
-            f"{e.short_inputs()}")
+    return f"{likely}\n80%: {format_dollars(e.range80[0])} – {format_dollars(e.range80[1])}"
+
+
+def caption_text(pred: Prediction, year: int) -> str:
+    """Over the price: what it is a price for ("Estimated price, 2026 · 150,000 mi · fair")."""
+    e = pred.price
+    if e is None:
+        return f"Estimated price, {year}"
+    if e.source == "price_head":
+        return "Estimated price (no price model: year of sale and mileage not used)"
+    return " · ".join([f"Estimated price, {e.year_of_sale}", *e.short_inputs().split(" · ")[1:]])
 
 
 def price_tooltip(pred: Prediction) -> str:

@@ -1,5 +1,6 @@
-"""Pan-across results: median price (with its likely range as a band) and one make/model's
-probability against the crop box's position; clicking the plot picks the nearest position."""
+"""Pan-across results: median price (with its likely range as a band) and the probabilities of
+the make/models ranked first anywhere along the sweep (one line each, with a legend) against the
+crop box's position; clicking the plot moves the box to the nearest position (the title says so)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections import Counter
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Signal
+from PySide6.QtGui import QResizeEvent
 from PySide6.QtWidgets import QWidget
 
 from core.predictor import Sweep
@@ -15,7 +17,16 @@ from core.predictor import Sweep
 PRICE_PEN = (40, 90, 170)
 BAND_BRUSH = (40, 90, 170, 50)
 PROB_PEN = (200, 110, 0)
-EMPTY_TITLE = "Pan across: run Tools > Pan across to sweep the box along the photo"
+# One colour per followed make/model (the first is PROB_PEN).
+LINE_PENS = (PROB_PEN, (150, 50, 160), (30, 140, 90))
+MAX_FOLLOWED = len(LINE_PENS)
+EMPTY_TITLE = "Tools > Pan across (Ctrl+P) fills this plot"
+CLICK_TITLE = "Click the plot to move the box there"
+# Each title with its shorter forms, for a narrow plot.
+TITLES = {CLICK_TITLE: (CLICK_TITLE, "Click to move the box there", "Click: move box"),
+          EMPTY_TITLE: (EMPTY_TITLE, "Tools > Pan across", "")}
+HEAD_ROOM = 0.8  # over the lines, a share of their height: the legend's place
+LEGEND_CHARS = 30  # a legend entry's make/model is cut to this many characters
 
 
 class DollarAxis(pg.AxisItem):
@@ -24,9 +35,20 @@ class DollarAxis(pg.AxisItem):
 
 
 def followed_label(sweep: Sweep) -> str:
-    """The make/model to follow along the sweep: the one ranked first at most positions."""
+    """The make/model to follow first along the sweep: the one ranked first at most positions."""
+    return followed_labels(sweep)[0]
+
+
+def followed_labels(sweep: Sweep, n: int = MAX_FOLLOWED) -> list[str]:
+    """The make/models to draw along the sweep: those ranked first at some position, most
+    positions first (ties: the higher peak first), at most ``n``; so the plot shows how the
+    make/model changes as the box moves, not just one label."""
     counts = Counter(p.make_models[0].label for p in sweep.predictions)
-    return counts.most_common(1)[0][0]
+    peak: dict[str, float] = {}
+    for p in sweep.predictions:
+        top = p.make_models[0]
+        peak[top.label] = max(peak.get(top.label, 0.0), top.probability)
+    return sorted(counts, key=lambda label: (-counts[label], -peak[label], label))[:n]
 
 
 class SweepPlot(pg.PlotWidget):
@@ -41,12 +63,12 @@ class SweepPlot(pg.PlotWidget):
         item.setMouseEnabled(False, False)
         item.hideButtons()
         item.setMenuEnabled(False)
-        item.setLabel("bottom", "crop box centre (fraction of photo width)")
+        item.setLabel("bottom", "box centre (fraction of photo width)")
         item.setLabel("left", "median price", color=f"rgb{PRICE_PEN}")
         item.showGrid(x=True, y=True, alpha=0.2)
         for axis in ("left", "bottom"):
             item.getAxis(axis).enableAutoSIPrefix(False)
-        item.setTitle(EMPTY_TITLE, size="9pt")
+        self._set_title(EMPTY_TITLE)
         item.setXRange(0, 1, padding=0.03)
         item.setYRange(0, 50_000, padding=0)
         band_pen = pg.mkPen(BAND_BRUSH[:3] + (90,), width=1)
@@ -66,11 +88,20 @@ class SweepPlot(pg.PlotWidget):
         item.getAxis("right").linkToView(self._prob_view)
         item.getAxis("right").setLabel("probability", color=f"rgb{PROB_PEN}")
         item.getAxis("right").enableAutoSIPrefix(False)
+        item.getAxis("right").setTicks([[(v, f"{v:g}") for v in (0.0, 0.5, 1.0)],
+                                        [(v, "") for v in (0.25, 0.75)]])  # never above 1
         self._prob_view.setXLink(item)
         self._prob_view.setYRange(0, 1.02, padding=0)
-        self._prob = pg.PlotDataItem(pen=pg.mkPen(PROB_PEN, width=2, style=pg.QtCore.Qt.PenStyle.DashLine),
-                                     symbol="t", symbolSize=7, symbolBrush=PROB_PEN)
-        self._prob_view.addItem(self._prob)
+        self._probs = [pg.PlotDataItem(pen=pg.mkPen(pen, width=2, style=pg.QtCore.Qt.PenStyle.DashLine),
+                                       symbol="t", symbolSize=6, symbolBrush=pen) for pen in LINE_PENS]
+        for curve in self._probs:
+            self._prob_view.addItem(curve)
+        self._prob = self._probs[0]
+        # The legend names each line; it sits in the plot's top-left corner, over the grid.
+        self.legend = pg.LegendItem(offset=(4, 2), labelTextSize="8pt", verSpacing=-8,
+                                    brush=pg.mkBrush(255, 255, 255, 210), pen=pg.mkPen(200, 200, 200))
+        self.legend.setParentItem(item.vb)
+        self.legend.hide()
         item.vb.sigResized.connect(self._sync_views)
         self._cursor = pg.InfiniteLine(angle=90, pen=pg.mkPen((120, 120, 120), width=1,
                                                               style=pg.QtCore.Qt.PenStyle.DotLine))
@@ -79,9 +110,27 @@ class SweepPlot(pg.PlotWidget):
         self.scene().sigMouseClicked.connect(self._on_click)
         self.sweep: Sweep | None = None
         self.followed = ""
+        self.followed_all: list[str] = []
         self.x = np.zeros(0)
         self.medians = np.zeros(0)
         self.probabilities = np.zeros(0)
+
+    def _set_title(self, text: str) -> None:
+        """A title never widens the plot past its widget (pyqtgraph makes a title's width the
+        plot's minimum width): a narrow plot gets the title's short form, or none."""
+        self._title = text
+        item = self.getPlotItem()
+        room = self.width() - item.getAxis("left").width() - item.getAxis("right").width() - 8
+        for shown in (*TITLES.get(text, (text,)), " "):
+            item.setTitle(shown, size="9pt", color="#555")
+            if item.titleLabel.item.boundingRect().width() <= room:
+                break
+        self.shown_title = shown
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(event)
+        if "_title" in self.__dict__:  # Qt resizes the widget inside super().__init__ already
+            self._set_title(self._title)
 
     def _sync_views(self) -> None:
         self._prob_view.setGeometry(self.getPlotItem().vb.sceneBoundingRect())
@@ -92,12 +141,15 @@ class SweepPlot(pg.PlotWidget):
         item = self.getPlotItem()
         if sweep is None or not sweep.predictions:
             self.x = self.medians = self.probabilities = np.zeros(0)
-            for curve in (self._low, self._high, self._median, self._prob):
+            for curve in (self._low, self._high, self._median, *self._probs):
                 curve.setData([], [])
             self._cursor.hide()
             self.followed = ""
+            self.followed_all = []
+            self.legend.clear()
+            self.legend.hide()
             self.setToolTip("")
-            item.setTitle(EMPTY_TITLE, size="9pt")
+            self._set_title(EMPTY_TITLE)
             item.setXRange(0, 1, padding=0.03)
             item.setYRange(0, 50_000, padding=0)
             return
@@ -107,18 +159,28 @@ class SweepPlot(pg.PlotWidget):
         self._low.setData(self.x, [p.price_low for p in preds])
         self._high.setData(self.x, [p.price_high for p in preds])
         self._median.setData(self.x, self.medians)
-        self.followed = followed_label(sweep)
+        self.followed_all = followed_labels(sweep)
+        self.followed = self.followed_all[0]
+        self.legend.clear()
+        for i, curve in enumerate(self._probs):
+            if i < len(self.followed_all):
+                label = self.followed_all[i]
+                curve.setData(self.x, sweep.probabilities_of(label))
+                self.legend.addItem(curve, f"P({_html(_elide(label, LEGEND_CHARS))})")
+            else:
+                curve.setData([], [])
+        self.legend.show()
         self.probabilities = sweep.probabilities_of(self.followed)
-        self._prob.setData(self.x, self.probabilities)
-        blue, orange = (f"rgb{PRICE_PEN}", f"rgb{PROB_PEN}")
-        item.setTitle(f"<span style='color:{blue}'>● median price (band: likely range)</span> &nbsp; "
-                      f"<span style='color:{orange}'>▲ P({_html(_elide(self.followed, 34))})</span>",
-                      size="9pt")
-        self.setToolTip(f"Orange: probability of {self.followed}. Click a point to move the box there.")
+        self._set_title(CLICK_TITLE)
+        self.setToolTip("Blue: the median price at each box position (band: the likely range). Dashed: the "
+                        "probability of each make/model ranked first somewhere along the sweep: "
+                        + ", ".join(self.followed_all) + ". Click a point to move the box there.")
         values = [v for p in preds for v in (p.price_low, p.median_price, p.price_high)]
         lo, hi = min(values), max(values)
         item.setXRange(0, 1, padding=0.03)
-        item.setYRange(lo * 0.9, hi * 1.05, padding=0)
+        # Head room over the highest price for the legend (top-left) to sit above the lines.
+        item.setYRange(lo * 0.9, hi + (hi - lo * 0.9) * HEAD_ROOM, padding=0)
+        self._prob_view.setYRange(0, 1.02 * (1 + HEAD_ROOM), padding=0)
         self._sync_views()
 
     def mark_position(self, index: int | None) -> None:

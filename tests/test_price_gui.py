@@ -44,7 +44,7 @@ def test_mileage_and_condition_reprice_at_once_per_photo(qtbot: object, priced_m
     low = shown_after(lambda: fields.mileage.setText("20000"))
     high = shown_after(lambda: fields.mileage.setText("150000"))
     assert high < low
-    assert "150,000 mi" in panel.range_label.text() and panel.price_label.text() != ""
+    assert "150,000 mi" in panel.caption.text() and panel.price_label.text() != ""
     fields.mileage.setText("")
     excellent = shown_after(lambda: fields.condition.setCurrentIndex(fields.condition.findData("excellent")))
     fair = shown_after(lambda: fields.condition.setCurrentIndex(fields.condition.findData("fair")))
@@ -90,7 +90,7 @@ def test_year_of_sale_is_a_setting_that_does_not_go_stale(qtbot: object, priced_
     window = MainWindow(model_path=str(priced_model), settings=Settings(year_of_sale=2024))
     qtbot.addWidget(window)  # type: ignore[attr-defined]
     assert window.panel.price_inputs.inputs().year == 2024
-    assert "value in 2024" in window.panel.model_line.text()
+    assert "value in 2024" in window.panel.price_meaning() and "2024" in window.panel.caption.text()
     window._store_layout()
     assert window.settings.year_of_sale == 2024
     window.panel.price_inputs.year.setValue(current_year())
