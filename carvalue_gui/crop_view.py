@@ -30,6 +30,7 @@ class CropView(pg.GraphicsView):
 
     box_changed = Signal(object)  # Box, original-image coordinates
     box_reset = Signal()
+    box_moved = Signal()  # any move of the box, quiet ones (set_box(notify=False)) too
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent, background=QColor(40, 40, 40))
@@ -78,6 +79,10 @@ class CropView(pg.GraphicsView):
     @property
     def roi(self) -> pg.RectROI | None:
         return self._roi
+
+    def add_overlay_item(self, item: QGraphicsItem) -> None:
+        """Draw ``item`` over the photo, in original-image coordinates (e.g. drivers_overlay)."""
+        self._vb.addItem(item)
 
     def image_size(self) -> tuple[int, int] | None:
         return self._size
@@ -215,6 +220,7 @@ class CropView(pg.GraphicsView):
 
     # -- events -------------------------------------------------------------------------------
     def _on_roi_changed(self) -> None:
+        self.box_moved.emit()
         if self._quiet:
             return
         b = self.box()

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PIL import Image
-from PySide6.QtCore import QByteArray, Qt, Signal
+from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
 from PySide6.QtGui import (
     QAction,
     QCloseEvent,
@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
 
 from carvalue_gui.box_history import BoxHistory
 from carvalue_gui.crop_view import CropView
+from carvalue_gui.drivers_overlay import DriversOverlay
 from carvalue_gui.export import PhotoResults, format_dollars, prediction_text, write_csv, write_json
 from carvalue_gui.export_dialogs import ExportDialogs, titled_image
 from carvalue_gui.help_dialogs import HtmlDialog, about_html, shortcuts_html
@@ -49,6 +50,7 @@ from carvalue_gui.worker import (
     SWEEP_POSITIONS,
     BatchItem,
     CropRequest,
+    DriversRequest,
     InferenceWorker,
     SweepRequest,
 )
@@ -58,6 +60,9 @@ from core.preprocess import IMAGE_SUFFIXES, Box, ImageLoadError, Photo, photo_fr
 from core.pricing import PriceInputs, current_year
 
 SWEEP_WIDTH = 0.5  # the sweep box is half the photo wide, full height (the seed's study)
+# The map is asked for once the box has stood still this long after its estimate was shown, so
+# a dragged box's estimates never wait behind a map that the next move would throw away.
+DRIVERS_DELAY_MS = 200
 
 
 class MainWindow(QMainWindow):
@@ -80,6 +85,10 @@ class MainWindow(QMainWindow):
         self._request_id = 0  # newest crop/sweep-display request
         self._sweep_request = 0
         self._sweep_box_moved = False
+        self._drivers_request = 0  # newest "what drives this estimate" map request
+        self._drivers_key: tuple[str, Box, dict[str, object]] | None = None  # what it is of
+        self._drivers_timer = QTimer(self, singleShot=True, interval=DRIVERS_DELAY_MS)
+        self._drivers_timer.timeout.connect(self._request_drivers)
         self._generation = 0  # bumps when the model changes: older batch results are dropped
         self._batch_total = 0
         self._batch_done = 0
@@ -95,6 +104,7 @@ class MainWindow(QMainWindow):
         self.worker.crop_done.connect(self._on_crop_done)
         self.worker.sweep_done.connect(self._on_sweep_done)
         self.worker.batch_done.connect(self._on_batch_done)
+        self.worker.drivers_done.connect(self._on_drivers_done)
         self.worker.failed.connect(self._on_worker_failed)
         self.loader = PhotoLoader(self)
         self.loader.loaded.connect(self._on_loaded)
@@ -137,6 +147,7 @@ class MainWindow(QMainWindow):
     def _build_widgets(self) -> None:
         self.strip = PhotoStrip()
         self.crop_view = CropView()
+        self.drivers = DriversOverlay(self.crop_view)
         self.sweep_plot = SweepPlot()
         self.panel = ResultPanel()
         self.notices = NoticeArea()
@@ -166,6 +177,7 @@ class MainWindow(QMainWindow):
         self.drops.paths_dropped.connect(self.open_paths)
         self.strip.photo_selected.connect(self.select_photo)
         self.crop_view.box_changed.connect(self._on_box_changed)
+        self.crop_view.box_moved.connect(self._on_box_moved)
         self.sweep_plot.position_clicked.connect(self.move_to_sweep_position)
         self.panel.result_shown.connect(self._on_panel_shown)
         self.panel.model_details_requested.connect(self.show_model_dialog)
@@ -202,6 +214,11 @@ class MainWindow(QMainWindow):
         self.act_whole = act("Crop box on the &whole photo", self.crop_view.whole_photo_box, "Ctrl+Shift+R")
         self.act_sweep = act("Pan &across", self.start_sweep, "Ctrl+P")
         self.act_sweep.setToolTip("Sweep the crop box along the photo and plot the estimate")
+        self.act_drivers = QAction("What &drives this estimate", self, checkable=True)
+        self.act_drivers.setShortcut(QKeySequence("Ctrl+D"))
+        self.act_drivers.setToolTip("Colour the box by how much hiding each region moves the make/model "
+                                    "probability or the price")
+        self.act_drivers.toggled.connect(self.set_drivers_shown)
         self.act_undo, self.act_redo = self.box_history.actions(self)
         self.act_remove = act("Re&move photo", self.remove_photo, QKeySequence.StandardKey.Delete)
         self.act_remove.setToolTip("Remove the selected photo from the list (the file stays)")
@@ -232,14 +249,15 @@ class MainWindow(QMainWindow):
         edit_menu.addAction(self.act_remove)
         tools_menu = self.menuBar().addMenu("&Tools")
         tools_menu.addAction(self.act_sweep)
+        tools_menu.addAction(self.act_drivers)
         help_menu = self.menuBar().addMenu("&Help")
         help_menu.addAction(self.act_shortcuts)
         help_menu.addAction(self.act_about)
 
         bar = self.addToolBar("Main")
         bar.setObjectName("main_toolbar")
-        for a in (self.act_open, self.act_open_folder, self.act_reset, self.act_sweep, self.act_copy,
-                  self.act_export):
+        for a in (self.act_open, self.act_open_folder, self.act_reset, self.act_sweep, self.act_drivers,
+                  self.act_copy, self.act_export):
             bar.addAction(a)
 
     def _restore_layout(self) -> None:
@@ -299,6 +317,7 @@ class MainWindow(QMainWindow):
         self.predictor = predictor
         self._generation += 1
         self.worker.set_predictor(predictor)  # empties its queue: the photos waiting there ...
+        self._drop_drivers()  # (the worker dropped its map too)
         self.loader.release(self.photos.drop_all_awaiting())  # ... free their loader slots
         self.panel.set_model(predictor.metadata if predictor else None, problem)
         self.act_model_info.setEnabled(predictor is not None)
@@ -532,6 +551,7 @@ class MainWindow(QMainWindow):
         if entry is None:
             return
         self.sweep_animation.stop()
+        self._drop_drivers()
         self.sweep_plot.show_sweep(self._priced_sweep(entry))
         self.panel.price_inputs.show_photo(entry.path)  # this photo's mileage and condition
         self.setWindowTitle(f"CarValue — {Path(entry.path).name}")
@@ -618,6 +638,8 @@ class MainWindow(QMainWindow):
     def _on_panel_shown(self, rid: int, pred: Prediction | None) -> None:
         self._update_actions()
         if pred is not None:  # a cleared panel is not a result
+            if self.act_drivers.isChecked():
+                self._drivers_timer.start()  # the map of this box (see DRIVERS_DELAY_MS)
             self.result_shown.emit(rid, pred)
 
     def _on_worker_failed(self, kind: str, ident: int, message: str) -> None:
@@ -649,11 +671,63 @@ class MainWindow(QMainWindow):
         return True
 
     def _show_nothing(self) -> None:
+        self._drop_drivers()
         self.crop_view.set_photo(None)
         self.sweep_plot.show_sweep(None)
         self.panel.show_prediction(self._new_request_id(), None)
         self.box_history.reset(None)
         self.setWindowTitle("CarValue")
+
+    # == what drives this estimate =============================================================
+    def set_drivers_shown(self, on: bool) -> None:
+        """The "What drives this estimate" toggle: while on, each estimate shown is followed by
+        the occlusion map of the current box (computed on the worker, after any crop request)."""
+        if self.act_drivers.isChecked() != on:
+            self.act_drivers.setChecked(on)  # emits toggled, which comes back here
+            return
+        self.drivers.set_active(on)
+        if on:
+            self._request_drivers()
+        else:
+            self._drop_drivers()
+
+    def _request_drivers(self) -> int:
+        """Ask for the map of the current photo's current box, priced with the photo's inputs,
+        unless that map is already shown or on its way; returns the request id (0: none)."""
+        entry, box = self.current_entry(), self.crop_view.box()
+        if (not self.act_drivers.isChecked() or self.predictor is None or entry is None or box is None
+                or entry.photo is None):
+            return 0
+        inputs = self.panel.price_inputs.inputs()
+        key = (entry.path, box, inputs.to_dict())
+        if key == self._drivers_key:
+            return self._drivers_request
+        self._drivers_key = key
+        self._drivers_request += 1
+        self.drivers.clear(waiting=True)
+        self.worker.submit_drivers(DriversRequest(self._drivers_request, entry.photo, box, inputs))
+        return self._drivers_request
+
+    def _drop_drivers(self) -> None:
+        """Forget the map shown and any on its way (another photo, another model, toggle off)."""
+        self._drivers_key = None
+        self._drivers_request += 1
+        self._drivers_timer.stop()
+        self.worker.cancel_drivers()
+        self.drivers.clear(waiting=self.act_drivers.isChecked())
+
+    def _on_box_moved(self) -> None:
+        """The box moved (dragged, nudged, reset, a sweep position): the map no longer fits it;
+        a new one is asked for once the new box's estimate is shown."""
+        self._drivers_timer.stop()
+        if self._drivers_key is not None and self._drivers_key[1] != self.crop_view.box():
+            self._drop_drivers()
+
+    def _on_drivers_done(self, rid: int, drivers: object) -> None:
+        if rid != self._drivers_request or not self.act_drivers.isChecked():
+            self.dropped_results += 1
+            return
+        self.drivers.show_map(drivers)  # type: ignore[arg-type]
 
     # == pan across ============================================================================
     def start_sweep(self) -> int:

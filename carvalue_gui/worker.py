@@ -1,8 +1,10 @@
 """One inference thread for the whole app, where the newest request wins.
 
 The GUI thread never runs the network. It hands requests to :class:`InferenceWorker`, which
-keeps at most ONE pending crop request and ONE pending sweep: a new request replaces the
-pending one (it is never queued behind it). Between crop/sweep requests the thread works through
+keeps at most ONE pending crop request, ONE pending sweep and ONE "what drives this estimate" map:
+a new request replaces the pending one (it is never queued behind it).  A map runs one batch at a
+time (core.occlusion.DriversJob), so a crop request waits for at most one of its batches, and a
+new map request (or ``cancel_drivers``) drops the one being computed. Between crop/sweep requests the thread works through
 the batch queue (each photo's estimate on the car found in it, for the photo list) a few photos at a time, so a
 moving crop box is served within one small batch even while hundreds of photos are pending.
 
@@ -20,8 +22,10 @@ from dataclasses import dataclass
 from PySide6.QtCore import QObject, Signal
 
 from core.framing import CropMode
+from core.occlusion import DriversJob
 from core.predictor import PhotoError, Prediction, Predictor
 from core.preprocess import Box, Photo
+from core.pricing import PriceInputs
 
 BATCH_CHUNK = 8  # photos per forward pass for the photo list; bounds a crop request's wait
 WARM_IDLE_S = 1.0  # idle time before warming up the larger batch sizes
@@ -45,6 +49,24 @@ class SweepRequest:
 
 
 @dataclass(frozen=True)
+class DriversRequest:
+    """A "what drives this estimate" map of ``box`` of ``photo``, priced with ``price_inputs``."""
+
+    id: int
+    photo: Photo
+    box: Box
+    price_inputs: PriceInputs | None = None
+
+
+class _DriversState:
+    """A map request and, once its first batch has run, its job (touched by the worker thread only)."""
+
+    def __init__(self, request: DriversRequest) -> None:
+        self.request = request
+        self.job: DriversJob | None = None
+
+
+@dataclass(frozen=True)
 class BatchItem:
     key: int  # the photo's key in the window's photo list
     photo: Photo
@@ -55,8 +77,9 @@ class InferenceWorker(QObject):
 
     crop_done = Signal(int, object)  # request id, Prediction
     sweep_done = Signal(int, object)  # request id, Sweep
+    drivers_done = Signal(int, object)  # request id, core.occlusion.DriversMap
     batch_done = Signal(int, object)  # generation, list[tuple[key, Prediction | str (why it failed)]]
-    failed = Signal(str, int, str)  # kind ("crop", "sweep", "batch"), id/generation, message
+    failed = Signal(str, int, str)  # kind ("crop", "sweep", "drivers", "batch"), id/generation, message
 
     def __init__(self, parent: QObject | None = None, batch_chunk: int = BATCH_CHUNK) -> None:
         super().__init__(parent)
@@ -64,6 +87,7 @@ class InferenceWorker(QObject):
         self._predictor: Predictor | None = None
         self._crop: CropRequest | None = None
         self._sweep: SweepRequest | None = None
+        self._drivers: _DriversState | None = None
         self._batch: deque[tuple[int, BatchItem]] = deque()
         self._warm_first = False  # batch 1 still to warm up
         self._warm_later: list[int] = []  # larger batch sizes, warmed once idle (see set_predictor)
@@ -81,6 +105,7 @@ class InferenceWorker(QObject):
             self._predictor = predictor
             self._crop = None
             self._sweep = None
+            self._drivers = None
             self._batch.clear()
             # Batch 1 (a crop, a single photo) at once; the larger sizes only after WARM_IDLE_S
             # with nothing to do, so a photo given at start-up is not kept waiting (on two cores
@@ -100,6 +125,17 @@ class InferenceWorker(QObject):
         with self._cond:
             self._sweep = request
             self._cond.notify()
+
+    def submit_drivers(self, request: DriversRequest) -> None:
+        """Replace any pending or half-computed map with this one."""
+        with self._cond:
+            self._drivers = _DriversState(request)
+            self._cond.notify()
+
+    def cancel_drivers(self) -> None:
+        """Drop the pending or half-computed map (the box moved): it is never delivered."""
+        with self._cond:
+            self._drivers = None
 
     def submit_batch(self, generation: int, items: list[BatchItem]) -> None:
         with self._cond:
@@ -129,8 +165,8 @@ class InferenceWorker(QObject):
 
     # -- the thread -------------------------------------------------------------------------
     def _next_job(self) -> tuple[str, Predictor, object] | None:
-        """Wait for work; None when stopping. Priority: crop, sweep, warm-up of batch 1, batch;
-        the other warm-ups once idle for WARM_IDLE_S."""
+        """Wait for work; None when stopping. Priority: crop, sweep, one batch of the map,
+        warm-up of batch 1, batch; the other warm-ups once idle for WARM_IDLE_S."""
         with self._cond:
             while not self._stopping and not self._has_work():
                 if self._warm_later and self._predictor is not None:
@@ -150,6 +186,8 @@ class InferenceWorker(QObject):
             if self._sweep is not None:
                 sweep, self._sweep = self._sweep, None
                 return "sweep", predictor, sweep
+            if self._drivers is not None:
+                return "drivers", predictor, self._drivers
             if self._warm_first:
                 self._warm_first = False
                 return "warm_up", predictor, 1
@@ -162,7 +200,8 @@ class InferenceWorker(QObject):
     def _has_work(self) -> bool:
         if self._predictor is None:
             return False
-        return self._crop is not None or self._sweep is not None or self._warm_first or bool(self._batch)
+        return (self._crop is not None or self._sweep is not None or self._drivers is not None
+                or self._warm_first or bool(self._batch))
 
     def _loop(self) -> None:
         while (job := self._next_job()) is not None:
@@ -181,6 +220,10 @@ class InferenceWorker(QObject):
                     ident = payload.id
                     sweep = predictor.sweep(payload.photo, payload.n, payload.width)
                     self.sweep_done.emit(payload.id, sweep)
+                elif kind == "drivers":
+                    assert isinstance(payload, _DriversState)
+                    ident = payload.request.id
+                    self._drivers_step(predictor, payload)
                 elif kind == "warm_up":
                     assert isinstance(payload, int)
                     _warm_up(predictor, payload)
@@ -188,9 +231,28 @@ class InferenceWorker(QObject):
                     generation, chunk = payload  # type: ignore[misc]
                     self.batch_done.emit(generation, _estimate_chunk(predictor, chunk))
             except Exception as e:  # noqa: BLE001 - any failure is reported; the thread must live on
+                if kind == "drivers":
+                    self._finish_drivers(payload)
                 self.failed.emit(kind, ident, f"{type(e).__name__}: {e}")
             with self._cond:
                 self._last_busy = time.monotonic()
+
+    def _drivers_step(self, predictor: Predictor, state: _DriversState) -> None:
+        """One batch of a map; the map goes out after its last batch unless it was replaced or
+        cancelled meanwhile."""
+        r = state.request
+        if state.job is None:
+            state.job = DriversJob(predictor, r.photo, r.box, price_inputs=r.price_inputs)
+        if state.job.step() and self._finish_drivers(state):
+            self.drivers_done.emit(r.id, state.job.result())
+
+    def _finish_drivers(self, state: object) -> bool:
+        """Forget ``state`` if it is still the current map; whether it was."""
+        with self._cond:
+            current = self._drivers is state
+            if current:
+                self._drivers = None
+            return current
 
 
 def _estimate_chunk(predictor: Predictor, chunk: list[BatchItem]) -> list[tuple[int, Prediction | str]]:

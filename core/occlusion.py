@@ -120,25 +120,31 @@ class DriversJob:
         self.price_inputs = price_inputs
         self.cells = grid_cells(grid, patch)
         spec = predictor.metadata.input
-        clean = crop_to_input(photo, self.box, spec)
-        self._inputs = np.concatenate([clean[None], occluded_inputs(clean, self.cells, grey_value(spec))])
+        self._clean = crop_to_input(photo, self.box, spec)
+        self._grey = grey_value(spec)
+        self._count = len(self.cells) + 1  # the clean input first, then one per cell
         self._probs: list[np.ndarray] = []  # make/model probabilities, one row per input
         self._prices: list[float] = []
         self._next = 0
 
     @property
     def total_steps(self) -> int:
-        return -(-len(self._inputs) // self.batch)
+        return -(-self._count // self.batch)
 
     @property
     def done(self) -> bool:
-        return self._next >= len(self._inputs)
+        return self._next >= self._count
 
     def step(self) -> bool:
         """Run the next batch; True once every input has run."""
         if self.done:
             return True
-        chunk = self._inputs[self._next:self._next + self.batch]
+        # Built per batch, so at most one batch of copies is in memory (49 copies: 30 MB).
+        start, stop = self._next, min(self._next + self.batch, self._count)
+        cells = self.cells[max(start - 1, 0):stop - 1]
+        chunk = occluded_inputs(self._clean, cells, self._grey)
+        if start == 0:
+            chunk = np.concatenate([self._clean[None], chunk])
         outs = self.predictor.run_batch(chunk)
         meta = self.predictor.metadata
         self._probs.append(softmax(outs["make_model_logits"], meta.temperatures.get("make_model", 1.0)))
@@ -146,7 +152,7 @@ class DriversJob:
             if self.price_inputs is not None:
                 pred = reprice(pred, meta, self.price_inputs)
             self._prices.append(pred.median_price)
-        self._next += len(chunk)
+        self._next = stop
         return self.done
 
     def result(self) -> DriversMap:
