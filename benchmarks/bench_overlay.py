@@ -8,9 +8,15 @@ ratio to one estimate, the longest single batch (what a crop request can wait be
 the app's worker) and the load average while it ran (this machine is shared).  Target
 (issue 18): the map under 1 s on 2 cores.
 
+``--agreement N`` instead compares a cheaper grid (``--grid``/``--patch``, e.g. 5 and 0.3) with
+the default one on N held-out Stanford photos (the bundled model's split, whole photos: they are
+cropped to the car): per photo the Pearson correlation of the two make/model maps (as drawn,
+56 x 56) and the distance between their peaks (fraction of the side), and each one's time.
+
 Prints one JSON object.
 
     .venv/bin/python -m benchmarks.bench_overlay [--model PATH] [--rounds 7] [--grid 7] [--batch 25]
+    .venv/bin/python -m benchmarks.bench_overlay --agreement 30 --grid 5 --patch 0.3
 """
 
 from __future__ import annotations
@@ -41,9 +47,15 @@ def main() -> None:
     ap.add_argument("--grid", type=int, default=GRID)
     ap.add_argument("--patch", type=float, default=PATCH)
     ap.add_argument("--batch", type=int, default=BATCH)
+    ap.add_argument("--agreement", type=int, default=0, metavar="N",
+                    help="compare --grid/--patch with the default grid on N held-out photos")
+    ap.add_argument("--split", type=Path, default=REPO / "training" / "reports" / "bundled-model" / "split.json")
     args = ap.parse_args()
     model = args.model or default_model_path()
     predictor = Predictor.load(model)
+    if args.agreement:
+        print(json.dumps(agreement(predictor, args), indent=2))
+        return
     with tempfile.TemporaryDirectory() as tmp:
         jpeg = camera_jpeg(Path(tmp) / "phone.jpg", PHONE_12MP, source=SAMPLE)
         t0 = time.perf_counter()
@@ -88,6 +100,45 @@ def main() -> None:
         "cores": physical_cores(),
         "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
     }, indent=2))
+
+
+def agreement(predictor: Predictor, args: argparse.Namespace) -> dict[str, object]:
+    """The cheaper grid against the default one on held-out photos (see the module docstring)."""
+    import numpy as np
+
+    from training.studies.common import read_split_file
+
+    held_out = sorted(read_split_file(args.split, predictor.metadata.provenance))[:args.agreement]
+    data = SAMPLE.parent.parent
+    corr: list[float] = []
+    peak: list[float] = []
+    same_label = 0
+    times: dict[str, list[float]] = {"default": [], "cheaper": []}
+    for name in held_out:
+        photo = load_photo(data / name)
+        t0 = time.perf_counter()
+        ref = drivers_map(predictor, photo, None)
+        times["default"].append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        alt = drivers_map(predictor, photo, None, args.grid, args.patch, args.batch)
+        times["cheaper"].append(time.perf_counter() - t0)
+        a, b = ref.spread(ref.prob_drop), alt.spread(alt.prob_drop)
+        corr.append(float(np.corrcoef(a.ravel(), b.ravel())[0, 1]) if a.std() > 0 and b.std() > 0 else float("nan"))
+        pa, pb = np.unravel_index(np.argmax(a), a.shape), np.unravel_index(np.argmax(b), b.shape)
+        peak.append(float(np.hypot(pa[0] - pb[0], pa[1] - pb[1]) / a.shape[0]))
+        same_label += ref.label == alt.label
+    finite = sorted(c for c in corr if c == c)
+    return {
+        "photos": len(held_out), "split": str(args.split),
+        "default": {"grid": GRID, "patch": PATCH, "map": summary_ms(times["default"])},
+        "cheaper": {"grid": args.grid, "patch": args.patch, "map": summary_ms(times["cheaper"])},
+        "pearson_median": round(statistics.median(finite), 3) if finite else None,
+        "pearson_p10": round(finite[len(finite) // 10], 3) if finite else None,
+        "peak_distance_median": round(statistics.median(peak), 3),
+        "peaks_within_an_eighth": round(sum(p <= 0.125 for p in peak) / len(peak), 3),
+        "same_label": same_label,
+        "load_average_1min": round(os.getloadavg()[0], 2),
+    }
 
 
 if __name__ == "__main__":
