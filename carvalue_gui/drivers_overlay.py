@@ -18,6 +18,7 @@ from PySide6.QtCore import QObject, QRectF, Qt, Signal
 from PySide6.QtWidgets import QComboBox, QFrame, QLabel, QVBoxLayout
 
 from core.occlusion import DriversMap
+from core.report import format_dollars, signed_short_dollars
 
 MODES = {"make_model": "Make/model influence", "price": "Price influence"}
 RED = (230, 40, 30)
@@ -42,10 +43,8 @@ def heat_rgba(heat: np.ndarray) -> np.ndarray:
 
 
 def dollars_change(x: float) -> str:
-    """Signed, short: "+$1.2k", "-$850"."""
-    sign = "+" if x >= 0 else "\u2212"
-    a = abs(x)
-    return f"{sign}${a / 1000:.1f}k" if a >= 1000 else f"{sign}${a:.0f}"
+    """Signed, short: "+$1.2k", "-$850" (core.report's)."""
+    return signed_short_dollars(x)
 
 
 def largest(values: np.ndarray) -> float:
@@ -56,7 +55,7 @@ def largest(values: np.ndarray) -> float:
 
 def legend_text(m: DriversMap, mode: str) -> str:
     if mode == "price":
-        what = f"the price (${m.median_price:,.0f})"
+        what = f"the price ({format_dollars(m.median_price)})"
         strongest = dollars_change(largest(m.price_change))
     else:
         what = f"P({html.escape(m.label)}) ({m.probability:.0%})"

@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QDialog, QDialogButtonBox, QTextBrowser, QVBoxLayo
 
 from core.modelfile import ModelMetadata
 from core.predictor import PriceBin
+from core.report import whole_dollars
 
 LICENCE_KEYS = ("licence", "license", "data_licence", "data_license", "licence_note", "license_note")
 # Held-out figures shown first, in this order: (metrics key, label).
@@ -54,7 +55,7 @@ def number(key: str, v: float | int) -> str:
     if isinstance(v, int):
         return f"{v:,}"
     if "usd" in k or "dollars" in k:
-        return f"${v:,.0f}"
+        return whole_dollars(v)
     if 0.0 <= v <= 1.0 and any(w in k for w in ("acc", "top", "exact", "within", "mape", "share",
                                                   "flagged", "fraction", "agree")):
         return f"{v:.1%}"

@@ -10,8 +10,8 @@ from PySide6.QtCore import QEvent, QObject, QSize, Qt, QUrl, Signal
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage, QPainter, QPaintEvent, QPixmap
 from PySide6.QtWidgets import QAbstractItemView, QListWidget, QListWidgetItem, QWidget
 
-from carvalue_gui.export import format_dollars
 from core.predictor import Prediction
+from core.report import format_dollars
 
 KEY_ROLE = Qt.ItemDataRole.UserRole
 THUMB_SIZE = QSize(96, 72)

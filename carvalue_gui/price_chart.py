@@ -18,9 +18,9 @@ import pyqtgraph as pg
 from PySide6.QtGui import QResizeEvent
 from PySide6.QtWidgets import QWidget
 
-from carvalue_gui.export import format_dollars
 from core.modelfile import PriceSpec
 from core.predictor import Prediction
+from core.report import format_dollars, short_dollars
 
 BAR_BRUSH = (70, 130, 200)
 OPEN_BRUSH = (170, 198, 228)  # the open-ended lowest and highest ranges
@@ -33,13 +33,6 @@ MIN_OPEN_WIDTH = 0.15  # log10 units (a factor ~1.4) for an open end next to a n
 CHAR_PX = 7  # a tick label's width per character, with the gap between labels below
 TICK_GAP_PX = 10
 X_MARGIN = 0.05  # of the drawn span, each side
-
-
-def short_dollars(v: float) -> str:
-    if v >= 1000:
-        k = v / 1000
-        return f"${k:.1f}k".replace(".0k", "k") if k < 10 and k != int(k) else f"${k:.0f}k"
-    return f"${v:.0f}"
 
 
 def slots(bounds: Sequence[tuple[float, float | None]]) -> list[tuple[float, float]]:

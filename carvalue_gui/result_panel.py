@@ -4,6 +4,8 @@ line saying what the price means and which model made it."""
 
 from __future__ import annotations
 
+from html import escape as _escape
+
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QFont, QPainter, QPaintEvent, QResizeEvent
 from PySide6.QtWidgets import (
@@ -17,7 +19,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from carvalue_gui.export import format_dollars
 from carvalue_gui.help_dialogs import HtmlDialog
 from carvalue_gui.price_chart import PriceChart
 from carvalue_gui.price_inputs import PriceInputsWidget
@@ -26,6 +27,7 @@ from core.framing import WholeCar, whole_car_message
 from core.modelfile import ModelMetadata
 from core.predictor import LabelProb, Prediction, reprice
 from core.pricing import RANGES_MEAN, PriceInputs, describe
+from core.report import dollar_range, format_dollars
 
 TOP_K = 5
 PANEL_MIN_WIDTH = 340
@@ -289,11 +291,11 @@ class ResultPanel(QWidget):
 
 def price_range_text(pred: Prediction) -> str:
     """Beside the price: the likely (middle-50%) range and, from a price model, the 80% range."""
-    likely = f"likely {format_dollars(pred.price_low)} – {format_dollars(pred.price_high)}"
+    likely = f"likely {dollar_range(pred.price_low, pred.price_high)}"
     e = pred.price
     if e is None or e.source == "price_head":
         return likely
-    return f"{likely}\n80%: {format_dollars(e.range80[0])} – {format_dollars(e.range80[1])}"
+    return f"{likely}\n80%: {dollar_range(*e.range80)}"
 
 
 def caption_text(pred: Prediction, year: int) -> str:
@@ -326,6 +328,3 @@ def status_label(style: str) -> QLabel:
     label.setStyleSheet(style)
     return label
 
-
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -5,6 +5,7 @@ crop box's position; clicking the plot moves the box to the nearest position (th
 from __future__ import annotations
 
 from collections import Counter
+from html import escape as _html
 
 import numpy as np
 import pyqtgraph as pg
@@ -13,6 +14,7 @@ from PySide6.QtGui import QResizeEvent
 from PySide6.QtWidgets import QWidget
 
 from core.predictor import Sweep
+from core.report import short_dollars
 
 PRICE_PEN = (40, 90, 170)
 BAND_BRUSH = (40, 90, 170, 50)
@@ -31,7 +33,7 @@ LEGEND_CHARS = 30  # a legend entry's make/model is cut to this many characters
 
 class DollarAxis(pg.AxisItem):
     def tickStrings(self, values: list[float], scale: float, spacing: float) -> list[str]:  # noqa: N802
-        return [f"${v / 1000:.0f}k" if abs(v) >= 1000 else f"${v:.0f}" for v in values]
+        return [short_dollars(v) for v in values]
 
 
 def followed_label(sweep: Sweep) -> str:
@@ -204,10 +206,6 @@ class SweepPlot(pg.PlotWidget):
         index = self.nearest_index(vb.mapSceneToView(pos).x())
         if index is not None:
             self.position_clicked.emit(index)
-
-
-def _html(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _elide(text: str, n: int) -> str:

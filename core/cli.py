@@ -7,7 +7,6 @@ stderr, the rest still run), 2 bad usage or an unusable model file.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import warnings
 from collections.abc import Sequence
@@ -20,6 +19,7 @@ from core.modelfile import ModelFileError
 from core.predictor import MAX_SWEEP_POSITIONS, Prediction, Predictor, Sweep
 from core.preprocess import Box, ImageLoadError, load_photo
 from core.pricing import CONDITIONS, PriceInputs
+from core.report import PhotoResults, dollar_range, dumps, format_dollars, results_json
 
 
 class UsageError(Exception):
@@ -48,7 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
                         f"(2 to {MAX_SWEEP_POSITIONS})")
     p.add_argument("--top", type=_positive_int, default=3, metavar="K",
                    help="how many make/models and years to show (default 3)")
-    p.add_argument("--json", action="store_true", help="one JSON object per photo, one per line")
+    p.add_argument("--json", action="store_true",
+                   help="one JSON result document per photo, one per line (docs/result-schema.md)")
     p.add_argument("--model", metavar="FILE", help="model file (default: the bundled model)")
     price = p.add_argument_group("price", "what you know about the car (the photo cannot show it)")
     price.add_argument("--year-of-sale", type=int, metavar="YEAR",
@@ -149,21 +150,15 @@ def photo_report(path: str, args: argparse.Namespace, predictor: Predictor) -> s
         photo = load_photo(path)
     pred = predictor.predict(photo, args.crop, top_k=args.top)
     sweep = predictor.sweep(photo, n=args.sweep, top_k=args.top) if args.sweep else None
-    obj = {"file": path, **pred.to_dict()}
-    if sweep is not None:
-        obj["sweep"] = sweep_to_dicts(sweep)
-    try:
-        line = json.dumps(obj, allow_nan=False)
-    except ValueError:
-        raise ValueError("the model gave a number that is not finite") from None
+    # The result document of docs/result-schema.md, one photo per line; made for the table too,
+    # so a number that is not finite fails the photo either way.
+    size = pred.photo_size or photo.original_size
+    line = dumps(results_json([PhotoResults(path, size, pred, None, sweep)], predictor.metadata,
+                              str(predictor.path), top=args.top))
     if args.json:
         return line
     table = format_prediction(path, pred, predictor)
     return table if sweep is None else f"{table}\n{format_sweep(sweep)}"
-
-
-def sweep_to_dicts(sweep: Sweep) -> list[dict[str, object]]:
-    return [{"position": pos, **p.to_dict()} for pos, p in zip(sweep.positions, sweep.predictions, strict=True)]
 
 
 def format_prediction(path: str, p: Prediction, predictor: Predictor) -> str:
@@ -194,11 +189,11 @@ def price_inputs(args: argparse.Namespace) -> PriceInputs:
 def price_lines(p: Prediction) -> list[str]:
     """The price block of the table: the numbers, then the words core.pricing gives them."""
     if p.price is None:
-        return [f"  price         ${p.median_price:,.0f}  (likely ${p.price_low:,.0f} - ${p.price_high:,.0f})"]
+        return [f"  price         {format_dollars(p.median_price)}  (likely {dollar_range(p.price_low, p.price_high, ' - ')})"]
     e = p.price
     words = e.words()
-    lines = [f"  price         ${e.median:,.0f}  (likely ${e.likely[0]:,.0f} - ${e.likely[1]:,.0f}; "
-             f"80% range ${e.range80[0]:,.0f} - ${e.range80[1]:,.0f})",
+    lines = [f"  price         {format_dollars(e.median)}  (likely {dollar_range(*e.likely, sep=' - ')}; "
+             f"80% range {dollar_range(*e.range80, sep=' - ')})",
              f"  price ranges  {words['ranges']}",
              f"  price means   {words['what']}",
              f"  price inputs  {words['inputs_used']}"]
@@ -211,7 +206,7 @@ def format_sweep(sweep: Sweep) -> str:
     lines = ["  sweep  position   median price   top make/model"]
     for pos, p in zip(sweep.positions, sweep.predictions, strict=True):
         top = p.make_models[0]
-        lines.append(f"         {pos:8.2f}   ${p.median_price:>11,.0f}   {top.label} ({top.probability:.0%})")
+        lines.append(f"         {pos:8.2f}   {format_dollars(p.median_price):>12}   {top.label} ({top.probability:.0%})")
     return "\n".join(lines)
 
 

@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.report import whole_dollars
+
 # 2: optional ``framing`` (where the car is, whole-car head) and ``price_model`` sections and
 # their outputs; a version-1 file has neither and still loads (the full photo is its crop).
 FORMAT_VERSION = 2
@@ -211,10 +213,10 @@ class ModelMetadata:
         if not edges or any(b <= a for a, b in zip(edges, edges[1:], strict=False)) or edges[0] <= 0:
             fail("price edges must be positive and strictly increasing")
         if edges[-1] * 1.5 > PRICE_CEILING:  # the open top range is drawn to 1.5x its low edge
-            fail(f"price edges must stay below ${PRICE_CEILING / 1.5:,.0f}")
+            fail(f"price edges must stay below {whole_dollars(PRICE_CEILING / 1.5)}")
         if not 0 < price.log_std <= 10 or not 0 <= price.log_mean <= math.log(PRICE_CEILING):
             fail(f"price.log_std must be in (0, 10] and price.log_mean in [0, {math.log(PRICE_CEILING):.1f}] "
-                 f"(a median between $1 and ${PRICE_CEILING:,.0f})")
+                 f"(a median between $1 and {whole_dollars(PRICE_CEILING)})")
         if not (_is_int(spec.size) and 32 <= spec.size <= MAX_INPUT_SIZE and len(spec.mean) == 3
                 and len(spec.std) == 3 and all(0 <= m <= 1 for m in spec.mean)
                 and all(0.01 <= s <= 10 for s in spec.std)):

@@ -33,6 +33,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from core.report import short_dollars
+
 if TYPE_CHECKING:
     from core.modelfile import ModelMetadata
 
@@ -110,14 +112,10 @@ class PriceBin:
 
     def label(self) -> str:
         if self.high is None:
-            return f"{_k(self.low)}+"
+            return f"{short_dollars(self.low)}+"
         if self.low <= 0:
-            return f"<{_k(self.high)}"
-        return f"{_k(self.low)}-{_k(self.high).lstrip('$')}"
-
-
-def _k(v: float) -> str:
-    return f"${v / 1000:.1f}k".replace(".0k", "k") if v < 10_000 else f"${v / 1000:.0f}k"
+            return f"<{short_dollars(self.high)}"
+        return f"{short_dollars(self.low)}-{short_dollars(self.high).lstrip('$')}"
 
 
 def bounds_of(edges: Sequence[float]) -> list[tuple[float, float | None]]:
@@ -602,13 +600,3 @@ def display_bounds(meta: ModelMetadata) -> list[tuple[float, float | None]]:
     """The price ranges a model file's estimates carry (the price model's, else the head's)."""
     model = price_model_of(meta)
     return bounds_of(model.edges) if model is not None else meta.price.bounds()
-
-
-def text_lines(est: PriceEstimate) -> list[str]:
-    """The price as plain text lines (clipboard and any other plain-text place)."""
-    w = est.words()
-    return [f"Estimated price: ${round(est.median, -2):,.0f} (likely ${round(est.likely[0], -2):,.0f} to "
-            f"${round(est.likely[1], -2):,.0f}; 80% range ${round(est.range80[0], -2):,.0f} to "
-            f"${round(est.range80[1], -2):,.0f})",
-            f"Price ranges: {w['ranges']}", f"Price inputs: {w['inputs_used']}", f"Price means: {w['what']}",
-            *(f"Price note: {n}" for n in w["notes"]), w["not_seen"]]

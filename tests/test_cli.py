@@ -54,12 +54,15 @@ def test_json_lines_with_crop_and_sweep(model_file: Path, photos: dict[str, Path
     assert rc == 0
     lines = out.strip().splitlines()
     assert len(lines) == 2
-    obj = json.loads(lines[0])
-    assert obj["file"] == str(photos["good"])
-    assert obj["crop"] == {"x": 10, "y": 20, "w": 100, "h": 80}
-    assert len(obj["make_models"]) == 3 and len(obj["sweep"]) == 4
-    assert [p["position"] for p in obj["sweep"]] == sorted(p["position"] for p in obj["sweep"])
-    assert sum(b["probability"] for b in obj["price_bins"]) == pytest.approx(1.0)
+    doc = json.loads(lines[0])  # the result document (docs/result-schema.md), one photo
+    assert doc["schema_version"] == 1 and len(doc["photos"]) == 1
+    obj = doc["photos"][0]
+    pred = obj["prediction"]
+    assert obj["source"] == str(photos["good"]) and obj["size"] == [400, 200]
+    assert pred["crop"] == {"x": 10, "y": 20, "w": 100, "h": 80}
+    assert len(pred["make_models"]) == 3 and len(obj["sweep"]["predictions"]) == 4
+    assert obj["sweep"]["positions"] == sorted(obj["sweep"]["positions"])
+    assert sum(b["probability"] for b in pred["price_bins"]) == pytest.approx(1.0)
 
 
 def test_bad_files_get_one_line_each_and_the_rest_still_run(model_file: Path, photos: dict[str, Path]) -> None:
@@ -99,7 +102,7 @@ def test_real_car_photo(model_file: Path, car_photo: Path) -> None:
     rc, out, _ = run([str(car_photo), "--json", "--model", str(model_file)])
     with Image.open(car_photo) as im:
         width = im.width
-    assert rc == 0 and json.loads(out)["crop"]["w"] == width
+    assert rc == 0 and json.loads(out)["photos"][0]["prediction"]["crop"]["w"] == width
 
 
 # -- limits and outside input --------------------------------------------------------------------
@@ -114,7 +117,8 @@ def test_a_nan_or_infinite_crop_is_bad_usage(model_file: Path, photos: dict[str,
 def test_a_negative_crop_needs_no_equals_sign(model_file: Path, photos: dict[str, Path]) -> None:
     rc, out, err = run([str(photos["good"]), "--crop", "-500,-20,600,100", "--json", "--model", str(model_file)])
     assert rc == 0 and err == ""
-    assert json.loads(out)["crop"] == {"x": 0, "y": 0, "w": 600 - 200, "h": 100}  # clamped into 400x200
+    crop = json.loads(out)["photos"][0]["prediction"]["crop"]
+    assert crop == {"x": 0, "y": 0, "w": 600 - 200, "h": 100}  # clamped into 400x200
     assert attach_dash_values(["a.jpg", "--crop", "-5,0,1,1", "--top", "2"]) == ["a.jpg", "--crop=-5,0,1,1", "--top", "2"]
     assert attach_dash_values(["--crop", "--json"]) == ["--crop", "--json"]  # not a box: argparse says so
 
@@ -125,7 +129,7 @@ def test_sweep_positions_are_bounded(model_file: Path, photos: dict[str, Path]) 
         assert rc == 2 and out == "" and f"2 to {MAX_SWEEP_POSITIONS} positions" in err, (n, err)
     assert build_parser().parse_args(["a.jpg", "--sweep", str(MAX_SWEEP_POSITIONS)]).sweep == MAX_SWEEP_POSITIONS
     rc, out, _ = run([str(photos["good"]), "--sweep", "2", "--json", "--model", str(model_file)])
-    assert rc == 0 and len(json.loads(out)["sweep"]) == 2
+    assert rc == 0 and len(json.loads(out)["photos"][0]["sweep"]["positions"]) == 2
 
 
 def test_photos_that_used_to_crash_and_a_fifo_each_get_their_own_line(
@@ -136,7 +140,7 @@ def test_photos_that_used_to_crash_and_a_fifo_each_get_their_own_line(
     os.mkfifo(fifo)
     rc, out, err = run([str(wide), str(fifo), str(photos["good"]), "--json", "--model", str(model_file)])
     assert rc == 1
-    assert [json.loads(line)["file"] for line in out.splitlines()] == [str(wide), str(photos["good"])]
+    assert [json.loads(line)["photos"][0]["source"] for line in out.splitlines()] == [str(wide), str(photos["good"])]
     assert err.splitlines() == [f"error: {fifo}: not a regular file"]
 
 
@@ -201,5 +205,5 @@ def test_cli_on_any_mode_size_and_crop(model_file: Path, tmp_path: Path, mode: s
     else:
         assert rc == 0 and err == "", err
         obj = _strict_json(out)
-        c = obj["crop"]
+        c = obj["photos"][0]["prediction"]["crop"]  # type: ignore[index]
         assert isinstance(c, dict) and 0 <= c["x"] and c["x"] + c["w"] <= size[0] + 1e-6

@@ -204,11 +204,11 @@ def test_cli_crop_auto_is_the_default_and_full_is_offered(base_model: Path, tmp_
     _car(800, 600).save(photo)
     out = io.StringIO()
     assert main([str(photo), "--json", "--model", str(model)], out=out) == 0
-    auto = json.loads(out.getvalue())
+    auto = json.loads(out.getvalue())["photos"][0]["prediction"]
     assert auto["crop"] == {"x": 200, "y": 300, "w": 400, "h": 300} and auto["found_box"] == auto["crop"]
     out = io.StringIO()
     assert main([str(photo), "--json", "--crop", "full", "--model", str(model)], out=out) == 0
-    assert json.loads(out.getvalue())["crop"] == {"x": 0, "y": 0, "w": 800, "h": 600}
+    assert json.loads(out.getvalue())["photos"][0]["prediction"]["crop"] == {"x": 0, "y": 0, "w": 800, "h": 600}
     out = io.StringIO()
     assert main([str(photo), "--model", str(model)], out=out) == 0
     assert "car found at  200,300,400,300" in out.getvalue()

@@ -35,7 +35,7 @@ def run(args: list[str]) -> tuple[int, str, str]:
 def price(model: Path, photo: Path, *extra: str) -> dict[str, object]:
     rc, out, err = run([str(photo), "--json", "--crop", "full", "--model", str(model), *extra])
     assert rc == 0, err
-    return json.loads(out)["price"]
+    return json.loads(out)["photos"][0]["prediction"]["price"]
 
 
 def test_high_mileage_and_fair_condition_price_lower(priced_model: Path, photo: Path) -> None:

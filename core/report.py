@@ -1,0 +1,190 @@
+"""What a result says, written one way for the CLI, the app and their files (no Qt here).
+
+One owner for each thing a result says:
+
+* dollars: :func:`format_dollars` (to the nearest $100: the model is not more precise than
+  that) and :func:`short_dollars` (axis labels, "$2.5k"); files keep the unrounded numbers;
+* the result's JSON: one schema, versioned by :data:`SCHEMA_VERSION` and documented in
+  docs/result-schema.md. ``carvalue predict --json`` prints one document per photo per line and
+  the app's File > Export writes one document for all its photos: the same object per photo;
+* the CSV rows of the app's export; the plain-text summary (the clipboard).
+
+The words the price says about itself come from :mod:`core.pricing` (``PriceEstimate.words``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # core.pricing labels its ranges with short_dollars: no import back at run time
+    from core.modelfile import ModelMetadata
+    from core.predictor import Prediction, Sweep
+    from core.pricing import PriceEstimate
+
+SCHEMA_VERSION = 1
+TOP = 5  # make/models and years a file lists per prediction
+
+
+# --------------------------------------------------------------------------- dollars
+
+def format_dollars(value: float) -> str:
+    """$18,800: to the nearest hundred (the model is not more precise than that)."""
+    return f"${round(value, -2):,.0f}"
+
+
+def short_dollars(value: float) -> str:
+    """A compact label for an axis or a price range: "$900", "$2.5k", "$15k"."""
+    if value >= 1000:
+        k = value / 1000
+        return f"${k:.1f}k".replace(".0k", "k") if k < 10 and k != int(k) else f"${k:.0f}k"
+    return f"${value:.0f}"
+
+
+def signed_short_dollars(change: float) -> str:
+    """A change in price, short: "+$1.2k", "−$850"."""
+    sign = "+" if change >= 0 else "\u2212"
+    a = abs(change)
+    return f"{sign}${a / 1000:.1f}k" if a >= 1000 else f"{sign}${a:.0f}"
+
+
+def whole_dollars(value: float) -> str:
+    """$10,618: a figure about a model (an error, a limit), not an estimate, to the dollar."""
+    return f"${value:,.0f}"
+
+
+def dollar_range(low: float, high: float, sep: str = " – ") -> str:
+    return f"{format_dollars(low)}{sep}{format_dollars(high)}"
+
+
+# --------------------------------------------------------------------------- plain text
+
+def price_text_lines(est: PriceEstimate) -> list[str]:
+    """The price as plain text lines, numbers then core.pricing's words."""
+    w = est.words()
+    return [f"Estimated price: {format_dollars(est.median)} (likely {dollar_range(*est.likely, sep=' to ')}; "
+            f"80% range {dollar_range(*est.range80, sep=' to ')})",
+            f"Price ranges: {w['ranges']}", f"Price inputs: {w['inputs_used']}", f"Price means: {w['what']}",
+            *(f"Price note: {n}" for n in w["notes"]), w["not_seen"]]
+
+
+def prediction_text(pred: Prediction, meta: ModelMetadata | None = None, top: int = 3) -> str:
+    """A plain-text summary (the app's clipboard)."""
+    c = pred.crop
+    lines = [
+        f"Photo: {pred.source}" if pred.source else "Photo: (pasted image)",
+        f"Crop: x={c.x:.0f} y={c.y:.0f} w={c.w:.0f} h={c.h:.0f}",
+        *(price_text_lines(pred.price) if pred.price is not None else
+          [f"Estimated price: {format_dollars(pred.median_price)} "
+           f"(likely {dollar_range(pred.price_low, pred.price_high, sep=' to ')})"]),
+        "Make/model: " + ", ".join(f"{x.label} {x.probability:.0%}" for x in pred.make_models[:top]),
+        "Year: " + ", ".join(f"{x.label} {x.probability:.0%}" for x in pred.years[:top]),
+        f"Looks like a whole car: {'yes' if pred.looks_like_car else 'no'} "
+        f"(confidence {pred.confidence:.2f})",
+    ]
+    if meta is not None:
+        if meta.price.meaning and pred.price is None:
+            lines.append(f"Price meaning: {meta.price.meaning}")
+        lines.append(f"Model: {meta.name}" + (f" ({meta.created})" if meta.created else ""))
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- JSON
+
+@dataclass(frozen=True)
+class PhotoResults:
+    """Everything known about one photo, for a file."""
+
+    source: str
+    size: tuple[int, int]
+    prediction: Prediction | None  # the photo's estimate (the app: on the car found; the CLI: --crop)
+    crop_prediction: Prediction | None  # the app: the user's crop box, when they set one
+    sweep: Sweep | None
+
+
+def prediction_json(pred: Prediction, top: int = TOP) -> dict[str, Any]:
+    d = pred.to_dict()
+    d["make_models"] = d["make_models"][:top]
+    d["years"] = d["years"][:top]
+    return d
+
+
+def sweep_json(sweep: Sweep, top: int = TOP) -> dict[str, Any]:
+    return {"image_size": list(sweep.image_size), "positions": list(sweep.positions),
+            "predictions": [prediction_json(p, top) for p in sweep.predictions]}
+
+
+def photo_json(r: PhotoResults, top: int = TOP) -> dict[str, Any]:
+    return {
+        "source": r.source,
+        "size": list(r.size),
+        "prediction": prediction_json(r.prediction, top) if r.prediction else None,
+        "crop_prediction": prediction_json(r.crop_prediction, top) if r.crop_prediction else None,
+        "sweep": sweep_json(r.sweep, top) if r.sweep else None,
+    }
+
+
+def model_json(meta: ModelMetadata, model_path: str) -> dict[str, Any]:
+    return {"name": meta.name, "file": model_path, "created": meta.created,
+            "price_meaning": meta.price.meaning, "currency": meta.price.currency}
+
+
+def results_json(results: Sequence[PhotoResults], meta: ModelMetadata, model_path: str,
+                 top: int = TOP) -> dict[str, Any]:
+    """The result document (docs/result-schema.md)."""
+    return {"schema_version": SCHEMA_VERSION, "model": model_json(meta, model_path),
+            "photos": [photo_json(r, top) for r in results]}
+
+
+def dumps(doc: dict[str, Any], indent: int | None = None) -> str:
+    """Strict JSON: a number that is not finite is a ValueError, never a ``NaN`` written."""
+    try:
+        return json.dumps(doc, indent=indent, allow_nan=False)
+    except ValueError:
+        raise ValueError("the model gave a number that is not finite") from None
+
+
+# --------------------------------------------------------------------------- CSV
+
+def csv_header(meta: ModelMetadata, top: int = TOP) -> list[str]:
+    from core.pricing import PriceBin, display_bounds  # see the TYPE_CHECKING import above
+
+    cols = ["source", "kind", "position", "crop_x", "crop_y", "crop_w", "crop_h",
+            "median_price", "price_low", "price_high", "confidence", "looks_like_car"]
+    for i in range(1, top + 1):
+        cols += [f"make_model_{i}", f"make_model_{i}_p"]
+    for i in range(1, top + 1):
+        cols += [f"year_{i}", f"year_{i}_p"]
+    cols += [f"p_{PriceBin(lo, hi, 0.0).label()}" for lo, hi in display_bounds(meta)]
+    cols += ["range80_low", "range80_high", "year_of_sale", "mileage_mi", "condition"]
+    return cols
+
+
+def csv_row(pred: Prediction, kind: str, position: float | None, top: int = TOP) -> list[Any]:
+    row: list[Any] = [pred.source, kind, "" if position is None else f"{position:.4f}",
+                      *(f"{v:.1f}" for v in pred.crop.as_tuple()),
+                      f"{pred.median_price:.2f}", f"{pred.price_low:.2f}", f"{pred.price_high:.2f}",
+                      f"{pred.confidence:.6f}", int(pred.looks_like_car)]
+    for items in (pred.make_models, pred.years):
+        for i in range(top):
+            row += [items[i].label, f"{items[i].probability:.6f}"] if i < len(items) else ["", ""]
+    row += [f"{b.probability:.6f}" for b in pred.price_bins]
+    e = pred.price
+    row += (["", "", "", "", ""] if e is None else
+            [f"{e.range80[0]:.2f}", f"{e.range80[1]:.2f}", e.year_of_sale,
+             "" if e.inputs.mileage_mi is None else f"{e.inputs.mileage_mi:.0f}", e.inputs.condition or ""])
+    return row
+
+
+def csv_rows(results: Iterable[PhotoResults]) -> Iterable[list[Any]]:
+    """One row per prediction: kind = photo, crop or sweep."""
+    for r in results:
+        if r.prediction is not None:
+            yield csv_row(r.prediction, "photo", None)
+        if r.crop_prediction is not None:
+            yield csv_row(r.crop_prediction, "crop", None)
+        if r.sweep is not None:
+            for pos, pred in zip(r.sweep.positions, r.sweep.predictions, strict=True):
+                yield csv_row(pred, "sweep", pos)
