@@ -149,6 +149,12 @@ class DriversOverlay(QObject):
         self.label.setText("What drives this estimate: computing…" if waiting else "What drives this estimate")
         self.legend.adjustSize()
 
+    def show_failure(self, message: str) -> None:
+        """The map could not be made: say so in the legend (one line) instead of "computing"."""
+        self.clear()
+        self.label.setText(f"What drives this estimate: not available ({html.escape(message)})")
+        self.legend.adjustSize()
+
     def heat(self) -> np.ndarray | None:
         """The values the colours show (positive: hiding lowers the chosen quantity)."""
         m = self._map

@@ -644,6 +644,9 @@ class MainWindow(QMainWindow):
 
     def _on_worker_failed(self, kind: str, ident: int, message: str) -> None:
         self.notices.add([f"Prediction failed ({kind}): {message}"])
+        if kind == "drivers" and ident == self._drivers_request:
+            self._drivers_key = None  # the next estimate shown asks again
+            self.drivers.show_failure(message)
 
     def remove_photo(self, key: int | None = None) -> bool:
         """Take a photo (the selected one by default) off the list; the next one is shown."""

@@ -136,6 +136,29 @@ def test_another_photo_and_another_mode(qtbot: Any, window: MainWindow, tmp_path
     assert overlay.shown.source == window.entries[other].path and overlay.mode == "price"
 
 
+def test_a_map_that_fails_says_so_and_the_next_estimate_asks_again(qtbot: Any, window: MainWindow, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from carvalue_gui import worker as worker_module
+
+    class Broken:
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            raise MemoryError("no room for the occluded copies")
+
+    load(qtbot, window, [make_photo(tmp_path / "a.jpg", (320, 200), 1)])
+    wait_shown(qtbot, window)
+    real_job = worker_module.DriversJob
+    monkeypatch.setattr(worker_module, "DriversJob", Broken)
+    window.set_drivers_shown(True)
+    overlay = window.drivers
+    qtbot.waitUntil(lambda: "not available" in overlay.label.text(), timeout=WAIT_MS)
+    assert "no room for the occluded copies" in overlay.label.text() and overlay.shown is None
+    assert any("drivers" in n for n in window.notices.messages)
+    monkeypatch.setattr(worker_module, "DriversJob", real_job)
+    window.crop_view.set_box(Box(10, 10, 200, 150))
+    qtbot.waitUntil(lambda: overlay.shown is not None, timeout=WAIT_MS)
+    assert overlay.shown.box == Box(10, 10, 200, 150)
+
+
 def test_worker_serves_crop_requests_between_map_batches_and_newest_map_wins(predictor: Predictor) -> None:
     slow = SlowPredictor(predictor, 0.25)
     photo = photo_from_image(Image.new("RGB", (160, 120), (90, 140, 200)), "p.jpg")
