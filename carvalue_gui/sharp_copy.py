@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 
 import numpy as np
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
+from carvalue_gui.newest import Newest
 from core.preprocess import ImageLoadError, Photo, load_photo
 
 log = logging.getLogger(__name__)
@@ -43,25 +43,21 @@ class SharpCopies(QObject):
         super().__init__(parent)
         self._pool = QThreadPool(self)
         self._pool.setMaxThreadCount(1)
-        self._lock = threading.Lock()
-        self._latest: object = None
+        self._latest: Newest[object] = Newest()  # the token of the one decode still wanted
 
     def request(self, token: object, photo: Photo, long_side: int) -> None:
-        with self._lock:
-            self._latest = token
+        self._latest.put(token)
         self._pool.start(_Decode(self, token, photo, long_side))
 
     def cancel(self) -> None:
-        with self._lock:
-            self._latest = None
+        self._latest.clear()
 
     def wait(self, msecs: int = 10_000) -> bool:
         """Block until queued decodes are done (shutdown, tests)."""
         return self._pool.waitForDone(msecs)
 
     def is_latest(self, token: object) -> bool:
-        with self._lock:
-            return token is self._latest
+        return self._latest.is_current(token)
 
     def decode(self, token: object, photo: Photo, long_side: int) -> None:
         """Runs on the pool's thread."""

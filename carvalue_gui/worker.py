@@ -18,9 +18,11 @@ import threading
 import time
 from collections import Counter, deque
 from dataclasses import dataclass
+from enum import StrEnum
 
 from PySide6.QtCore import QObject, Signal
 
+from carvalue_gui.newest import Newest
 from core.framing import CropMode
 from core.occlusion import DriversJob
 from core.predictor import PhotoError, Prediction, Predictor
@@ -72,6 +74,55 @@ class BatchItem:
     photo: Photo
 
 
+@dataclass(frozen=True)
+class BatchJob:
+    """Photos of one model generation estimated as one forward pass (the photo list)."""
+
+    generation: int
+    items: tuple[BatchItem, ...]
+
+
+@dataclass(frozen=True)
+class WarmUpJob:
+    """One run of a batch size on a grey photo, so the first real run of it is not the slow one."""
+
+    batch_size: int
+
+
+Job = CropRequest | SweepRequest | _DriversState | BatchJob | WarmUpJob
+
+
+class JobKind(StrEnum):
+    """What a job is (``runs`` counts by it; ``failed`` names it)."""
+
+    CROP = "crop"
+    SWEEP = "sweep"
+    DRIVERS = "drivers"
+    BATCH = "batch"
+    WARM_UP = "warm_up"
+
+
+def kind_of(job: Job) -> JobKind:
+    match job:
+        case CropRequest():
+            return JobKind.CROP
+        case SweepRequest():
+            return JobKind.SWEEP
+        case _DriversState():
+            return JobKind.DRIVERS
+        case BatchJob():
+            return JobKind.BATCH
+        case WarmUpJob():
+            return JobKind.WARM_UP
+    raise TypeError(f"not a job: {job!r}")
+
+
+class Synthetic(StrEnum):
+    """Names of the photos the app makes up itself (never a user's file)."""
+
+    WARM_UP = "<warm-up>"
+
+
 class InferenceWorker(QObject):
     """Runs predictions on its own thread; see the module docstring for the policy."""
 
@@ -79,22 +130,23 @@ class InferenceWorker(QObject):
     sweep_done = Signal(int, object)  # request id, Sweep
     drivers_done = Signal(int, object)  # request id, core.occlusion.DriversMap
     batch_done = Signal(int, object)  # generation, list[tuple[key, Prediction | str (why it failed)]]
-    failed = Signal(str, int, str)  # kind ("crop", "sweep", "drivers", "batch"), id/generation, message
+    failed = Signal(str, int, str)  # JobKind's value, id/generation, message
 
     def __init__(self, parent: QObject | None = None, batch_chunk: int = BATCH_CHUNK) -> None:
         super().__init__(parent)
         self._cond = threading.Condition()
         self._predictor: Predictor | None = None
-        self._crop: CropRequest | None = None
-        self._sweep: SweepRequest | None = None
-        self._drivers: _DriversState | None = None
+        # Newest wins: one pending request of each kind, replaced by a newer one.
+        self._crop: Newest[CropRequest] = Newest()
+        self._sweep: Newest[SweepRequest] = Newest()
+        self._drivers: Newest[_DriversState] = Newest()  # stays while its batches run
         self._batch: deque[tuple[int, BatchItem]] = deque()
         self._warm_first = False  # batch 1 still to warm up
         self._warm_later: list[int] = []  # larger batch sizes, warmed once idle (see set_predictor)
         self._last_busy = 0.0  # time.monotonic() of set_predictor or the last finished job
         self._stopping = False
         self._batch_chunk = batch_chunk
-        self.runs: Counter[str] = Counter()  # forward passes started, by kind (tests, benchmark)
+        self.runs: Counter[JobKind] = Counter()  # jobs started, by kind (tests, benchmark; "crop" works too)
         self._thread = threading.Thread(target=self._loop, name="carvalue-inference", daemon=True)
         self._thread.start()
 
@@ -103,9 +155,8 @@ class InferenceWorker(QObject):
         """Switch models: everything pending for the old one is dropped."""
         with self._cond:
             self._predictor = predictor
-            self._crop = None
-            self._sweep = None
-            self._drivers = None
+            for slot in (self._crop, self._sweep, self._drivers):
+                slot.clear()
             self._batch.clear()
             # Batch 1 (a crop, a single photo) at once; the larger sizes only after WARM_IDLE_S
             # with nothing to do, so a photo given at start-up is not kept waiting (on two cores
@@ -118,24 +169,23 @@ class InferenceWorker(QObject):
     def submit_crop(self, request: CropRequest) -> None:
         """Replace any pending crop request with this one."""
         with self._cond:
-            self._crop = request
+            self._crop.put(request)
             self._cond.notify()
 
     def submit_sweep(self, request: SweepRequest) -> None:
         with self._cond:
-            self._sweep = request
+            self._sweep.put(request)
             self._cond.notify()
 
     def submit_drivers(self, request: DriversRequest) -> None:
         """Replace any pending or half-computed map with this one."""
         with self._cond:
-            self._drivers = _DriversState(request)
+            self._drivers.put(_DriversState(request))
             self._cond.notify()
 
     def cancel_drivers(self) -> None:
         """Drop the pending or half-computed map (the box moved): it is never delivered."""
-        with self._cond:
-            self._drivers = None
+        self._drivers.clear()
 
     def submit_batch(self, generation: int, items: list[BatchItem]) -> None:
         with self._cond:
@@ -164,7 +214,7 @@ class InferenceWorker(QObject):
         self._thread.join(timeout)
 
     # -- the thread -------------------------------------------------------------------------
-    def _next_job(self) -> tuple[str, Predictor, object] | None:
+    def _next_job(self) -> tuple[Predictor, Job] | None:
         """Wait for work; None when stopping. Priority: crop, sweep, one batch of the map,
         warm-up of batch 1, batch; the other warm-ups once idle for WARM_IDLE_S."""
         with self._cond:
@@ -172,7 +222,7 @@ class InferenceWorker(QObject):
                 if self._warm_later and self._predictor is not None:
                     wait = self._last_busy + WARM_IDLE_S - time.monotonic()
                     if wait <= 0:
-                        return "warm_up", self._predictor, self._warm_later.pop(0)
+                        return self._predictor, WarmUpJob(self._warm_later.pop(0))
                     self._cond.wait(wait)
                 else:
                     self._cond.wait()
@@ -180,60 +230,51 @@ class InferenceWorker(QObject):
                 return None
             predictor = self._predictor
             assert predictor is not None  # _has_work() is False without a predictor
-            if self._crop is not None:
-                job, self._crop = self._crop, None
-                return "crop", predictor, job
-            if self._sweep is not None:
-                sweep, self._sweep = self._sweep, None
-                return "sweep", predictor, sweep
-            if self._drivers is not None:
-                return "drivers", predictor, self._drivers
+            job: Job | None = self._crop.take() or self._sweep.take() or self._drivers.peek()
+            if job is not None:
+                return predictor, job
             if self._warm_first:
                 self._warm_first = False
-                return "warm_up", predictor, 1
+                return predictor, WarmUpJob(1)
             generation = self._batch[0][0]
             chunk: list[BatchItem] = []
             while self._batch and len(chunk) < self._batch_chunk and self._batch[0][0] == generation:
                 chunk.append(self._batch.popleft()[1])
-            return "batch", predictor, (generation, chunk)
+            return predictor, BatchJob(generation, tuple(chunk))
 
     def _has_work(self) -> bool:
         if self._predictor is None:
             return False
-        return (self._crop is not None or self._sweep is not None or self._drivers is not None
+        return (any(slot.peek() is not None for slot in (self._crop, self._sweep, self._drivers))
                 or self._warm_first or bool(self._batch))
 
     def _loop(self) -> None:
-        while (job := self._next_job()) is not None:
-            kind, predictor, payload = job
+        while (next_job := self._next_job()) is not None:
+            predictor, job = next_job
+            kind = kind_of(job)
             self.runs[kind] += 1
             ident = 0
             try:
-                if kind == "crop":
-                    assert isinstance(payload, CropRequest)
-                    ident = payload.id
-                    crop = CropMode.AUTO if payload.auto else payload.box
-                    pred = predictor.predict(payload.photo, crop)
-                    self.crop_done.emit(payload.id, pred)
-                elif kind == "sweep":
-                    assert isinstance(payload, SweepRequest)
-                    ident = payload.id
-                    sweep = predictor.sweep(payload.photo, payload.n, payload.width)
-                    self.sweep_done.emit(payload.id, sweep)
-                elif kind == "drivers":
-                    assert isinstance(payload, _DriversState)
-                    ident = payload.request.id
-                    self._drivers_step(predictor, payload)
-                elif kind == "warm_up":
-                    assert isinstance(payload, int)
-                    _warm_up(predictor, payload)
-                else:
-                    generation, chunk = payload  # type: ignore[misc]
-                    self.batch_done.emit(generation, _estimate_chunk(predictor, chunk))
+                match job:
+                    case CropRequest():
+                        ident = job.id
+                        pred = predictor.predict(job.photo, CropMode.AUTO if job.auto else job.box)
+                        self.crop_done.emit(job.id, pred)
+                    case SweepRequest():
+                        ident = job.id
+                        self.sweep_done.emit(job.id, predictor.sweep(job.photo, job.n, job.width))
+                    case _DriversState():
+                        ident = job.request.id
+                        self._drivers_step(predictor, job)
+                    case WarmUpJob():
+                        _warm_up(predictor, job.batch_size)
+                    case BatchJob():
+                        ident = job.generation
+                        self.batch_done.emit(job.generation, _estimate_chunk(predictor, list(job.items)))
             except Exception as e:  # noqa: BLE001 - any failure is reported; the thread must live on
-                if kind == "drivers":
-                    self._finish_drivers(payload)
-                self.failed.emit(kind, ident, f"{type(e).__name__}: {e}")
+                if isinstance(job, _DriversState):
+                    self._drivers.done(job)
+                self.failed.emit(kind.value, ident, f"{type(e).__name__}: {e}")
             with self._cond:
                 self._last_busy = time.monotonic()
 
@@ -243,16 +284,8 @@ class InferenceWorker(QObject):
         r = state.request
         if state.job is None:
             state.job = DriversJob(predictor, r.photo, r.box, price_inputs=r.price_inputs)
-        if state.job.step() and self._finish_drivers(state):
+        if state.job.step() and self._drivers.done(state):
             self.drivers_done.emit(r.id, state.job.result())
-
-    def _finish_drivers(self, state: object) -> bool:
-        """Forget ``state`` if it is still the current map; whether it was."""
-        with self._cond:
-            current = self._drivers is state
-            if current:
-                self._drivers = None
-            return current
 
 
 def _estimate_chunk(predictor: Predictor, chunk: list[BatchItem]) -> list[tuple[int, Prediction | str]]:
@@ -294,5 +327,5 @@ def _warm_up(predictor: Predictor, batch_size: int) -> None:
 
     from core.preprocess import photo_from_image
 
-    grey = photo_from_image(Image.new("RGB", (256, 192), (128, 128, 128)), "<warm-up>")
+    grey = photo_from_image(Image.new("RGB", (256, 192), (128, 128, 128)), Synthetic.WARM_UP)
     predictor.predict_crops(grey, [None] * batch_size)

@@ -19,6 +19,7 @@ from carvalue_gui.worker import (  # noqa: E402
     BatchItem,
     CropRequest,
     InferenceWorker,
+    Synthetic,
 )
 from core.preprocess import Box, photo_from_image  # noqa: E402
 
@@ -34,7 +35,7 @@ class RecordingPredictor:
     def predict_crops(self, photo: object, crops: list[object], top_k: int = 5) -> list[str]:
         time.sleep(self.seconds)
         with self.lock:
-            self.calls.append(("warm-up" if getattr(photo, "source", "") == "<warm-up>" else "crop", len(crops)))
+            self.calls.append(("warm-up" if getattr(photo, "source", "") == Synthetic.WARM_UP else "crop", len(crops)))
         return ["prediction"] * len(crops)
 
     def predict(self, photo: object, crop: object = None, top_k: int = 5) -> str:
