@@ -26,14 +26,14 @@ from carvalue_gui.probability_bar import ProbabilityBar
 from core.framing import WholeCar, whole_car_message
 from core.modelfile import ModelMetadata
 from core.predictor import LabelProb, Prediction, reprice
-from core.pricing import RANGES_MEAN, PriceInputs, describe
+from core.pricing import PriceInputs, describe
 from core.report import dollar_range, format_dollars
 
 TOP_K = 5
 PANEL_MIN_WIDTH = 340
 PRICE_WIDEST = "$000,000"  # the big price's width: a six-figure price fits (the top range is open)
 RANGES_HINT = "Likely: 1 in 2 cars like this sell in that range; 80%: 8 in 10 do."
-RANGES_PLAIN = ("The price is the middle of what cars like this one sell for.\n"
+RANGES_PLAIN = ("The price is the middle (median) of what cars like this one sell for.\n"
                 "likely: half of them sell inside this range (1 in 2), a quarter below and a quarter above;\n"
                 "80%: 8 in 10 sell inside this wider range.")
 
@@ -241,7 +241,7 @@ class ResultPanel(QWidget):
         """Everything the price says about itself, for "What is this price?"."""
         pred = self.shown
         parts = [f"<p><b>What the price is.</b> {_escape(self.price_meaning() or 'No model is loaded.')}</p>",
-                 f"<p><b>The ranges.</b> {_escape(RANGES_PLAIN)}<br><i>{_escape(RANGES_MEAN)}</i></p>"]
+                 "<p><b>The ranges.</b> " + _escape(RANGES_PLAIN).replace("\n", "<br>") + "</p>"]
         if pred is not None and pred.price is not None:
             w = pred.price.words()
             parts.append(f"<p><b>Used for this estimate:</b> {_escape(w['inputs_used'])}</p>")
@@ -252,6 +252,7 @@ class ResultPanel(QWidget):
     def show_price_help(self) -> HtmlDialog:
         if self._help is None:
             self._help = HtmlDialog("What is this price?", "", self)
+            self._help.resize(560, 360)
         self._help.text.setHtml(self.price_help_html())
         self._help.show()
         self._help.raise_()

@@ -100,7 +100,7 @@ class SweepPlot(pg.PlotWidget):
             self._prob_view.addItem(curve)
         self._prob = self._probs[0]
         # The legend names each line; it sits in the plot's top-left corner, over the grid.
-        self.legend = pg.LegendItem(offset=(4, 2), labelTextSize="8pt", verSpacing=-8,
+        self.legend = pg.LegendItem(offset=(4, 2), labelTextSize="8pt", verSpacing=-8, labelTextColor=(40, 40, 40),
                                     brush=pg.mkBrush(255, 255, 255, 210), pen=pg.mkPen(200, 200, 200))
         self.legend.setParentItem(item.vb)
         self.legend.hide()
