@@ -12,7 +12,7 @@ import numpy as np
 import pyqtgraph as pg
 from pyqtgraph.graphicsItems.ROI import Handle
 from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QKeyEvent, QMouseEvent, QPen, QResizeEvent
+from PySide6.QtGui import QColor, QFontMetrics, QKeyEvent, QMouseEvent, QPainter, QPen, QResizeEvent
 from PySide6.QtWidgets import QGraphicsItem, QGraphicsRectItem, QWidget
 
 from carvalue_gui.sharp_copy import SharpCopies, wanted_side
@@ -23,6 +23,18 @@ MIN_BOX_FRACTION = 0.05  # the box cannot shrink below 5% of the photo's side
 PLACEHOLDER = "Drop photos or folders here\nor use File > Open photos"
 DRAW_MIN_PX = 5  # a press that moves less than this many screen pixels is a click, not a box
 SHARP_DELAY_MS = 250  # ask for a sharper copy once the first estimate and resizing are done
+# How to change the crop, in the photo's bottom-left corner: the longest form that fits.
+CROP_HINTS = ("Drag the box to move it, its corners to resize it; drag outside it for a new box; "
+              "Ctrl+R: back to the car",
+              "Drag the box or its corners; drag outside it for a new box; Ctrl+R: the car",
+              "Drag the box or its corners · Ctrl+R: the car",
+              "Drag the box or its corners")
+HINT_MARGIN = 6
+
+
+def crop_hint(fm: QFontMetrics, width: int) -> str:
+    """The longest of CROP_HINTS that fits ``width`` pixels ("" when none does)."""
+    return next((h for h in CROP_HINTS if fm.horizontalAdvance(h) + 4 * HINT_MARGIN <= width), "")
 
 
 class CropView(pg.GraphicsView):
@@ -74,6 +86,30 @@ class CropView(pg.GraphicsView):
         self._sharp.ready.connect(self._on_sharp_copy)
         self._sharp_timer = QTimer(self, singleShot=True, interval=SHARP_DELAY_MS)
         self._sharp_timer.timeout.connect(self._ask_sharp_copy)
+
+    def hint_text(self) -> str:
+        """The crop hint drawn now ("" without a photo or room)."""
+        if self._photo is None:
+            return ""
+        return crop_hint(self.fontMetrics(), self.viewport().width())
+
+    def drawForeground(self, painter: QPainter, rect: QRectF) -> None:  # noqa: N802 - Qt override
+        """The crop hint, in viewport pixels (it stays put while the box and photo change)."""
+        super().drawForeground(painter, rect)
+        text = self.hint_text()
+        if not text:
+            return
+        painter.save()
+        painter.resetTransform()
+        fm = self.fontMetrics()
+        w, h = fm.horizontalAdvance(text) + 2 * HINT_MARGIN, fm.height() + HINT_MARGIN
+        box = QRectF(HINT_MARGIN, self.viewport().height() - h - HINT_MARGIN, w, h)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(QColor(0, 0, 0, 150))
+        painter.drawRoundedRect(box, 4, 4)
+        painter.setPen(QColor(235, 235, 235))
+        painter.drawText(box, int(Qt.AlignmentFlag.AlignCenter), text)
+        painter.restore()
 
     # -- state --------------------------------------------------------------------------------
     @property

@@ -96,3 +96,20 @@ def test_sweep_plot_follows_the_tops_and_says_click(qtbot: object, priced_model:
     assert "Click a point to move the box there" in plot.toolTip()
     window.resize(1600, 1000)
     qtbot.waitUntil(lambda: plot.shown_title == CLICK_TITLE, timeout=WAIT_MS)  # type: ignore[attr-defined]
+
+
+def test_the_photo_says_how_to_change_the_crop(qtbot: object, priced_model: Path, tmp_path: Path) -> None:
+    from carvalue_gui.crop_view import CROP_HINTS, HINT_MARGIN
+
+    window = open_window(qtbot, priced_model)
+    view = window.crop_view
+    assert view.hint_text() == ""  # no photo: the drop-photos placeholder says what to do
+    load(qtbot, window, [make_photo(tmp_path / "a.jpg", (400, 240), 1)])
+    wait_shown(qtbot, window)
+    for size in ((900, 600), (1920, 1080)):
+        window.resize(*size)
+        qtbot.waitUntil(lambda s=size: window.width() == s[0])  # type: ignore[attr-defined]
+        text = view.hint_text()
+        assert text in CROP_HINTS[:3] and "Drag the box" in text and "Ctrl+R" in text
+        assert view.fontMetrics().horizontalAdvance(text) + 4 * HINT_MARGIN <= view.viewport().width()
+    assert view.hint_text() == CROP_HINTS[0]
