@@ -319,7 +319,12 @@ class Predictor:
             outs2, boxes2 = self._forward([(pairs[i][0], box) for i, box in again])
             for j, (i, _) in enumerate(again):
                 second = self._decode(outs2, j, boxes2[j], pairs[i][0], top_k)
-                preds[i] = replace(second, found_box=preds[i].found_box)
+                # The whole-car verdict is the first pass's: whether the photo shows a whole car.
+                # The found box is drawn tight on purpose (the framing's margin, chosen for the
+                # classifier), so judging that crop would call the car it found partial.
+                first = preds[i]
+                preds[i] = replace(second, found_box=first.found_box, confidence=first.confidence,
+                                   looks_like_car=first.looks_like_car, unsure=first.unsure)
         return preds
 
     def _forward(self, pairs: Sequence[tuple[Photo, Box | None]]) -> tuple[dict[str, np.ndarray], list[Box]]:

@@ -293,13 +293,20 @@ def evaluate_heads(heads: Any, data: dict[str, np.ndarray]) -> dict[str, float]:
             "val_non_whole_passed": float(pred[~whole].mean())}
 
 
-def choose_thresholds(logits: np.ndarray, whole: np.ndarray, flag_share: float = 0.03,
-                      unsure_share: float = 0.06) -> tuple[float, float]:
-    """Score thresholds (sigmoid of the logit) on validation: ``flag_share`` of whole cars are
-    flagged, a further band up to ``unsure_share`` of them is shown as unsure."""
-    scores = 1 / (1 + np.exp(-logits[whole > 0.5]))
-    flag = float(np.quantile(scores, flag_share))
-    unsure = float(np.quantile(scores, unsure_share))
+def choose_thresholds(logits: np.ndarray, whole: np.ndarray, kinds: np.ndarray, flag_share: float = 0.02,
+                      unsure_share: float = 0.04) -> tuple[float, float]:
+    """Score thresholds (sigmoid of the logit) on validation: at most ``flag_share`` of the
+    whole cars of each kind (tight crops, framed photos, found boxes) are flagged, and at most
+    ``unsure_share`` of them are flagged or shown as unsure.  Per kind, so that no kind of
+    photo a user drops in is flagged more than the share (they score differently)."""
+    scores = 1 / (1 + np.exp(-logits))
+    groups = {"tight": [], "framed": [], "found": []}
+    for s, w, k in zip(scores, whole, kinds, strict=True):
+        if w > 0.5:
+            groups[str(k).split("-")[0]].append(s)
+    present = [np.asarray(v) for v in groups.values() if v]
+    flag = min(float(np.quantile(v, flag_share)) for v in present)
+    unsure = min(float(np.quantile(v, unsure_share)) for v in present)
     flag = min(max(flag, 1e-3), 0.98)
     return flag, min(max(unsure, flag), 0.99)
 
@@ -410,7 +417,7 @@ def choose_margin(model_file: Path, photos: Sequence[Path], labels: dict[str, st
 
 
 def build(model: Path, data: Path, split_json: Path, out_dir: Path, epochs: int = 20, seed: int = 0,
-          n_synthetic: int = 600, limit: int = 0, framed: int = 2) -> dict[str, Any]:
+          n_synthetic: int = 600, limit: int = 0, framed: int = 2, heads_file: Path | None = None) -> dict[str, Any]:
     """Samples -> features -> heads -> grafted model file ``out_dir/carvalue.onnx`` + log."""
     import torch
 
@@ -443,16 +450,22 @@ def build(model: Path, data: Path, split_json: Path, out_dir: Path, epochs: int 
         np.savez(cache, **{f"train_{k}": v for k, v in train.items()}, **{f"val_{k}": v for k, v in val.items()})
     t_extract = time.perf_counter() - t0
     print(f"features: {len(train['whole'])} train, {len(val['whole'])} val samples in {t_extract:.0f} s", flush=True)
-    heads, log = train_heads(train, val, epochs=epochs, seed=seed)
+    if heads_file is not None:  # trained already: only the thresholds and the margin are chosen again
+        from core.model import FramingHeads
+
+        heads, log = FramingHeads(), []
+        heads.load_state_dict(torch.load(heads_file, weights_only=True))
+    else:
+        heads, log = train_heads(train, val, epochs=epochs, seed=seed)
     _, val_logits = head_outputs(heads, val)
-    flag, unsure = choose_thresholds(val_logits, val["whole"])
+    flag, unsure = choose_thresholds(val_logits, val["whole"], val["kind"])
     torch.save(heads.state_dict(), out_dir / "framing_heads.pt")
     framing = {"threshold": flag, "unsure_below": unsure, "temperature": 1.0, "found_margin": 0.0,
                "sources": tuple(SOURCES_LICENCES),
                "note": ("box and whole-car heads trained on the frozen trunk (training/framing.py): framed "
                         "composites of the split's training photos, tight crops, partial views (8-40% of a car) "
-                        "and non-car images and graphics; thresholds on validation samples: 3% of whole "
-                        "cars flagged, up to 6% flagged or unsure; the found box's margin chosen on framed "
+                        "and non-car images and graphics; thresholds on validation samples: at most 2% of the "
+                        "whole cars of each kind (tight, framed, found box) flagged, 4% flagged or unsure; the found box's margin chosen on framed "
                         "validation photos")}
     summary = {"samples": {"train": _counts(train), "val": _counts(val)}, "feature_seconds": t_extract,
                "epochs": log, "threshold": flag, "unsure_below": unsure}
@@ -489,8 +502,9 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--synthetic", type=int, default=600)
     b.add_argument("--limit", type=int, default=0, help="photos per split part (smoke runs)")
     b.add_argument("--framed", type=int, default=2, help="framed composites per training photo")
+    b.add_argument("--heads", type=Path, help="heads trained already (framing_heads.pt): choose thresholds and margin only")
     a = ap.parse_args(argv)
-    summary = build(a.model, a.data, a.split, a.out, a.epochs, a.seed, a.synthetic, a.limit, a.framed)
+    summary = build(a.model, a.data, a.split, a.out, a.epochs, a.seed, a.synthetic, a.limit, a.framed, a.heads)
     print(json.dumps({k: v for k, v in summary.items() if k != "epochs"}, indent=1, default=str))
     return 0
 
