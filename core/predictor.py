@@ -311,8 +311,9 @@ class Predictor:
         for i, (photo, crop) in enumerate(pairs):
             if crop is CropMode.AUTO:
                 located = self._located(outs, i, boxes[i], photo)
-                preds[i] = replace(preds[i], found_box=located.box)
-                box = located.crop_for_estimate(boxes[i]) if preds[i].looks_like_car else None
+                seen = preds[i].looks_like_car  # no car seen: nothing was found, the photo stays whole
+                preds[i] = replace(preds[i], found_box=located.box if seen else None)
+                box = located.crop_for_estimate(boxes[i]) if seen else None
                 if box is not None:
                     again.append((i, box))
         if again:

@@ -172,6 +172,7 @@ def test_auto_crop_keeps_the_photo_when_the_car_fills_it_or_no_car_is_seen(base_
     none = CountingPredictor(_framed(base_model, tmp_path / "none.onnx", (0.25, 0.25, 0.5, 0.5), -4.0))
     q = none.p.predict(photo, CropMode.AUTO)
     assert none.batches == 1 and q.crop == Box(0, 0, 640, 480) and q.whole_car is WholeCar.NO
+    assert q.found_box is None  # no car seen: nothing found
     unsure = CountingPredictor(_framed(base_model, tmp_path / "unsure.onnx", (0.0, 0.0, 1.0, 1.0), 0.0))
     assert unsure.p.predict(photo, CropMode.AUTO).whole_car is WholeCar.UNSURE
 
