@@ -69,13 +69,13 @@ class ElidedLabel(QLabel):
 class ProbabilityList(QGroupBox):
     """Up to TOP_K labels, each with a probability bar."""
 
-    def __init__(self, title: str, parent: QWidget | None = None) -> None:
+    def __init__(self, title: str, parent: QWidget | None = None, name_share: tuple[int, int] = (3, 2)) -> None:
         super().__init__(title, parent)
         grid = QGridLayout(self)
         grid.setContentsMargins(6, 4, 6, 4)
         grid.setVerticalSpacing(2)
-        grid.setColumnStretch(0, 3)
-        grid.setColumnStretch(1, 2)
+        grid.setColumnStretch(0, name_share[0])  # names : bars
+        grid.setColumnStretch(1, name_share[1])
         self._names: list[QLabel] = []
         self._bars: list[ProbabilityBar] = []
         for row in range(TOP_K):
@@ -169,10 +169,11 @@ class ResultPanel(QWidget):
         self.chart = PriceChart()
         layout.addWidget(self.chart, 3)
         lists = QHBoxLayout()
-        self.make_models = ProbabilityList("Make / model")
-        self.years = ProbabilityList("Model year")
-        lists.addWidget(self.make_models, 3)
-        lists.addWidget(self.years, 2)
+        # Make/model names are long, years four digits: the names get the room.
+        self.make_models = ProbabilityList("Make / model", name_share=(2, 1))
+        self.years = ProbabilityList("Model year", name_share=(1, 1))
+        lists.addWidget(self.make_models, 2)
+        lists.addWidget(self.years, 1)
         layout.addLayout(lists)
 
         self.model_line = QLabel("")
