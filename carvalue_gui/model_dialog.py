@@ -59,9 +59,9 @@ def number(key: str, v: float | int) -> str:
     if 0.0 <= v <= 1.0 and any(w in k for w in ("acc", "top", "exact", "within", "mape", "share",
                                                   "flagged", "fraction", "agree")):
         return f"{v:.1%}"
-    if v == 0 or 1e-3 <= abs(v) < 1e6:
+    if v == 0 or 1e-2 <= abs(v) < 1e6:
         return f"{v:.4g}"
-    return f"{v:.3g}"
+    return f"{v:.3g}"  # 0.00781, not 0.007812: at most three significant digits below 0.01
 
 
 def readable(key: str, v: Any, depth: int = 0) -> str:

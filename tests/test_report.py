@@ -95,3 +95,12 @@ def test_schema_is_documented() -> None:
     for key in ("source", "size", "prediction", "crop_prediction", "sweep", "price", "make_models", "years",
                 "price_bins", "whole_car", "found_box"):
         assert f"`{key}`" in text, key
+
+
+def test_model_figures_keep_few_digits() -> None:
+    """A figure below 0.01 read '0.007812' in Model details (hypothesis found it)."""
+    pytest.importorskip("PySide6")
+    from carvalue_gui.model_dialog import number
+
+    assert number("x", 0.0078125) == "0.00781" and number("x", 0.5) == "0.5"
+    assert number("mae_usd", 10618.4) == "$10,618"
