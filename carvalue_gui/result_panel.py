@@ -281,7 +281,7 @@ class ResultPanel(QWidget):
             self.make_models.set_items(pred.make_models[:TOP_K])
             self.years.set_items(pred.years[:TOP_K])
             judged = pred.whole_car
-            text = whole_car_message(judged, pred.confidence, pred.covers_photo)
+            text = whole_car_message(judged, pred.covers_photo)
             if judged is WholeCar.YES:
                 self.confidence_label.setText(f"✓ {text}")
                 self.status.setCurrentWidget(self.confidence_label)
@@ -320,7 +320,7 @@ def price_tooltip(pred: Prediction) -> str:
 
 def longest_status_texts() -> list[str]:
     """The whole-car line's longest texts: the status line is sized for them."""
-    return [whole_car_message(j, 1.0, covers) for j in (WholeCar.UNSURE, WholeCar.NO) for covers in (False, True)]
+    return [whole_car_message(j, covers) for j in (WholeCar.UNSURE, WholeCar.NO) for covers in (False, True)]
 
 
 def status_label(style: str) -> QLabel:

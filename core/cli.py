@@ -170,7 +170,7 @@ def format_prediction(path: str, p: Prediction, predictor: Predictor) -> str:
     for label, items in (("make/model", p.make_models), ("year", p.years)):
         for j, lp in enumerate(items):
             lines.append(f"  {label if j == 0 else '':<13} {lp.probability:6.1%}  {lp.label}")
-    lines.append(f"  whole car     {whole_car_message(p.whole_car, p.confidence, p.covers_photo, reset='--crop auto')}")
+    lines.append(f"  whole car     {whole_car_message(p.whole_car, p.covers_photo, reset='--crop auto')}")
     if p.found_box is not None:
         f = p.found_box
         lines.append(f"  car found at  {f.x:.0f},{f.y:.0f},{f.w:.0f},{f.h:.0f}")

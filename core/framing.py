@@ -108,18 +108,18 @@ class Located:
         return self.box
 
 
-def whole_car_message(judged: WholeCar, score: float, covers_photo: bool, reset: str = "Ctrl+R") -> str:
+def whole_car_message(judged: WholeCar, covers_photo: bool, reset: str = "Ctrl+R") -> str:
     """What the app and the CLI say about the whole-car check, in one place.  It never asks to
-    widen a box that already covers the whole photo."""
-    pct = f"{score:.0%}" if math.isfinite(score) else "n/a"
+    widen a box that already covers the whole photo.  No score in the words: the head's
+    sigmoid is not a probability (the threshold is chosen on validation photos and sits far
+    from 50%), so "score 33%" beside a tick would mislead; the score is in the JSON."""
     if judged is WholeCar.YES:
-        return f"Looks like a whole car (score {pct})"
+        return "Looks like a whole car"
     if judged is WholeCar.UNSURE:
         fix = ("" if covers_photo else " Check that the box takes in the whole car, or reset it to the car "
                f"found ({reset}).")
-        return f"Unsure this shows a whole car (score {pct}): treat the estimate with care.{fix}"
+        return f"Unsure this shows a whole car: treat the estimate with care.{fix}"
     if covers_photo:
-        return (f"This does not look like a car (score {pct}): the estimate is unreliable. Try a photo "
-                "that shows the whole car.")
-    return (f"This does not look like a whole car (score {pct}): the estimate is unreliable. Widen the "
-            f"box to take in the whole car, or reset it to the car found ({reset}).")
+        return "This does not look like a car: the estimate is unreliable. Try a photo that shows the whole car."
+    return ("This does not look like a whole car: the estimate is unreliable. Widen the box to take in the "
+            f"whole car, or reset it to the car found ({reset}).")

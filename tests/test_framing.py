@@ -231,9 +231,9 @@ def test_whole_car_message_never_asks_to_widen_a_box_that_covers_the_photo() -> 
     from core.framing import whole_car_message
 
     for judged in WholeCar:
-        for score in (0.0, 0.4, 0.99, math.nan):
-            whole = whole_car_message(judged, score, covers_photo=True)
-            assert "widen" not in whole.lower() and "reset" not in whole.lower()
-    assert "Widen the box" in whole_car_message(WholeCar.NO, 0.1, covers_photo=False)
-    assert "Unsure" in whole_car_message(WholeCar.UNSURE, 0.4, covers_photo=False)
-    assert "--crop auto" in whole_car_message(WholeCar.NO, 0.1, False, reset="--crop auto")
+        whole = whole_car_message(judged, covers_photo=True)
+        assert "widen" not in whole.lower() and "reset" not in whole.lower()
+        assert "%" not in whole_car_message(judged, covers_photo=False)  # the sigmoid is no probability
+    assert "Widen the box" in whole_car_message(WholeCar.NO, covers_photo=False)
+    assert "Unsure" in whole_car_message(WholeCar.UNSURE, covers_photo=False)
+    assert "--crop auto" in whole_car_message(WholeCar.NO, False, reset="--crop auto")

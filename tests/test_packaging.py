@@ -117,6 +117,11 @@ def test_startup_probe_reports_first_paint(qtbot: object, monkeypatch: pytest.Mo
     from carvalue_gui import startup_probe
 
     monkeypatch.setenv("CARVALUE_STARTUP_PROBE", "window")
+    # The probe ends the app with QApplication.exit(); on the test session's shared application
+    # (whose exec() never runs) that would leave every later event loop quitting at once, so the
+    # quit is recorded here instead (the slow packaging test runs the real one).
+    quits: list[int] = []
+    monkeypatch.setattr(startup_probe._Probe, "_quit", lambda self, code: quits.append(code))
     app = QApplication.instance()
     assert isinstance(app, QApplication)
     w = QWidget()
@@ -125,7 +130,7 @@ def test_startup_probe_reports_first_paint(qtbot: object, monkeypatch: pytest.Mo
     startup_probe.install(app, w)
     w.show()
     probe = startup_probe._ACTIVE[-1]
-    qtbot.waitUntil(lambda: probe.done, timeout=5000)  # type: ignore[attr-defined]
+    qtbot.waitUntil(lambda: probe.done and quits == [0], timeout=5000)  # type: ignore[attr-defined]
     line = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith(startup_probe.MARK)][-1]
     facts = json.loads(line[len(startup_probe.MARK):])
     assert facts["event"] == "window"
