@@ -42,3 +42,20 @@ def stanford_dir() -> Path:
 @pytest.fixture(scope="session")
 def car_photo(stanford_dir: Path) -> Path:
     return stanford_dir / "images" / "00002.jpg"
+
+
+# -- the app's windows (GUI tests; Qt is imported only when a test asks for them) ---------------
+@pytest.fixture
+def window(qtbot: object, model_file: Path) -> object:
+    """The main window on the random-weight model, shown, with the sweep animation instant."""
+    from tests.gui_support import open_window
+
+    return open_window(qtbot, model_file)
+
+
+@pytest.fixture
+def photos(tmp_path: Path) -> dict[str, list[Path]]:
+    """Good photos (loose and in a folder tree) and bad files (tests/gui_support.make_photos)."""
+    from tests.gui_support import make_photos
+
+    return make_photos(tmp_path)

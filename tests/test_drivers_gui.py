@@ -23,12 +23,7 @@ from carvalue_gui.worker import CropRequest, DriversRequest, InferenceWorker  # 
 from core.occlusion import GRID, drivers_map  # noqa: E402
 from core.predictor import Predictor  # noqa: E402
 from core.preprocess import Box, photo_from_image  # noqa: E402
-from tests.gui_support import WAIT_MS, load, make_photo, open_window, wait_shown  # noqa: E402
-
-
-@pytest.fixture
-def window(qtbot: Any, model_file: Path) -> MainWindow:
-    return open_window(qtbot, model_file)
+from tests.gui_support import WAIT_MS, load, make_photo, wait_shown  # noqa: E402
 
 
 @pytest.fixture(scope="module")

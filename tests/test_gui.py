@@ -30,23 +30,11 @@ from tests.gui_support import (  # noqa: E402
     drop,
     load,
     make_photo,
-    make_photos,
-    open_window,
     wait_shown,
 )
 
 
 # -- fixtures -------------------------------------------------------------------------------------
-@pytest.fixture
-def photos(tmp_path: Path) -> dict[str, list[Path]]:
-    return make_photos(tmp_path)
-
-
-@pytest.fixture
-def window(qtbot: object, model_file: Path) -> MainWindow:
-    return open_window(qtbot, model_file)
-
-
 @pytest.fixture(scope="module")
 def predictor(model_file: Path) -> Predictor:
     return Predictor.load(model_file)

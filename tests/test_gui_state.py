@@ -19,17 +19,7 @@ from PySide6.QtGui import QImage  # noqa: E402
 from carvalue_gui.export import format_dollars  # noqa: E402
 from carvalue_gui.main_window import MainWindow  # noqa: E402
 from core.preprocess import Box  # noqa: E402
-from tests.gui_support import WAIT_MS, load, make_photos, open_window, wait_shown  # noqa: E402
-
-
-@pytest.fixture
-def photos(tmp_path: Path) -> dict[str, list[Path]]:
-    return make_photos(tmp_path)
-
-
-@pytest.fixture
-def window(qtbot: object, model_file: Path) -> MainWindow:
-    return open_window(qtbot, model_file)
+from tests.gui_support import WAIT_MS, load, open_window, wait_shown  # noqa: E402
 
 
 def move_box(qtbot: object, window: MainWindow, box: Box) -> None:
