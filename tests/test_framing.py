@@ -237,3 +237,23 @@ def test_whole_car_message_never_asks_to_widen_a_box_that_covers_the_photo() -> 
     assert "Widen the box" in whole_car_message(WholeCar.NO, covers_photo=False)
     assert "Unsure" in whole_car_message(WholeCar.UNSURE, covers_photo=False)
     assert "--crop auto" in whole_car_message(WholeCar.NO, False, reset="--crop auto")
+
+
+def test_a_framed_model_can_be_framed_again(base_model: Path, tmp_path: Path) -> None:
+    """Features and grafts start from the classifier alone, whether or not the file was framed."""
+    import onnx
+
+    from training.framing import classifier_parity, feature_session, feature_tensor_name_of
+
+    once = _framed(base_model, tmp_path / "once.onnx", (0.1, 0.1, 0.9, 0.9), 1.0)
+    twice = _framed(once, tmp_path / "twice.onnx", (0.25, 0.5, 0.75, 1.0), 3.0)
+    names = [o.name for o in onnx.load(str(twice)).graph.output]
+    assert names.count("car_box") == 1 and names.count("whole_car_logit") == 1
+    x = np.random.default_rng(1).standard_normal((2, 3, 64, 64)).astype(np.float32)
+    assert classifier_parity(base_model, twice, x) == 0.0
+    p = CountingPredictor(twice).p.predict(photo_from_image(_car(800, 600)), CropMode.AUTO)
+    assert p.found_box == Box(200, 300, 400, 300)
+    sess, _ = feature_session(twice)
+    assert sess.get_outputs()[-1].name == feature_tensor_name_of(sess)
+    fmap = sess.run([feature_tensor_name_of(sess)], {"input": x})[0]
+    assert fmap.shape[1] == 1280

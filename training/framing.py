@@ -69,7 +69,7 @@ def feature_session(model_path: str | os.PathLike[str], threads: int | None = No
     import onnx
     import onnxruntime as ort
 
-    model = onnx.load(str(model_path))
+    model = classifier_graph(model_path)
     name = feature_tensor_name(model)
     model.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
     opts = ort.SessionOptions()
@@ -117,8 +117,29 @@ def extract(sess: Any, spec: InputSpec, samples: Iterator[Sample], batch: int = 
 
 
 def feature_tensor_name_of(sess: Any) -> str:
-    names = [o.name for o in sess.get_outputs()]
-    return [n for n in names if n not in ("price_logits", "median", "make_model_logits", "year_logits")][0]
+    """The feature map: the output ``feature_session`` appended last."""
+    return str(sess.get_outputs()[-1].name)
+
+
+def classifier_graph(model_path: str | os.PathLike[str]) -> Any:
+    """The model file's graph with only the classifier's outputs (a format-2 file's framing
+    outputs and the nodes that make them dropped), so features and grafts start from the same
+    network whether or not it was framed before."""
+    import tempfile
+
+    import onnx
+    import onnx.utils
+
+    model = onnx.load(str(model_path))
+    classifier = ["price_logits", "median", "make_model_logits", "year_logits"]
+    if [o.name for o in model.graph.output] == classifier:
+        return model
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "classifier.onnx"
+        onnx.utils.extract_model(str(model_path), str(out), ["input"], classifier)
+        trimmed = onnx.load(str(out))
+    trimmed.metadata_props.extend(model.metadata_props)
+    return trimmed
 
 
 # -- samples --------------------------------------------------------------------------------------
@@ -324,7 +345,7 @@ def graft(model_path: Path, heads: Any, framing: dict[str, Any], out: Path) -> N
 
     from core.modelfile import FORMAT_VERSION, FramingSpec, write_model_file
 
-    base = onnx.load(str(model_path))
+    base = classifier_graph(model_path)
     fname = feature_tensor_name(base)
     _, meta = open_session(model_path, threads=1)
     with tempfile.TemporaryDirectory() as tmp:
@@ -352,7 +373,10 @@ def graft(model_path: Path, heads: Any, framing: dict[str, Any], out: Path) -> N
         raw = Path(tmp) / "merged.onnx"
         onnx.save(merged, str(raw))
         spec = FramingSpec(**framing)
-        new_meta = dataclasses.replace(meta, framing=spec, format_version=FORMAT_VERSION)
+        # Held-out framing figures belong to the heads they measured: a new graft drops them
+        # until framing_report --record measures these.
+        metrics = {k: v for k, v in meta.metrics.items() if k != "framing"}
+        new_meta = dataclasses.replace(meta, framing=spec, format_version=FORMAT_VERSION, metrics=metrics)
         write_model_file(raw, new_meta, out)
     out.chmod(0o644)
 
