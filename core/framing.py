@@ -51,8 +51,11 @@ def verdict(score: float, spec: FramingSpec) -> WholeCar:
 
 
 def whole_car_score(logit: float, spec: FramingSpec) -> float:
-    """0..1: sigmoid of the whole-car logit at the spec's temperature."""
+    """0..1: sigmoid of the whole-car logit at the spec's temperature (0 for a logit that is
+    not a number: nothing is claimed to be a whole car on a broken output)."""
     z = float(logit) / spec.temperature
+    if math.isnan(z):
+        return 0.0
     return 1.0 / (1.0 + math.exp(-z)) if z >= 0 else math.exp(z) / (1.0 + math.exp(z))
 
 

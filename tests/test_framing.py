@@ -119,6 +119,10 @@ def test_verdict_bands_and_iou() -> None:
     assert Located(Box(1, 1, 98, 98), 0.9).crop_for_estimate(full) is None  # the car fills the photo
     assert Located(Box(10, 10, 40, 40), 0.9).crop_for_estimate(full) == Box(10, 10, 40, 40)
     assert Located(None, math.nan).crop_for_estimate(full) is None
+    from core.framing import whole_car_score
+
+    assert whole_car_score(math.nan, spec) == 0.0 and verdict(whole_car_score(math.nan, spec), spec) is WholeCar.NO
+    assert whole_car_score(1e9, spec) == 1.0 and whole_car_score(-1e9, spec) == 0.0  # no overflow
 
 
 # -- model files with framing outputs (heads with a known answer: tests/modelfactory.py) -----------
