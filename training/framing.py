@@ -8,8 +8,8 @@ takes minutes on 2 cores, against an hour for a full run, and leaves the classif
 bit-identical (checked on export).
 
 Samples (each: an image, the car's box as fractions of it or none, whole car yes/no):
-- framed: a tight Stanford crop composited into a larger frame (training/compositing.py), the
-  car covering 15-100% of it: box known, whole car.
+- framed (two per photo): a tight Stanford crop composited into a larger frame
+  (training/compositing.py), the car covering 15-100% of it: box known, whole car.
 - found: a framed photo cropped to its car's box moved by up to 8% per side: whole car.
 - tight: the Stanford crop itself: box = the whole input, whole car.
 - partial: 8-40% of a car's area: no whole car, box not scored.
