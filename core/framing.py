@@ -15,7 +15,7 @@ from enum import Enum
 import numpy as np
 
 from core.modelfile import FramingSpec, InputSpec
-from core.preprocess import Box
+from core.preprocess import Box, input_region
 
 
 class CropMode(Enum):
@@ -57,14 +57,6 @@ def whole_car_score(logit: float, spec: FramingSpec) -> float:
     if math.isnan(z):
         return 0.0
     return 1.0 / (1.0 + math.exp(-z)) if z >= 0 else math.exp(z) / (1.0 + math.exp(z))
-
-
-def input_region(crop: Box, spec: InputSpec) -> Box:
-    """The part of ``crop`` the network's input shows (all of it when stretched)."""
-    if spec.resize != "center_crop":
-        return crop
-    side = min(crop.w, crop.h) * spec.crop_fraction
-    return Box(crop.x + (crop.w - side) / 2, crop.y + (crop.h - side) / 2, side, side)
 
 
 def found_box(output: np.ndarray, crop: Box, spec: InputSpec, margin: float,

@@ -26,7 +26,7 @@ from PIL import Image
 
 from core.modelfile import InputSpec
 from core.predictor import Predictor, reprice, softmax
-from core.preprocess import NEUTRAL_BACKGROUND, Box, Photo, crop_to_input, normalise
+from core.preprocess import NEUTRAL_BACKGROUND, Box, Photo, crop_to_input, input_region, normalise
 from core.pricing import PriceInputs
 
 GRID = 7  # positions per side (the study's)
@@ -85,14 +85,6 @@ def grid_cells(grid: int = GRID, patch: float = PATCH) -> tuple[tuple[float, flo
 def grey_value(spec: InputSpec) -> np.ndarray:
     """Mid-grey (RGB 128) as the network sees it: one normalised value per channel, (3, 1, 1)."""
     return normalise(Image.new("RGB", (1, 1), NEUTRAL_BACKGROUND), spec)
-
-
-def input_region(box: Box, spec: InputSpec) -> Box:
-    """The part of ``box`` that becomes the network's input (see core.preprocess.crop_resize)."""
-    if spec.resize != "center_crop":
-        return box
-    side = min(box.w, box.h) * spec.crop_fraction
-    return Box(box.x + (box.w - side) / 2, box.y + (box.h - side) / 2, side, side)
 
 
 def occluded_inputs(clean: np.ndarray, cells: tuple[tuple[float, float, float, float], ...],

@@ -369,13 +369,18 @@ def crop_resize(image: Image.Image, box: Box, spec: InputSpec) -> Image.Image:
     Training uses this same function, so the app and the network see identical pixels.
     """
     s = spec.size
-    x0, y0, x1, y1 = box.x, box.y, box.x + box.w, box.y + box.h
-    if spec.resize == "center_crop":
-        # Central square of side crop_fraction * short side, as a centre crop after resizing.
-        side = min(box.w, box.h) * spec.crop_fraction
-        cx, cy = box.x + box.w / 2, box.y + box.h / 2
-        x0, y0, x1, y1 = cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2
-    return image.resize((s, s), Image.Resampling.BILINEAR, box=(x0, y0, x1, y1))
+    r = input_region(box, spec)
+    return image.resize((s, s), Image.Resampling.BILINEAR, box=(r.x, r.y, r.x + r.w, r.y + r.h))
+
+
+def input_region(box: Box, spec: InputSpec) -> Box:
+    """The part of ``box`` that becomes the network's input: all of it when stretched; with
+    "center_crop", the central square of side crop_fraction * short side."""
+    if spec.resize != "center_crop":
+        return box
+    side = min(box.w, box.h) * spec.crop_fraction
+    cx, cy = box.x + box.w / 2, box.y + box.h / 2
+    return Box(cx - side / 2, cy - side / 2, side, side)
 
 
 def normalise(img: Image.Image, spec: InputSpec) -> np.ndarray:

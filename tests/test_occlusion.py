@@ -18,10 +18,9 @@ from core.occlusion import (
     drivers_map,
     grey_value,
     grid_cells,
-    input_region,
 )
 from core.predictor import Predictor, reprice, softmax
-from core.preprocess import Box, Photo, crop_to_input, photo_from_image
+from core.preprocess import Box, Photo, crop_to_input, input_region, photo_from_image
 from core.pricing import PriceInputs
 
 
