@@ -57,21 +57,19 @@ def framed_camera_photo(path: Path, size: tuple[int, int] = (4032, 3024)) -> Pat
 
 def _base_model(model: Path, out: Path) -> Path | None:
     """The model file without its framing outputs and their nodes (None when it has none)."""
-    import onnx
-    import onnx.utils
+    import dataclasses
 
-    m = onnx.load(str(model))
-    if "car_box" not in [o.name for o in m.graph.output]:
+    import onnx
+
+    from core.modelfile import open_session, write_model_file
+    from training.framing import classifier_graph
+
+    _, meta = open_session(model, threads=1)
+    if meta.framing is None:
         return None
-    classifier = ["price_logits", "median", "make_model_logits", "year_logits"]
-    onnx.utils.extract_model(str(model), str(out), ["input"], classifier)
-    base = onnx.load(str(out))
-    meta = json.loads(next(p.value for p in m.metadata_props if p.key == "carvalue"))
-    meta["framing"] = None
-    del base.metadata_props[:]
-    entry = base.metadata_props.add()
-    entry.key, entry.value = "carvalue", json.dumps(meta)
-    onnx.save(base, str(out))
+    raw = out.with_suffix(".raw.onnx")
+    onnx.save(classifier_graph(model), str(raw))
+    write_model_file(raw, dataclasses.replace(meta, framing=None), out)
     return out
 
 

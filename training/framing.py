@@ -392,6 +392,14 @@ def classifier_parity(a: Path, b: Path, x: np.ndarray) -> float:
 
 
 # -- the build ---------------------------------------------------------------------------------------
+def stanford_classes(data: Path) -> dict[str, tuple[str, int]]:
+    """file -> (class name as the model file spells it, model year), from labels.csv."""
+    from training.labels_csv import read_labels_csv
+
+    rows = read_labels_csv(data, ("file", "make", "model", "year"))
+    return {r.file: (f"{r.make} {r.model} {r.year}", r.year) for r in rows if r.year is not None}
+
+
 def split_files(split_json: Path, data: Path) -> dict[str, list[Path]]:
     parts = json.loads(split_json.read_text())["parts"]
     return {k: [data / f for f in v["files"]] for k, v in parts.items()}
@@ -495,9 +503,7 @@ def build(model: Path, data: Path, split_json: Path, out_dir: Path, epochs: int 
                "epochs": log, "threshold": flag, "unsure_below": unsure}
     (out_dir / "train_log.json").write_text(json.dumps(summary, indent=1, default=str))
     graft(model, heads, framing, out_dir / "carvalue.onnx")
-    from training.labels_csv import read_labels_csv
-
-    labels = {r.file: f"{r.make} {r.model} {r.year}" for r in read_labels_csv(data, ("file", "make", "model", "year"))}
+    labels = {f: name for f, (name, _) in stanford_classes(data).items()}
     summary["margin"] = choose_margin(out_dir / "carvalue.onnx", files["val"], labels, data, seed + 2)
     print(json.dumps(summary["margin"]), flush=True)
     framing["found_margin"] = summary["margin"]["margin"]

@@ -30,14 +30,7 @@ from core.framing import CropMode, box_iou
 from core.predictor import Prediction, Predictor, softmax
 from core.preprocess import Photo, photo_from_image
 from training import compositing as comp
-from training.framing import BackgroundPool, split_files
-from training.labels_csv import read_labels_csv
-
-
-def _labels(data: Path) -> dict[str, tuple[str, int]]:
-    """file -> (class name as the model file spells it, model year)."""
-    rows = read_labels_csv(data, ("file", "make", "model", "year"))
-    return {r.file: (f"{r.make} {r.model} {r.year}", r.year) for r in rows if r.year is not None}
+from training.framing import BackgroundPool, split_files, stanford_classes
 
 
 def _score(preds: Sequence[Prediction], truth: Sequence[tuple[str, int]]) -> dict[str, float]:
@@ -92,7 +85,7 @@ def report(model: Path, data: Path, split_json: Path, seed: int = 0, limit: int 
     )
 
     predictor = Predictor.load(model)
-    labels = _labels(data)
+    labels = stanford_classes(data)
     test = split_files(split_json, data)["test"]
     if limit:
         test = test[:limit]
@@ -151,17 +144,13 @@ def record(model: Path, report_: dict[str, Any]) -> None:
     """Write the held-out framing figures into the model file's metrics (``framing``); the
     weights are unchanged, so the file is rewritten with new metadata only."""
     import dataclasses
-    import tempfile
 
     from core.modelfile import open_session, write_model_file
 
     _, meta = open_session(model, threads=1)
     metrics = dict(meta.metrics)
     metrics["framing"] = {k: v for k, v in report_.items() if k != "model"}
-    with tempfile.TemporaryDirectory() as tmp:
-        raw = Path(tmp) / "same.onnx"
-        raw.write_bytes(model.read_bytes())
-        write_model_file(raw, dataclasses.replace(meta, metrics=metrics), model)
+    write_model_file(model, dataclasses.replace(meta, metrics=metrics), model)  # reads, then replaces atomically
     model.chmod(0o644)
 
 
