@@ -226,15 +226,8 @@ class Predictor:
 
     def predict(self, image: PhotoLike, crop: Box | CropMode | None = None, top_k: int = 5) -> Prediction:
         """One estimate: on ``crop`` (a box), the whole photo (None or CropMode.FULL), or the car
-        the model finds (CropMode.AUTO: see ``predict_auto``)."""
-        photo = self.as_photo(image)
-        if crop is CropMode.AUTO:
-            return self.predict_auto(photo, top_k)
-        return self.predict_crops(photo, [None if crop is CropMode.FULL else crop], top_k)[0]
-
-    def predict_auto(self, photo: Photo, top_k: int = 5) -> Prediction:
-        """Estimate on the car the model finds (see ``_predict_pairs``)."""
-        return self._predict_pairs([(photo, CropMode.AUTO)], top_k)[0]
+        the model finds (CropMode.AUTO: see ``_predict_pairs``)."""
+        return self._predict_pairs([(self.as_photo(image), crop)], top_k)[0]
 
     def locate(self, image: PhotoLike) -> Located:
         """Where the car is in the whole photo (one forward pass)."""
