@@ -261,3 +261,18 @@ def test_a_framed_model_can_be_framed_again(base_model: Path, tmp_path: Path) ->
     assert sess.get_outputs()[-1].name == feature_tensor_name_of(sess)
     fmap = sess.run([feature_tensor_name_of(sess)], {"input": x})[0]
     assert fmap.shape[1] == 1280
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.one_of(st.text(max_size=40), st.sampled_from(["auto", "FULL", " Auto ", "1,2,3,4", "-5,0,10,10",
+                                                         "nan,0,1,1", "inf,0,1,1", "1,2,3", "1,2,0,4", "1e400,0,1,1"])))
+def test_parse_crop_gives_a_mode_a_finite_box_or_value_error(text: str) -> None:
+    """``--crop`` text from the command line: any string."""
+    try:
+        got = parse_crop(text)
+    except ValueError:
+        return
+    if isinstance(got, Box):
+        assert all(math.isfinite(v) for v in got.as_tuple()) and got.w > 0 and got.h > 0
+    else:
+        assert got in (CropMode.AUTO, CropMode.FULL)

@@ -304,3 +304,38 @@ def test_a_zero_temperature_file_is_refused_by_the_cli(tmp_path: Path, model_fil
     assert main([str(photo), "--json", "--model", str(bad)], out, err) == 2
     assert out.getvalue() == "" and len(err.getvalue().strip().splitlines()) == 1
     assert "temperature 'price'" in err.getvalue()
+
+
+_FRAMING_PATHS: list[tuple[str | int, ...]] = [
+    ("framing",), ("framing", "box_output"), ("framing", "whole_car_output"), ("framing", "temperature"),
+    ("framing", "threshold"), ("framing", "unsure_below"), ("framing", "found_margin"), ("framing", "sources"),
+    ("framing", "sources", 0), ("framing", "note"),
+]
+
+
+@given(edits=st.lists(st.tuples(st.sampled_from(_FRAMING_PATHS), _BAD_VALUES), min_size=1, max_size=3))
+@settings(max_examples=60, deadline=None)
+def test_fuzzed_framing_section_loads_valid_or_raises_model_file_error(
+        edits: list[tuple[tuple[str | int, ...], object]]) -> None:
+    """The format-2 framing section (found box, whole-car check): every field wrong in every way."""
+    from core.modelfile import FramingSpec
+
+    d = _meta_dict()
+    d["framing"] = {"box_output": "car_box", "whole_car_output": "whole_car_logit", "temperature": 1.0,
+                    "threshold": 0.1, "unsure_below": 0.2, "found_margin": -0.05,
+                    "sources": [{"name": "x", "licence": "y"}], "note": ""}
+    for path, value in edits:
+        d = _mutated(d, path, value)
+    try:
+        meta = ModelMetadata.from_json(json.dumps(d), "fuzz.onnx")
+    except ModelFileError as e:
+        assert str(e).startswith("fuzz.onnx: ") and "\n" not in str(e)
+        return
+    fr = meta.framing
+    if fr is None:
+        return
+    assert isinstance(fr, FramingSpec)
+    assert isinstance(fr.box_output, str) and isinstance(fr.whole_car_output, str) and fr.box_output != fr.whole_car_output
+    assert fr.temperature > 0 and 0 < fr.threshold <= fr.unsure_below < 1 and -0.25 <= fr.found_margin <= 0.5
+    assert all(isinstance(s, dict) for s in fr.sources) and isinstance(fr.note, str)
+    assert all(math.isfinite(x) for x in _all_numbers(json.loads(meta.to_json())))
