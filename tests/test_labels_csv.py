@@ -64,7 +64,7 @@ def test_only_labels_csv_module_names_the_file() -> None:
 
 def test_every_reader_agrees_with_the_one_reader(tmp_path: Path) -> None:
     from training.data import records_from_folder
-    from training.framing_report import _labels
+    from training.framing import stanford_classes
     from training.probe import read_labels as probe_labels
     from training.stanford import read_stanford_labels, stanford_records
     from training.studies.common import read_labels as study_labels
@@ -84,7 +84,7 @@ def test_every_reader_agrees_with_the_one_reader(tmp_path: Path) -> None:
     cars = study_labels(folder)
     assert [(c.file, c.class_name, c.year, c.width, c.height) for c in cars] == \
         [(r.file, r.class_name, str(r.year), r.width, r.height) for r in rows]
-    assert _labels(folder) == {r.file: (r.class_name, r.year) for r in rows}
+    assert stanford_classes(folder) == {r.file: (r.class_name, r.year) for r in rows}
     recs = records_from_folder(folder)
     assert [(x.image_path, x.group, x.make, x.model, x.year) for x in recs] == \
         [(folder / r.file, r.file, r.make, r.model, r.year) for r in rows]
