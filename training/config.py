@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 RatioMode = Literal["absolute", "relative", "mixed"]
-InitMode = Literal["keras", "torchvision", "random"]
+InitMode = Literal["keras", "torchvision", "random", "model"]
 
 
 @dataclass(frozen=True)
@@ -29,8 +29,9 @@ class TrainConfig:
     max_make_models: int = 0  # 0 = every make/model in the training split; else the N most frequent
     limit: int = 0  # use only the first N records (after a seeded shuffle); 0 = all; tests/smoke runs
     # -- model --------------------------------------------------------------------------------
-    init: InitMode = "keras"  # ImageNet start: keras (offline cache), torchvision, or random
-    pretrained_path: str = ""  # explicit trunk safetensors; default: the user cache
+    init: InitMode = "keras"  # ImageNet start: keras (offline cache), torchvision, random; or model:
+    # every weight from a CarValue model file (--pretrained-path), to fine-tune a trained model further
+    pretrained_path: str = ""  # explicit trunk safetensors (or the model file for --init model); default: the user cache
     dropout: float = 0.2
     fold_bn: bool = True  # fold BatchNorm into convolutions (frozen statistics): ~faster on CPU
     freeze_blocks: int = 4  # features[:N] are frozen (0 = full fine-tune)
@@ -52,6 +53,10 @@ class TrainConfig:
     rrc_ratio_mode: RatioMode = "mixed"
     hflip: bool = True
     color_jitter: float = 0.4  # brightness, contrast, saturation factors in [1-j, 1+j]
+    # share of samples pasted into a larger frame (training/compositing.py, backgrounds from the
+    # training side of training/negatives.py) and cropped to a jittered box around the car
+    framed: float = 0.0
+    framed_box_jitter: float = 0.15
     # -- optimisation -------------------------------------------------------------------------
     epochs: int = 10
     batch_size: int = 32  # per process (per GPU/rank)
@@ -99,6 +104,10 @@ class TrainConfig:
             problems.append("epochs must be >= 1")
         if self.low_res_epochs > self.epochs:
             problems.append("low_res_epochs cannot exceed epochs")
+        if not 0 <= self.framed <= 1:
+            problems.append("framed must be in [0, 1]")
+        if self.init == "model" and (not self.pretrained_path or not self.fold_bn):
+            problems.append("--init model needs --pretrained-path MODEL.onnx and --fold-bn (a model file's weights are folded)")
         if problems:
             raise ValueError("invalid training config: " + "; ".join(problems))
 

@@ -15,6 +15,7 @@ the number of ranks, or whether the run was resumed mid-epoch.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -235,13 +236,24 @@ def _share(n: int, fraction: float) -> int:
 # -- augmentation ------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Augment:
-    """Random resized crop + horizontal flip + colour jitter, then the app's resize/normalise."""
+    """Random resized crop (or, for a ``framed`` share of samples, the car pasted into a larger
+    frame and cropped to a jittered box around it) + horizontal flip + colour jitter, then the
+    app's resize/normalise.
+
+    The framed view is what ``--crop auto`` hands the classifier on a user's photo: a found box
+    that is never exact, so it holds some street, sky or wall beside the car, or cuts a little
+    of it off.  Training only on random crops *inside* tight Stanford crops never shows the
+    network a background, and the found box then has to be tightened to be classified well.
+    """
 
     min_area: float = 0.25
     ratio: tuple[float, float] = (3 / 4, 4 / 3)
     ratio_mode: Literal["absolute", "relative", "mixed"] = "mixed"
     hflip: bool = True
     jitter: float = 0.4
+    framed: float = 0.0  # share of samples framed (training/compositing.py) and cropped around the car
+    framed_box_jitter: float = 0.15  # each side of the crop moves up to this share of the car's size
+    backgrounds: tuple[str, ...] = ()  # photos to frame the car in (training side of training/negatives.py)
 
     def box(self, size: tuple[int, int], rng: np.random.Generator) -> Box:
         """A crop box covering ``min_area``-100% of the photo (torchvision's algorithm: ten
@@ -266,12 +278,28 @@ class Augment:
         the trunk's own mean/std, so training sees what the app will feed).  The crop is always
         stretched to the square, as the app stretches its crop box."""
         spec = replace(spec, resize="stretch", crop_fraction=1.0)
-        img = crop_resize(image, self.box(image.size, rng), spec)
+        if self.framed > 0 and rng.random() < self.framed:
+            image, box = self.framed_view(image, rng)
+        else:
+            box = self.box(image.size, rng)
+        img = crop_resize(image, box, spec)
         if self.hflip and rng.random() < 0.5:
             img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
         if self.jitter > 0:
             img = self._jitter(img, rng)
         return normalise(img, spec)
+
+    def framed_view(self, car: Image.Image, rng: np.random.Generator) -> tuple[Image.Image, Box]:
+        """``car`` (a tight crop) composited into a frame where it covers 20-100% of the
+        picture, and a box around it with each side jittered by up to ``framed_box_jitter``."""
+        from training.compositing import FILLS, compose, jitter_box, random_recipe
+
+        fills = FILLS if self.backgrounds else tuple(f for f in FILLS if f != "photo")
+        recipe = random_recipe(rng, coverage=(0.2, 1.0), fills=fills, long_side=640)
+        background = _background_photo(self.backgrounds[int(rng.integers(len(self.backgrounds)))]) \
+            if recipe.fill == "photo" else None
+        frame = compose(car, replace(recipe, others=0), rng, background)
+        return frame.image, jitter_box(frame.box, frame.image.size, rng, self.framed_box_jitter)
 
     def _jitter(self, img: Image.Image, rng: np.random.Generator) -> Image.Image:
         lo, hi = max(0.0, 1 - self.jitter), 1 + self.jitter
@@ -279,6 +307,14 @@ class Augment:
         for k in rng.permutation(len(ops)):
             img = ops[int(k)](img).enhance(float(rng.uniform(lo, hi)))
         return img
+
+
+@functools.lru_cache(maxsize=64)
+def _background_photo(path: str) -> Image.Image:
+    """A background photo, decoded once per process (wallpapers are multi-megapixel PNGs)."""
+    from training.negatives import load_negative
+
+    return load_negative(path)
 
 
 # -- dataset and sampler -----------------------------------------------------------------------

@@ -40,6 +40,13 @@ def trunk_start(cfg: TrainConfig) -> TrunkStart:
     symmetric padding, eps 1e-5 and ImageNet mean/std. ``random`` uses the Keras layout."""
     if cfg.init == "random":
         return TrunkStart("same", 1e-3, KERAS_MEAN, KERAS_STD, None, {"init": "random (no ImageNet weights)"})
+    if cfg.init == "model":  # the weights are loaded after folding (build_model(trunk=None), then model_init)
+        from training.model_init import provenance, read_metadata, start_padding
+
+        meta = read_metadata(Path(cfg.pretrained_path))
+        padding: Padding = "torch" if start_padding(meta) == "torch" else "same"
+        return TrunkStart(padding, 1e-5 if padding == "torch" else 1e-3, meta.input.mean, meta.input.std,
+                          None, provenance(cfg.pretrained_path, meta))
     from training.pretrained import default_trunk_path, read_trunk_info
 
     path = Path(cfg.pretrained_path) if cfg.pretrained_path else default_trunk_path(cfg.init)

@@ -246,6 +246,13 @@ def prepare(cfg: TrainConfig, d: Dist) -> Run:
         eval_spec = InputSpec(cfg.size, start.mean, start.std, cfg.eval_resize, cfg.eval_crop_fraction)
         torch.manual_seed(cfg.seed)  # head initialisation
         model = build_model(cfg, mcfg, trunk=start.path)
+        if cfg.init == "model":
+            from training import model_init
+
+            start_meta = model_init.read_metadata(Path(cfg.pretrained_path))
+            model_init.check_compatible(start_meta, cfg.pretrained_path, labels.make_models, labels.years,
+                                        split.digest())
+            model_init.load_weights(model, cfg.pretrained_path)
         provenance = {"trunk": start.provenance, "data": {"source": cfg.data, "photos": len(records)}}
     model.to(d.device)
     if cfg.channels_last:
@@ -262,6 +269,16 @@ def prepare(cfg: TrainConfig, d: Dist) -> Run:
         progress, sums = ckpt.progress, dict(state["epoch_sums"])
     return Run(cfg, d, records, split, labels, eval_spec, model, mcfg, optimizer, scheduler,
                progress, sums, provenance)
+
+
+def _framing_backgrounds(cfg: TrainConfig) -> tuple[str, ...]:
+    """The training side's background photos for framed samples (none installed: the framed
+    samples use drawn fills only)."""
+    if cfg.framed <= 0:
+        return ()
+    from training.negatives import background_files
+
+    return tuple(str(p) for p in background_files("train"))
 
 
 def _class_key(records: Sequence[ImageRecord]) -> Any:
@@ -292,7 +309,8 @@ def train(cfg: TrainConfig) -> Path:
     run = prepare(cfg, d)
     if d.main:
         (out / "split.json").write_text(run.split.to_json(run.records, Path(cfg.data)))
-    if run.progress.step == 0 and run.progress.batch == 0 and run.progress.epoch == 0 and cfg.probe_init:
+    fresh = run.progress.step == 0 and run.progress.batch == 0 and run.progress.epoch == 0
+    if fresh and cfg.probe_init and cfg.init != "model":  # a model file's heads are trained already
         if d.main:
             from training.probe_init import init_heads_from_probe
 
@@ -314,7 +332,8 @@ def _loop(run: Run, model: nn.Module, out: Path) -> None:
     weights = LossWeights(cfg.loss_price, cfg.loss_median, cfg.loss_make_model, cfg.loss_year)
     dataset = CarPhotos([run.records[i] for i in run.split.train], run.labels, run.eval_spec,
                         Augment(cfg.rrc_min_area, (cfg.rrc_ratio_min, cfg.rrc_ratio_max),
-                                cfg.rrc_ratio_mode, cfg.hflip, cfg.color_jitter))
+                                cfg.rrc_ratio_mode, cfg.hflip, cfg.color_jitter, cfg.framed,
+                                cfg.framed_box_jitter, _framing_backgrounds(cfg)))
     per_epoch = steps_per_epoch(len(dataset), cfg, d.world)
     if per_epoch == 0:
         raise ValueError(f"{len(dataset)} training photos cannot fill one batch of {cfg.batch_size} per rank")

@@ -1,0 +1,160 @@
+"""Fine-tuning from a model file (``--init model``) and framed samples in training augmentation."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+from PIL import Image
+
+from core.modelfile import InputSpec
+from tests.synthetic_cars import make_folder, tiny_train_args
+from training.config import TrainConfig
+from training.data import Augment
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _train(args: list[str]) -> None:
+    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
+    res = subprocess.run([sys.executable, "-m", "training.cli", *args], cwd=REPO, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+
+
+def _folded(data: Path, out: Path, *extra: str) -> list[str]:
+    args = tiny_train_args(data, out, "--epochs", "1", *extra)
+    return [a if a != "--no-fold-bn" else "--fold-bn" for a in args]
+
+
+@pytest.fixture(scope="module")
+def start_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    from training.export import export_run
+
+    data = make_folder(tmp_path_factory.mktemp("cars") / "data", cars_per_class=4)
+    run = tmp_path_factory.mktemp("runs") / "start"
+    _train(_folded(data, run))
+    return data, export_run(run, run / "model" / "carvalue.onnx", quantize=False, bench_batches=1)
+
+
+def _net_from(model_file: Path) -> torch.nn.Module:
+    from training import model_init
+    from training.modeling import build_model, model_config, trunk_start
+
+    cfg = TrainConfig(data="x", init="model", pretrained_path=str(model_file), freeze_blocks=0)
+    meta = model_init.read_metadata(model_file)
+    mcfg = model_config(cfg, trunk_start(cfg), meta.price.num_bins, len(meta.make_models), len(meta.years))
+    net = build_model(cfg, mcfg, trunk=None)
+    model_init.load_weights(net, model_file)
+    return net.eval()
+
+
+def test_a_model_files_weights_give_its_own_outputs(start_model: tuple[Path, Path]) -> None:
+    _, model_file = start_model
+    net = _net_from(model_file)
+    session = ort.InferenceSession(str(model_file))
+    size = session.get_inputs()[0].shape[-1]
+    x = np.random.default_rng(0).standard_normal((2, 3, size, size)).astype(np.float32)
+    expected = session.run(None, {session.get_inputs()[0].name: x})
+    with torch.no_grad():
+        got = net(torch.from_numpy(x))
+    for e, g in zip(expected[:4], got, strict=True):
+        np.testing.assert_allclose(e.reshape(g.shape), g.numpy(), atol=1e-4)
+
+
+def test_fine_tune_from_a_model_file_records_where_it_started(start_model: tuple[Path, Path], tmp_path: Path) -> None:
+    from training.checkpoint import load_checkpoint
+    from training.model_init import read_metadata
+
+    data, model_file = start_model
+    out = tmp_path / "tuned"
+    _train(_folded(data, out, "--init", "model", "--pretrained-path", str(model_file), "--framed", "0.5"))
+    ck = load_checkpoint(out)
+    trunk = ck.meta["provenance"]["trunk"]
+    assert trunk["init"] == "model" and trunk["padding"] == "same"
+    assert trunk["start_model_sha256"] == __import__("hashlib").sha256(model_file.read_bytes()).hexdigest()
+    assert ck.meta["split"]["sha256"] == read_metadata(model_file).provenance["split"]["sha256"]
+
+
+def test_a_model_file_from_another_split_or_vocabulary_is_refused(start_model: tuple[Path, Path]) -> None:
+    from training.model_init import ModelInitError, check_compatible, read_metadata
+
+    _, model_file = start_model
+    meta = read_metadata(model_file)
+    split = meta.provenance["split"]["sha256"]
+    check_compatible(meta, model_file, meta.make_models, meta.years, split)
+    with pytest.raises(ModelInitError, match="another split"):
+        check_compatible(meta, model_file, meta.make_models, meta.years, "0" * 64)
+    with pytest.raises(ModelInitError, match="classes"):
+        check_compatible(meta, model_file, ("Other 2001", *meta.make_models[1:]), meta.years, split)
+    with pytest.raises(ModelInitError, match="years"):
+        check_compatible(meta, model_file, meta.make_models, ("1999", *meta.years[1:]), split)
+
+
+def test_missing_or_misshapen_weights_are_an_error(start_model: tuple[Path, Path], tmp_path: Path) -> None:
+    import onnx
+
+    from training.model_init import ModelInitError, load_weights
+
+    _, model_file = start_model
+    net = _net_from(model_file)
+    graph = onnx.load(str(model_file))
+    victim = next(t for t in graph.graph.initializer if t.name == "make_model_head.bias")
+    victim.name = "renamed"
+    broken = tmp_path / "broken.onnx"
+    onnx.save(graph, str(broken))
+    with pytest.raises(ModelInitError, match="make_model_head.bias"):
+        load_weights(net, broken)
+
+
+def test_config_refuses_init_model_without_a_file_or_folding() -> None:
+    with pytest.raises(ValueError, match="--init model"):
+        TrainConfig(data="x", init="model").validate()
+    with pytest.raises(ValueError, match="--init model"):
+        TrainConfig(data="x", init="model", pretrained_path="m.onnx", fold_bn=False).validate()
+    with pytest.raises(ValueError, match="framed"):
+        TrainConfig(data="x", framed=1.5).validate()
+
+
+# -- framed samples ------------------------------------------------------------------------------
+def _car(w: int = 120, h: int = 80) -> Image.Image:
+    arr = np.zeros((h, w, 3), np.uint8)
+    arr[..., 0] = 200
+    arr[h // 4: 3 * h // 4, w // 4: 3 * w // 4] = (20, 40, 220)
+    return Image.fromarray(arr)
+
+
+@pytest.mark.parametrize("backgrounds", [False, True])
+def test_framed_view_crops_around_the_whole_car(backgrounds: bool, tmp_path: Path) -> None:
+    bgs: tuple[str, ...] = ()
+    if backgrounds:
+        street = tmp_path / "street.png"
+        Image.fromarray(np.random.default_rng(1).integers(0, 255, (300, 400, 3), np.uint8)).save(street)
+        bgs = (str(street),)
+    aug = Augment(framed=1.0, framed_box_jitter=0.15, backgrounds=bgs)
+    for seed in range(40):
+        frame, box = aug.framed_view(_car(), np.random.default_rng(seed))
+        assert frame.width >= box.x + box.w - 1e-6 and frame.height >= box.y + box.h - 1e-6
+        # the box is the pasted car with each side moved by at most 15% of its size: the car's
+        # blue centre is always inside it
+        arr = np.asarray(frame.crop((round(box.x), round(box.y), round(box.x + box.w), round(box.y + box.h))))
+        blue = (arr[..., 2] > 150) & (arr[..., 0] < 100)
+        assert blue.mean() > 0.1, seed
+
+
+def test_framed_samples_are_deterministic_and_shaped_like_the_others() -> None:
+    spec = InputSpec(size=48)
+    framed = Augment(framed=1.0)
+    a = framed(_car(), spec, np.random.default_rng(7))
+    b = framed(_car(), spec, np.random.default_rng(7))
+    plain = Augment()(_car(), spec, np.random.default_rng(7))
+    assert a.shape == plain.shape == (3, 48, 48) and a.dtype == plain.dtype
+    np.testing.assert_array_equal(a, b)
+    assert dataclasses.replace(framed, framed=0.0)(_car(), spec, np.random.default_rng(7)).tolist() == plain.tolist()
