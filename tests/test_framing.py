@@ -276,3 +276,23 @@ def test_parse_crop_gives_a_mode_a_finite_box_or_value_error(text: str) -> None:
         assert all(math.isfinite(v) for v in got.as_tuple()) and got.w > 0 and got.h > 0
     else:
         assert got in (CropMode.AUTO, CropMode.FULL)
+
+
+def _scores(top1: float) -> dict[str, float]:
+    return {"photos": 10, "make_model_top1": top1, "make_model_top5": 0.9, "year_within1": 0.9, "flagged": 0.0,
+            "unsure": 0.0}
+
+
+def test_framing_card_lists_flip_rows_when_measured_and_reads_older_reports() -> None:
+    from training.framing_report import card_section
+
+    framed = {"35%": {"auto": _scores(0.7), "full": _scores(0.2), "found_iou_median": 0.71}}
+    old = {"tight": {"full": _scores(0.8), "auto": _scores(0.81)}, "framed": framed,
+           "non_car_flagged": {"all": {"images": 5, "flagged": 1.0}}, "partial_views_flagged": 0.8}
+    card = card_section(old, [{"name": "x", "licence": "MIT"}])
+    assert "flip" not in card and "| 0.71 |" in card
+    new = {**old, "tight": {**old["tight"], "full_flip": _scores(0.82), "auto_flip": _scores(0.834)},
+           "framed": {"35%": {**framed["35%"], "auto_flip": _scores(0.755)}}}
+    card = card_section(new, [])
+    assert "| tight crops, `--crop auto`, flip test-time augmentation | 83.4% |" in card
+    assert "| car at 35% of the frame, held-out backgrounds, crop auto, flip test-time augmentation | 75.5% |" in card

@@ -27,8 +27,8 @@ import numpy as np
 from PIL import Image
 
 from core.framing import CropMode, box_iou
-from core.predictor import Prediction, Predictor, softmax
-from core.preprocess import Photo, photo_from_image
+from core.predictor import Prediction, Predictor
+from core.preprocess import photo_from_image
 from training import compositing as comp
 from training.framing import BackgroundPool, split_files, stanford_classes
 
@@ -49,25 +49,6 @@ def _year_ok(p: Prediction, year: int) -> bool:
         return False
 
 
-def flip_tta_top(predictor: Predictor, photos: Sequence[Photo], truth: Sequence[tuple[str, int]]) -> dict[str, float]:
-    """Top-1/top-5 with the softmax of each photo and its mirror averaged (tight crops)."""
-    meta = predictor.metadata
-    spec = meta.input
-    from core.preprocess import crop_to_input
-
-    hits1, hits5 = [], []
-    for i in range(0, len(photos), 16):
-        chunk = photos[i:i + 16]
-        x = np.stack([crop_to_input(p, None, spec) for p in chunk])
-        probs = sum(softmax(predictor.run_batch(v)["make_model_logits"], meta.temperatures.get("make_model", 1.0))
-                    for v in (x, x[:, :, :, ::-1].copy()))
-        for row, t in zip(probs, truth[i:i + 16], strict=True):
-            order = np.argsort(-row)
-            hits1.append(meta.make_models[order[0]] == t[0])
-            hits5.append(t[0] in [meta.make_models[j] for j in order[:5]])
-    return {"make_model_top1": float(np.mean(hits1)), "make_model_top5": float(np.mean(hits5))}
-
-
 def _at_least(im: Image.Image, side: int) -> Image.Image:
     """``im`` scaled up so its short side is at least ``side`` (a user's crop is never tiny)."""
     short = min(im.size)
@@ -85,6 +66,7 @@ def report(model: Path, data: Path, split_json: Path, seed: int = 0, limit: int 
     )
 
     predictor = Predictor.load(model)
+    flipped = Predictor.load(model, flip_tta=True)  # each crop and its mirror, softmaxes averaged
     labels = stanford_classes(data)
     test = split_files(split_json, data)["test"]
     if limit:
@@ -100,12 +82,13 @@ def report(model: Path, data: Path, split_json: Path, seed: int = 0, limit: int 
     tight_auto = [predictor.predict(ph, CropMode.AUTO) for ph in photos]
     print(f"tight crops: {len(photos)}", flush=True)
     out["tight"] = {"full": _score(tight_full, truth), "auto": _score(tight_auto, truth),
-                    "flip_tta_full": flip_tta_top(predictor, photos, truth)}
+                    "full_flip": _score([flipped.predict(ph, None) for ph in photos], truth),
+                    "auto_flip": _score([flipped.predict(ph, CropMode.AUTO) for ph in photos], truth)}
     bgs = BackgroundPool(background_files("test"))
     rng = np.random.default_rng(seed)
     framed: dict[str, Any] = {}
     for coverage in (0.35, 0.6):
-        preds, ious, full_preds = [], [], []
+        preds, ious, full_preds, flip_preds = [], [], [], []
         for i, car in enumerate(cars):
             recipe = comp.FrameRecipe(coverage=coverage, aspect=float(rng.choice(comp.FRAME_ASPECTS)), fill="photo",
                                       cx=float(rng.uniform()), cy=float(rng.uniform(0.2, 0.9)), long_side=1024,
@@ -115,8 +98,10 @@ def report(model: Path, data: Path, split_json: Path, seed: int = 0, limit: int 
             p = predictor.predict(ph, CropMode.AUTO)
             preds.append(p)
             full_preds.append(predictor.predict(ph, None))
+            flip_preds.append(flipped.predict(ph, CropMode.AUTO))
             ious.append(box_iou(p.found_box, c.box) if p.found_box is not None else 0.0)
         framed[f"{coverage:.0%}"] = {"auto": _score(preds, truth), "full": _score(full_preds, truth),
+                                     "auto_flip": _score(flip_preds, truth),
                                      "found_iou_median": float(np.median(ious)),
                                      "found_iou_ge_0.8": float(np.mean(np.asarray(ious) >= 0.8))}
     out["framed"] = framed
@@ -167,14 +152,19 @@ def card_section(r: dict[str, Any], sources: Sequence[dict[str, str]]) -> str:
         f"{pct(t['full']['year_within1'])} | {pct(t['full']['flagged'])} | |",
         f"| tight crops, `--crop auto` | {pct(t['auto']['make_model_top1'])} | {pct(t['auto']['make_model_top5'])} | "
         f"{pct(t['auto']['year_within1'])} | {pct(t['auto']['flagged'])} | |",
-        f"| tight crops, flip test-time augmentation | {pct(t['flip_tta_full']['make_model_top1'])} | "
-        f"{pct(t['flip_tta_full']['make_model_top5'])} | | | |",
     ]
+    for mode, name in (("full_flip", "whole photo"), ("auto_flip", "`--crop auto`")):
+        if mode in t:  # reports before flip test-time augmentation was measured with the crop found
+            rows.append(f"| tight crops, {name}, flip test-time augmentation | {pct(t[mode]['make_model_top1'])} | "
+                        f"{pct(t[mode]['make_model_top5'])} | {pct(t[mode]['year_within1'])} | {pct(t[mode]['flagged'])} | |")
     for cov, d in f.items():
-        for mode in ("full", "auto"):
+        for mode in ("full", "auto", "auto_flip"):
+            if mode not in d:
+                continue
             m = d[mode]
             iou = f"{d['found_iou_median']:.2f}" if mode == "auto" else ""
-            rows.append(f"| car at {cov} of the frame, held-out backgrounds, crop {mode} | {pct(m['make_model_top1'])} | "
+            label = "crop auto, flip test-time augmentation" if mode == "auto_flip" else f"crop {mode}"
+            rows.append(f"| car at {cov} of the frame, held-out backgrounds, {label} | {pct(m['make_model_top1'])} | "
                         f"{pct(m['make_model_top5'])} | {pct(m['year_within1'])} | {pct(m['flagged'])} | {iou} |")
     non = r["non_car_flagged"]
     lines = ["## Photos framed the way people take them (found car, whole-car check)", "",
