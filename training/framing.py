@@ -416,9 +416,11 @@ def training_backgrounds() -> list[Path]:
 
 def choose_margin(model_file: Path, photos: Sequence[Path], labels: dict[str, str], data: Path, seed: int,
                   margins: Sequence[float] = (-0.1, -0.075, -0.05, -0.025, 0.0, 0.025, 0.05)) -> dict[str, Any]:
-    """The found-box margin with the best make/model top-1 on validation photos framed into
-    training backgrounds (car at 20-70% of the frame): the classifier learnt on tight crops, so
-    a found box a little loose or tight costs accuracy."""
+    """The found-box margin for make/model top-1 on validation photos framed into training
+    backgrounds (car at 20-70% of the frame): a classifier that learnt on tight crops only is
+    better on a found box drawn a little inside the car.  The found box is also what the app
+    shows as the car, so the margin closest to zero whose top-1 is within one standard error of
+    the best is chosen (a tighter box must pay more than the noise of a few hundred photos)."""
     from core.predictor import Predictor
     from core.preprocess import photo_from_image
 
@@ -444,8 +446,18 @@ def choose_margin(model_file: Path, photos: Sequence[Path], labels: dict[str, st
             hits[m] += p.make_models[0].label == truth
         n += 1
     top1 = {m: hits[m] / max(n, 1) for m in margins}
-    best = max(margins, key=lambda m: (top1[m], -abs(m)))
-    return {"margin": best, "val_top1_by_margin": {f"{m:+.3f}": v for m, v in top1.items()}, "photos": n}
+    chosen, rule = pick_margin(top1, n)
+    return {"margin": chosen, "val_top1_by_margin": {f"{m:+.3f}": v for m, v in top1.items()}, "photos": n,
+            "rule": rule}
+
+
+def pick_margin(top1: dict[float, float], n: int) -> tuple[float, str]:
+    """The margin closest to 0 whose top-1 (on ``n`` photos) is within one standard error of
+    the best; ties go to the higher top-1."""
+    best = max(top1.values())
+    se = math.sqrt(best * (1 - best) / max(n, 1))
+    chosen = min((m for m in top1 if top1[m] >= best - se), key=lambda m: (abs(m), -top1[m]))
+    return chosen, f"closest to 0 within one standard error ({se:.3f}) of the best top-1 ({best:.3f})"
 
 
 def build(model: Path, data: Path, split_json: Path, out_dir: Path, epochs: int = 20, seed: int = 0,
