@@ -53,6 +53,9 @@ class InputSpec:
     # sees).  "center_crop": short side to size / crop_fraction, then a central size x size.
     resize: str = "stretch"
     crop_fraction: float = 1.0
+    # Flip test-time augmentation: every crop and its mirror in one batch, probabilities averaged.
+    # Chosen per model on validation photos (training/framing.py), so the file says whether it pays.
+    flip_tta: bool = False
 
 
 @dataclass(frozen=True)
@@ -287,6 +290,10 @@ def _build(cls: type, d: Any, section: str = "") -> Any:
             kwargs[name] = v
         elif kind == "str":
             kwargs[name] = _string(v, what)
+        elif kind == "bool":
+            if not isinstance(v, bool):
+                raise TypeError(f"{what} must be true or false, got {_short(v)}")
+            kwargs[name] = v
         elif kind.startswith("tuple[float"):
             if not isinstance(v, list):
                 raise TypeError(f"{what} must be a list of numbers, got {_short(v)}")

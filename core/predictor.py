@@ -169,11 +169,12 @@ def default_model_path() -> Path:
 class Predictor:
     """Runs a model file.  Thread-safe: ONNX Runtime sessions allow concurrent ``run`` calls."""
 
-    def __init__(self, session: Any, metadata: ModelMetadata, path: Path, flip_tta: bool = False) -> None:
+    def __init__(self, session: Any, metadata: ModelMetadata, path: Path, flip_tta: bool | None = None) -> None:
         self._session = session
         # Flip test-time augmentation: each crop and its mirror in one batch, their
-        # probabilities averaged (see _flip_merged; the model card gives what it gains).
-        self.flip_tta = flip_tta
+        # probabilities averaged (see _flip_merged; the model card gives what it gains).  None:
+        # as the model file says (chosen on validation photos when the model was built).
+        self.flip_tta = metadata.input.flip_tta if flip_tta is None else flip_tta
         self.metadata = metadata
         self.path = path
         self._input_name = session.get_inputs()[0].name
@@ -196,7 +197,7 @@ class Predictor:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str] | None = None, threads: int | None = None,
-             flip_tta: bool = False) -> Predictor:
+             flip_tta: bool | None = None) -> Predictor:
         """Load a model file (the bundled one when ``path`` is None); raises ModelFileError."""
         p = Path(path) if path is not None else default_model_path()
         session, meta = open_session(p, threads)

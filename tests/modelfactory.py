@@ -76,7 +76,8 @@ def make_model_file(path: str | Path, size: int = 224, seed: int = 0,
 
 
 def make_framed_model_file(base: str | Path, out: str | Path, box: tuple[float, float, float, float],
-                           logit: float, threshold: float = 0.3, unsure_below: float = 0.6) -> Path:
+                           logit: float, threshold: float = 0.3, unsure_below: float = 0.6,
+                           flip_tta: bool | None = None) -> Path:
     """``base`` with framing outputs of a known answer grafted in (training.framing.graft): the
     car is always at ``box`` (x0, y0, x1, y1 as fractions of the input) and the whole-car logit
     is ``logit``."""
@@ -94,5 +95,5 @@ def make_framed_model_file(base: str | Path, out: str | Path, box: tuple[float, 
             return self.box[None, :] + zero[:, None], zero + logit
 
     graft(Path(base), FixedFraming(), {"threshold": threshold, "unsure_below": unsure_below,
-                                       "sources": ({"name": "test", "licence": "none"},)}, Path(out))
+                                       "sources": ({"name": "test", "licence": "none"},)}, Path(out), flip_tta)
     return Path(out)

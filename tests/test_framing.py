@@ -259,6 +259,12 @@ def test_a_framed_model_can_be_framed_again(base_model: Path, tmp_path: Path) ->
     assert p.found_box == Box(200, 300, 400, 300)
     sess, _ = feature_session(twice)
     assert sess.get_outputs()[-1].name == feature_tensor_name_of(sess)
+    assert not CountingPredictor(twice).p.flip_tta  # the base file's input spec stands
+    from core.predictor import Predictor
+    from tests.modelfactory import make_framed_model_file
+
+    flipped = make_framed_model_file(twice, tmp_path / "flip.onnx", (0.1, 0.1, 0.9, 0.9), 1.0, flip_tta=True)
+    assert Predictor.load(flipped).flip_tta and Predictor.load(flipped).metadata.input.flip_tta
     fmap = sess.run([feature_tensor_name_of(sess)], {"input": x})[0]
     assert fmap.shape[1] == 1280
 

@@ -339,3 +339,22 @@ def test_fuzzed_framing_section_loads_valid_or_raises_model_file_error(
     assert fr.temperature > 0 and 0 < fr.threshold <= fr.unsure_below < 1 and -0.25 <= fr.found_margin <= 0.5
     assert all(isinstance(s, dict) for s in fr.sources) and isinstance(fr.note, str)
     assert all(math.isfinite(x) for x in _all_numbers(json.loads(meta.to_json())))
+
+
+@pytest.mark.parametrize("flip", [True, False])
+def test_flip_tta_is_read_from_the_input_spec_and_can_be_overridden(tmp_path: Path, model_file: Path,
+                                                                    flip: bool) -> None:
+    d = json.loads(random_metadata().to_json())
+    d["input"]["flip_tta"] = flip
+    path = _rewrite_metadata(model_file, tmp_path / "flip.onnx", json.dumps(d))
+    assert Predictor.load(path).flip_tta is flip
+    assert Predictor.load(path, flip_tta=not flip).flip_tta is (not flip)
+    del d["input"]["flip_tta"]  # files written before the field: no flipping
+    assert Predictor.load(_rewrite_metadata(model_file, tmp_path / "old.onnx", json.dumps(d))).flip_tta is False
+
+
+@pytest.mark.parametrize("value", [1, "yes", None, [True]])
+def test_flip_tta_must_be_a_boolean(tmp_path: Path, model_file: Path, value: Any) -> None:
+    d = json.loads(random_metadata().to_json())
+    d["input"]["flip_tta"] = value
+    _expect(_rewrite_metadata(model_file, tmp_path / "flip.onnx", json.dumps(d)), "input.flip_tta")

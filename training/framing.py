@@ -333,9 +333,10 @@ def choose_thresholds(logits: np.ndarray, whole: np.ndarray, kinds: np.ndarray, 
 
 
 # -- grafting the heads into the model file ----------------------------------------------------
-def graft(model_path: Path, heads: Any, framing: dict[str, Any], out: Path) -> None:
+def graft(model_path: Path, heads: Any, framing: dict[str, Any], out: Path, flip_tta: bool | None = None) -> None:
     """Write ``out``: the model file with the framing heads fed from its feature map, the
-    ``framing`` metadata section added and the format version raised to 2."""
+    ``framing`` metadata section added and the format version raised to 2; ``flip_tta``, when
+    given, is written into its input spec (else the source file's stands)."""
     import dataclasses
     import tempfile
 
@@ -376,7 +377,9 @@ def graft(model_path: Path, heads: Any, framing: dict[str, Any], out: Path) -> N
         # Held-out framing figures belong to the heads they measured: a new graft drops them
         # until framing_report --record measures these.
         metrics = {k: v for k, v in meta.metrics.items() if k != "framing"}
-        new_meta = dataclasses.replace(meta, framing=spec, format_version=FORMAT_VERSION, metrics=metrics)
+        spec_in = meta.input if flip_tta is None else dataclasses.replace(meta.input, flip_tta=flip_tta)
+        new_meta = dataclasses.replace(meta, framing=spec, format_version=FORMAT_VERSION, metrics=metrics,
+                                       input=spec_in)
         write_model_file(raw, new_meta, out)
     out.chmod(0o644)
 
@@ -424,10 +427,12 @@ def choose_margin(model_file: Path, photos: Sequence[Path], labels: dict[str, st
     from core.predictor import Predictor
     from core.preprocess import photo_from_image
 
-    pred = Predictor.load(model_file)
+    pred = Predictor.load(model_file, flip_tta=False)
+    flipped = Predictor.load(model_file, flip_tta=True)
     bgs = BackgroundPool(training_backgrounds())
     rng = np.random.default_rng(seed)
     hits = {m: 0 for m in margins}
+    flip_hits = {m: 0 for m in margins}
     n = 0
     for path in photos:
         truth = labels.get(str(path.relative_to(data)))
@@ -442,13 +447,16 @@ def choose_margin(model_file: Path, photos: Sequence[Path], labels: dict[str, st
         b = located.box
         crops = [Box(b.x - m * b.w, b.y - m * b.h, b.w * (1 + 2 * m), b.h * (1 + 2 * m)).clamp(photo.original_size)
                  for m in margins]
-        for m, p in zip(margins, pred.predict_crops(photo, crops), strict=True):
+        for m, p, f in zip(margins, pred.predict_crops(photo, crops), flipped.predict_crops(photo, crops), strict=True):
             hits[m] += p.make_models[0].label == truth
+            flip_hits[m] += f.make_models[0].label == truth
         n += 1
     top1 = {m: hits[m] / max(n, 1) for m in margins}
     chosen, rule = pick_margin(top1, n)
+    flip_top1 = flip_hits[chosen] / max(n, 1)
     return {"margin": chosen, "val_top1_by_margin": {f"{m:+.3f}": v for m, v in top1.items()}, "photos": n,
-            "rule": rule}
+            "rule": rule, "flip_tta": flip_top1 > top1[chosen],
+            "val_flip_top1_by_margin": {f"{m:+.3f}": flip_hits[m] / max(n, 1) for m in margins}}
 
 
 def pick_margin(top1: dict[float, float], n: int) -> tuple[float, str]:
@@ -519,7 +527,7 @@ def build(model: Path, data: Path, split_json: Path, out_dir: Path, epochs: int 
     summary["margin"] = choose_margin(out_dir / "carvalue.onnx", files["val"], labels, data, seed + 2)
     print(json.dumps(summary["margin"]), flush=True)
     framing["found_margin"] = summary["margin"]["margin"]
-    graft(model, heads, framing, out_dir / "carvalue.onnx")
+    graft(model, heads, framing, out_dir / "carvalue.onnx", flip_tta=summary["margin"]["flip_tta"])
     x = np.stack([to_input(_open_rgb(p), meta.input) for p in files["test"][:16]])
     summary["classifier_parity"] = classifier_parity(model, out_dir / "carvalue.onnx", x)
     (out_dir / "train_log.json").write_text(json.dumps(summary, indent=1, default=str))
