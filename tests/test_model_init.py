@@ -81,6 +81,12 @@ def test_fine_tune_from_a_model_file_records_where_it_started(start_model: tuple
     assert trunk["init"] == "model" and trunk["padding"] == "same"
     assert trunk["start_model_sha256"] == __import__("hashlib").sha256(model_file.read_bytes()).hexdigest()
     assert ck.meta["split"]["sha256"] == read_metadata(model_file).provenance["split"]["sha256"]
+    from training.export import export_run
+
+    card = (export_run(out, out / "model" / "carvalue.onnx", quantize=False, bench_batches=1).parent
+            / "MODEL_CARD.md").read_text()
+    assert "Start: the model file carvalue.onnx" in card and "heads from the start model" in card
+    assert "50% of samples framed" in card and "linear probe" not in card
 
 
 def test_a_model_file_from_another_split_or_vocabulary_is_refused(start_model: tuple[Path, Path]) -> None:

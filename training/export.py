@@ -227,6 +227,23 @@ def _flag_summary(method: str, conf: dict[str, Any]) -> str:
             + "".join(f"; {name}: {d['flagged']} of {d['photos']}" for name, d in conf.get("non_car", {}).items()) + ".")
 
 
+def _start_line(trunk: dict[str, Any]) -> str:
+    """Where the weights started: ImageNet, or a trained model file (and where that started)."""
+    if trunk.get("init") == "model":
+        first = trunk.get("start_model_trunk") or {}
+        steps = (trunk.get("start_model_training") or {}).get("steps", "?")
+        return (f"Start: the model file {trunk.get('start_model')} (sha256 `{trunk.get('start_model_sha256', '')[:16]}…`, "
+                f"{steps} steps on the same split), fine-tuned here; its ImageNet start: "
+                f"{first.get('source', first.get('init', 'n/a'))}. {first.get('licence_note', '')}")
+    return f"ImageNet start: {trunk.get('source', trunk.get('init', 'n/a'))}. {trunk.get('licence_note', '')}"
+
+
+def _heads_start(c: dict[str, Any]) -> str:
+    if c.get("init") == "model":
+        return "from the start model"
+    return "initialised from a linear probe" if c["probe_init"] else "random"
+
+
 def model_card(meta: ModelMetadata, report: dict[str, Any], path: Path, size: int) -> str:
     m, b = meta.metrics["test"], meta.metrics["baselines"]
     prov = meta.provenance
@@ -243,9 +260,7 @@ def model_card(meta: ModelMetadata, report: dict[str, Any], path: Path, size: in
         lines.append(f"- {d['name']}" + (f": {d['licence']}" if "licence" in d else ""))
     if prov.get("non_commercial"):
         lines += ["", "**This model is for non-commercial research use only** (Stanford Cars' terms)."]
-    trunk = prov.get("trunk") or {}
-    lines += ["", f"ImageNet start: {trunk.get('source', trunk.get('init', 'n/a'))}. "
-                  f"{trunk.get('licence_note', '')}", "",
+    lines += ["", _start_line(prov.get("trunk") or {}), "",
               f"Photos: {prov['counts']['train']} train, {prov['counts']['val']} validation, {prov['counts']['test']} "
               f"test; split by car (Stanford: each photo is its own car), stratified by class, seed "
               f"{(prov.get('split') or {}).get('seed')}, sha256 `{(prov.get('split') or {}).get('sha256', '')}`.", "",
@@ -283,7 +298,9 @@ def model_card(meta: ModelMetadata, report: dict[str, Any], path: Path, size: in
               + f", batch {c['batch_size']} (micro-batches of {c['micro_batch']}), AdamW lr {c['lr']} wd "
               f"{c['weight_decay']}, warmup {c['warmup_steps']} steps + cosine, label smoothing {c['label_smoothing']}, "
               f"BatchNorm {'folded (frozen statistics)' if c['fold_bn'] else 'trained'}, features[:{c['freeze_blocks']}] "
-              f"frozen, heads {'initialised from a linear probe' if c['probe_init'] else 'random'}, seed {c['seed']}"
+              f"frozen, heads {_heads_start(c)}, seed {c['seed']}"
+              + (f", {c['framed']:.0%} of samples framed (the car pasted into a larger picture and cropped to a "
+                 f"box around it, each side jittered by up to {c['framed_box_jitter']:.0%})" if c.get("framed") else "")
               + (f"; {tr['train_seconds'] / 60:.0f} minutes of training loop (log.csv)" if tr.get("train_seconds") else "")
               + ". How to re-run: training/RECIPES.md.", ""]
     lines += ["## Known limits", "",
