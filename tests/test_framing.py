@@ -314,3 +314,26 @@ def test_margin_is_the_one_closest_to_zero_within_the_noise_of_the_best() -> Non
     assert pick_margin(flat, 380)[0] == 0.0
     assert pick_margin(flat, 100_000)[0] == -0.025  # with many photos half a point is real
     assert pick_margin({0.025: 0.5, -0.025: 0.5}, 10)[0] in (0.025, -0.025)
+
+
+def test_trained_head_design_grafts_and_gives_a_box_inside_the_input(base_model: Path, tmp_path: Path) -> None:
+    """The real FramingHeads (not a fixed answer) through the graft: any feature-map size (a
+    64-px input gives 2x2), boxes ordered and inside 0..1, the same numbers as torch."""
+    import onnxruntime as ort
+    import torch
+
+    from core.model import FramingHeads
+    from training.framing import feature_session, feature_tensor_name_of, graft
+
+    torch.manual_seed(0)
+    heads = FramingHeads().eval()
+    out = tmp_path / "heads.onnx"
+    graft(base_model, heads, {"threshold": 0.3, "unsure_below": 0.6, "sources": ()}, out)
+    x = np.random.default_rng(0).standard_normal((3, 3, 64, 64)).astype(np.float32)
+    sess, _ = feature_session(out)
+    fmap = sess.run([feature_tensor_name_of(sess)], {"input": x})[0]
+    box = ort.InferenceSession(str(out)).run(["car_box"], {"input": x})[0]
+    with torch.no_grad():
+        expected, _ = heads(torch.from_numpy(fmap))
+    np.testing.assert_allclose(box, expected.numpy(), atol=1e-5)
+    assert np.all((box >= 0) & (box <= 1)) and np.all(box[:, 2] > box[:, 0]) and np.all(box[:, 3] > box[:, 1])
