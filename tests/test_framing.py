@@ -302,6 +302,8 @@ def test_framing_card_lists_flip_rows_when_measured_and_reads_older_reports() ->
     card = card_section(new, [])
     assert "| tight crops, `--crop auto`, flip test-time augmentation | 83.4% |" in card
     assert "| car at 35% of the frame, held-out backgrounds, crop auto, flip test-time augmentation | 75.5% |" in card
+    assert "give the flip rows" in card_section({**new, "flip_tta_in_model_file": True}, [])
+    assert "rows without it" in card_section({**new, "flip_tta_in_model_file": False}, [])
 
 
 def test_margin_is_the_one_closest_to_zero_within_the_noise_of_the_best() -> None:

@@ -65,8 +65,12 @@ def report(model: Path, data: Path, split_json: Path, seed: int = 0, limit: int 
         synthetic_negatives,
     )
 
-    predictor = Predictor.load(model)
-    flipped = Predictor.load(model, flip_tta=True)  # each crop and its mirror, softmaxes averaged
+    # "full"/"auto" rows without flip test-time augmentation, "*_flip" rows with it (each crop and
+    # its mirror, softmaxes averaged), whatever the file says; the whole-car rows with the file's
+    # own setting, as the app runs it.
+    predictor = Predictor.load(model, flip_tta=False)
+    flipped = Predictor.load(model, flip_tta=True)
+    as_shipped = flipped if predictor.metadata.input.flip_tta else predictor
     labels = stanford_classes(data)
     test = split_files(split_json, data)["test"]
     if limit:
@@ -77,7 +81,8 @@ def report(model: Path, data: Path, split_json: Path, seed: int = 0, limit: int 
         with Image.open(p) as im:
             cars.append(im.convert("RGB"))
     photos = [photo_from_image(c, name=str(p)) for c, p in zip(cars, test, strict=True)]
-    out: dict[str, Any] = {"model": str(model), "test_photos": len(test)}
+    out: dict[str, Any] = {"model": str(model), "test_photos": len(test),
+                           "flip_tta_in_model_file": predictor.metadata.input.flip_tta}
     tight_full = [predictor.predict(ph, None) for ph in photos]
     tight_auto = [predictor.predict(ph, CropMode.AUTO) for ph in photos]
     print(f"tight crops: {len(photos)}", flush=True)
@@ -106,7 +111,7 @@ def report(model: Path, data: Path, split_json: Path, seed: int = 0, limit: int 
                                      "found_iou_ge_0.8": float(np.mean(np.asarray(ious) >= 0.8))}
     out["framed"] = framed
     print("framed done", flush=True)
-    partial = [predictor.predict(photo_from_image(_at_least(comp.partial_view(c, rng), 64)), None) for c in cars]
+    partial = [as_shipped.predict(photo_from_image(_at_least(comp.partial_view(c, rng), 64)), None) for c in cars]
     out["partial_views_flagged"] = float(np.mean([not p.looks_like_car for p in partial]))
     non_car: dict[str, list[bool]] = {}
     for path, source in negative_files("test"):
@@ -115,10 +120,10 @@ def report(model: Path, data: Path, split_json: Path, seed: int = 0, limit: int 
         except (OSError, ValueError):
             continue
         kind = getattr(source, "kind", "photo")
-        non_car.setdefault(kind, []).append(not predictor.predict(photo_from_image(im), CropMode.AUTO).looks_like_car)
+        non_car.setdefault(kind, []).append(not as_shipped.predict(photo_from_image(im), CropMode.AUTO).looks_like_car)
     for im in synthetic_negatives(200, seed + 99, "test"):
         non_car.setdefault("synthetic", []).append(
-            not predictor.predict(photo_from_image(im.convert("RGB")), CropMode.AUTO).looks_like_car)
+            not as_shipped.predict(photo_from_image(im.convert("RGB")), CropMode.AUTO).looks_like_car)
     out["non_car_flagged"] = {k: {"images": len(v), "flagged": float(np.mean(v))} for k, v in non_car.items()}
     every = [x for v in non_car.values() for x in v]
     out["non_car_flagged"]["all"] = {"images": len(every), "flagged": float(np.mean(every)) if every else float("nan")}
@@ -137,6 +142,16 @@ def record(model: Path, report_: dict[str, Any]) -> None:
     metrics["framing"] = {k: v for k, v in report_.items() if k != "model"}
     write_model_file(model, dataclasses.replace(meta, metrics=metrics), model)  # reads, then replaces atomically
     model.chmod(0o644)
+
+
+def _flip_note(r: dict[str, Any]) -> list[str]:
+    if "flip_tta_in_model_file" not in r:
+        return []
+    if r["flip_tta_in_model_file"]:
+        return ["This model file turns flip test-time augmentation on (it paid on validation photos), so the "
+                "app and `carvalue predict` give the flip rows; the whole-car figures below are measured so too.", ""]
+    return ["This model file leaves flip test-time augmentation off (it did not pay on validation photos), so "
+            "the app and `carvalue predict` give the rows without it.", ""]
 
 
 def card_section(r: dict[str, Any], sources: Sequence[dict[str, str]]) -> str:
@@ -174,7 +189,7 @@ def card_section(r: dict[str, Any], sources: Sequence[dict[str, str]]) -> str:
              "cars at the edges; seams feathered and colour-matched), tight crops, partial views (8-40% of a car) "
              "and non-car images and graphics (training/framing.py). `carvalue predict` and the app predict on "
              "the found box by default (at most two forward passes). Held-out figures (training/framing_report.py; "
-             "test photos, held-out backgrounds and non-car images only):", "", *rows, "",
+             "test photos, held-out backgrounds and non-car images only):", "", *rows, "", *_flip_note(r),
              f"Non-car images held out from training, flagged: {pct(non['all']['flagged'])} of {non['all']['images']} "
              "(" + "; ".join(f"{k} {pct(v['flagged'])} of {v['images']}" for k, v in non.items() if k != "all") + "). "
              f"Partial views (8-40% of a car), flagged: {pct(r['partial_views_flagged'])}.", "",
