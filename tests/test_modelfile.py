@@ -174,7 +174,7 @@ _PATHS: list[tuple[str | int, ...]] = [
     ("make_models",), ("make_models", 0), ("years",), ("years", 0), ("format_version",),
     ("architecture",), ("name",), ("created",), ("provenance",), ("metrics",), ("price_model",),
     ("input",), ("input", "size"), ("input", "mean"), ("input", "mean", 1), ("input", "std"),
-    ("input", "std", 2), ("input", "resize"), ("input", "crop_fraction"),
+    ("input", "std", 2), ("input", "resize"), ("input", "crop_fraction"), ("input", "flip_tta"),
     ("price",), ("price", "edges"), ("price", "edges", 0), ("price", "edges", -1), ("price", "log_mean"),
     ("price", "log_std"), ("price", "currency"), ("price", "meaning"),
     ("confidence",), ("confidence", "method"), ("confidence", "threshold"), ("confidence", "scale"),
@@ -219,6 +219,7 @@ def test_fuzzed_metadata_loads_valid_or_raises_model_file_error(
     assert all(math.isfinite(x) for x in _all_numbers(json.loads(meta.to_json())))
     assert all(t > 0 for t in meta.temperatures.values())
     assert meta.confidence.scale > 0 and meta.confidence.temperature > 0 and meta.price.log_std > 0
+    assert isinstance(meta.input.flip_tta, bool)  # never 1, "yes" or None: Predictor branches on it
 
 
 @pytest.mark.parametrize(("path", "value", "fragment"), [
