@@ -123,9 +123,7 @@ def metadata_html(meta: ModelMetadata, path: str) -> str:
                  for ds in datasets]
     if isinstance(meta.provenance.get("counts"), dict):
         data_rows.append(row("Photos and classes", readable("counts", meta.provenance["counts"])))
-    test = dict(meta.metrics.get("test") or {}) if isinstance(meta.metrics.get("test"), dict) else {}
-    shown = (meta.metrics.get("median_estimators") or {}).get("test") if isinstance(
-        meta.metrics.get("median_estimators"), dict) else None
+    test, shown, results_title = held_out_results(meta)
     if isinstance(shown, dict):  # the price the app shows (the head's value moved into the range)
         for key in ("mae_usd", "mape"):
             if isinstance(shown.get(f"shown_{key}"), int | float):
@@ -138,10 +136,25 @@ def metadata_html(meta: ModelMetadata, path: str) -> str:
         table(about),
         "<h3>Use and licences</h3>", use,
         "<h3>Training data</h3>", table(data_rows) if data_rows else "<i>none recorded in the model file</i>",
-        "<h3>Held-out results</h3>", table(scores) if scores else "<i>none recorded in the model file</i>",
+        f"<h3>{escape(results_title)}</h3>", table(scores) if scores else "<i>none recorded in the model file</i>",
         "<h3>More details</h3>", readable("", {"provenance": rest_prov, "evaluation": rest_metrics}),
     ]
     return "".join(parts)
+
+
+def held_out_results(meta: ModelMetadata) -> tuple[dict[str, Any], Any, str]:
+    """(test figures, the shown median's errors, heading): the model's own, or for a model trained
+    on every photo, those of the same recipe's split run that its file records as a stand-in."""
+    m = meta.metrics
+    if isinstance(m.get("test"), dict):
+        est = m.get("median_estimators")
+        return dict(m["test"]), est.get("test") if isinstance(est, dict) else None, "Held-out results"
+    ref = m.get("held_out_reference")
+    if isinstance(ref, dict) and isinstance(ref.get("test"), dict):
+        return (dict(ref["test"]), ref.get("median_estimators_test"),
+                "Held-out results of the same recipe trained without the test photos "
+                "(this model trained on them too)")
+    return {}, None, "Held-out results"
 
 
 def _span(years: tuple[str, ...]) -> str:

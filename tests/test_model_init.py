@@ -89,6 +89,34 @@ def test_fine_tune_from_a_model_file_records_where_it_started(start_model: tuple
     assert "50% of samples framed" in card and "linear probe" not in card
 
 
+def test_a_run_on_every_photo_ships_with_its_split_runs_held_out_figures(start_model: tuple[Path, Path],
+                                                                          tmp_path: Path) -> None:
+    """The shipped model trains on every photo but validation: nothing is left to test it on, so
+    export needs the split run's model file and records its held-out figures as such."""
+    from carvalue_gui.model_dialog import held_out_results
+    from training.export import export_run
+    from training.model_init import read_metadata
+
+    data, split_model = start_model
+    out = tmp_path / "all"
+    _train(_folded(data, out, "--test-fraction", "0", "--lr", "1e-3"))
+    with pytest.raises(ValueError, match="no test photos"):
+        export_run(out, out / "model" / "carvalue.onnx", quantize=False, bench_batches=1)
+    path = export_run(out, out / "model" / "carvalue.onnx", quantize=False, bench_batches=1, reference=split_model)
+    meta, theirs = read_metadata(path), read_metadata(split_model)
+    assert meta.metrics["test"] is None and meta.provenance["counts"]["test"] == 0
+    ref = meta.metrics["held_out_reference"]
+    assert ref["test"] == theirs.metrics["test"] and ref["split"] == theirs.provenance["split"]
+    assert ref["sha256"] == __import__("hashlib").sha256(split_model.read_bytes()).hexdigest()
+    assert ref["recipe_differences"] == {"lr": [1e-3, 3e-3]}  # the test part and paths are not recipe
+    card = (path.parent / "MODEL_CARD.md").read_text()
+    assert "Held-out metrics (the same recipe's split run)" in card and "lr 0.001 vs 0.003" in card
+    test, _, title = held_out_results(meta)
+    assert test == theirs.metrics["test"] and "without the test photos" in title
+    report = (out / "eval" / "report.md").read_text()
+    assert "none held out for testing" in report and "top-1" not in report.split("Input:")[0]
+
+
 def test_a_model_file_from_another_split_or_vocabulary_is_refused(start_model: tuple[Path, Path]) -> None:
     from training.model_init import ModelInitError, check_compatible, read_metadata
 

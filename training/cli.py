@@ -38,6 +38,9 @@ def main(argv: list[str] | None = None) -> int:
                             "within 1 point of top-1")
     p_exp.add_argument("--confidence", choices=["max_prob", "energy"], default="max_prob",
                        help="whole-car score stored in the model file (both are calibrated by evaluate)")
+    p_exp.add_argument("--reference", default=None,
+                       help="for a run with no test part: the model file of the same recipe's split run, "
+                            "whose held-out figures it records as its own stand-in")
     args = parser.parse_args(argv)
     if args.command == "train":
         from training.train import train
@@ -60,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         from training.export import export_run
 
         path = export_run(args.run, args.out, args.eval_dir or None, quantize=args.quantize,
-                          confidence_method=args.confidence)
+                          confidence_method=args.confidence, reference=args.reference)
         print(f"model file: {path}")
         return 0
     return 2

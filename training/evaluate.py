@@ -195,30 +195,35 @@ def evaluate_run(run: str | os.PathLike[str], out: str | os.PathLike[str] | None
     chosen = max(val_top1, key=lambda m: (val_top1[m], m == "stretch"))
     spec = modes[chosen]
     val = val_by_mode[chosen]
-    test_by_mode = {m: run_set(test_records, s) for m, s in modes.items()}
-    test = test_by_mode[chosen]
+    # A run with no test part (the shipped model, trained on every photo but the validation
+    # part) has nothing held out to measure: the report then holds what was fitted on validation
+    # and the non-car checks, and says so; its held-out figures are those of the split run.
+    held_out = bool(test_records)
+    test_by_mode = {m: run_set(test_records, s) for m, s in modes.items()} if held_out else {}
+    test = test_by_mode.get(chosen)
 
     # 2. temperatures (validation) and calibration (test)
     heads = {"price": (0, "price_logits"), "make_model": (1, "make_model_logits"), "year": (2, "year_logits")}
     temps, ece = {}, {}
     for head, (col, attr) in heads.items():
         temps[head] = fit_temperature(getattr(val, attr), val.cls_targets[:, col])
+        if test is None:
+            continue
         logits, y = getattr(test, attr), test.cls_targets[:, col]
         ece[head] = {"before": expected_calibration_error(logits, y),
                      "after": expected_calibration_error(logits, y, temps[head]),
                      "nll_before": cross_entropy(logits, y), "nll_after": cross_entropy(logits, y, temps[head])}
 
     # 3. baselines from the training split
-    base = baselines(train_records, test, labels)
+    base = baselines(train_records, test, labels) if test is not None else {}
 
-    # 4. "does not look like a whole car"
+    # 4. "does not look like a whole car" (partial views of validation photos when none is held out)
     non_car_sets = default_non_car_sets() if non_car is None else non_car
-    conf = confidence_threshold(t, spec, val, test, temps["make_model"], test_records, non_car_sets)
+    conf = confidence_threshold(t, spec, val, test, temps["make_model"], test_records or val_records, non_car_sets)
 
-    metrics_test = summarise(test, labels)
     report: dict[str, Any] = {
         "run": str(run), "checkpoint": str(t.ckpt.path), "step": t.ckpt.progress.step,
-        "split": t.ckpt.meta.get("split"),
+        "split": t.ckpt.meta.get("split"), "held_out": held_out,
         "counts": {"train": len(t.split.train), "val": len(t.split.val), "test": len(t.split.test)},
         "evaluated": {"val": len(val_records), "test": len(test_records)},
         "input": {"size": spec.size, "resize": spec.resize, "crop_fraction": spec.crop_fraction,
@@ -226,18 +231,18 @@ def evaluate_run(run: str | os.PathLike[str], out: str | os.PathLike[str] | None
                   "val_make_model_top1_by_mode": val_top1,
                   "test_make_model_top1_by_mode": {m: topk(c.make_model_logits, c.cls_targets[:, 1], 1)
                                                   for m, c in test_by_mode.items()}},
-        "test": metrics_test, "val": summarise(val, labels),
+        "test": summarise(test, labels) if test is not None else None, "val": summarise(val, labels),
         "temperatures": temps, "calibration": ece, "baselines": base, "confidence": conf,
         # The median the app shows vs the head alone and the histogram's median (chosen on val).
         "median_estimators": {"val": shown_median_errors(val, labels, temps["price"]),
-                              "test": shown_median_errors(test, labels, temps["price"])},
-        "per_make_top1": per_make_accuracy(test_records, test),
+                              **({"test": shown_median_errors(test, labels, temps["price"])} if test is not None else {})},
+        "per_make_top1": per_make_accuracy(test_records, test) if test is not None else {},
         "labels": {"make_models": len(labels.make_models), "years": len(labels.years),
                    "price_meaning": labels.meaning},
     }
     if model_file:
-        report["onnx_parity"] = onnx_parity(t, Path(model_file), test_records[:32], spec)
-    plots = write_plots(out_dir, test, temps, labels, report["per_make_top1"])
+        report["onnx_parity"] = onnx_parity(t, Path(model_file), (test_records or val_records)[:32], spec)
+    plots = write_plots(out_dir, test, temps, labels, report["per_make_top1"]) if test is not None else {}
     (out_dir / "report.json").write_text(json.dumps(json_safe(report), indent=1))
     md = out_dir / "report.md"
     md.write_text(markdown(report, plots))
@@ -274,18 +279,19 @@ def baselines(train: Sequence[ImageRecord], test: Collected, labels: LabelSpace)
     return out
 
 
-def confidence_threshold(t: Trained, spec: InputSpec, val: Collected, test: Collected, temperature: float,
+def confidence_threshold(t: Trained, spec: InputSpec, val: Collected, test: Collected | None, temperature: float,
                          test_records: Sequence[ImageRecord],
                          non_car: dict[str, list[tuple[str, Image.Image]]]) -> dict[str, Any]:
     """The max-probability threshold (make/model head, fitted temperature) below which a photo
     is flagged: the 5% quantile on validation car photos; flagged shares reported on test car
-    photos, partial views of test cars, and real non-car photos."""
+    photos (when the run holds any out), partial views of ``test_records``, and real non-car photos."""
     val_scores = max_prob(val.make_model_logits, temperature)
     threshold = float(np.quantile(val_scores, FLAG_RATE, method="lower")) if len(val_scores) else 0.0
     result: dict[str, Any] = {"method": "max_prob", "temperature": temperature, "threshold": threshold,
                               "fit_on": f"{len(val_scores)} validation car photos (5% quantile)",
                               "flagged_val": float((val_scores < threshold).mean()) if len(val_scores) else math.nan,
-                              "flagged_test": float((max_prob(test.make_model_logits, temperature) < threshold).mean())}
+                              "flagged_test": (float((max_prob(test.make_model_logits, temperature) < threshold).mean())
+                                               if test is not None else math.nan)}
     # The alternative score (energy = logsumexp of the logits), thresholded the same way, for
     # comparison in the report; the model file uses max_prob.
     val_energy = energy(val.make_model_logits, temperature)
@@ -294,7 +300,8 @@ def confidence_threshold(t: Trained, spec: InputSpec, val: Collected, test: Coll
     # median validation car photo.
     e_scale = max(float(np.median(val_energy)) - e_threshold, 1e-3) / math.log(9.0) if len(val_energy) else 1.0
     result["energy_alternative"] = {"threshold": e_threshold, "scale": e_scale,
-                                    "flagged_test": float((energy(test.make_model_logits, temperature) < e_threshold).mean())}
+                                    "flagged_test": (float((energy(test.make_model_logits, temperature) < e_threshold).mean())
+                                                     if test is not None else math.nan)}
     result["non_car"] = {}
     for set_name, images in non_car.items():
         if not images:
@@ -428,6 +435,8 @@ def median_estimator_lines(est: dict[str, dict[str, float]]) -> list[str]:
 
 
 def markdown(r: dict[str, Any], plots: dict[str, str]) -> str:
+    if r.get("test") is None:
+        return markdown_fit_only(r)
     t, b, conf = r["test"], r["baselines"], r["confidence"]
     lines = [
         "# Held-out evaluation", "",
@@ -479,3 +488,26 @@ def markdown(r: dict[str, Any], plots: dict[str, str]) -> str:
     worst = sorted(pm, key=lambda k: pm[k]["top1"])[:8]
     lines += ["", "Hardest makes (test top-1): " + ", ".join(f"{k} {pct(pm[k]['top1'])} ({pm[k]['photos']})" for k in worst), ""]
     return "\n".join(lines)
+
+
+def markdown_fit_only(r: dict[str, Any]) -> str:
+    """The report of a run with no test part: what was fitted on validation, and the non-car
+    checks (images no run trains on); no accuracy is claimed for it."""
+    conf = r["confidence"]
+    lines = [
+        "# Evaluation of a run with no test part", "",
+        f"Run `{r['run']}`, checkpoint step {r['step']}; split sha256 `{(r['split'] or {}).get('sha256', '?')[:16]}…`;",
+        f"photos: {r['counts']['train']} train, {r['evaluated']['val']} validation, none held out for testing. "
+        "Held-out accuracy cannot be measured on photos the network trained on: report the same recipe's "
+        "split run instead.", "",
+        f"Input: {r['input']['size']} px, resize `{r['input']['resize']}` (chosen on validation: "
+        + ", ".join(f"{k} {pct(v)}" for k, v in r["input"]["val_make_model_top1_by_mode"].items()) + ").", "",
+        "Temperatures fit on validation: " + ", ".join(f"{h} {v:.3f}" for h, v in r["temperatures"].items()) + ".", "",
+        "## \"Does not look like a whole car\" (threshold fit on validation)", "",
+        "| images | flagged |", "| --- | --- |",
+    ]
+    for name, v in conf.get("partial_views", {}).items():
+        lines.append(f"| {name} of {v['crops']} validation cars | {pct(v['flagged_share'])} |")
+    for set_name, nc in conf.get("non_car", {}).items():
+        lines.append(f"| {nc['photos']} {set_name} | {nc['flagged']} ({pct(nc['flagged_share'])}) |")
+    return "\n".join([*lines, ""])

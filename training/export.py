@@ -8,6 +8,7 @@ on this machine *and* its make/model top-1 on the test split is within 1 point o
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import statistics
@@ -24,6 +25,7 @@ from core.modelfile import ConfidenceSpec, InputSpec, ModelMetadata, write_model
 from training.data import CarPhotos
 from training.evaluate import Trained, evaluate_run, load_trained, onnx_parity
 from training.formatting import json_safe, pct, usd
+from training.held_out_reference import reference_metrics
 
 MAX_BUNDLED_BYTES = 15 * 1024 * 1024
 PARITY_LIMIT = 1e-3  # torch vs ONNX Runtime, largest absolute output difference (fp32)
@@ -35,24 +37,35 @@ MERCEDES_LICENCE = "used Mercedes-Benz Craigslist listings from the PyPI package
 
 
 def export_run(run: str | os.PathLike[str], out: str | os.PathLike[str], eval_dir: str | os.PathLike[str] | None = None,
-               quantize: bool = True, bench_batches: int = 20, confidence_method: str = "max_prob") -> Path:
-    """Write ``out`` (the model file) and ``MODEL_CARD.md`` beside it; returns ``out``."""
+               quantize: bool = True, bench_batches: int = 20, confidence_method: str = "max_prob",
+               reference: str | os.PathLike[str] | None = None) -> Path:
+    """Write ``out`` (the model file) and ``MODEL_CARD.md`` beside it; returns ``out``.
+
+    A run with no test part (trained on every photo but the validation part) needs ``reference``:
+    the model file of the same recipe's split run, whose held-out figures stand for it
+    (training/held_out_reference.py)."""
     out = Path(out)
+    t = load_trained(run)
+    ref = None
+    if not t.split.test:
+        if reference is None:
+            raise ValueError(f"{run} holds no test photos out: pass the same recipe's split run as the reference "
+                             "model file (--reference), whose held-out figures stand for this one")
+        ref = reference_metrics(reference, json.loads(t.ckpt.config.to_json()))
     eval_dir = Path(eval_dir) if eval_dir else Path(run) / "eval"
     if not (eval_dir / "report.json").is_file():
         evaluate_run(run, eval_dir)
     report = json.loads((eval_dir / "report.json").read_text())
-    t = load_trained(run)
     spec = InputSpec(report["input"]["size"], tuple(report["input"]["mean"]), tuple(report["input"]["std"]),
                      report["input"]["resize"], report["input"]["crop_fraction"])
-    meta = build_metadata(t, report, spec, confidence_method)
+    meta = build_metadata(t, report, spec, confidence_method, ref)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
         raw, fp32 = Path(tmp) / "raw.onnx", Path(tmp) / "fp32.onnx"
         export_onnx(t.model, str(raw), spec.size)
         write_model_file(raw, meta, fp32)
-        test = [t.records[i] for i in t.split.test]
-        parity = onnx_parity(t, fp32, test[:32], spec)
+        checked = [t.records[i] for i in (t.split.test or t.split.val)]
+        parity = onnx_parity(t, fp32, checked[:32], spec)
         if parity["max"] > PARITY_LIMIT:
             raise RuntimeError(f"exported graph disagrees with torch (max abs diff {parity['max']:.2e})")
         decision: dict[str, Any] = {"tried": False}
@@ -86,14 +99,17 @@ def _quantize(src: Path, dst: Path) -> None:
 
 
 def compare_variants(t: Trained, fp32: Path, int8: Path, spec: InputSpec, bench_batches: int) -> dict[str, Any]:
-    """Speed (median seconds per batch of 1 and of 16) and test top-1 of both files on ONNX Runtime."""
+    """Speed (median seconds per batch of 1 and of 16) and top-1 of both files on ONNX Runtime, on
+    the test photos (the validation photos when the run holds none out)."""
     from core.predictor import Predictor
 
-    test = [t.records[i] for i in t.split.test]
-    ds = CarPhotos(test, t.labels, spec)
+    part = "test" if t.split.test else "validation"
+    photos = [t.records[i] for i in (t.split.test or t.split.val)]
+    ds = CarPhotos(photos, t.labels, spec)
     x = np.stack([ds[i][0].numpy() for i in range(len(ds))])
     y = np.array([int(ds.targets[i].make_model) for i in range(len(ds))])
-    result: dict[str, Any] = {"tried": True, "machine": f"{platform.machine()}, {os.cpu_count()} logical CPUs"}
+    result: dict[str, Any] = {"tried": True, "machine": f"{platform.machine()}, {os.cpu_count()} logical CPUs",
+                              "photos": f"{len(photos)} {part}"}
     for name, path in (("fp32", fp32), ("int8", int8)):
         pred = Predictor.load(path)
         logits = np.concatenate([pred.run_batch(x[i:i + 64])["make_model_logits"] for i in range(0, len(x), 64)])
@@ -108,10 +124,10 @@ def compare_variants(t: Trained, fp32: Path, int8: Path, spec: InputSpec, bench_
                 pred.run_batch(batch)
                 times.append(time.perf_counter() - t0)
             timings[f"batch{bs}_ms"] = 1000 * statistics.median(times)
-        result[name] = {"test_make_model_top1": top1, **timings, "bytes": path.stat().st_size}
+        result[name] = {"make_model_top1": top1, **timings, "bytes": path.stat().st_size}
     f, q = result["fp32"], result["int8"]
     faster = q["batch16_ms"] < f["batch16_ms"] and q["batch1_ms"] < f["batch1_ms"]
-    close = q["test_make_model_top1"] >= f["test_make_model_top1"] - 0.01
+    close = q["make_model_top1"] >= f["make_model_top1"] - 0.01
     result["keep_int8"] = bool(faster and close)
     result["reason"] = ("int8 is faster and within 1 point of top-1" if result["keep_int8"] else
                         "int8 kept fp32: " + ", ".join(s for s, bad in (("not faster", not faster),
@@ -136,11 +152,12 @@ def confidence_spec(conf: dict[str, Any], method: str) -> ConfidenceSpec:
 
 
 def build_metadata(t: Trained, report: dict[str, Any], spec: InputSpec,
-                   confidence_method: str = "max_prob") -> ModelMetadata:
+                   confidence_method: str = "max_prob", reference: dict[str, Any] | None = None) -> ModelMetadata:
     cfg, labels = t.ckpt.config, t.labels
     conf = report["confidence"]
     stanford = "stanford-cars" in cfg.data or "class_key" in labels.to_dict() and labels.class_key == "make_model_year"
-    datasets = [{"name": "Stanford Cars (training split)", "path": cfg.data, "licence": STANFORD_LICENCE}] if stanford \
+    part = "training split" if t.split.test else "every photo but the validation part"
+    datasets = [{"name": f"Stanford Cars ({part})", "path": cfg.data, "licence": STANFORD_LICENCE}] if stanford \
         else [{"name": "listings database", "path": cfg.data}]
     if labels.meaning and "MSRP" in labels.meaning:
         datasets += [{"name": "car-features-msrp", "licence": MSRP_LICENCE},
@@ -167,6 +184,8 @@ def build_metadata(t: Trained, report: dict[str, Any], spec: InputSpec,
                "input_modes": {"val": report["input"]["val_make_model_top1_by_mode"],
                                "test": report["input"]["test_make_model_top1_by_mode"]},
                "median_estimators": report.get("median_estimators", {})}
+    if reference is not None:
+        metrics["held_out_reference"] = reference
     return ModelMetadata(
         make_models=labels.make_models, years=labels.years, input=spec, price=labels.price_spec(),
         confidence=confidence_spec(conf, confidence_method),
@@ -214,17 +233,23 @@ def _flag_summary(method: str, conf: dict[str, Any]) -> str:
     if method == "energy":
         alt = conf["energy_alternative"]
         parts = [f"{k.removesuffix(' flagged_share').replace('_', ' ')}: {pct(v)}" for k, v in alt.items()
-                 if k not in ("threshold", "scale")]
-        mp = [f"test cars {pct(conf['flagged_test'])}"]
+                 if k not in ("threshold", "scale") and _measured(v)]
+        mp = [f"test cars {pct(conf['flagged_test'])}"] if _measured(conf["flagged_test"]) else []
         mp += [f"{k} {pct(v['flagged_share'])}" for k, v in conf.get("partial_views", {}).items()]
         mp += [f"{name} {pct(d['flagged_share'])}" for name, d in conf.get("non_car", {}).items()]
         return ("'Not a whole car' flags (energy score): " + "; ".join(parts) + ". The energy score was "
                 "chosen over the top make/model probability (which flags: " + "; ".join(mp) + ") after "
                 "comparing both on these same partial views and non-car images, so their flag rates here "
                 "are optimistic estimates for unseen non-car photos.")
-    return (f"'Not a whole car' flags (top probability): {pct(conf['flagged_test'])} of test car photos; "
+    tested = f"{pct(conf['flagged_test'])} of test car photos; " if _measured(conf["flagged_test"]) else ""
+    return (f"'Not a whole car' flags (top probability): {tested}"
             + "; ".join(f"{k}: {pct(v['flagged_share'])}" for k, v in conf.get("partial_views", {}).items())
             + "".join(f"; {name}: {d['flagged']} of {d['photos']}" for name, d in conf.get("non_car", {}).items()) + ".")
+
+
+def _measured(v: Any) -> bool:
+    """A figure that was measured (a run with no test part records NaN for test shares)."""
+    return isinstance(v, int | float) and not math.isnan(v)
 
 
 def _start_line(trunk: dict[str, Any]) -> str:
@@ -244,8 +269,44 @@ def _heads_start(c: dict[str, Any]) -> str:
     return "initialised from a linear probe" if c["probe_init"] else "random"
 
 
-def model_card(meta: ModelMetadata, report: dict[str, Any], path: Path, size: int) -> str:
+def _held_out_lines(meta: ModelMetadata) -> list[str]:
+    """The card's held-out table: this model's test figures, or, for a model trained on every
+    photo, those of the same recipe's split run (``held_out_reference``), said as such."""
     m, b = meta.metrics["test"], meta.metrics["baselines"]
+    shown = meta.metrics.get("median_estimators", {}).get("test", {})
+    lines = ["## Held-out metrics (test split)", ""]
+    if m is None:
+        ref = meta.metrics["held_out_reference"]
+        m, b, shown = ref["test"], ref.get("baselines", {}), ref.get("median_estimators_test", {})
+        diffs = ref.get("recipe_differences") or {}
+        counts = ref.get("counts") or {}
+        lines = ["## Held-out metrics (the same recipe's split run)", "",
+                 f"This model trained on every photo but the {meta.provenance['counts']['val']} validation ones "
+                 "(which fit its temperatures and thresholds), so no photo is left to test it on. The figures below "
+                 f"are those of `{ref['model']}` (sha256 `{ref['sha256'][:16]}…`, split sha256 "
+                 f"`{(ref.get('split') or {}).get('sha256', '?')[:16]}…`), trained on {counts.get('train', '?')} photos "
+                 f"with {counts.get('test', '?')} held out, "
+                 + ("in the same way (no training setting differs)" if not diffs else "with these settings different "
+                    "(this run, that run): " + "; ".join(f"{k} {a!r} vs {c!r}" for k, (a, c) in diffs.items()))
+                 + ". More training photos should not make it worse; that is expected, not measured.", ""]
+    lines += ["| metric | model | baseline |", "| --- | --- | --- |",
+              f"| make/model top-1 | {pct(m['make_model_top1'])} | {pct(b.get('majority_make_model_top1'))} (majority) |",
+              f"| make/model top-5 | {pct(m['make_model_top5'])} | |",
+              f"| year exact / ±1 / ±2 | {pct(m['year_exact'])} / {pct(m['year_within1'])} / {pct(m['year_within2'])} "
+              f"| {pct(b.get('majority_year_exact'))} / {pct(b.get('majority_year_within1'))} / |",
+              f"| price range accuracy | {pct(m['price_acc'])} | {pct(b.get('majority_price_acc'))} |",
+              *_median_rows(m, shown, b), ""]
+    if meta.metrics["calibration"]:
+        lines += ["Calibration (ECE, temperatures fit on validation): " + "; ".join(
+            f"{h} {pct(e['before'])} -> {pct(e['after'])} (T={meta.temperatures.get(h, 1.0):.2f})"
+            for h, e in meta.metrics["calibration"].items()) + ".", ""]
+    else:
+        lines += ["Temperatures fit on validation: " + "; ".join(
+            f"{h} {v:.2f}" for h, v in meta.temperatures.items()) + " (no test photos to measure calibration on).", ""]
+    return lines
+
+
+def model_card(meta: ModelMetadata, report: dict[str, Any], path: Path, size: int) -> str:
     prov = meta.provenance
     q = meta.metrics.get("quantization", {})
     conf = meta.metrics["confidence"]
@@ -270,25 +331,16 @@ def model_card(meta: ModelMetadata, report: dict[str, Any], path: Path, size: in
               f"- price: {meta.price.meaning}",
               f"- price ranges (USD cutoffs): {', '.join(f'{e / 1000:.0f}k' for e in meta.price.edges)}.",
               "- confidence: " + meta.confidence.note + f" (threshold {meta.confidence.threshold:.4f}).", "",
-              "## Held-out metrics (test split)", "",
-              "| metric | model | baseline |", "| --- | --- | --- |",
-              f"| make/model top-1 | {pct(m['make_model_top1'])} | {pct(b.get('majority_make_model_top1'))} (majority) |",
-              f"| make/model top-5 | {pct(m['make_model_top5'])} | |",
-              f"| year exact / ±1 / ±2 | {pct(m['year_exact'])} / {pct(m['year_within1'])} / {pct(m['year_within2'])} "
-              f"| {pct(b.get('majority_year_exact'))} / {pct(b.get('majority_year_within1'))} / |",
-              f"| price range accuracy | {pct(m['price_acc'])} | {pct(b.get('majority_price_acc'))} |",
-              *_median_rows(m, meta.metrics.get("median_estimators", {}).get("test", {}), b), "",
-              "Calibration (ECE, temperatures fit on validation): " + "; ".join(
-                  f"{h} {pct(e['before'])} -> {pct(e['after'])} (T={meta.temperatures.get(h, 1.0):.2f})"
-                  for h, e in meta.metrics["calibration"].items()) + ".", "",
-              _flag_summary(meta.confidence.method, conf), ""]
+              *_held_out_lines(meta), _flag_summary(meta.confidence.method, conf), ""]
     if q.get("tried"):
         lines += [f"Quantisation: {q['reason']} (fp32 {q['fp32']['batch16_ms']:.0f} ms vs int8 {q['int8']['batch16_ms']:.0f} ms "
-                  f"per batch of 16; top-1 {pct(q['fp32']['test_make_model_top1'])} vs {pct(q['int8']['test_make_model_top1'])}; "
+                  f"per batch of 16; top-1 {pct(q['fp32']['make_model_top1'])} vs {pct(q['int8']['make_model_top1'])} on "
+                  f"{q['photos']} photos; "
                   f"{q['machine']}).", ""]
     par = meta.metrics.get("onnx_parity_fp32", {})
     if par:
-        lines += [f"torch vs ONNX Runtime (fp32): largest output difference {par['max']:.1e} on {par['photos']} test photos.", ""]
+        lines += [f"torch vs ONNX Runtime (fp32): largest output difference {par['max']:.1e} on {par['photos']} "
+                  f"{'test' if meta.metrics['test'] is not None else 'validation'} photos.", ""]
     tr = prov["training"]
     c = tr["config"]
     lines += ["## Training", "",

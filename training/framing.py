@@ -528,7 +528,7 @@ def build(model: Path, data: Path, split_json: Path, out_dir: Path, epochs: int 
     print(json.dumps(summary["margin"]), flush=True)
     framing["found_margin"] = summary["margin"]["margin"]
     graft(model, heads, framing, out_dir / "carvalue.onnx", flip_tta=summary["margin"]["flip_tta"])
-    x = np.stack([to_input(_open_rgb(p), meta.input) for p in files["test"][:16]])
+    x = np.stack([to_input(_open_rgb(p), meta.input) for p in (files.get("test") or files["val"])[:16]])
     summary["classifier_parity"] = classifier_parity(model, out_dir / "carvalue.onnx", x)
     (out_dir / "train_log.json").write_text(json.dumps(summary, indent=1, default=str))
     return summary

@@ -58,31 +58,37 @@ def _at_least(im: Image.Image, side: int) -> Image.Image:
 
 
 def report(model: Path, data: Path, split_json: Path, seed: int = 0, limit: int = 0) -> dict[str, Any]:
-    from training.negatives import (
-        background_files,
-        load_negative,
-        negative_files,
-        synthetic_negatives,
-    )
-
     # "full"/"auto" rows without flip test-time augmentation, "*_flip" rows with it (each crop and
     # its mirror, softmaxes averaged), whatever the file says; the whole-car rows with the file's
     # own setting, as the app runs it.
     predictor = Predictor.load(model, flip_tta=False)
     flipped = Predictor.load(model, flip_tta=True)
     as_shipped = flipped if predictor.metadata.input.flip_tta else predictor
-    labels = stanford_classes(data)
-    test = split_files(split_json, data)["test"]
+    test = split_files(split_json, data).get("test") or []
     if limit:
         test = test[:limit]
+    out: dict[str, Any] = {"model": str(model), "test_photos": len(test),
+                           "flip_tta_in_model_file": predictor.metadata.input.flip_tta}
+    rng = np.random.default_rng(seed)
+    if test:  # a model trained on every photo has none: its car rows are its split run's
+        out.update(_car_rows(predictor, flipped, as_shipped, test, data, rng))
+    out["non_car_flagged"] = _non_car_rows(as_shipped, seed)
+    return out
+
+
+def _car_rows(predictor: Predictor, flipped: Predictor, as_shipped: Predictor, test: Sequence[Path], data: Path,
+              rng: np.random.Generator) -> dict[str, Any]:
+    """Tight crops, framed composites (held-out backgrounds) and partial views of test photos."""
+    from training.negatives import background_files
+
+    labels = stanford_classes(data)
     truth = [labels[str(p.relative_to(data))] for p in test]
     cars = []
     for p in test:
         with Image.open(p) as im:
             cars.append(im.convert("RGB"))
     photos = [photo_from_image(c, name=str(p)) for c, p in zip(cars, test, strict=True)]
-    out: dict[str, Any] = {"model": str(model), "test_photos": len(test),
-                           "flip_tta_in_model_file": predictor.metadata.input.flip_tta}
+    out: dict[str, Any] = {}
     tight_full = [predictor.predict(ph, None) for ph in photos]
     tight_auto = [predictor.predict(ph, CropMode.AUTO) for ph in photos]
     print(f"tight crops: {len(photos)}", flush=True)
@@ -90,7 +96,6 @@ def report(model: Path, data: Path, split_json: Path, seed: int = 0, limit: int 
                     "full_flip": _score([flipped.predict(ph, None) for ph in photos], truth),
                     "auto_flip": _score([flipped.predict(ph, CropMode.AUTO) for ph in photos], truth)}
     bgs = BackgroundPool(background_files("test"))
-    rng = np.random.default_rng(seed)
     framed: dict[str, Any] = {}
     for coverage in (0.35, 0.6):
         preds, ious, full_preds, flip_preds = [], [], [], []
@@ -113,6 +118,13 @@ def report(model: Path, data: Path, split_json: Path, seed: int = 0, limit: int 
     print("framed done", flush=True)
     partial = [as_shipped.predict(photo_from_image(_at_least(comp.partial_view(c, rng), 64)), None) for c in cars]
     out["partial_views_flagged"] = float(np.mean([not p.looks_like_car for p in partial]))
+    return out
+
+
+def _non_car_rows(as_shipped: Predictor, seed: int) -> dict[str, dict[str, float]]:
+    """Held-out non-car images (photos and graphics) and drawn ones, flagged as the app runs."""
+    from training.negatives import load_negative, negative_files, synthetic_negatives
+
     non_car: dict[str, list[bool]] = {}
     for path, source in negative_files("test"):
         try:
@@ -124,10 +136,10 @@ def report(model: Path, data: Path, split_json: Path, seed: int = 0, limit: int 
     for im in synthetic_negatives(200, seed + 99, "test"):
         non_car.setdefault("synthetic", []).append(
             not as_shipped.predict(photo_from_image(im.convert("RGB")), CropMode.AUTO).looks_like_car)
-    out["non_car_flagged"] = {k: {"images": len(v), "flagged": float(np.mean(v))} for k, v in non_car.items()}
+    rows: dict[str, dict[str, float]] = {k: {"images": len(v), "flagged": float(np.mean(v))} for k, v in non_car.items()}
     every = [x for v in non_car.values() for x in v]
-    out["non_car_flagged"]["all"] = {"images": len(every), "flagged": float(np.mean(every)) if every else float("nan")}
-    return out
+    rows["all"] = {"images": len(every), "flagged": float(np.mean(every)) if every else float("nan")}
+    return rows
 
 
 def record(model: Path, report_: dict[str, Any]) -> None:
@@ -154,12 +166,16 @@ def _flip_note(r: dict[str, Any]) -> list[str]:
             "the app and `carvalue predict` give the rows without it.", ""]
 
 
-def card_section(r: dict[str, Any], sources: Sequence[dict[str, str]]) -> str:
-    """The model card's section on photos framed the way people take them."""
+def card_section(r: dict[str, Any], sources: Sequence[dict[str, str]], reference: dict[str, Any] | None = None) -> str:
+    """The model card's section on photos framed the way people take them.  A model with no test
+    photos (trained on all of them) shows the car rows of ``reference``, its split run's report."""
     def pct(v: float) -> str:
         return f"{100 * v:.1f}%"
 
-    t, f = r["tight"], r["framed"]
+    cars = r if "tight" in r else reference
+    if cars is None or "tight" not in cars:
+        raise ValueError("the report has no test photos and no split run's report stands for it")
+    t, f = cars["tight"], cars["framed"]
     rows = [
         "| photos (held-out test split) | make/model top-1 | top-5 | year ±1 | flagged not a whole car | found box IoU median |",
         "| --- | --- | --- | --- | --- | --- |",
@@ -189,10 +205,13 @@ def card_section(r: dict[str, Any], sources: Sequence[dict[str, str]]) -> str:
              "cars at the edges; seams feathered and colour-matched), tight crops, partial views (8-40% of a car) "
              "and non-car images and graphics (training/framing.py). `carvalue predict` and the app predict on "
              "the found box by default (at most two forward passes). Held-out figures (training/framing_report.py; "
-             "test photos, held-out backgrounds and non-car images only):", "", *rows, "", *_flip_note(r),
+             "test photos, held-out backgrounds and non-car images only)"
+             + (":" if cars is r else ". This model trained on every photo, so the car rows are those of the same "
+                "recipe's split run; the non-car figures are this model's own:"), "", *rows, "", *_flip_note(r),
              f"Non-car images held out from training, flagged: {pct(non['all']['flagged'])} of {non['all']['images']} "
              "(" + "; ".join(f"{k} {pct(v['flagged'])} of {v['images']}" for k, v in non.items() if k != "all") + "). "
-             f"Partial views (8-40% of a car), flagged: {pct(r['partial_views_flagged'])}.", "",
+             f"Partial views (8-40% of a car), flagged: {pct(cars['partial_views_flagged'])}"
+             + ("" if cars is r else " (split run)") + ".", "",
              "Sources of backgrounds and negatives, with their licences:", ""]
     lines += [f"- {d.get('name', '?')}: {d.get('licence', '?')}" for d in sources]
     return "\n".join(lines) + "\n"
@@ -211,7 +230,9 @@ def main(argv: list[str] | None = None) -> int:
     a.out.mkdir(parents=True, exist_ok=True)
     (a.out / "report.json").write_text(json.dumps(r, indent=1))
     meta = Predictor.load(a.model).metadata
-    section = card_section(r, meta.framing.sources if meta.framing else ())
+    reference = meta.metrics.get("held_out_reference") if isinstance(meta.metrics, dict) else None
+    section = card_section(r, meta.framing.sources if meta.framing else (),
+                           reference.get("framing") if isinstance(reference, dict) else None)
     (a.out / "report.md").write_text(section)
     if a.record:
         record(a.model, r)

@@ -1,0 +1,60 @@
+"""Held-out figures for a model trained on every photo: those of the same recipe's split run.
+
+The shipped model trains on all of the data but a small validation part (which calibrates its
+temperatures and thresholds), so nothing is left to measure its accuracy on.  What stands for it
+is the model file of the run that used the same recipe on the split that holds the test photos
+out.  :func:`reference_metrics` copies that file's held-out figures into the shipped model's
+metrics (``held_out_reference``), with the file's SHA-256, its split, and every training setting
+in which the two runs differ, so a reader can see how far the stand-in stands.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+from core.modelfile import open_session
+
+# Settings that say where a run reads and writes, how it uses the machine, or how it reports:
+# not the recipe.  The test part is what the two runs differ in by design.
+NOT_RECIPE = frozenset({"out", "data", "images_root", "pretrained_path", "val_fraction", "test_fraction",
+                        "device", "workers", "threads", "checkpoint_every", "keep_checkpoints", "eval_batch",
+                        "progress", "notes"})
+
+
+class ReferenceError(ValueError):
+    """The reference model file cannot stand for this run."""
+
+
+def recipe_differences(ours: dict[str, Any], theirs: dict[str, Any]) -> dict[str, list[Any]]:
+    """Training settings (``TrainConfig`` fields) that differ: ``{name: [ours, theirs]}``."""
+    keys = (set(ours) | set(theirs)) - NOT_RECIPE
+    return {k: [ours.get(k), theirs.get(k)] for k in sorted(keys) if ours.get(k) != theirs.get(k)}
+
+
+def reference_metrics(path: str | os.PathLike[str], config: dict[str, Any]) -> dict[str, Any]:
+    """The held-out figures of the model file at ``path``, for a run trained with ``config``.
+
+    Refused when that file has no held-out test figures (it was not a split run itself)."""
+    path = Path(path)
+    _, meta = open_session(path, threads=1)
+    test = meta.metrics.get("test") if isinstance(meta.metrics, dict) else None
+    if not isinstance(test, dict) or not test:
+        raise ReferenceError(f"{path}: records no held-out test figures, so it cannot stand for another run")
+    training = meta.provenance.get("training", {}) if isinstance(meta.provenance, dict) else {}
+    theirs = training.get("config", {}) if isinstance(training, dict) else {}
+    estimators = meta.metrics.get("median_estimators", {})
+    return {
+        "model": path.name,
+        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "created": meta.created,
+        "split": meta.provenance.get("split"),
+        "counts": meta.provenance.get("counts"),
+        "recipe_differences": recipe_differences(config, theirs if isinstance(theirs, dict) else {}),
+        "test": test,
+        "baselines": meta.metrics.get("baselines", {}),
+        "median_estimators_test": estimators.get("test", {}) if isinstance(estimators, dict) else {},
+        "framing": meta.metrics.get("framing"),
+    }
