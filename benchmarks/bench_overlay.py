@@ -49,7 +49,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=BATCH)
     ap.add_argument("--agreement", type=int, default=0, metavar="N",
                     help="compare --grid/--patch with the default grid on N held-out photos")
-    ap.add_argument("--split", type=Path, default=REPO / "training" / "reports" / "bundled-model" / "split.json")
+    ap.add_argument("--split", type=Path, default=REPO / "training" / "reports" / "split-model" / "split.json")
     args = ap.parse_args()
     model = args.model or default_model_path()
     predictor = Predictor.load(model)

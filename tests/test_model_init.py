@@ -111,6 +111,9 @@ def test_a_run_on_every_photo_ships_with_its_split_runs_held_out_figures(start_m
     assert ref["recipe_differences"] == {"lr": [1e-3, 3e-3]}  # the test part and paths are not recipe
     card = (path.parent / "MODEL_CARD.md").read_text()
     assert "Held-out metrics (the same recipe's split run)" in card and "lr 0.001 vs 0.003" in card
+    start = export_run(out, tmp_path / "start" / "carvalue.onnx", quantize=False, bench_batches=1, unmeasured=True)
+    assert "None: this run held no photos out" in (start.parent / "MODEL_CARD.md").read_text()
+    assert "held_out_reference" not in read_metadata(start).metrics
     test, _, title = held_out_results(meta)
     assert test == theirs.metrics["test"] and "without the test photos" in title
     report = (out / "eval" / "report.md").read_text()

@@ -41,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     p_exp.add_argument("--reference", default=None,
                        help="for a run with no test part: the model file of the same recipe's split run, "
                             "whose held-out figures it records as its own stand-in")
+    p_exp.add_argument("--unmeasured", action="store_true",
+                       help="for a run with no test part and no reference: a start model for further "
+                            "training, whose card says it has no held-out figures")
     args = parser.parse_args(argv)
     if args.command == "train":
         from training.train import train
@@ -63,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
         from training.export import export_run
 
         path = export_run(args.run, args.out, args.eval_dir or None, quantize=args.quantize,
-                          confidence_method=args.confidence, reference=args.reference)
+                          confidence_method=args.confidence, reference=args.reference,
+                          unmeasured=args.unmeasured)
         print(f"model file: {path}")
         return 0
     return 2

@@ -38,20 +38,22 @@ MERCEDES_LICENCE = "used Mercedes-Benz Craigslist listings from the PyPI package
 
 def export_run(run: str | os.PathLike[str], out: str | os.PathLike[str], eval_dir: str | os.PathLike[str] | None = None,
                quantize: bool = True, bench_batches: int = 20, confidence_method: str = "max_prob",
-               reference: str | os.PathLike[str] | None = None) -> Path:
+               reference: str | os.PathLike[str] | None = None, unmeasured: bool = False) -> Path:
     """Write ``out`` (the model file) and ``MODEL_CARD.md`` beside it; returns ``out``.
 
     A run with no test part (trained on every photo but the validation part) needs ``reference``:
     the model file of the same recipe's split run, whose held-out figures stand for it
-    (training/held_out_reference.py)."""
+    (training/held_out_reference.py); or ``unmeasured``, for a file that is only a start for
+    further training, whose card then says it has no held-out figures."""
     out = Path(out)
     t = load_trained(run)
     ref = None
-    if not t.split.test:
-        if reference is None:
-            raise ValueError(f"{run} holds no test photos out: pass the same recipe's split run as the reference "
-                             "model file (--reference), whose held-out figures stand for this one")
+    if not t.split.test and reference is not None:
         ref = reference_metrics(reference, json.loads(t.ckpt.config.to_json()))
+    elif not t.split.test and not unmeasured:
+        raise ValueError(f"{run} holds no test photos out: pass the same recipe's split run as the reference "
+                         "model file (--reference), whose held-out figures stand for this one, or --unmeasured "
+                         "for a model that only starts further training")
     eval_dir = Path(eval_dir) if eval_dir else Path(run) / "eval"
     if not (eval_dir / "report.json").is_file():
         evaluate_run(run, eval_dir)
@@ -275,6 +277,9 @@ def _held_out_lines(meta: ModelMetadata) -> list[str]:
     m, b = meta.metrics["test"], meta.metrics["baselines"]
     shown = meta.metrics.get("median_estimators", {}).get("test", {})
     lines = ["## Held-out metrics (test split)", ""]
+    if m is None and "held_out_reference" not in meta.metrics:
+        return ["## Held-out metrics", "", "None: this run held no photos out and no split run's figures were given "
+                "(an intermediate model, a start for further training).", ""]
     if m is None:
         ref = meta.metrics["held_out_reference"]
         m, b, shown = ref["test"], ref.get("baselines", {}), ref.get("median_estimators_test", {})

@@ -20,7 +20,7 @@ negatives; the held-out report uses the split's test photos with held-out backgr
 held-out negatives only.
 
   python -m training.framing build --model resources/models/carvalue.onnx \
-      --data ../shared/data/stanford-cars-train --split training/reports/bundled-model/split.json \
+      --data ../shared/data/stanford-cars-train --split training/reports/split-model/split.json \
       --out runs/framing
 """
 

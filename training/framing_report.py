@@ -11,7 +11,7 @@ and non-car images from the held-out side of training/negatives.py only:
 - held-out non-car images (photos and graphics) and partial views (8-40% of a car): flagged.
 
   python -m training.framing_report --model runs/framing/carvalue.onnx \
-      --data ../shared/data/stanford-cars-train --split training/reports/bundled-model/split.json \
+      --data ../shared/data/stanford-cars-train --split training/reports/split-model/split.json \
       --out training/reports/framing
 """
 

@@ -1,7 +1,8 @@
 """The price a model file shows on held-out Stanford photos, against the MSRP table.
 
-``python -m training.price_check [--model FILE]`` predicts every photo of the bundled model's test
-split (``training/reports/bundled-model/split.json``) and compares the shown median with MSRP x
+``python -m training.price_check [--model FILE]`` predicts every photo of the split run's test
+split (``training/reports/split-model/split.json``: held out for the split model, the one to
+measure; the shipped model trained on every photo, so on it the figures are not held out) and compares the shown median with MSRP x
 depreciation of the photo's true make/model/year (the same price model at the same year of
 sale): the Spearman correlation of the two (does the ranking of photos by price hold up?), the
 median absolute difference, and how wide the likely range is for confident photos.  Writes
@@ -25,7 +26,7 @@ from core.pricing import PriceInputs, price_model_of
 from training.labels import read_stanford_labels
 from training.price_fit import DEFAULT_STANFORD, REPORT_DIR
 
-SPLIT = REPORT_DIR / "bundled-model" / "split.json"
+SPLIT = REPORT_DIR / "split-model" / "split.json"
 CONFIDENT = 0.9
 
 
