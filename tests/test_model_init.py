@@ -120,6 +120,16 @@ def test_a_run_on_every_photo_ships_with_its_split_runs_held_out_figures(start_m
     assert "none held out for testing" in report and "top-1" not in report.split("Input:")[0]
 
 
+def test_recipe_differences_ignore_paths_and_count_a_missing_setting_as_its_default() -> None:
+    from training.held_out_reference import recipe_differences, start_model_config
+
+    ours = {"lr": 1e-4, "framed": 0.0, "out": "runs/a", "test_fraction": 0.0, "threads": 1, "epochs": 8}
+    theirs = {"lr": 1e-4, "out": "runs/b", "test_fraction": 0.1, "epochs": 16}  # older: no "framed"
+    assert recipe_differences(ours, theirs) == {"epochs": [8, 16]}
+    assert start_model_config({"trunk": {"start_model_training": {"config": theirs}}}) == theirs
+    assert start_model_config({"trunk": {"init": "keras"}}) is None and start_model_config("junk") is None
+
+
 def test_a_model_file_from_another_split_or_vocabulary_is_refused(start_model: tuple[Path, Path]) -> None:
     from training.model_init import ModelInitError, check_compatible, read_metadata
 

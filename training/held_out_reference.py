@@ -10,12 +10,14 @@ in which the two runs differ, so a reader can see how far the stand-in stands.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 from pathlib import Path
 from typing import Any
 
 from core.modelfile import open_session
+from training.config import TrainConfig
 
 # Settings that say where a run reads and writes, how it uses the machine, or how it reports:
 # not the recipe.  The test part is what the two runs differ in by design.
@@ -29,13 +31,28 @@ class ReferenceError(ValueError):
 
 
 def recipe_differences(ours: dict[str, Any], theirs: dict[str, Any]) -> dict[str, list[Any]]:
-    """Training settings (``TrainConfig`` fields) that differ: ``{name: [ours, theirs]}``."""
+    """Training settings (``TrainConfig`` fields) that differ: ``{name: [ours, theirs]}``.  A
+    setting one config lacks (recorded before it existed) counts as its default."""
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
     keys = (set(ours) | set(theirs)) - NOT_RECIPE
-    return {k: [ours.get(k), theirs.get(k)] for k in sorted(keys) if ours.get(k) != theirs.get(k)}
+    a = {k: ours.get(k, defaults.get(k)) for k in keys}
+    b = {k: theirs.get(k, defaults.get(k)) for k in keys}
+    return {k: [a[k], b[k]] for k in sorted(keys) if a[k] != b[k]}
 
 
-def reference_metrics(path: str | os.PathLike[str], config: dict[str, Any]) -> dict[str, Any]:
-    """The held-out figures of the model file at ``path``, for a run trained with ``config``.
+def start_model_config(provenance: Any) -> dict[str, Any] | None:
+    """The training config of the model file a fine-tuned run started from, if it records one."""
+    trunk = provenance.get("trunk") if isinstance(provenance, dict) else None
+    start = trunk.get("start_model_training") if isinstance(trunk, dict) else None
+    config = start.get("config") if isinstance(start, dict) else None
+    return config if isinstance(config, dict) else None
+
+
+def reference_metrics(path: str | os.PathLike[str], config: dict[str, Any],
+                      start_config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The held-out figures of the model file at ``path``, for a run trained with ``config``
+    (and, when it was fine-tuned from a model file, whose start was trained with ``start_config``:
+    both stages are compared).
 
     Refused when that file has no held-out test figures (it was not a split run itself)."""
     path = Path(path)
@@ -46,6 +63,11 @@ def reference_metrics(path: str | os.PathLike[str], config: dict[str, Any]) -> d
     training = meta.provenance.get("training", {}) if isinstance(meta.provenance, dict) else {}
     theirs = training.get("config", {}) if isinstance(training, dict) else {}
     estimators = meta.metrics.get("median_estimators", {})
+    their_start = start_model_config(meta.provenance)
+    starts = {}
+    if start_config is not None or their_start is not None:
+        starts = {"start_recipe_differences": recipe_differences(start_config or {}, their_start or {})
+                  if start_config is not None and their_start is not None else "only one of the two runs had a start model"}
     return {
         "model": path.name,
         "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
@@ -53,6 +75,7 @@ def reference_metrics(path: str | os.PathLike[str], config: dict[str, Any]) -> d
         "split": meta.provenance.get("split"),
         "counts": meta.provenance.get("counts"),
         "recipe_differences": recipe_differences(config, theirs if isinstance(theirs, dict) else {}),
+        **starts,
         "test": test,
         "baselines": meta.metrics.get("baselines", {}),
         "median_estimators_test": estimators.get("test", {}) if isinstance(estimators, dict) else {},
