@@ -69,6 +69,27 @@ def test_feathered_seam_blends_into_the_background() -> None:
     assert edge[1] > 100  # its edge is mostly background
 
 
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.floats(0.05, 1.0))
+def test_colour_matching_is_the_per_pixel_formula_as_a_lookup_table(seed: int, strength: float) -> None:
+    """The background's mean/std move ``strength`` of the way to the crop border's: the table
+    gives the float formula's levels (within one, from rounding of the mean), and the border's
+    mean is approached."""
+    rng = np.random.default_rng(seed)
+    bg = Image.fromarray(rng.integers(0, 256, (37, 53, 3), dtype=np.uint8))
+    car = Image.fromarray((rng.integers(0, 60, (20, 30, 3)) + rng.integers(0, 190, 3)).astype(np.uint8))
+    a = np.asarray(bg, dtype=np.float32)
+    mean, std = a.reshape(-1, 3).mean(0), a.reshape(-1, 3).std(0) + 1.0
+    t_mean, t_std = comp._border_stats(car)
+    gain = np.clip(1.0 + strength * (t_std / std - 1.0), 0.3, 3.0)
+    expected = np.clip((a - mean) * gain + mean + strength * (t_mean - mean), 0, 255).astype(np.uint8)
+    got = np.asarray(comp._match_colours(bg, car, strength))
+    assert np.abs(got.astype(int) - expected.astype(int)).max() <= 1
+    before = np.abs(a.reshape(-1, 3).mean(0) - t_mean).sum()
+    after = np.abs(got.reshape(-1, 3).astype(np.float32).mean(0) - t_mean).sum()
+    assert after <= before + 3  # clipping at 0/255 may hold a channel back, never push it away
+
+
 def test_partial_view_holds_at_most_the_share_asked() -> None:
     car = _car(300, 150)
     rng = np.random.default_rng(1)
