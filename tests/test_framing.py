@@ -325,6 +325,13 @@ def test_framing_card_lists_flip_rows_when_measured_and_reads_older_reports() ->
     assert "| car at 35% of the frame, held-out backgrounds, crop auto, flip test-time augmentation | 75.5% |" in card
     assert "give the flip rows" in card_section({**new, "flip_tta_in_model_file": True}, [])
     assert "rows without it" in card_section({**new, "flip_tta_in_model_file": False}, [])
+    # a model trained on every photo: car rows from its split run, non-car figures its own
+    own = {"test_photos": 0, "flip_tta_in_model_file": True, "non_car_flagged": {"all": {"images": 9, "flagged": 0.5}}}
+    card = card_section(own, [], reference=new)
+    assert "car rows are those of the same recipe's split run" in card and "| 83.4% |" in card
+    assert "flagged: 50.0% of 9" in card and "80.0% (split run)" in card
+    with pytest.raises(ValueError, match="no test photos"):
+        card_section(own, [])
 
 
 def test_margin_is_the_one_closest_to_zero_within_the_noise_of_the_best() -> None:
