@@ -9,7 +9,6 @@ holds no photos out) is within 1 point of fp32's.
 from __future__ import annotations
 
 import json
-import math
 import os
 import platform
 import statistics
@@ -25,7 +24,7 @@ from core.model import export_onnx
 from core.modelfile import ConfidenceSpec, InputSpec, ModelMetadata, write_model_file
 from training.data import CarPhotos
 from training.evaluate import Trained, evaluate_run, load_trained, onnx_parity
-from training.formatting import json_safe, pct, usd
+from training.formatting import json_safe, missing, pct, usd
 from training.held_out_reference import reference_metrics, start_model_config
 
 MAX_BUNDLED_BYTES = 15 * 1024 * 1024
@@ -237,23 +236,18 @@ def _flag_summary(method: str, conf: dict[str, Any]) -> str:
     if method == "energy":
         alt = conf["energy_alternative"]
         parts = [f"{k.removesuffix(' flagged_share').replace('_', ' ')}: {pct(v)}" for k, v in alt.items()
-                 if k not in ("threshold", "scale") and _measured(v)]
-        mp = [f"test cars {pct(conf['flagged_test'])}"] if _measured(conf["flagged_test"]) else []
+                 if k not in ("threshold", "scale") and not missing(v)]
+        mp = [f"test cars {pct(conf['flagged_test'])}"] if not missing(conf["flagged_test"]) else []
         mp += [f"{k} {pct(v['flagged_share'])}" for k, v in conf.get("partial_views", {}).items()]
         mp += [f"{name} {pct(d['flagged_share'])}" for name, d in conf.get("non_car", {}).items()]
         return ("'Not a whole car' flags (energy score): " + "; ".join(parts) + ". The energy score was "
                 "chosen over the top make/model probability (which flags: " + "; ".join(mp) + ") after "
                 "comparing both on these same partial views and non-car images, so their flag rates here "
                 "are optimistic estimates for unseen non-car photos.")
-    tested = f"{pct(conf['flagged_test'])} of test car photos; " if _measured(conf["flagged_test"]) else ""
+    tested = f"{pct(conf['flagged_test'])} of test car photos; " if not missing(conf["flagged_test"]) else ""
     return (f"'Not a whole car' flags (top probability): {tested}"
             + "; ".join(f"{k}: {pct(v['flagged_share'])}" for k, v in conf.get("partial_views", {}).items())
             + "".join(f"; {name}: {d['flagged']} of {d['photos']}" for name, d in conf.get("non_car", {}).items()) + ".")
-
-
-def _measured(v: Any) -> bool:
-    """A figure that was measured (a run with no test part records NaN for test shares)."""
-    return isinstance(v, int | float) and not math.isnan(v)
 
 
 def _start_line(trunk: dict[str, Any]) -> str:

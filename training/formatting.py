@@ -9,18 +9,19 @@ from typing import Any
 import numpy as np
 
 
-def _missing(v: float | None) -> bool:
+def missing(v: float | None) -> bool:
+    """None or NaN: a figure that was not measured."""
     return v is None or (isinstance(v, float) and math.isnan(v))
 
 
 def pct(v: float | None) -> str:
     """0.123 -> "12.3%"; None or NaN -> "n/a"."""
-    return "n/a" if _missing(v) else f"{100 * v:.1f}%"  # type: ignore[operator]
+    return "n/a" if missing(v) else f"{100 * v:.1f}%"  # type: ignore[operator]
 
 
 def usd(v: float | None) -> str:
     """12345.6 -> "$12,346"; None or NaN -> "n/a"."""
-    return "n/a" if _missing(v) else f"${v:,.0f}"
+    return "n/a" if missing(v) else f"${v:,.0f}"
 
 
 def json_safe(o: Any) -> Any:

@@ -11,13 +11,13 @@ in which the two runs differ, so a reader can see how far the stand-in stands.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 from pathlib import Path
 from typing import Any
 
 from core.modelfile import open_session
 from training.config import TrainConfig
+from training.wheels import file_sha256
 
 # Settings that say where a run reads and writes, how it uses the machine, or how it reports:
 # not the recipe.  The test part is what the two runs differ in by design.
@@ -26,7 +26,7 @@ NOT_RECIPE = frozenset({"out", "data", "images_root", "pretrained_path", "val_fr
                         "progress", "notes"})
 
 
-class ReferenceError(ValueError):
+class HeldOutReferenceError(ValueError):
     """The reference model file cannot stand for this run."""
 
 
@@ -59,7 +59,7 @@ def reference_metrics(path: str | os.PathLike[str], config: dict[str, Any],
     _, meta = open_session(path, threads=1)
     test = meta.metrics.get("test") if isinstance(meta.metrics, dict) else None
     if not isinstance(test, dict) or not test:
-        raise ReferenceError(f"{path}: records no held-out test figures, so it cannot stand for another run")
+        raise HeldOutReferenceError(f"{path}: records no held-out test figures, so it cannot stand for another run")
     training = meta.provenance.get("training", {}) if isinstance(meta.provenance, dict) else {}
     theirs = training.get("config", {}) if isinstance(training, dict) else {}
     estimators = meta.metrics.get("median_estimators", {})
@@ -70,7 +70,7 @@ def reference_metrics(path: str | os.PathLike[str], config: dict[str, Any],
                   if start_config is not None and their_start is not None else "only one of the two runs had a start model"}
     return {
         "model": path.name,
-        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "sha256": file_sha256(path),
         "created": meta.created,
         "split": meta.provenance.get("split"),
         "counts": meta.provenance.get("counts"),
