@@ -130,6 +130,25 @@ def test_recipe_differences_ignore_paths_and_count_a_missing_setting_as_its_defa
     assert start_model_config({"trunk": {"init": "keras"}}) is None and start_model_config("junk") is None
 
 
+def test_every_stage_of_a_fine_tuned_chain_is_compared() -> None:
+    """A stage-3 model records its stage-2 start, which records its stage-1 start: all three
+    stages of the shipped run are compared with the split run's, not only the last two."""
+    from training.export import _start_difference
+    from training.held_out_reference import start_model_configs
+
+    def chain(*configs: dict[str, object]) -> dict[str, object]:
+        trunk: dict[str, object] = {"init": "keras"}
+        for c in reversed(configs):
+            trunk = {"init": "model", "start_model_training": {"config": c}, "start_model_trunk": trunk}
+        return {"trunk": trunk}
+
+    stage2, stage1 = {"epochs": 8, "framed": 0.5}, {"epochs": 16}
+    assert start_model_configs(chain(stage2, stage1)) == [stage2, stage1]
+    assert start_model_configs({"trunk": {"start_model_training": "junk"}}) == []
+    assert _start_difference({}, [{}]) == ", from start models trained the same way, and 2 stages back the same way"
+    assert "2 stages back with epochs 12 vs 16" in _start_difference({}, [{"epochs": [12, 16]}])
+
+
 def test_a_model_file_from_another_split_or_vocabulary_is_refused(start_model: tuple[Path, Path]) -> None:
     from training.model_init import ModelInitError, check_compatible, read_metadata
 

@@ -25,7 +25,7 @@ from core.modelfile import ConfidenceSpec, InputSpec, ModelMetadata, write_model
 from training.data import CarPhotos
 from training.evaluate import Trained, evaluate_run, load_trained, onnx_parity
 from training.formatting import json_safe, missing, pct, usd
-from training.held_out_reference import reference_metrics, start_model_config
+from training.held_out_reference import reference_metrics, start_model_configs
 
 MAX_BUNDLED_BYTES = 15 * 1024 * 1024
 PARITY_LIMIT = 1e-3  # torch vs ONNX Runtime, largest absolute output difference (fp32)
@@ -50,7 +50,7 @@ def export_run(run: str | os.PathLike[str], out: str | os.PathLike[str], eval_di
     ref = None
     if not t.split.test and reference is not None:
         ref = reference_metrics(reference, json.loads(t.ckpt.config.to_json()),
-                                start_model_config(t.ckpt.meta.get("provenance")))
+                                start_model_configs(t.ckpt.meta.get("provenance")))
     elif not t.split.test and not unmeasured:
         raise ValueError(f"{run} holds no test photos out: pass the same recipe's split run as the reference "
                          "model file (--reference), whose held-out figures stand for this one, or --unmeasured "
@@ -267,15 +267,21 @@ def _heads_start(c: dict[str, Any]) -> str:
     return "initialised from a linear probe" if c["probe_init"] else "random"
 
 
-def _start_difference(diffs: Any) -> str:
-    """How the two runs' start models were trained, for a fine-tuned pair."""
+def _start_difference(diffs: Any, earlier: Any = None) -> str:
+    """How the two runs' start models (and, for more than two stages, their starts) were
+    trained, for a fine-tuned pair."""
     if diffs is None:
         return ""
     if isinstance(diffs, str):
         return f" ({diffs})"
-    if not diffs:
-        return ", from start models trained the same way"
-    return ", from start models trained with " + "; ".join(f"{k} {a!r} vs {c!r}" for k, (a, c) in diffs.items())
+    text = (", from start models trained the same way" if not diffs else ", from start models trained with "
+            + "; ".join(f"{k} {a!r} vs {c!r}" for k, (a, c) in diffs.items()))
+    if isinstance(earlier, str):
+        return text + f" ({earlier})"
+    for n, stage in enumerate(earlier or [], start=2):
+        text += (f", and {n} stages back" + (" the same way" if not stage else " with " + "; ".join(
+            f"{k} {a!r} vs {c!r}" for k, (a, c) in stage.items())))
+    return text
 
 
 def _held_out_lines(meta: ModelMetadata) -> list[str]:
@@ -300,7 +306,7 @@ def _held_out_lines(meta: ModelMetadata) -> list[str]:
                  f"with {counts.get('test', '?')} held out, "
                  + ("in the same way (no training setting differs)" if not diffs else "with these settings different "
                     "(this run, that run): " + "; ".join(f"{k} {a!r} vs {c!r}" for k, (a, c) in diffs.items()))
-                 + _start_difference(ref.get("start_recipe_differences"))
+                 + _start_difference(ref.get("start_recipe_differences"), ref.get("earlier_recipe_differences"))
                  + ". More training photos should not make it worse; that is expected, not measured.", ""]
     lines += ["| metric | model | baseline |", "| --- | --- | --- |",
               f"| make/model top-1 | {pct(m['make_model_top1'])} | {pct(b.get('majority_make_model_top1'))} (majority) |",

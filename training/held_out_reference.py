@@ -40,19 +40,32 @@ def recipe_differences(ours: dict[str, Any], theirs: dict[str, Any]) -> dict[str
     return {k: [a[k], b[k]] for k in sorted(keys) if a[k] != b[k]}
 
 
+def start_model_configs(provenance: Any) -> list[dict[str, Any]]:
+    """The training configs of the chain of model files a fine-tuned run started from, nearest
+    first (a stage-3 model records its stage-2 start, which records its stage-1 start)."""
+    configs: list[dict[str, Any]] = []
+    trunk = provenance.get("trunk") if isinstance(provenance, dict) else None
+    while isinstance(trunk, dict) and len(configs) < 16:
+        start = trunk.get("start_model_training")
+        config = start.get("config") if isinstance(start, dict) else None
+        if not isinstance(config, dict):
+            break
+        configs.append(config)
+        trunk = trunk.get("start_model_trunk")
+    return configs
+
+
 def start_model_config(provenance: Any) -> dict[str, Any] | None:
     """The training config of the model file a fine-tuned run started from, if it records one."""
-    trunk = provenance.get("trunk") if isinstance(provenance, dict) else None
-    start = trunk.get("start_model_training") if isinstance(trunk, dict) else None
-    config = start.get("config") if isinstance(start, dict) else None
-    return config if isinstance(config, dict) else None
+    configs = start_model_configs(provenance)
+    return configs[0] if configs else None
 
 
 def reference_metrics(path: str | os.PathLike[str], config: dict[str, Any],
-                      start_config: dict[str, Any] | None = None) -> dict[str, Any]:
+                      start_configs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """The held-out figures of the model file at ``path``, for a run trained with ``config``
-    (and, when it was fine-tuned from a model file, whose start was trained with ``start_config``:
-    both stages are compared).
+    (and, when it was fine-tuned from a model file, whose chain of start models was trained with
+    ``start_configs``, nearest first: every stage is compared).
 
     Refused when that file has no held-out test figures (it was not a split run itself)."""
     path = Path(path)
@@ -63,11 +76,16 @@ def reference_metrics(path: str | os.PathLike[str], config: dict[str, Any],
     training = meta.provenance.get("training", {}) if isinstance(meta.provenance, dict) else {}
     theirs = training.get("config", {}) if isinstance(training, dict) else {}
     estimators = meta.metrics.get("median_estimators", {})
-    their_start = start_model_config(meta.provenance)
-    starts = {}
-    if start_config is not None or their_start is not None:
-        starts = {"start_recipe_differences": recipe_differences(start_config or {}, their_start or {})
-                  if start_config is not None and their_start is not None else "only one of the two runs had a start model"}
+    ours_chain, theirs_chain = start_configs or [], start_model_configs(meta.provenance)
+    starts: dict[str, Any] = {}
+    if ours_chain or theirs_chain:
+        starts = {"start_recipe_differences": recipe_differences(ours_chain[0], theirs_chain[0])
+                  if ours_chain and theirs_chain else "only one of the two runs had a start model"}
+    if len(ours_chain) > 1 or len(theirs_chain) > 1:
+        starts["earlier_recipe_differences"] = (
+            [recipe_differences(a, b) for a, b in zip(ours_chain[1:], theirs_chain[1:], strict=True)]
+            if len(ours_chain) == len(theirs_chain) else
+            f"the two runs have {len(ours_chain) + 1} and {len(theirs_chain) + 1} training stages")
     return {
         "model": path.name,
         "sha256": file_sha256(path),
