@@ -224,3 +224,16 @@ def test_framed_samples_are_deterministic_and_shaped_like_the_others() -> None:
     assert a.shape == plain.shape == (3, 48, 48) and a.dtype == plain.dtype
     np.testing.assert_array_equal(a, b)
     assert dataclasses.replace(framed, framed=0.0)(_car(), spec, np.random.default_rng(7)).tolist() == plain.tolist()
+
+
+def test_the_card_names_the_imagenet_start_of_a_chain_of_fine_tunes() -> None:
+    from training.export import _start_line
+
+    keras = {"init": "keras", "source": "Keras MobileNetV2", "licence_note": "Apache-2.0."}
+    stage2 = {"init": "model", "start_model": "s1.onnx", "start_model_trunk": keras}
+    stage3 = {"init": "model", "start_model": "s2.onnx", "start_model_sha256": "ab" * 32,
+              "start_model_training": {"steps": 1688}, "start_model_trunk": stage2}
+    line = _start_line(stage3)
+    assert "s2.onnx" in line and "1688 steps" in line and "the last of 2 training stages before this one" in line
+    assert "its ImageNet start: Keras MobileNetV2" in line
+    assert "training stages" not in _start_line(stage2 | {"start_model_training": {"steps": 9}})

@@ -253,10 +253,13 @@ def _flag_summary(method: str, conf: dict[str, Any]) -> str:
 def _start_line(trunk: dict[str, Any]) -> str:
     """Where the weights started: ImageNet, or a trained model file (and where that started)."""
     if trunk.get("init") == "model":
-        first = trunk.get("start_model_trunk") or {}
+        first, stages = trunk.get("start_model_trunk") or {}, 1
+        while first.get("init") == "model" and isinstance(first.get("start_model_trunk"), dict) and stages < 16:
+            first, stages = first["start_model_trunk"], stages + 1  # a chain of fine-tunes: walk to its ImageNet start
         steps = (trunk.get("start_model_training") or {}).get("steps", "?")
+        chain = "" if stages == 1 else f", the last of {stages} training stages before this one"
         return (f"Start: the model file {trunk.get('start_model')} (sha256 `{trunk.get('start_model_sha256', '')[:16]}…`, "
-                f"{steps} steps on the same split), fine-tuned here; its ImageNet start: "
+                f"{steps} steps on the same split{chain}), fine-tuned here; its ImageNet start: "
                 f"{first.get('source', first.get('init', 'n/a'))}. {first.get('licence_note', '')}")
     return f"ImageNet start: {trunk.get('source', trunk.get('init', 'n/a'))}. {trunk.get('licence_note', '')}"
 
