@@ -121,13 +121,13 @@ def test_a_run_on_every_photo_ships_with_its_split_runs_held_out_figures(start_m
 
 
 def test_recipe_differences_ignore_paths_and_count_a_missing_setting_as_its_default() -> None:
-    from training.held_out_reference import recipe_differences, start_model_config
+    from training.held_out_reference import recipe_differences, start_model_configs
 
     ours = {"lr": 1e-4, "framed": 0.0, "out": "runs/a", "test_fraction": 0.0, "threads": 1, "epochs": 8}
     theirs = {"lr": 1e-4, "out": "runs/b", "test_fraction": 0.1, "epochs": 16}  # older: no "framed"
     assert recipe_differences(ours, theirs) == {"epochs": [8, 16]}
-    assert start_model_config({"trunk": {"start_model_training": {"config": theirs}}}) == theirs
-    assert start_model_config({"trunk": {"init": "keras"}}) is None and start_model_config("junk") is None
+    assert start_model_configs({"trunk": {"start_model_training": {"config": theirs}}}) == [theirs]
+    assert start_model_configs({"trunk": {"init": "keras"}}) == [] and start_model_configs("junk") == []
 
 
 def test_every_stage_of_a_fine_tuned_chain_is_compared() -> None:

@@ -55,12 +55,6 @@ def start_model_configs(provenance: Any) -> list[dict[str, Any]]:
     return configs
 
 
-def start_model_config(provenance: Any) -> dict[str, Any] | None:
-    """The training config of the model file a fine-tuned run started from, if it records one."""
-    configs = start_model_configs(provenance)
-    return configs[0] if configs else None
-
-
 def reference_metrics(path: str | os.PathLike[str], config: dict[str, Any],
                       start_configs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """The held-out figures of the model file at ``path``, for a run trained with ``config``
