@@ -25,7 +25,7 @@ from core.modelfile import ConfidenceSpec, InputSpec, ModelMetadata, write_model
 from training.data import CarPhotos
 from training.evaluate import Trained, evaluate_run, load_trained, onnx_parity
 from training.formatting import json_safe, missing, pct, usd
-from training.held_out_reference import reference_metrics, start_model_configs
+from training.held_out_reference import reference_metrics, start_model_configs, trunk_chain
 
 MAX_BUNDLED_BYTES = 15 * 1024 * 1024
 PARITY_LIMIT = 1e-3  # torch vs ONNX Runtime, largest absolute output difference (fp32)
@@ -253,13 +253,12 @@ def _flag_summary(method: str, conf: dict[str, Any]) -> str:
 def _start_line(trunk: dict[str, Any]) -> str:
     """Where the weights started: ImageNet, or a trained model file (and where that started)."""
     if trunk.get("init") == "model":
-        first, stages = trunk.get("start_model_trunk") or {}, 1
-        while first.get("init") == "model" and isinstance(first.get("start_model_trunk"), dict) and stages < 16:
-            first, stages = first["start_model_trunk"], stages + 1  # a chain of fine-tunes: walk to its ImageNet start
+        chain = trunk_chain(trunk)  # this run's trunk, its start's, ... down to the ImageNet start
+        first, stages = (chain[-1], len(chain) - 1) if len(chain) > 1 else ({}, 1)
         steps = (trunk.get("start_model_training") or {}).get("steps", "?")
-        chain = "" if stages == 1 else f", the last of {stages} training stages before this one"
+        earlier = "" if stages == 1 else f", the last of {stages} training stages before this one"
         return (f"Start: the model file {trunk.get('start_model')} (sha256 `{trunk.get('start_model_sha256', '')[:16]}…`, "
-                f"{steps} steps on the same split{chain}), fine-tuned here; its ImageNet start: "
+                f"{steps} steps on the same split{earlier}), fine-tuned here; its ImageNet start: "
                 f"{first.get('source', first.get('init', 'n/a'))}. {first.get('licence_note', '')}")
     return f"ImageNet start: {trunk.get('source', trunk.get('init', 'n/a'))}. {trunk.get('licence_note', '')}"
 
@@ -277,14 +276,18 @@ def _start_difference(diffs: Any, earlier: Any = None) -> str:
         return ""
     if isinstance(diffs, str):
         return f" ({diffs})"
-    text = (", from start models trained the same way" if not diffs else ", from start models trained with "
-            + "; ".join(f"{k} {a!r} vs {c!r}" for k, (a, c) in diffs.items()))
+    text = (", from start models trained the same way" if not diffs else
+            f", from start models trained with {_settings_text(diffs)}")
     if isinstance(earlier, str):
         return text + f" ({earlier})"
     for n, stage in enumerate(earlier or [], start=2):
-        text += (f", and {n} stages back" + (" the same way" if not stage else " with " + "; ".join(
-            f"{k} {a!r} vs {c!r}" for k, (a, c) in stage.items())))
+        text += f", and {n} stages back" + (" the same way" if not stage else f" with {_settings_text(stage)}")
     return text
+
+
+def _settings_text(diffs: dict[str, Any]) -> str:
+    """``{"lr": [1e-4, 3e-4]}`` -> ``lr 0.0001 vs 0.0003`` (this run's value, then the other's)."""
+    return "; ".join(f"{k} {a!r} vs {c!r}" for k, (a, c) in diffs.items())
 
 
 def _held_out_lines(meta: ModelMetadata) -> list[str]:
@@ -308,7 +311,7 @@ def _held_out_lines(meta: ModelMetadata) -> list[str]:
                  f"`{(ref.get('split') or {}).get('sha256', '?')[:16]}…`), trained on {counts.get('train', '?')} photos "
                  f"with {counts.get('test', '?')} held out, "
                  + ("in the same way (no training setting differs)" if not diffs else "with these settings different "
-                    "(this run, that run): " + "; ".join(f"{k} {a!r} vs {c!r}" for k, (a, c) in diffs.items()))
+                    "(this run, that run): " + _settings_text(diffs))
                  + _start_difference(ref.get("start_recipe_differences"), ref.get("earlier_recipe_differences"))
                  + ". More training photos should not make it worse; that is expected, not measured.", ""]
     lines += ["| metric | model | baseline |", "| --- | --- | --- |",

@@ -40,18 +40,26 @@ def recipe_differences(ours: dict[str, Any], theirs: dict[str, Any]) -> dict[str
     return {k: [a[k], b[k]] for k in sorted(keys) if a[k] != b[k]}
 
 
+def trunk_chain(trunk: Any) -> list[dict[str, Any]]:
+    """A run's ``provenance["trunk"]`` and, for a fine-tuned run, the trunk records of the model
+    files it started from (``start_model_trunk``), nearest first, down to the ImageNet start."""
+    chain: list[dict[str, Any]] = []
+    while isinstance(trunk, dict) and len(chain) < 16:
+        chain.append(trunk)
+        trunk = trunk.get("start_model_trunk")
+    return chain
+
+
 def start_model_configs(provenance: Any) -> list[dict[str, Any]]:
     """The training configs of the chain of model files a fine-tuned run started from, nearest
     first (a stage-3 model records its stage-2 start, which records its stage-1 start)."""
     configs: list[dict[str, Any]] = []
-    trunk = provenance.get("trunk") if isinstance(provenance, dict) else None
-    while isinstance(trunk, dict) and len(configs) < 16:
+    for trunk in trunk_chain(provenance.get("trunk") if isinstance(provenance, dict) else None):
         start = trunk.get("start_model_training")
         config = start.get("config") if isinstance(start, dict) else None
         if not isinstance(config, dict):
             break
         configs.append(config)
-        trunk = trunk.get("start_model_trunk")
     return configs
 
 
