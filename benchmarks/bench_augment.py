@@ -15,16 +15,14 @@ import argparse
 import json
 import statistics
 import time
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from benchmarks.common import STANFORD_IMAGES as PHOTOS
 from core.modelfile import InputSpec
 from training.data import Augment
 from training.negatives import background_files
-
-PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "stanford-cars-train" / "images"
 
 
 def ms_per_sample(aug: Augment, cars: list[Image.Image], repeat: int) -> float:

@@ -25,13 +25,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from benchmarks.common import SAMPLE_PHOTO as SAMPLE
 from benchmarks.common import summary_ms, timeit
 from core.framing import CropMode
 from core.predictor import Predictor, default_model_path
 from core.preprocess import Box, crop_to_input, load_photo
-
-REPO = Path(__file__).resolve().parent.parent
-SAMPLE = REPO.parent / "shared" / "data" / "stanford-cars-train" / "images" / "00002.jpg"
 
 
 def framed_camera_photo(path: Path, size: tuple[int, int] = (4032, 3024)) -> Path:

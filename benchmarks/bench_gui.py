@@ -34,9 +34,8 @@ sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
 
+from benchmarks.common import SAMPLE_PHOTO as SAMPLE  # noqa: E402
 from benchmarks.common import camera_jpeg  # noqa: E402
-
-SAMPLE = REPO.parent / "shared" / "data" / "stanford-cars-train" / "images" / "00002.jpg"
 
 
 def rss_mb() -> float:

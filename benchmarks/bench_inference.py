@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from benchmarks.common import SAMPLE_PHOTO as SAMPLE
 from benchmarks.common import camera_jpeg, summary_ms, timeit
 from core.modelfile import ModelFileError, physical_cores
 from core.predictor import Predictor, sweep_boxes
@@ -45,7 +46,6 @@ from core.preprocess import (
 )
 
 REPO = Path(__file__).resolve().parent.parent
-SAMPLE = REPO.parent / "shared" / "data" / "stanford-cars-train" / "images" / "00002.jpg"
 
 
 def _engine_main(engine: str, work: Path, repeat: int) -> None:

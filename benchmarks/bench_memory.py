@@ -30,8 +30,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from benchmarks.bench_gui import camera_photo, model_path  # noqa: E402
-
-STANFORD = REPO.parent / "shared" / "data" / "stanford-cars-train" / "images"
+from benchmarks.common import STANFORD_IMAGES as STANFORD  # noqa: E402
 
 
 def proc_status_mb(field: str) -> float:

@@ -29,6 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.common import SAMPLE_PHOTO as SAMPLE
 from benchmarks.common import camera_jpeg, summary_ms
 from core.modelfile import physical_cores
 from core.occlusion import BATCH, GRID, PATCH, DriversJob, drivers_map
@@ -36,7 +37,6 @@ from core.predictor import Predictor, default_model_path
 from core.preprocess import Box, load_photo
 
 REPO = Path(__file__).resolve().parent.parent
-SAMPLE = REPO.parent / "shared" / "data" / "stanford-cars-train" / "images" / "00002.jpg"
 PHONE_12MP = (4032, 3024)
 
 

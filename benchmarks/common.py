@@ -10,6 +10,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+# The real car photos of ../shared/data (see its README), beside this repository's clone.
+STANFORD_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "data" / "stanford-cars-train" / "images"
+SAMPLE_PHOTO = STANFORD_IMAGES / "00002.jpg"  # a side view the photo-based benchmarks start from
+
 
 def timeit(fn: Callable[[], object], repeat: int, warmup: int = 3) -> list[float]:
     """Wall-clock seconds of ``repeat`` calls after ``warmup`` untimed ones."""
