@@ -3,7 +3,9 @@
 Prints one JSON object: images per second of a full optimizer step (batch 32: forward,
 backward, AdamW) for the recipe's settings and for each setting switched off in turn, measured
 in this process on the same synthetic batch (no data loading), so the ratios are meaningful on
-a noisy machine. Random trunk weights (speed does not depend on them).
+a noisy machine. Random trunk weights (speed does not depend on them). The recipe's bf16
+autocast (``--cpu-amp``) is measured only where the CPU runs bf16 natively (AMX / AVX512-BF16);
+elsewhere the recipe row is fp32 and the "fp32" row is left out.
 
     .venv/bin/python -m benchmarks.bench_train [--steps 3] [--threads 1]
 """
@@ -20,21 +22,24 @@ from core.model import CarValueNet, ModelConfig
 from training.config import TrainConfig
 from training.metrics import LossWeights, label_counts, multitask_loss
 from training.modeling import fold_batchnorm, freeze_blocks, set_train_mode
-from training.train import make_optimizer
+from training.train import autocast_context, cpu_has_native_bf16, make_optimizer
 
-RECIPE = {"size": 224, "channels_last": True, "fold_bn": True, "micro_batch": 8, "freeze_blocks": 4}
+RECIPE = {"size": 224, "channels_last": True, "fold_bn": True, "micro_batch": 32, "freeze_blocks": 4,
+          "bf16": True}
 VARIANTS = {
     "recipe": {},
+    "fp32 (no --cpu-amp)": {"bf16": False},
     "no channels_last": {"channels_last": False},
     "BatchNorm not folded": {"fold_bn": False},
-    "no micro-batching": {"micro_batch": 32},
+    "micro-batches of 8": {"micro_batch": 8},
     "full fine-tune": {"freeze_blocks": 0},
+    "288 px": {"size": 288},
     "160 px": {"size": 160},
 }
 
 
 def images_per_second(size: int, channels_last: bool, fold_bn: bool, micro_batch: int, freeze: int,
-                      steps: int, batch: int = 32) -> float:
+                      steps: int, bf16: bool = False, batch: int = 32) -> float:
     torch.manual_seed(0)
     cfg = TrainConfig(data="-", fold_bn=fold_bn, channels_last=channels_last, micro_batch=micro_batch,
                       freeze_blocks=freeze)
@@ -54,7 +59,8 @@ def images_per_second(size: int, channels_last: bool, fold_bn: bool, micro_batch
 
     def step() -> None:
         for s in range(0, batch, micro_batch):
-            out = model(x[s:s + micro_batch].contiguous(memory_format=fmt))
+            with autocast_context(torch.device("cpu"), False, cpu=bf16):
+                out = model(x[s:s + micro_batch].contiguous(memory_format=fmt))
             loss, _ = multitask_loss(out, cls[s:s + micro_batch], med[s:s + micro_batch], counts, LossWeights(), 0.1)
             loss.backward()
         opt.step()
@@ -74,13 +80,19 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    native_bf16 = cpu_has_native_bf16()
     results = {}
     for name, change in VARIANTS.items():
         s = {**RECIPE, **change}
+        if not native_bf16:
+            if not s["bf16"]:
+                continue  # the recipe row is fp32 already
+            s["bf16"] = False
         results[name] = round(images_per_second(s["size"], s["channels_last"], s["fold_bn"], s["micro_batch"],
-                                                s["freeze_blocks"], args.steps), 1)
+                                                s["freeze_blocks"], args.steps, s["bf16"]), 1)
     base = results["recipe"]
     print(json.dumps({"threads": torch.get_num_threads(), "batch": 32, "steps": args.steps,
+                      "native_bf16": native_bf16,
                       "images_per_s": results,
                       "recipe_speedup_over": {k: round(base / v, 2) for k, v in results.items() if k != "recipe"}},
                      indent=1))

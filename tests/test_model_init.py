@@ -133,8 +133,8 @@ def test_recipe_differences_ignore_paths_and_count_a_missing_setting_as_its_defa
 def test_every_stage_of_a_fine_tuned_chain_is_compared() -> None:
     """A stage-3 model records its stage-2 start, which records its stage-1 start: all three
     stages of the shipped run are compared with the split run's, not only the last two."""
-    from training.export import _start_difference
     from training.held_out_reference import start_model_configs
+    from training.model_card import _start_difference
 
     def chain(*configs: dict[str, object]) -> dict[str, object]:
         trunk: dict[str, object] = {"init": "keras"}
@@ -227,7 +227,7 @@ def test_framed_samples_are_deterministic_and_shaped_like_the_others() -> None:
 
 
 def test_the_card_names_the_imagenet_start_of_a_chain_of_fine_tunes() -> None:
-    from training.export import _start_line
+    from training.model_card import _start_line
 
     keras = {"init": "keras", "source": "Keras MobileNetV2", "licence_note": "Apache-2.0."}
     stage2 = {"init": "model", "start_model": "s1.onnx", "start_model_trunk": keras}
@@ -237,3 +237,25 @@ def test_the_card_names_the_imagenet_start_of_a_chain_of_fine_tunes() -> None:
     assert "s2.onnx" in line and "1688 steps" in line and "the last of 2 training stages before this one" in line
     assert "its ImageNet start: Keras MobileNetV2" in line
     assert "training stages" not in _start_line(stage2 | {"start_model_training": {"steps": 9}})
+
+
+def test_the_model_card_is_written_again_from_the_model_file_alone(start_model: tuple[Path, Path],
+                                                                   tmp_path: Path) -> None:
+    """``python -m training.model_card`` rebuilds export's card from the file's metadata: every
+    training stage of the chain, the name given at export and the notes given to the stages."""
+    from training.export import export_run
+    from training.model_card import main
+
+    data, model_file = start_model
+    out = tmp_path / "tuned"
+    note = "The resolution was chosen after both candidates were measured on the test photos."
+    _train(_folded(data, out, "--init", "model", "--pretrained-path", str(model_file), "--notes", note))
+    path = export_run(out, out / "model" / "carvalue.onnx", quantize=False, bench_batches=1, name="tuned-model")
+    exported = (path.parent / "MODEL_CARD.md").read_text()
+    assert main([str(path), "--out", str(tmp_path / "again.md")]) == 0
+    again = (tmp_path / "again.md").read_text()
+    assert again == exported
+    assert again.startswith("# Model card: carvalue.onnx (tuned-model)")
+    assert "- Stage 1 of 2:" in again and "heads random" in again.split("- Stage 2")[0]
+    assert "- Stage 2 of 2:" in again and "heads from the start model" in again.split("- Stage 2")[1]
+    assert f"- {note}" in again.split("## Known limits")[1]

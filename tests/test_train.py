@@ -372,3 +372,41 @@ def test_unaugmented_training_sample_is_what_the_app_feeds(tmp_path: Path) -> No
     np.testing.assert_array_equal(trained_on.numpy(), app_feeds)
     evaluated_on, _, _ = ds[0]
     np.testing.assert_array_equal(evaluated_on.numpy(), app_feeds)
+
+
+# -- bf16 autocast on CPU (--cpu-amp) ----------------------------------------------------------
+def test_autocast_context_is_bf16_on_cpu_only_when_asked() -> None:
+    from training.train import autocast_context
+
+    conv = torch.nn.Conv2d(3, 4, 3)
+    x = torch.randn(1, 3, 8, 8)
+    cpu = torch.device("cpu")
+    with autocast_context(cpu, True):  # --amp is for CUDA: the CPU stays fp32
+        assert conv(x).dtype == torch.float32
+    with autocast_context(cpu, True, cpu=True):
+        assert conv(x).dtype == torch.bfloat16
+
+
+def test_cpu_amp_is_refused_where_the_cpu_would_emulate_bf16(tiny_data: Path, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from training import train as train_module
+    from training.cli import main
+
+    monkeypatch.setattr(train_module, "cpu_has_native_bf16", lambda: False)
+    with pytest.raises(ValueError, match="--cpu-amp needs a CPU with native bf16"):
+        main(tiny_train_args(tiny_data, tmp_path / "run", "--cpu-amp"))
+    assert not (tmp_path / "run" / "last.json").exists()
+
+
+@pytest.mark.skipif(not torch.ops.mkldnn._is_mkldnn_bf16_supported(), reason="this CPU has no native bf16")
+def test_cpu_amp_trains_in_bf16_and_a_run_cannot_switch_it(tiny_data: Path, unbroken_run: Path,
+                                                           tmp_path: Path) -> None:
+    out = tmp_path / "bf16"
+    res = _train(tiny_train_args(tiny_data, out, "--cpu-amp"))
+    assert res.returncode == 0, res.stderr[-3000:]
+    a, b = _final_weights(unbroken_run), _final_weights(out)
+    changed = [k for k in a if not torch.equal(a[k], b[k])]
+    assert changed, "bf16 autocast left every weight bit-identical to the fp32 run"
+    assert all(torch.isfinite(v).all() for v in b.values())
+    refused = _train(tiny_train_args(tiny_data, unbroken_run, "--cpu-amp"))
+    assert refused.returncode != 0 and "different config" in refused.stderr

