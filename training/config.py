@@ -79,9 +79,10 @@ class TrainConfig:
     threads: int = 0  # torch intra-op threads per process; 0 = torch's default
     channels_last: bool = True
     amp: bool = True  # bf16 autocast on CUDA (ignored on CPU)
-    # bf16 autocast on CPU too: 1.4-1.5x per training step at 224-288 px on a CPU with AMX /
-    # AVX512-BF16 (benchmarks/bench_train_step.py); refused on a CPU without native bf16, where
-    # oneDNN emulates it and the step gets slower. Weights, optimizer state and loss stay fp32.
+    # bf16 autocast on CPU too, on a CPU with AMX / AVX512-BF16: at 224 px 1.2x in the real
+    # training loop here, 1.4-1.5x for the synthetic step of benchmarks/bench_train.py; no gain at
+    # 160 px. Refused on a CPU without native bf16, where oneDNN emulates it and the step gets
+    # slower. Weights, optimizer state and the loss stay fp32.
     cpu_amp: bool = False
     checkpoint_every: int = 50  # optimizer steps between mid-epoch checkpoints (0 = epoch ends only)
     keep_checkpoints: int = 2
