@@ -9,6 +9,7 @@
 # For trying a faster variant (the defaults are the recipe that made the bundled model):
 # EPOCHS1 (LOW_RES_EPOCHS1 of them at 160 px), EPOCHS2, EPOCHS3: the stages' lengths (16 (6), 8, 2);
 # MICRO_BATCH (8); CPU_AMP=1 trains in bf16 autocast (--cpu-amp; needs a CPU with native bf16).
+# DEVICE=cuda|cpu (default auto: a GPU when there is one; not a recipe setting).
 # The model file is ROOT/framing/carvalue.onnx with MODEL_CARD.md beside it, named after ROOT
 # (NAME=... to choose); REFERENCE_REPORTS=DIR names where the split run's reports are kept.
 #
@@ -28,7 +29,7 @@ been measured on the split run's 733 test photos, so the split run's held-out fi
 (training/RECIPES.md)."
 py=.venv/bin/python
 train=(.venv/bin/carvalue-train train --data "$data" --batch-size 32 --micro-batch "${MICRO_BATCH:-8}"
-       --weight-decay 0.02 --label-smoothing 0.1 --fold-bn --freeze-blocks 4 --workers 1 --seed 0 --no-progress)
+       --weight-decay 0.02 --label-smoothing 0.1 --fold-bn --freeze-blocks 4 --workers 1 --seed 0 --no-progress --device "${DEVICE:-auto}")
 case $mode in
   split) part=(); final_export=(--confidence energy) ;;
   all) ref=${3:?all needs the split-run model file}
