@@ -4,6 +4,7 @@ price formula with calibrated ranges (synthetic listings; the real report is tra
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -134,3 +135,21 @@ def test_listings_trained_head_gets_a_calibrated_spread(fitted_section: tuple[di
     later = model.estimate_head(young.head_median, {young.year: 1.0}, PriceInputs(2025))
     assert later.median < model.estimate_head(young.head_median, {young.year: 1.0}, PriceInputs(2021)).median
     assert later.source == "price_head_calibrated" and "trained on listing prices" in later.words()["what"]
+
+
+def test_attaching_the_price_model_writes_no_report_unless_asked(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The recipe attaches to split and trial models: the repository's price report stays as it is."""
+    from tests.modelfactory import make_model_file
+    from tests.pricefactory import price_section
+    from training import price_fit
+    from training.attach_price import attach_price_model, read_metadata
+
+    model, _ = make_model_file(tmp_path / "m.onnx")
+    written: list[Path] = []
+    monkeypatch.setattr(price_fit, "fitted", lambda *a, **k: (price_section(), {}))
+    monkeypatch.setattr(price_fit, "write_report", lambda report, out_dir: written.append(out_dir))
+    attach_price_model(model, tmp_path, tmp_path)
+    assert written == [] and read_metadata(model).price_model is not None
+    attach_price_model(model, tmp_path, tmp_path, report_dir=tmp_path / "reports")
+    assert written == [tmp_path / "reports"]

@@ -27,7 +27,11 @@ def with_price_model(meta: ModelMetadata, section: dict[str, Any]) -> ModelMetad
                                format_version=max(meta.format_version, 2))
 
 
-def attach_price_model(model_path: Path, stanford_dir: Path, msrp_csv: Path, wheel: str | None = None) -> Path:
+def attach_price_model(model_path: Path, stanford_dir: Path, msrp_csv: Path, wheel: str | None = None,
+                       report_dir: Path | None = None) -> Path:
+    """Fit the price model for ``model_path``'s classes and write it into the file. The fit's
+    report goes to ``report_dir`` only when given: attaching to a split or trial model must not
+    overwrite the repository's training/reports/price.md."""
     from training.price_fit import fitted, write_report
 
     meta = read_metadata(model_path)
@@ -35,6 +39,7 @@ def attach_price_model(model_path: Path, stanford_dir: Path, msrp_csv: Path, whe
     priced = sum(c["log_msrp"] is not None for c in section["classes"])
     report["attached_to"] = {"file": model_path.name, "classes": len(section["classes"]), "priced": priced}
     write_model_file(model_path, with_price_model(meta, section), model_path)
-    write_report(report)
+    if report_dir is not None:
+        write_report(report, report_dir)
     print(f"{model_path}: price_model attached ({priced} of {len(section['classes'])} classes priced)")
     return model_path

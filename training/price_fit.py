@@ -567,6 +567,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     rep = sub.add_parser("report", help="fit and write training/reports/price.md + .json")
     att = sub.add_parser("attach", help="add the price_model section to a model file (rewritten in place)")
     att.add_argument("model", type=Path)
+    att.add_argument("--report", action="store_true",
+                     help="also write training/reports/price.md + .json (for the bundled model's file)")
     for p in (rep, att):
         p.add_argument("--stanford", type=Path, default=DEFAULT_STANFORD)
         p.add_argument("--msrp", type=Path, default=DEFAULT_MSRP)
@@ -579,7 +581,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     from training.attach_price import attach_price_model
 
-    attach_price_model(args.model, args.stanford, args.msrp, args.wheel)
+    attach_price_model(args.model, args.stanford, args.msrp, args.wheel, REPORT_DIR if args.report else None)
     return 0
 
 
