@@ -50,17 +50,23 @@ def trunk_chain(trunk: Any) -> list[dict[str, Any]]:
     return chain
 
 
-def start_model_configs(provenance: Any) -> list[dict[str, Any]]:
-    """The training configs of the chain of model files a fine-tuned run started from, nearest
-    first (a stage-3 model records its stage-2 start, which records its stage-1 start)."""
-    configs: list[dict[str, Any]] = []
+def start_model_trainings(provenance: Any) -> list[dict[str, Any]]:
+    """The training records (config, steps, seconds) of the chain of model files a fine-tuned
+    run started from, nearest first (a stage-3 model records its stage-2 start, which records
+    its stage-1 start); the walk stops at the first start without a recorded config."""
+    trainings: list[dict[str, Any]] = []
     for trunk in trunk_chain(provenance.get("trunk") if isinstance(provenance, dict) else None):
         start = trunk.get("start_model_training")
-        config = start.get("config") if isinstance(start, dict) else None
-        if not isinstance(config, dict):
+        if not isinstance(start, dict) or not isinstance(start.get("config"), dict):
             break
-        configs.append(config)
-    return configs
+        trainings.append(start)
+    return trainings
+
+
+def start_model_configs(provenance: Any) -> list[dict[str, Any]]:
+    """The training configs of the chain of model files a fine-tuned run started from, nearest
+    first."""
+    return [t["config"] for t in start_model_trainings(provenance)]
 
 
 def reference_metrics(path: str | os.PathLike[str], config: dict[str, Any],

@@ -19,7 +19,7 @@ from typing import Any
 
 from core.modelfile import ModelMetadata
 from training.formatting import missing, pct, usd
-from training.held_out_reference import start_model_configs, trunk_chain
+from training.held_out_reference import start_model_trainings, trunk_chain
 
 
 def _median_rows(m: dict[str, Any], shown: dict[str, float], b: dict[str, Any]) -> list[str]:
@@ -192,15 +192,10 @@ def _stage_text(c: dict[str, Any]) -> str:
 def _training_lines(prov: dict[str, Any]) -> list[str]:
     """Every training stage from the ImageNet start to this file, first to last, with its steps
     and training-loop minutes (log.csv)."""
-    tr = prov["training"]
-    trunk = prov.get("trunk") or {}
-    earlier = [t.get("start_model_training") or {} for t in trunk_chain(trunk) if t.get("init") == "model"]
-    stages = [*reversed(earlier), tr]
+    stages = [*reversed(start_model_trainings(prov)), prov["training"]]
     lines = []
     for n, st in enumerate(stages, start=1):
-        c = st.get("config")
-        if not isinstance(c, dict):
-            continue
+        c = st["config"]
         minutes = f"; {st['train_seconds'] / 60:.0f} minutes of training loop" if st.get("train_seconds") else ""
         label = f"Stage {n} of {len(stages)}: " if len(stages) > 1 else ""
         lines.append(f"- {label}{st.get('steps', '?')} optimizer steps on {st.get('world_size', 1)} process(es): "
@@ -229,11 +224,12 @@ def _known_limits(meta: ModelMetadata) -> list[str]:
              "the nearest known class or to a low confidence." if prov.get("non_commercial") else
              "- Trained on scraped listings; see the data set's notes."]
     own, cars = _framing_figures(meta)
+    configs = [prov["training"]["config"], *(t["config"] for t in start_model_trainings(prov))]
     ref = meta.metrics.get("held_out_reference")
     if meta.metrics.get("test") is None and isinstance(ref, dict):
         same = not ref.get("recipe_differences") and not ref.get("start_recipe_differences") and \
             not any(ref.get("earlier_recipe_differences") or [])
-        stages = 1 + len(start_model_configs(prov))
+        stages = len(configs)
         lines.append(f"- This model trained on every photo but the {prov['counts']['val']} validation ones, so its "
                      "accuracy cannot be measured here: the held-out figures in this card are those of the same "
                      "recipe's split run (above; " + (f"all {stages} training stages' settings equal" if same else
@@ -262,7 +258,6 @@ def _known_limits(meta: ModelMetadata) -> list[str]:
         lines.append(f"- Held-out non-car *photos* are few ({photos['images']}; "
                      f"{round(photos['flagged'] * photos['images'])} of them flagged by this model); graphics and "
                      f"drawn images are flagged {100 * min(others):.0f}-{100 * max(others):.0f}% of the time.")
-    configs = [prov["training"]["config"], *start_model_configs(prov)]
     notes = list(dict.fromkeys(c.get("notes") for c in configs if isinstance(c, dict) and c.get("notes")))
     lines += [f"- {n}" for n in notes]
     return lines
@@ -271,15 +266,14 @@ def _known_limits(meta: ModelMetadata) -> list[str]:
 def card_text(model: Path, reference_reports: str = "") -> str:
     """The whole card of a finished model file: export's part, then the framing section when the
     file records its framing report."""
-    from core.modelfile import open_session
+    from training.attach_price import read_metadata  # the metadata only: no inference session
     from training.framing_report import card_section
 
-    _, meta = open_session(model, threads=1)
+    meta = read_metadata(model)
     text = model_card(meta, model, model.stat().st_size, reference_reports)
     own, cars = _framing_figures(meta)
     if own is not None and meta.framing is not None:
-        ref = (meta.metrics.get("held_out_reference") or {}).get("framing")
-        text += "\n\n" + card_section(own, meta.framing.sources, ref if cars is not own else None)
+        text += "\n\n" + card_section(own, meta.framing.sources, cars if cars is not own else None)
     return text
 
 
