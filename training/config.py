@@ -79,9 +79,9 @@ class TrainConfig:
     threads: int = 0  # torch intra-op threads per process; 0 = torch's default
     channels_last: bool = True
     amp: bool = True  # bf16 autocast on CUDA (ignored on CPU)
-    # bf16 autocast on CPU too, on a CPU with AMX / AVX512-BF16: at 224 px 1.2x in the real
-    # training loop here, 1.4-1.5x for the synthetic step of benchmarks/bench_train.py; no gain at
-    # 160 px. Refused on a CPU without native bf16, where oneDNN emulates it and the step gets
+    # bf16 autocast on CPU too, on a CPU with AMX / AVX512-BF16: at 224 px 1.22x in the real
+    # training loop here (micro-batches of 32 vs the recipe's fp32 with 8), 0.97-1.35x over two runs
+    # of benchmarks/bench_train.py's synthetic step (noisy); no gain at 160 px. Refused on a CPU without native bf16, where oneDNN emulates it and the step gets
     # slower. Weights, optimizer state and the loss stay fp32.
     cpu_amp: bool = False
     checkpoint_every: int = 50  # optimizer steps between mid-epoch checkpoints (0 = epoch ends only)
