@@ -8,6 +8,7 @@
 #
 # For trying a faster variant (the defaults are the recipe that made the bundled model):
 # EPOCHS1 (LOW_RES_EPOCHS1 of them at 160 px), EPOCHS2, EPOCHS3: the stages' lengths (16 (6), 8, 2);
+# SIZE2: stage 2's input size (224);
 # MICRO_BATCH (8); CPU_AMP=1 trains in bf16 autocast (--cpu-amp; needs a CPU with native bf16).
 # DEVICE=cuda|cpu (default auto: a GPU when there is one; not a recipe setting).
 # The model file is ROOT/framing/carvalue.onnx with MODEL_CARD.md beside it, named after ROOT
@@ -21,7 +22,7 @@ mode=${1:?usage: training/recipe.sh split|all ROOT [SPLIT.onnx]}
 root=${2:?usage: training/recipe.sh split|all ROOT [SPLIT.onnx]}
 data=${DATA:-../shared/data/stanford-cars-train}
 name=${NAME:-$(basename "$root")}
-epochs1=${EPOCHS1:-16} low1=${LOW_RES_EPOCHS1:-6} epochs2=${EPOCHS2:-8} epochs3=${EPOCHS3:-2}
+epochs1=${EPOCHS1:-16} low1=${LOW_RES_EPOCHS1:-6} epochs2=${EPOCHS2:-8} epochs3=${EPOCHS3:-2} size2=${SIZE2:-224}
 amp=(); [[ ${CPU_AMP:-0} == 1 ]] && amp=(--cpu-amp)
 # The last stage's resolution was picked on the split run with its test figures seen: every card says so.
 choice="The last training stage's resolution (288 px) was chosen after a 288-px and a 224-px version of it had both \
@@ -58,7 +59,7 @@ step stage1 "$s1/trained" "${train[@]}" "${amp[@]}" "${part[@]}" --out "$s1" \
 step export1 "$s1/model/carvalue.onnx" .venv/bin/carvalue-train export "$s1" --out "$s1/model/carvalue.onnx" \
   --confidence energy --no-quantize --unmeasured
 step stage2 "$s2/trained" "${train[@]}" "${amp[@]}" "${part[@]}" --out "$s2" \
-  --init model --pretrained-path "$s1/model/carvalue.onnx" --epochs "$epochs2" --size 224 --lr 1e-4 --warmup-steps 50 --framed 0.5
+  --init model --pretrained-path "$s1/model/carvalue.onnx" --epochs "$epochs2" --size "$size2" --lr 1e-4 --warmup-steps 50 --framed 0.5
 step export2 "$s2/model/carvalue.onnx" .venv/bin/carvalue-train export "$s2" --out "$s2/model/carvalue.onnx" \
   --confidence energy --no-quantize --unmeasured
 step stage3 "$s3/trained" "${train[@]}" "${amp[@]}" "${part[@]}" --out "$s3" \
