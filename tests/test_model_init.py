@@ -114,6 +114,9 @@ def test_a_run_on_every_photo_ships_with_its_split_runs_held_out_figures(start_m
     start = export_run(out, tmp_path / "start" / "carvalue.onnx", quantize=False, bench_batches=1, unmeasured=True)
     assert "None: this run held no photos out" in (start.parent / "MODEL_CARD.md").read_text()
     assert "held_out_reference" not in read_metadata(start).metrics
+    # a start file's evaluation skips the non-car photo sets and keeps apart from the full one
+    assert meta.metrics["confidence"]["non_car"] and read_metadata(start).metrics["confidence"]["non_car"] == {}
+    assert (out / "eval-start" / "report.json").is_file() and (out / "eval" / "report.json").is_file()
     test, _, title = held_out_results(meta)
     assert test == theirs.metrics["test"] and "without the test photos" in title
     report = (out / "eval" / "report.md").read_text()
@@ -197,16 +200,19 @@ def _car(w: int = 120, h: int = 80) -> Image.Image:
     return Image.fromarray(arr)
 
 
+@pytest.mark.parametrize("long_side", [640, 0])
 @pytest.mark.parametrize("backgrounds", [False, True])
-def test_framed_view_crops_around_the_whole_car(backgrounds: bool, tmp_path: Path) -> None:
+def test_framed_view_crops_around_the_whole_car(backgrounds: bool, long_side: int, tmp_path: Path) -> None:
     bgs: tuple[str, ...] = ()
     if backgrounds:
         street = tmp_path / "street.png"
         Image.fromarray(np.random.default_rng(1).integers(0, 255, (300, 400, 3), np.uint8)).save(street)
         bgs = (str(street),)
-    aug = Augment(framed=1.0, framed_box_jitter=0.15, backgrounds=bgs)
+    aug = Augment(framed=1.0, framed_box_jitter=0.15, backgrounds=bgs, framed_long_side=long_side)
     for seed in range(40):
-        frame, box = aug.framed_view(_car(), np.random.default_rng(seed))
+        frame, box = aug.framed_view(_car(), np.random.default_rng(seed), 64)
+        if long_side == 0:  # fitted: the car is still at least the input size (the box's sides move in by <= 15% each)
+            assert max(frame.size) < 640 and min(box.w, box.h) >= 0.7 * (64 - 2)
         assert frame.width >= box.x + box.w - 1e-6 and frame.height >= box.y + box.h - 1e-6
         # the box is the pasted car with each side moved by at most 15% of its size: the car's
         # blue centre is always inside it
