@@ -1,8 +1,10 @@
 """Cost of one training sample in the DataLoader worker: a framed sample (the car composited
 into a larger picture, training/compositing.py) against a plain random resized crop of the same
-photo, both through ``Augment`` to the 224-px normalised tensor, in this process.
+photo, both through ``Augment`` to the 224- and 160-px normalised tensors, in this process; and
+the framed sample composed at the frame size fitted to the input (``--framed-long-side 0``)
+against the fixed 640-px frame.
 
-Prints one JSON object: milliseconds per sample (median of the repeats) and their ratio.  The
+Prints one JSON object: milliseconds per sample (median of the repeats) and their ratios.  The
 framed share of the CPU recipe's stage 2 (50%) is paid for in the one worker beside the two
 training threads, so this ratio is what slows a framed epoch.
 
@@ -21,12 +23,12 @@ from PIL import Image
 
 from benchmarks.common import STANFORD_IMAGES as PHOTOS
 from core.modelfile import InputSpec
-from training.data import Augment
+from training.data import Augment, _background_photo
 from training.negatives import background_files
 
 
-def ms_per_sample(aug: Augment, cars: list[Image.Image], repeat: int) -> float:
-    spec = InputSpec()
+def ms_per_sample(aug: Augment, cars: list[Image.Image], repeat: int, size: int = 224) -> float:
+    spec = InputSpec(size=size)
     runs = []
     for r in range(repeat):
         rng = np.random.default_rng(r)
@@ -47,11 +49,19 @@ def main() -> None:
         raise SystemExit(f"no photos in {PHOTOS} (../shared beside the repository)")
     backgrounds = tuple(str(p) for p in background_files("train"))
     framed = Augment(framed=1.0, backgrounds=backgrounds)
-    ms_per_sample(framed, cars[:5], 1)  # decode the background photos once (cached per process)
-    plain_ms = ms_per_sample(Augment(), cars, a.repeat)
-    framed_ms = ms_per_sample(framed, cars, a.repeat)
-    print(json.dumps({"photos": len(cars), "random_crop_ms": round(plain_ms, 2), "framed_ms": round(framed_ms, 2),
-                      "framed_over_random_crop": round(framed_ms / plain_ms, 2)}))
+    fitted = Augment(framed=1.0, backgrounds=backgrounds, framed_long_side=0)
+    for p in background_files("train"):  # decode the background photos once (cached per process)
+        _background_photo(str(p))
+    result: dict[str, object] = {"photos": len(cars)}
+    for size in (224, 160):
+        plain_ms = ms_per_sample(Augment(), cars, a.repeat, size)
+        framed_ms = ms_per_sample(framed, cars, a.repeat, size)
+        fitted_ms = ms_per_sample(fitted, cars, a.repeat, size)
+        result[f"{size}px"] = {"random_crop_ms": round(plain_ms, 2), "framed_ms": round(framed_ms, 2),
+                               "framed_over_random_crop": round(framed_ms / plain_ms, 2),
+                               "fitted_framed_ms": round(fitted_ms, 2),
+                               "fitted_over_framed": round(fitted_ms / framed_ms, 2)}
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

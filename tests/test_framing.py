@@ -26,6 +26,24 @@ def _car(w: int = 120, h: int = 60, seed: int = 0) -> Image.Image:
 
 
 # -- compositing ------------------------------------------------------------------------------------
+@settings(max_examples=60, deadline=None)
+@given(coverage=st.floats(0.15, 1.0), aspect=st.sampled_from(comp.FRAME_ASPECTS), car_w=st.integers(20, 800),
+       car_h=st.integers(20, 600), out=st.integers(32, 384), long_side=st.integers(64, 1024))
+def test_a_fitted_frame_is_smaller_but_keeps_the_car_at_least_the_input_size(
+        coverage: float, aspect: float, car_w: int, car_h: int, out: int, long_side: int) -> None:
+    from dataclasses import replace
+
+    recipe = comp.FrameRecipe(coverage=coverage, aspect=aspect, fill="plain", cx=0.5, cy=0.5, long_side=long_side)
+    side = comp.fitted_long_side((car_w, car_h), recipe, out)
+    assert out <= side <= long_side or side == long_side
+    _, (cw, ch) = comp.frame_size((car_w, car_h), replace(recipe, long_side=side))
+    _, (cw0, ch0) = comp.frame_size((car_w, car_h), recipe)
+    if side < long_side:  # shrunk: the car's shorter side still reaches the input size (rounding aside)
+        assert min(cw, ch) >= out - 2
+    else:  # kept: at the recipe's own side the car was no bigger than the input already
+        assert min(cw0, ch0) <= out + 1 or side == out
+
+
 @settings(max_examples=25, deadline=None)
 @given(coverage=st.floats(0.15, 1.0), aspect=st.sampled_from(comp.FRAME_ASPECTS), fill=st.sampled_from(comp.FILLS),
        cx=st.floats(0, 1), cy=st.floats(0, 1), car_w=st.integers(20, 400), car_h=st.integers(20, 300),

@@ -84,6 +84,16 @@ def frame_size(car: tuple[int, int], recipe: FrameRecipe) -> tuple[tuple[int, in
     return (fw, fh), (max(8, min(fw, round(cw * s))), max(8, min(fh, round(ch * s))))
 
 
+def fitted_long_side(car: tuple[int, int], recipe: FrameRecipe, out_size: int) -> int:
+    """The frame's long side at which the car's box is ``out_size`` pixels on its shorter side,
+    so that a crop around it is shrunk, not enlarged, to the network's input, as at the
+    recipe's own long side; never more than that (where a small car is enlarged already).
+    The same picture at fewer pixels: composing costs about the frame's area."""
+    _, (cw, ch) = frame_size(car, recipe)
+    k = out_size / min(cw, ch)
+    return recipe.long_side if k >= 1 else max(out_size, math.ceil(recipe.long_side * k))
+
+
 def compose(car: Image.Image, recipe: FrameRecipe, rng: np.random.Generator,
             background: Image.Image | None = None, others: Sequence[Image.Image] = ()) -> Composite:
     """Paste ``car`` (RGB, a tight crop) whole into a frame drawn by ``recipe``.

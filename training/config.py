@@ -57,6 +57,7 @@ class TrainConfig:
     # training side of training/negatives.py) and cropped to a jittered box around the car
     framed: float = 0.0
     framed_box_jitter: float = 0.15
+    framed_long_side: int = 640  # the frame's long side (px); 0: fitted to the input size (cheaper)
     # -- optimisation -------------------------------------------------------------------------
     epochs: int = 10
     batch_size: int = 32  # per process (per GPU/rank)
@@ -111,6 +112,8 @@ class TrainConfig:
             problems.append("low_res_epochs cannot exceed epochs")
         if not 0 <= self.framed <= 1:
             problems.append("framed must be in [0, 1]")
+        if self.framed_long_side != 0 and self.framed_long_side < 64:
+            problems.append("framed_long_side must be 0 (fitted to the input) or at least 64")
         if self.init == "model" and (not self.pretrained_path or not self.fold_bn):
             problems.append("--init model needs --pretrained-path MODEL.onnx and --fold-bn (a model file's weights are folded)")
         if problems:

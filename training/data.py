@@ -254,6 +254,9 @@ class Augment:
     framed: float = 0.0  # share of samples framed (training/compositing.py) and cropped around the car
     framed_box_jitter: float = 0.15  # each side of the crop moves up to this share of the car's size
     backgrounds: tuple[str, ...] = ()  # photos to frame the car in (training side of training/negatives.py)
+    # the frame's long side in pixels; 0: fitted to the input size (compositing.fitted_long_side),
+    # which composes fewer pixels for the same crop, most of all at small input sizes
+    framed_long_side: int = 640
 
     def box(self, size: tuple[int, int], rng: np.random.Generator) -> Box:
         """A crop box covering ``min_area``-100% of the photo (torchvision's algorithm: ten
@@ -279,7 +282,7 @@ class Augment:
         stretched to the square, as the app stretches its crop box."""
         spec = replace(spec, resize="stretch", crop_fraction=1.0)
         if self.framed > 0 and rng.random() < self.framed:
-            image, box = self.framed_view(image, rng)
+            image, box = self.framed_view(image, rng, spec.size)
         else:
             box = self.box(image.size, rng)
         img = crop_resize(image, box, spec)
@@ -289,13 +292,16 @@ class Augment:
             img = self._jitter(img, rng)
         return normalise(img, spec)
 
-    def framed_view(self, car: Image.Image, rng: np.random.Generator) -> tuple[Image.Image, Box]:
+    def framed_view(self, car: Image.Image, rng: np.random.Generator, out_size: int = 224) -> tuple[Image.Image, Box]:
         """``car`` (a tight crop) composited into a frame where it covers 20-100% of the
-        picture, and a box around it with each side jittered by up to ``framed_box_jitter``."""
-        from training.compositing import FILLS, compose, jitter_box, random_recipe
+        picture, and a box around it with each side jittered by up to ``framed_box_jitter``;
+        ``out_size``: the input size the crop is resized to (for ``framed_long_side`` 0)."""
+        from training.compositing import FILLS, compose, fitted_long_side, jitter_box, random_recipe
 
         fills = FILLS if self.backgrounds else tuple(f for f in FILLS if f != "photo")
-        recipe = random_recipe(rng, coverage=(0.2, 1.0), fills=fills, long_side=640)
+        recipe = random_recipe(rng, coverage=(0.2, 1.0), fills=fills, long_side=self.framed_long_side or 640)
+        if not self.framed_long_side:
+            recipe = replace(recipe, long_side=fitted_long_side(car.size, recipe, out_size))
         background = _background_photo(self.backgrounds[int(rng.integers(len(self.backgrounds)))]) \
             if recipe.fill == "photo" else None
         frame = compose(car, replace(recipe, others=0), rng, background)

@@ -344,7 +344,7 @@ def _loop(run: Run, model: nn.Module, out: Path) -> None:
     dataset = CarPhotos([run.records[i] for i in run.split.train], run.labels, run.eval_spec,
                         Augment(cfg.rrc_min_area, (cfg.rrc_ratio_min, cfg.rrc_ratio_max),
                                 cfg.rrc_ratio_mode, cfg.hflip, cfg.color_jitter, cfg.framed,
-                                cfg.framed_box_jitter, _framing_backgrounds(cfg)))
+                                cfg.framed_box_jitter, _framing_backgrounds(cfg), cfg.framed_long_side))
     per_epoch = steps_per_epoch(len(dataset), cfg, d.world)
     if per_epoch == 0:
         raise ValueError(f"{len(dataset)} training photos cannot fill one batch of {cfg.batch_size} per rank")
