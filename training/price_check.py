@@ -88,9 +88,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--model", type=Path, default=None, help="model file (default: the bundled model)")
     ap.add_argument("--stanford", type=Path, default=DEFAULT_STANFORD)
     ap.add_argument("--year-of-sale", type=int, default=2026)
+    ap.add_argument("--out", type=Path, default=REPORT_DIR / "price_stanford.json",
+                    help="where the JSON goes (default: the bundled model's report)")
     args = ap.parse_args(argv)
     out = stanford_check(args.model, args.stanford, year_of_sale=args.year_of_sale)
-    path = REPORT_DIR / "price_stanford.json"
+    path = args.out
     path.write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
     print(json.dumps(out, indent=1))
     return 0
