@@ -89,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--stanford", type=Path, default=DEFAULT_STANFORD)
     ap.add_argument("--year-of-sale", type=int, default=2026)
     ap.add_argument("--out", type=Path, default=REPORT_DIR / "price_stanford.json",
-                    help="where the JSON goes (default: the bundled model's report)")
+                    help="where the JSON goes (default: the report price.md quotes, made on the bundled model's split run)")
     args = ap.parse_args(argv)
     out = stanford_check(args.model, args.stanford, year_of_sale=args.year_of_sale)
     path = args.out

@@ -79,5 +79,5 @@ step card "$framing/MODEL_CARD.md" $py -m training.model_card "$framing/carvalue
 if [[ $mode == split ]]; then
   cp "$framing/carvalue.onnx" "$root/split-model.onnx"
   step price_check "$root/price_stanford.json" $py -m training.price_check --model "$root/split-model.onnx" \
-    --out "$root/price_stanford.json"  # training/reports/price_stanford.json is the bundled model's
+    --out "$root/price_stanford.json"  # training/reports/price_stanford.json: the bundled model's split run's
 fi
