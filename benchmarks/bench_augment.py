@@ -50,8 +50,8 @@ def main() -> None:
     backgrounds = tuple(str(p) for p in background_files("train"))
     framed = Augment(framed=1.0, backgrounds=backgrounds)
     fitted = Augment(framed=1.0, backgrounds=backgrounds, framed_long_side=0)
-    for p in background_files("train"):  # decode the background photos once (cached per process)
-        _background_photo(str(p))
+    for path in backgrounds:  # decode the background photos once (cached per process)
+        _background_photo(path)
     result: dict[str, object] = {"photos": len(cars)}
     for size in (224, 160):
         plain_ms = ms_per_sample(Augment(), cars, a.repeat, size)

@@ -36,6 +36,7 @@ from core.modelfile import UNKNOWN, InputSpec, PriceSpec
 from core.preprocess import Box, crop_resize, load_photo, normalise
 from training.labels_csv import LABELS_CSV, LabelsCsvError, read_labels_csv
 
+FRAMED_LONG_SIDE = 640  # a framed sample's frame, long side in pixels (the most a fitted one gets)
 IGNORE = -100  # class target for "no label" (torch's cross-entropy ignore_index default)
 DEFAULT_EDGES: tuple[float, ...] = PriceSpec().edges
 KERAS_MEAN = (0.5, 0.5, 0.5)  # the Keras MobileNetV2 trunk expects x / 127.5 - 1
@@ -256,7 +257,7 @@ class Augment:
     backgrounds: tuple[str, ...] = ()  # photos to frame the car in (training side of training/negatives.py)
     # the frame's long side in pixels; 0: fitted to the input size (compositing.fitted_long_side),
     # which composes fewer pixels for the same crop, most of all at small input sizes
-    framed_long_side: int = 640
+    framed_long_side: int = FRAMED_LONG_SIDE
 
     def box(self, size: tuple[int, int], rng: np.random.Generator) -> Box:
         """A crop box covering ``min_area``-100% of the photo (torchvision's algorithm: ten
@@ -299,7 +300,7 @@ class Augment:
         from training.compositing import FILLS, compose, fitted_long_side, jitter_box, random_recipe
 
         fills = FILLS if self.backgrounds else tuple(f for f in FILLS if f != "photo")
-        recipe = random_recipe(rng, coverage=(0.2, 1.0), fills=fills, long_side=self.framed_long_side or 640)
+        recipe = random_recipe(rng, coverage=(0.2, 1.0), fills=fills, long_side=self.framed_long_side or FRAMED_LONG_SIDE)
         if not self.framed_long_side:
             recipe = replace(recipe, long_side=fitted_long_side(car.size, recipe, out_size))
         background = _background_photo(self.backgrounds[int(rng.integers(len(self.backgrounds)))]) \

@@ -92,8 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="where the JSON goes (default: the report price.md quotes, made on the bundled model's split run)")
     args = ap.parse_args(argv)
     out = stanford_check(args.model, args.stanford, year_of_sale=args.year_of_sale)
-    path = args.out
-    path.write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
+    args.out.write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
     print(json.dumps(out, indent=1))
     return 0
 
