@@ -7,9 +7,10 @@
 #                                            # run's ROOT/split-model.onnx (its held-out figures)
 #
 # For trying a faster variant (the defaults are the recipe that made the bundled model):
-# EPOCHS1 (LOW_RES_EPOCHS1 of them at 160 px), EPOCHS2, EPOCHS3: the stages' lengths (16 (6), 8, 2);
+# EPOCHS1 (LOW_RES_EPOCHS1 of them at 160 px), EPOCHS2, EPOCHS3: the stages' lengths (16 (16), 8, 2);
 # SIZE2: stage 2's input size (224);
 # MICRO_BATCH (8); CPU_AMP=1 trains in bf16 autocast (--cpu-amp; needs a CPU with native bf16).
+# WORKERS: DataLoader workers (2: feeds the framed stages faster than 1 and changes no sample).
 # DEVICE=cuda|cpu (default auto: a GPU when there is one; not a recipe setting).
 # The model file is ROOT/framing/carvalue.onnx with MODEL_CARD.md beside it, named after ROOT
 # (NAME=... to choose); REFERENCE_REPORTS=DIR names where the split run's reports are kept.
@@ -22,7 +23,7 @@ mode=${1:?usage: training/recipe.sh split|all ROOT [SPLIT.onnx]}
 root=${2:?usage: training/recipe.sh split|all ROOT [SPLIT.onnx]}
 data=${DATA:-../shared/data/stanford-cars-train}
 name=${NAME:-$(basename "$root")}
-epochs1=${EPOCHS1:-16} low1=${LOW_RES_EPOCHS1:-6} epochs2=${EPOCHS2:-8} epochs3=${EPOCHS3:-2} size2=${SIZE2:-224}
+epochs1=${EPOCHS1:-16} low1=${LOW_RES_EPOCHS1:-16} epochs2=${EPOCHS2:-8} epochs3=${EPOCHS3:-2} size2=${SIZE2:-224}
 amp=(); [[ ${CPU_AMP:-0} == 1 ]] && amp=(--cpu-amp)
 # The last stage's resolution was picked on the split run with its test figures seen: every card says so.
 choice="The last training stage's resolution (288 px) was chosen after a 288-px and a 224-px version of it had both \
@@ -30,7 +31,7 @@ been measured on the split run's 733 test photos, so the split run's held-out fi
 (training/RECIPES.md)."
 py=.venv/bin/python
 train=(.venv/bin/carvalue-train train --data "$data" --batch-size 32 --micro-batch "${MICRO_BATCH:-8}"
-       --weight-decay 0.02 --label-smoothing 0.1 --fold-bn --freeze-blocks 4 --workers 1 --seed 0 --no-progress --device "${DEVICE:-auto}")
+       --weight-decay 0.02 --label-smoothing 0.1 --fold-bn --freeze-blocks 4 --workers "${WORKERS:-2}" --seed 0 --no-progress --device "${DEVICE:-auto}")
 case $mode in
   split) part=(); final_export=(--confidence energy) ;;
   all) ref=${3:?all needs the split-run model file}
@@ -38,6 +39,11 @@ case $mode in
   *) echo "mode must be split or all" >&2; exit 2 ;;
 esac
 mkdir -p "$root"
+# glibc: keep freed training buffers for reuse instead of returning them to the kernel each step
+# (fewer page faults; the same arithmetic). One 80-step pair of stage 1 at 160 px here: 90 img/s
+# against 83 without
+export MALLOC_ARENA_MAX=${MALLOC_ARENA_MAX:-2} MALLOC_TRIM_THRESHOLD_=${MALLOC_TRIM_THRESHOLD_:--1} \
+  MALLOC_MMAP_THRESHOLD_=${MALLOC_MMAP_THRESHOLD_:-1000000000}
 timings=$root/timings.tsv
 [[ -f $timings ]] || printf 'step\tstart\tend\tseconds\n' > "$timings"
 
