@@ -18,6 +18,9 @@ RatioMode = Literal["absolute", "relative", "mixed"]
 InitMode = Literal["keras", "torchvision", "random", "model"]
 
 
+FRAMED_LONG_SIDE = 640  # a framed sample's frame, long side in pixels (the most a fitted one gets)
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     # -- data ---------------------------------------------------------------------------------
@@ -57,7 +60,7 @@ class TrainConfig:
     # training side of training/negatives.py) and cropped to a jittered box around the car
     framed: float = 0.0
     framed_box_jitter: float = 0.15
-    framed_long_side: int = 640  # the frame's long side (px); 0: fitted to the input size (cheaper)
+    framed_long_side: int = FRAMED_LONG_SIDE  # the frame's long side (px); 0: fitted to the input size (cheaper)
     # -- optimisation -------------------------------------------------------------------------
     epochs: int = 10
     batch_size: int = 32  # per process (per GPU/rank)

@@ -34,9 +34,9 @@ from torch.utils.data import Dataset, Sampler
 from core.dataset.records import ImageRecord
 from core.modelfile import UNKNOWN, InputSpec, PriceSpec
 from core.preprocess import Box, crop_resize, load_photo, normalise
+from training.config import FRAMED_LONG_SIDE
 from training.labels_csv import LABELS_CSV, LabelsCsvError, read_labels_csv
 
-FRAMED_LONG_SIDE = 640  # a framed sample's frame, long side in pixels (the most a fitted one gets)
 IGNORE = -100  # class target for "no label" (torch's cross-entropy ignore_index default)
 DEFAULT_EDGES: tuple[float, ...] = PriceSpec().edges
 KERAS_MEAN = (0.5, 0.5, 0.5)  # the Keras MobileNetV2 trunk expects x / 127.5 - 1
