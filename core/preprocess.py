@@ -42,11 +42,21 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".
 HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"})
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False
+_O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)  # POSIX only; Windows has no FIFOs to block on
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
 # Pillow keeps one process-wide pixel limit (MAX_IMAGE_PIXELS, 89.5 MP: a warning above it, an
 # error above twice it), checked when a file is opened.  Our limit is MAX_PIXELS, checked on the
 # header's size right after opening; see _pillow_limit_at_least.
 _PILLOW_LIMIT_LOCK = threading.Lock()
+# A decoded image larger than this (Pillow's own buffer: 4 bytes a pixel for RGB, RGBA, LA, I, F)
+# is decoded while no other large one is, and one that is not RGB above BANDED_CONVERT_PIXELS is
+# converted BAND_PIXELS at a time.  A 149-MP photo then costs its decoded buffer (at most 596 MB)
+# plus a few small copies, whatever its mode, on any number of threads.
+LARGE_DECODE_BYTES = 256 * 1024 * 1024
+BANDED_CONVERT_PIXELS = 16_000_000
+BAND_PIXELS = 4_000_000
+_LARGE_DECODES = threading.BoundedSemaphore(1)
 _PILLOW_BOMB_PIXELS = re.compile(r"Image size \((\d+) pixels\)")
 
 
@@ -172,10 +182,31 @@ def load_photo(path: str | os.PathLike[str], max_side: int = WORKING_MAX_SIDE,
     if st.st_size == 0:
         raise ImageLoadError(name, "file is empty")
     try:
-        with open(path, "rb") as f:
+        with _open_regular(path, name) as f:
             return _decode(f, name, max_side, max_pixels, draft_min_fraction)
     except OSError as e:
         raise ImageLoadError(name, f"cannot read file ({e})") from None
+
+
+def _open_regular(path: str | os.PathLike[str], name: str) -> io.BufferedReader:
+    """Open ``path`` for reading only if what was opened is a regular file.
+
+    The path may be replaced between the ``stat`` above and this open (a FIFO renamed over it:
+    a plain open would wait forever for a writer), so it is opened non-blocking and the opened
+    descriptor itself is checked with ``fstat``."""
+    fd = os.open(path, os.O_RDONLY | _O_NONBLOCK | _O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ImageLoadError(name, "is a folder, not a photo" if stat.S_ISDIR(st.st_mode) else "not a regular file")
+        if st.st_size == 0:
+            raise ImageLoadError(name, "file is empty")
+        if _O_NONBLOCK:
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def photo_from_bytes(data: bytes, name: str = "<bytes>", max_side: int = WORKING_MAX_SIDE,
@@ -218,15 +249,23 @@ def _decode(fp: io.BufferedIOBase, name: str, max_side: int, max_pixels: int,
         with _pillow_limit_at_least(max_pixels):
             img = Image.open(fp)
             img.seek(0)  # animated files: first frame
-        original = _oriented_size(img)
+        # Pillow's TIFF reader gives the size already turned (and turns the pixels on load()).
+        turned = _orientation(img) in (5, 6, 7, 8) and img.format != "TIFF"
+        original = (img.height, img.width) if turned else img.size
         _check_size(name, original, max_pixels)
         if img.format == "JPEG" and img.mode in ("RGB", "L", "CMYK", "YCbCr"):
             request = draft_request(img.size, max_side, draft_min_fraction)
             if request is not None:
                 img.draft(img.mode, request)
-        img.load()
-        img = ImageOps.exif_transpose(img)
-        rgb = to_rgb(img)
+        with _large_decode_slot(img):
+            img.load()
+            if img.mode != "RGB" and img.width * img.height > BANDED_CONVERT_PIXELS:
+                # Resized to the size the photo's own copy would have (the reduction rounds up).
+                reduced = _oriented(_to_rgb_reduced(img, max_side), _orientation(img))
+                small = _downscale(reduced, max_side, working_size(original, max_side))
+            else:
+                # In the slot: rgb may be the large decoded image itself.
+                small = _downscale(to_rgb(ImageOps.exif_transpose(img)), max_side)
     except ImageLoadError:
         raise
     except (UnidentifiedImageError, SyntaxError):
@@ -237,7 +276,7 @@ def _decode(fp: io.BufferedIOBase, name: str, max_side: int, max_pixels: int,
         raise ImageLoadError(name, _too_large(pixels, max_pixels)) from None
     except (OSError, ValueError, EOFError, MemoryError) as e:
         raise ImageLoadError(name, _decode_failure(e)) from None
-    return Photo(name, original, _downscale(rgb, max_side))
+    return Photo(name, original, small)
 
 
 @contextmanager
@@ -302,14 +341,71 @@ def _heif_support(fp: io.BufferedIOBase, name: str) -> None:
     pi_heif.register_heif_opener()  # ~5 us, idempotent: a few dict entries in Pillow's registry
 
 
-def _oriented_size(img: Image.Image) -> tuple[int, int]:
-    """The size after EXIF rotation (orientations 5-8 swap width and height)."""
+def _orientation(img: Image.Image) -> int:
+    """The EXIF orientation (1-8; 1 when absent or unreadable)."""
     try:
         orientation = img.getexif().get(0x0112, 1)
     except (OSError, ValueError, SyntaxError):
-        orientation = 1
+        return 1
+    return orientation if isinstance(orientation, int) and 1 <= orientation <= 8 else 1
+
+
+def _oriented(img: Image.Image, orientation: int) -> Image.Image:
+    """``img`` turned as EXIF ``orientation`` says (what ImageOps.exif_transpose does)."""
+    method = _EXIF_TRANSPOSE.get(orientation)
+    return img if method is None else img.transpose(method)
+
+
+_EXIF_TRANSPOSE = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+                   4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
+                   6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_90}
+
+
+def decoded_bytes(mode: str, size: tuple[int, int]) -> int:
+    """What Pillow holds for a decoded image of ``mode`` and ``size`` (1, 2 or 4 bytes a pixel)."""
+    per_pixel = 1 if mode in ("1", "L", "P") else 2 if mode.startswith("I;16") else 4
+    return per_pixel * size[0] * size[1]
+
+
+@contextmanager
+def _large_decode_slot(img: Image.Image) -> Iterator[None]:
+    """Decode images larger than LARGE_DECODE_BYTES one at a time, process-wide: the app decodes
+    on several threads, and four 149-MP photos decoded at once would hold 2.4 GB."""
+    if decoded_bytes(img.mode, img.size) <= LARGE_DECODE_BYTES:
+        yield
+        return
+    with _LARGE_DECODES:
+        yield
+
+
+def _to_rgb_reduced(img: Image.Image, max_side: int) -> Image.Image:
+    """A large decoded image of any mode as RGB, reduced by a whole factor that keeps the long
+    side at least twice ``max_side`` (what ``_downscale``'s reducing gap keeps too).
+
+    Converted a band of rows at a time, so the conversion's temporaries (an RGBA copy and its
+    composite, a float array of 16-bit grey) cost a band's worth, not the photo's: a 149-MP
+    RGBA PNG costs its decoded 596 MB plus the small result instead of 3 GB."""
     w, h = img.size
-    return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
+    factor = max(1, max(w, h) // (2 * max_side))
+    rows = max(factor, (BAND_PIXELS // max(1, w)) // factor * factor)
+    top = _gray_top(img)
+    out = Image.new("RGB", (-(-w // factor), -(-h // factor)))
+    for y in range(0, h, rows):
+        band = to_rgb(img.crop((0, y, w, min(h, y + rows))), top)
+        out.paste(band.reduce(factor) if factor > 1 else band, (0, y // factor))
+    return out
+
+
+def _gray_top(img: Image.Image) -> float | None:
+    """The full-scale value of a 32-bit integer or float grey image (from its whole range, so
+    every band of it is scaled alike); None for other modes."""
+    if img.mode == "I":
+        high = img.getextrema()[1]
+        return 65535.0 if isinstance(high, (int, float)) and high > 255 else 255.0
+    if img.mode == "F":
+        high = img.getextrema()[1]
+        return 1.0 if isinstance(high, (int, float)) and high <= 1.0 else 255.0
+    return None
 
 
 def working_size(size: tuple[int, int], max_side: int = WORKING_MAX_SIDE) -> tuple[int, int]:
@@ -322,15 +418,17 @@ def working_size(size: tuple[int, int], max_side: int = WORKING_MAX_SIDE) -> tup
     return (max(1, round(w / s)), max(1, round(h / s)))
 
 
-def _downscale(img: Image.Image, max_side: int) -> Image.Image:
-    size = working_size(img.size, max_side)
+def _downscale(img: Image.Image, max_side: int, size: tuple[int, int] | None = None) -> Image.Image:
+    size = size or working_size(img.size, max_side)
     if size == img.size:
         return img
     return img.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
 
 
-def to_rgb(img: Image.Image) -> Image.Image:
-    """Any PIL mode to 8-bit RGB: alpha composited on a neutral grey, 16-bit scaled down."""
+def to_rgb(img: Image.Image, top: float | None = None) -> Image.Image:
+    """Any PIL mode to 8-bit RGB: alpha composited on a neutral grey, 16-bit scaled down.
+
+    ``top``: the full-scale value of an "I" or "F" image (default: judged from its own pixels)."""
     mode = img.mode
     if mode == "RGB":
         return img
@@ -344,11 +442,15 @@ def to_rgb(img: Image.Image) -> Image.Image:
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
         arr = np.asarray(img, dtype=np.float64)
         # 16-bit data (PNG, TIFF) spans 0..65535; "I" of 8-bit origin stays within 0..255.
-        top = 65535.0 if arr.max(initial=0) > 255 or mode.startswith("I;16") else 255.0
+        if mode.startswith("I;16"):
+            top = 65535.0
+        elif top is None:
+            top = 65535.0 if arr.max(initial=0) > 255 else 255.0
         return _gray_to_rgb(arr * (255.0 / top))
     if mode == "F":
         arr = np.asarray(img, dtype=np.float64)
-        top = 1.0 if arr.max(initial=0) <= 1.0 else 255.0
+        if top is None:
+            top = 1.0 if arr.max(initial=0) <= 1.0 else 255.0
         return _gray_to_rgb(arr * (255.0 / top))
     return img.convert("RGB")
 
