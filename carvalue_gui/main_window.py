@@ -10,6 +10,7 @@ arrival.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from PIL import Image
@@ -194,11 +195,13 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.model_label)
 
     def _build_actions(self) -> None:
-        def act(text: str, slot: object, shortcut: QKeySequence | str | None = None) -> QAction:
+        def act(text: str, slot: Callable[[], object], shortcut: QKeySequence | str | None = None) -> QAction:
             a = QAction(text, self)
             if shortcut is not None:
                 a.setShortcut(QKeySequence(shortcut))
-            a.triggered.connect(slot)
+            # ``triggered`` passes its ``checked`` flag: the slot is called with no argument, so a
+            # slot with a defaulted first parameter (``remove_photo(key=None)``) never gets ``False``.
+            a.triggered.connect(lambda _checked=False: slot())
             return a
 
         self.act_open = act("&Open photos…", self._ask_open_photos, QKeySequence.StandardKey.Open)
