@@ -21,6 +21,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from core.dataset import flags
 from core.dataset.database import DatabaseError, UnusableDatabase
 from core.dataset.export import NotDeduplicated
 
@@ -42,6 +43,7 @@ resume); 4 the store or database cannot be written; 5 the --db file is not a usa
 database (empty, truncated, overwritten, another program's): it is left exactly as it was.
 130 interrupted."""
 EXIT_UNUSABLE_DATABASE = 5
+SHORT_SIDES = (32, 4096)  # stored photos' short side: a smaller one is no photo, a larger one no thumbnail
 
 
 def _add_common(p: argparse.ArgumentParser, images: bool = True) -> None:
@@ -52,18 +54,20 @@ def _add_common(p: argparse.ArgumentParser, images: bool = True) -> None:
 
 def _add_retry_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("politeness and retries")
-    g.add_argument("--rate", type=float, default=8.0,
+    g.add_argument("--rate", type=flags.rate, default=8.0,
                    help="requests per second over all workers; 0 = unlimited (default 8)")
-    g.add_argument("--timeout", type=float, default=30.0,
+    g.add_argument("--timeout", type=flags.seconds(0, 3600, lo_open=True), default=30.0,
                    help="deadline of each request attempt in seconds: its headers and last byte of the body "
                         "must arrive within it, redirects included; a missed deadline is retried like a "
-                        "network error (default 30)")
-    g.add_argument("--retries", type=int, default=6, help="retries after a failed attempt (default 6)")
-    g.add_argument("--backoff", type=float, default=1.0,
-                   help="first backoff in seconds; doubles each retry, with jitter (default 1)")
-    g.add_argument("--backoff-max", type=float, default=120.0, help="longest backoff in seconds (default 120)")
-    g.add_argument("--max-retry-after", type=float, default=600.0,
-                   help="cap on a 429 response's Retry-After wait, seconds (default 600)")
+                        "network error; more than 0, at most 3600 (default 30)")
+    g.add_argument("--retries", type=flags.int_in(0, 100), default=6,
+                   help="retries after a failed attempt, 0 to 100 (default 6)")
+    g.add_argument("--backoff", type=flags.seconds(0, 3600), default=1.0,
+                   help="first backoff in seconds, 0 to 3600; doubles each retry, with jitter (default 1)")
+    g.add_argument("--backoff-max", type=flags.seconds(0, 86400), default=120.0,
+                   help="longest backoff in seconds, 0 to 86400 (default 120)")
+    g.add_argument("--max-retry-after", type=flags.seconds(0, 86400), default=600.0,
+                   help="cap on a 429 response's Retry-After wait, seconds, 0 to 86400 (default 600)")
 
 
 def _policy(a: argparse.Namespace):  # -> RetryPolicy
@@ -90,14 +94,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     p.add_argument("--ids", required=True, help="listing ID range A:B (A inclusive, B exclusive)")
     p.add_argument("--shard", default="0/1", help="i/n: this machine's share of the range (default 0/1)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the visiting order (default 0)")
-    p.add_argument("--workers", type=int, default=8, help="concurrent workers, one HTTP session each (default 8)")
-    p.add_argument("--listing-url", default=None,
-                   help="listing page URL template with {id} (default: the real site)")
-    p.add_argument("--short-side", type=int, default=256, help="stored photos' short side in pixels (default 256)")
-    p.add_argument("--quality", type=int, default=90, help="JPEG quality of stored photos (default 90)")
-    p.add_argument("--max-photos", type=int, default=200, help="photos kept per listing (default 200)")
-    p.add_argument("--max-same-error", type=int, default=25,
+    p.add_argument("--seed", type=flags.int_in(0, 2**63 - 1), default=0, help="seed of the visiting order (default 0)")
+    p.add_argument("--workers", type=flags.int_in(1, 256), default=8,
+                   help="concurrent workers, one HTTP session each, 1 to 256 (default 8)")
+    p.add_argument("--listing-url", type=flags.listing_url, default=None,
+                   help="listing page URL template: an http(s) URL whose only field is {id} (default: the real site)")
+    p.add_argument("--short-side", type=flags.int_in(*SHORT_SIDES), default=256,
+                   help=f"stored photos' short side in pixels, {SHORT_SIDES[0]} to {SHORT_SIDES[1]} (default 256)")
+    p.add_argument("--quality", type=flags.int_in(1, 100), default=90,
+                   help="JPEG quality of stored photos, 1 to 100 (default 90)")
+    p.add_argument("--max-photos", type=flags.int_in(1, 100_000), default=200,
+                   help="photos kept per listing, 1 to 100000 (default 200)")
+    p.add_argument("--max-same-error", type=flags.int_in(1, 1_000_000), default=25,
                    help="stop after this many listings in a row fail with the same error (default 25)")
     p.add_argument("--user-agent", default=None, help="override the User-Agent (default names the project)")
     p.add_argument("--retry-failed", action="store_true",
@@ -113,11 +121,12 @@ def build_parser() -> argparse.ArgumentParser:
                     "marked 'lost' (never used for training). Also removes temp files left by killed runs.")
     _add_common(p)
     p.add_argument("--no-refetch", action="store_true", help="mark bad photos lost instead of re-downloading")
-    p.add_argument("--temp-age", type=float, default=3600.0,
+    p.add_argument("--temp-age", type=flags.seconds(0, 1e9), default=3600.0,
                    help="remove temp files older than this many seconds (default 3600)")
-    p.add_argument("--short-side", type=int, default=256,
+    p.add_argument("--short-side", type=flags.int_in(*SHORT_SIDES), default=256,
                    help="re-fetched photos' short side, as the scrape used (default 256)")
-    p.add_argument("--quality", type=int, default=90, help="re-fetched photos' JPEG quality (default 90)")
+    p.add_argument("--quality", type=flags.int_in(1, 100), default=90,
+                   help="re-fetched photos' JPEG quality (default 90)")
     _add_retry_flags(p)
 
     p = sub.add_parser(
@@ -127,7 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "more than one photo row (dealer stock photos, re-uploads) is then left out of training "
                     "data. Resumable: only photos without a hash are hashed.")
     _add_common(p)
-    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="hashing processes (default: all cores)")
+    p.add_argument("--jobs", type=flags.int_in(1, 256), default=os.cpu_count() or 1,
+                   help="hashing processes (default: all cores)")
     p.add_argument("--no-progress", action="store_true")
 
     p = sub.add_parser(
@@ -174,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "split name drawn from a hash of the listing id.")
     _add_common(p)
     p.add_argument("--out", type=Path, required=True, help="output directory")
-    p.add_argument("--shard-size", type=int, default=1000)
+    p.add_argument("--shard-size", type=flags.int_in(1, 10_000_000), default=1000)
 
     p = sub.add_parser("stats", help="counts of listings and photos by outcome",
                        description="Prints what the database holds, as JSON: listings by outcome (ok, "
@@ -270,15 +280,11 @@ def _run(a: argparse.Namespace) -> int:
 
 def _scrape(a: argparse.Namespace) -> int:
     from core.dataset import database
-    from core.dataset.http_client import USER_AGENT
     from core.dataset.ids import IdRange, Shard, visit_order
     from core.dataset.image_store import ImageStore
-    from core.dataset.scrape import DEFAULT_LISTING_URL, LastingFailure, ScrapeConfig, Scraper
+    from core.dataset.scrape import LastingFailure, Scraper
 
-    config = ScrapeConfig(
-        listing_url=a.listing_url or DEFAULT_LISTING_URL, workers=a.workers, rate=a.rate, policy=_policy(a),
-        short_side=a.short_side, quality=a.quality, max_photos=a.max_photos, max_same_error=a.max_same_error,
-        user_agent=a.user_agent or USER_AGENT, progress=not a.no_progress, retry_failed=a.retry_failed)
+    config = scrape_config(a)
     order = visit_order(IdRange.parse(a.ids), a.seed, Shard.parse(a.shard))
     conn = database.connect(a.db)
     try:
@@ -294,6 +300,16 @@ def _scrape(a: argparse.Namespace) -> int:
         conn.close()
     print(json.dumps(summary.as_dict()))
     return 0
+
+
+def scrape_config(a: argparse.Namespace):  # -> ScrapeConfig
+    from core.dataset.http_client import USER_AGENT
+    from core.dataset.scrape import DEFAULT_LISTING_URL, ScrapeConfig
+
+    return ScrapeConfig(
+        listing_url=a.listing_url or DEFAULT_LISTING_URL, workers=a.workers, rate=a.rate, policy=_policy(a),
+        short_side=a.short_side, quality=a.quality, max_photos=a.max_photos, max_same_error=a.max_same_error,
+        user_agent=a.user_agent or USER_AGENT, progress=not a.no_progress, retry_failed=a.retry_failed)
 
 
 def _label(a: argparse.Namespace) -> int:

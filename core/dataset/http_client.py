@@ -16,6 +16,7 @@ bounded by the same number of seconds as a connect/read timeout.
 from __future__ import annotations
 
 import email.utils
+import math
 import random
 import socket
 import threading
@@ -33,6 +34,7 @@ from core.dataset.text import describe
 
 USER_AGENT = "CarValue-dataset/0.1 (research scraper for the CarValue used-car price model; polite, rate-limited)"
 MAX_BODY_BYTES = 40 * 1024 * 1024
+MAX_TIMEOUT_S = 3600.0
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 NOT_FOUND_STATUSES = frozenset({404, 410})
 
@@ -44,6 +46,18 @@ class RetryPolicy:
     backoff_max_s: float = 120.0
     timeout_s: float = 30.0  # deadline of each attempt: connect, headers and body together
     max_retry_after_s: float = 600.0  # a longer Retry-After is capped (and the run goes on)
+
+    def __post_init__(self) -> None:
+        """Refuse numbers no run can use: a NaN backoff waits forever, a zero or infinite
+        deadline fails every request (``threading.Timer`` cannot wait an infinite time)."""
+        if not (math.isfinite(self.timeout_s) and 0 < self.timeout_s <= MAX_TIMEOUT_S):
+            raise ValueError(f"timeout must be more than 0 and at most {MAX_TIMEOUT_S:g} s, got {self.timeout_s}")
+        for name in ("backoff_s", "backoff_max_s", "max_retry_after_s"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a finite number of seconds >= 0, got {value}")
+        if self.retries < 0:
+            raise ValueError(f"retries must be >= 0, got {self.retries}")
 
     def backoff(self, attempt: int, rng: random.Random) -> float:
         """Exponential backoff with "equal jitter": half fixed, half random, so workers that

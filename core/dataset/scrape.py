@@ -16,6 +16,7 @@ with the store or the database itself (disk full, permissions) stops the run.
 
 from __future__ import annotations
 
+import math
 import random
 import sqlite3
 import sys
@@ -40,6 +41,7 @@ from core.dataset.http_client import (
     fetch,
     new_session,
 )
+from core.dataset.ids import VisitOrder
 from core.dataset.image_store import (
     DEFAULT_QUALITY,
     DEFAULT_SHORT_SIDE,
@@ -80,6 +82,13 @@ class ScrapeConfig:
             raise ValueError("--workers must be at least 1")
         if self.max_same_error < 1:
             raise ValueError("--max-same-error must be at least 1")
+        if self.max_photos < 1:
+            raise ValueError(f"--max-photos must be at least 1, got {self.max_photos}")
+        if self.short_side < 1 or not 1 <= self.quality <= 100:
+            raise ValueError(f"stored photos need a short side >= 1 and a quality of 1-100, got "
+                             f"{self.short_side} and {self.quality}")
+        if not (math.isfinite(self.rate) and self.rate >= 0):
+            raise ValueError(f"--rate must be a finite number >= 0, got {self.rate}")
 
 
 @dataclass(frozen=True)
@@ -161,13 +170,28 @@ class Scraper:
 
     # ---- planning -------------------------------------------------------------------------
 
-    def pending_ids(self, order: np.ndarray) -> np.ndarray:
-        """``order`` without the IDs that already have a final outcome (order kept)."""
+    def done_ids(self) -> np.ndarray:
+        """The IDs that already have a final outcome, sorted (8 bytes each)."""
         final = tuple(o for o in db.FINAL_OUTCOMES if not (self.config.retry_failed and o == db.OUTCOME_FAILED))
         marks = ",".join("?" * len(final))
-        done = np.fromiter((r[0] for r in self.conn.execute(
-            f"SELECT listing_id FROM attempts WHERE outcome IN ({marks})", final)), dtype=np.int64)
-        return order[~np.isin(order, done)] if len(done) else order
+        return np.fromiter((r[0] for r in self.conn.execute(
+            f"SELECT listing_id FROM attempts WHERE outcome IN ({marks}) ORDER BY listing_id", final)),
+            dtype=np.int64)
+
+    def pending(self, order: np.ndarray | VisitOrder) -> tuple[int, Iterator[int]]:
+        """How many IDs of ``order`` already have a final outcome, and the others, lazily, in order
+        (a VisitOrder is computed a chunk at a time: a billion IDs cost no more than a thousand)."""
+        done = self.done_ids()
+        if isinstance(order, VisitOrder):
+            skipped, chunks = int(order.contains(done).sum()), order.chunks()
+        else:
+            skipped, chunks = int(_in_sorted(order, done).sum()), iter([np.asarray(order, dtype=np.int64)])
+
+        def todo() -> Iterator[int]:
+            for chunk in chunks:
+                yield from chunk[~_in_sorted(chunk, done)].tolist()
+
+        return skipped, todo()
 
     def failed_photos(self) -> list[PhotoRetry]:
         statuses = (db.PHOTO_ERROR, db.PHOTO_FAILED) if self.config.retry_failed else (db.PHOTO_ERROR,)
@@ -178,17 +202,16 @@ class Scraper:
 
     # ---- the run --------------------------------------------------------------------------
 
-    def run(self, order: np.ndarray) -> ScrapeSummary:
+    def run(self, order: np.ndarray | VisitOrder) -> ScrapeSummary:
         """Scrape every not-yet-final ID of ``order`` (and retry failed photos first)."""
         started = time.monotonic()
         db.remember_images_root(self.conn, self.store.root)
         summary = ScrapeSummary()
         retries = self.failed_photos()
-        todo = self.pending_ids(order)
-        summary.skipped_done = len(order) - len(todo)
+        summary.skipped_done, todo = self.pending(order)
         summary.photo_retries = len(retries)
-        tasks: Iterator[PhotoRetry | int] = chain(retries, (int(i) for i in todo))  # lazy: millions of IDs
-        bar = tqdm(total=len(retries) + len(todo), unit="task", dynamic_ncols=True, smoothing=0.05,
+        tasks: Iterator[PhotoRetry | int] = chain(retries, todo)  # lazy: millions of IDs
+        bar = tqdm(total=len(retries) + len(order) - summary.skipped_done, unit="task", dynamic_ncols=True, smoothing=0.05,
                    disable=not self.config.progress, file=sys.stderr, desc="scrape")
         streak_error: str | None = None
         streak: list[int] = []
@@ -372,6 +395,14 @@ class Scraper:
             c.execute("UPDATE photos SET status=?, http_status=?, error=?, sha256=?, width=?, height=? "
                       "WHERE listing_id=? AND photo_index=?",
                       (p.status, p.http_status, p.error, p.sha256, p.width, p.height, retry.listing_id, retry.index))
+
+
+def _in_sorted(ids: np.ndarray, sorted_ids: np.ndarray) -> np.ndarray:
+    """Which of ``ids`` occur in ``sorted_ids`` (binary search: no sort of either per call)."""
+    if not len(sorted_ids):
+        return np.zeros(len(ids), dtype=bool)
+    at = np.minimum(np.searchsorted(sorted_ids, ids), len(sorted_ids) - 1)
+    return np.asarray(sorted_ids[at] == ids)
 
 
 def _insert_listing(c: sqlite3.Connection, x: Listing, source_url: str) -> None:
