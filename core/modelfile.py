@@ -12,11 +12,13 @@ import functools
 import json
 import math
 import os
+import stat
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core import graphcheck
 from core.report import whole_dollars
 
 # 2: optional ``framing`` (where the car is, whole-car head) and ``price_model`` sections and
@@ -122,6 +124,11 @@ class FramingSpec:
     found_margin: float = 0.0
     sources: tuple[dict[str, str], ...] = ()
     note: str = ""
+    # Optional (training/whole_car.py): an (N,) logit that the crop shows a car or part of one;
+    # ``sigmoid(logit / temperature)`` below ``car_threshold`` is "no car".  "": the file cannot
+    # tell no car from part of a car.
+    car_output: str = ""
+    car_threshold: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -153,6 +160,8 @@ class ModelMetadata:
         if self.framing is not None:
             sizes[self.framing.box_output] = 4
             sizes[self.framing.whole_car_output] = 1
+            if self.framing.car_output:
+                sizes[self.framing.car_output] = 1
         return sizes
 
     def to_json(self) -> str:
@@ -244,6 +253,11 @@ class ModelMetadata:
                 fail("framing needs temperature > 0, 0 < threshold <= unsure_below < 1, -0.25 <= found_margin <= 0.5")
             if not fr.box_output or not fr.whole_car_output or fr.box_output == fr.whole_car_output:
                 fail("framing needs two distinct output names")
+            if fr.car_output:
+                if fr.car_output in (fr.box_output, fr.whole_car_output):
+                    fail("framing.car_output must differ from the box and whole-car outputs")
+                if not (_is_number(fr.car_threshold) and 0 < fr.car_threshold < 1):
+                    fail("framing.car_threshold must be a number in (0, 1)")
         if self.price_model is not None:
             from core.pricing import PriceModel, PriceModelError
 
@@ -395,11 +409,20 @@ def check_file(path: str | os.PathLike[str]) -> Path:
         raise ModelFileError(p, "model file not found")
     if p.is_dir():
         raise ModelFileError(p, "is a folder, not a model file")
-    size = p.stat().st_size
-    if size == 0:
-        raise ModelFileError(p, "model file is empty")
-    with p.open("rb") as f:
-        head = f.read(16)
+    try:  # O_NONBLOCK: a FIFO put in the file's place cannot hold the open
+        fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as e:
+        raise ModelFileError(p, f"cannot read the model file ({e.strerror or e})") from None
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise ModelFileError(p, "not a regular file")
+        if st.st_size == 0:
+            raise ModelFileError(p, "model file is empty")
+        try:
+            head = f.read(16)
+        except OSError as e:
+            raise ModelFileError(p, f"cannot read the model file ({e.strerror or e})") from None
     # An ONNX ModelProto starts with field 1 (ir_version, varint): tag byte 0x08.
     if head[:1] != b"\x08":
         raise ModelFileError(p, "not an ONNX model file")
@@ -415,6 +438,14 @@ def open_session(path: str | os.PathLike[str], threads: int | None = None) -> tu
     import onnxruntime as ort
 
     p = check_file(path)
+    try:  # before ONNX Runtime, which constant-folds (allocates) while it loads
+        graphcheck.check_model_file(p)
+    except graphcheck.DamagedFile as e:
+        raise ModelFileError(p, f"ONNX file is truncated or damaged ({e})") from None
+    except graphcheck.GraphRefused as e:
+        raise ModelFileError(p, f"not a CarValue model graph: {e}") from None
+    except OSError as e:
+        raise ModelFileError(p, f"cannot read it ({e.strerror or e})") from None
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.intra_op_num_threads = threads or physical_cores()
