@@ -4,6 +4,7 @@ actions, so the list cannot drift from what the keys do)."""
 from __future__ import annotations
 
 import platform
+from collections.abc import Sequence
 from html import escape
 
 from PySide6 import __version__ as pyside_version
@@ -14,22 +15,34 @@ from carvalue_gui.model_dialog import licences
 from carvalue_gui.version import app_version
 from core.modelfile import ModelMetadata
 
-# What the photo view does with the mouse and keys (see CropView): not actions, so listed here.
-CROP_VIEW_KEYS = (
-    ("Arrow keys", "nudge the crop box by 1% of the photo (with Shift: 10%)"),
-    ("Double-click", "reset the crop box to the whole photo"),
-    ("Drag outside the box, or Shift+drag", "draw a new crop box"),
-    ("Drag the box or its handles", "move or resize it"),
-)
+
+def action_name(a: QAction) -> str:
+    """An action's menu text as a sentence part: "Reset crop box to the car"."""
+    return a.text().replace("&", "").rstrip("…")
 
 
-def shortcuts_html(actions: list[QAction]) -> str:
-    rows = []
+def crop_view_rows(reset: QAction, nudge_fraction: float) -> list[tuple[str, str]]:
+    """What the photo view does with the mouse and keys (see CropView): not actions, so made
+    here; a double-click does what ``reset`` does (CropView.mouseDoubleClickEvent calls the same
+    ``reset_box``), so its row is that action's text."""
+    return [
+        ("Arrow keys", f"nudge the crop box by {nudge_fraction:.0%} of the photo (with Shift: {10 * nudge_fraction:.0%})"),
+        ("Double-click the photo", action_name(reset)),
+        ("Drag outside the box, or Shift+drag", "draw a new crop box"),
+        ("Drag the box or its handles", "move or resize it"),
+    ]
+
+
+def shortcuts_html(actions: Sequence[QAction], extra: Sequence[tuple[str, str]] = ()) -> str:
+    """One row per action with a shortcut (an action in two menus is listed once), then ``extra``."""
+    rows: list[tuple[str, str]] = []
+    seen: set[int] = set()
     for a in actions:
         keys = [k.toString(QKeySequence.SequenceFormat.NativeText) for k in a.shortcuts() if not k.isEmpty()]
-        if keys:
-            rows.append((" or ".join(keys), a.text().replace("&", "").rstrip("…")))
-    rows += list(CROP_VIEW_KEYS)
+        if keys and id(a) not in seen:
+            seen.add(id(a))
+            rows.append((" or ".join(keys), action_name(a)))
+    rows += list(extra)
     body = "".join(f"<tr><td><b>{escape(k)}</b></td><td>{escape(v)}</td></tr>" for k, v in rows)
     return f"<table cellspacing='6'>{body}</table>"
 

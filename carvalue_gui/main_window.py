@@ -33,11 +33,11 @@ from PySide6.QtWidgets import (
 )
 
 from carvalue_gui.box_history import BoxHistory
-from carvalue_gui.crop_view import CropView
+from carvalue_gui.crop_view import NUDGE_FRACTION, CropView
 from carvalue_gui.drivers_overlay import DriversOverlay
 from carvalue_gui.export import PhotoResults, format_dollars, prediction_text, write_csv, write_json
 from carvalue_gui.export_dialogs import ExportDialogs, titled_image
-from carvalue_gui.help_dialogs import HtmlDialog, about_html, shortcuts_html
+from carvalue_gui.help_dialogs import HtmlDialog, about_html, crop_view_rows, shortcuts_html
 from carvalue_gui.loader import LoadedPhoto, PhotoLoader, make_thumbnail
 from carvalue_gui.model_dialog import ModelDialog
 from carvalue_gui.notices import NoticeArea
@@ -362,7 +362,8 @@ class MainWindow(QMainWindow):
         return dialog
 
     def show_shortcuts(self) -> HtmlDialog:
-        dialog = HtmlDialog("Keyboard shortcuts", shortcuts_html(self._all_actions()), self)
+        dialog = HtmlDialog("Keyboard shortcuts", shortcuts_html(
+            self._all_actions(), crop_view_rows(self.act_reset, NUDGE_FRACTION)), self)
         dialog.show()
         return dialog
 
@@ -372,7 +373,8 @@ class MainWindow(QMainWindow):
 
     def show_model_dialog(self) -> None:
         if self.predictor is not None:
-            ModelDialog(self.predictor.metadata, str(self.predictor.path), self).show()
+            ModelDialog(self.predictor.metadata, str(self.predictor.path), self,
+                        self.panel.price_inputs.inputs().year).show()
 
     # == photos in ==============================================================================
     def open_paths(self, paths: list[str]) -> int:

@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QDialog, QDialogButtonBox, QTextBrowser, QVBoxLayo
 
 from core.modelfile import ModelMetadata
 from core.predictor import PriceBin
+from core.pricing import describe, display_bounds
 from core.report import whole_dollars
 
 LICENCE_KEYS = ("licence", "license", "data_licence", "data_license", "licence_note", "license_note")
@@ -91,27 +92,44 @@ def readable(key: str, v: Any, depth: int = 0) -> str:
     return escape(str(v))
 
 
-def metadata_html(meta: ModelMetadata, path: str) -> str:
+def whole_car_check(meta: ModelMetadata) -> str:
+    """How the app decides "not a whole car", from what decides it: the framing head's thresholds
+    when the file has one (the make/model confidence is then not used for it), else the
+    confidence score's."""
+    fr = meta.framing
+    if fr is None:
+        c = meta.confidence
+        return (f"{c.method} score, flagged below {number('threshold', c.threshold)}"
+                + (f" ({c.note})" if c.note else ""))
+    words = [f"a whole-car head: a crop is flagged as not a whole car below a score of "
+             f"{number('threshold', fr.threshold)} and marked unsure below {number('threshold', fr.unsure_below)}"]
+    if fr.car_output:
+        words.append(f"a car head says there is no car at all below {number('threshold', fr.car_threshold)}")
+    text = "; ".join(words) + "."
+    return f"{text} {fr.note[:1].upper()}{fr.note[1:]}." if fr.note else text
+
+
+def metadata_html(meta: ModelMetadata, path: str, year_of_sale: int | None = None) -> str:
+    """The dialog's text; the price's meaning is core.pricing's for ``year_of_sale`` (this year
+    by default), the ranges those the estimates carry (the price model's when the file has one)."""
     def row(k: str, v: str) -> str:
         return f"<tr><th align='left' valign='top'>{escape(k)}</th><td>{v}</td></tr>"
 
     def table(rows: list[str]) -> str:
         return "<table cellspacing='4'>" + "".join(rows) + "</table>"
 
-    ranges = ", ".join(PriceBin(lo, hi, 0.0).label() for lo, hi in meta.price.bounds())
+    ranges = ", ".join(PriceBin(lo, hi, 0.0).label() for lo, hi in display_bounds(meta))
     about = [
         row("Name", escape(meta.name)),
         row("File", escape(path)),
         row("Created", escape(meta.created or "unknown")),
         row("Architecture", escape(meta.architecture)),
-        row("Price", escape(meta.price.meaning or "no description in the model file")),
+        row("Price", escape(describe(meta, year_of_sale))),
         row("Price ranges", escape(f"{ranges} ({meta.price.currency})")),
         row("Make/models", f"{len(meta.make_models) - 1} classes + Unknown"),
         row("Years", escape(f"{len(meta.years) - 1} years + Unknown ({_span(meta.years)})")),
         row("Input", escape(f"{meta.input.size} px, {meta.input.resize}")),
-        row("'Whole car' check", escape(f"{meta.confidence.method}, threshold "
-                                        f"{number('threshold', meta.confidence.threshold)}"
-                                        + (f": {meta.confidence.note}" if meta.confidence.note else ""))),
+        row("'Whole car' check", escape(whole_car_check(meta))),
     ]
     found = licences(meta)
     use = ("<ul style='margin:0'>" + "".join(f"<li>{escape(x)}</li>" for x in found) + "</ul>" if found
@@ -163,13 +181,14 @@ def _span(years: tuple[str, ...]) -> str:
 
 
 class ModelDialog(QDialog):
-    def __init__(self, meta: ModelMetadata, path: str, parent: QWidget | None = None) -> None:
+    def __init__(self, meta: ModelMetadata, path: str, parent: QWidget | None = None,
+                 year_of_sale: int | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle(f"Model: {meta.name}")
         self.resize(680, 600)
         layout = QVBoxLayout(self)
         self.text = QTextBrowser()
-        self.text.setHtml(metadata_html(meta, path))
+        self.text.setHtml(metadata_html(meta, path, year_of_sale))
         layout.addWidget(self.text)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.close)

@@ -141,11 +141,14 @@ class PriceChart(pg.PlotWidget):
         self.median_x: float | None = None
         self.y_max: float | None = None
 
-    def set_price_spec(self, spec: PriceSpec | None) -> None:
-        """A new model: clears the bars (the ranges come with each estimate)."""
+    def set_price_spec(self, spec: PriceSpec | None,
+                       bounds: list[tuple[float, float | None]] | None = None) -> None:
+        """A new model: clears the bars and lays the axis out for ``bounds``, the ranges its
+        estimates will carry (``core.pricing.display_bounds``: the price model's, which are not
+        the price head's ``spec.bounds()`` when the file has one); each estimate brings its own."""
         self._currency = spec.currency if spec is not None else "USD"
         self.getPlotItem().setLabel("bottom", f"price ({self._currency}, log scale)")
-        self._layout(spec.bounds() if spec is not None else [])
+        self._layout(bounds if bounds is not None else spec.bounds() if spec is not None else [])
         self.show_prediction(None)
 
     def _layout(self, bounds: list[tuple[float, float | None]]) -> None:

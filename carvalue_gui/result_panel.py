@@ -26,7 +26,7 @@ from carvalue_gui.probability_bar import ProbabilityBar
 from core.framing import WholeCar, whole_car_message
 from core.modelfile import ModelMetadata
 from core.predictor import LabelProb, Prediction, reprice
-from core.pricing import PriceInputs, describe
+from core.pricing import PriceInputs, describe, display_bounds
 from core.report import dollar_range, format_dollars
 
 TOP_K = 5
@@ -203,7 +203,7 @@ class ResultPanel(QWidget):
         """Which model makes the estimates; ``problem`` says why none is loaded."""
         self._has_model = meta is not None  # before the empty prediction: it reads this
         self._meta = meta
-        self.chart.set_price_spec(meta.price if meta else None)
+        self.chart.set_price_spec(meta.price if meta else None, display_bounds(meta) if meta else None)
         self.show_prediction(0, None)
         if meta is None:
             self.model_line.setText(

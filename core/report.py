@@ -126,15 +126,21 @@ def photo_json(r: PhotoResults, top: int = TOP) -> dict[str, Any]:
     }
 
 
-def model_json(meta: ModelMetadata, model_path: str) -> dict[str, Any]:
+def model_json(meta: ModelMetadata, model_path: str, year_of_sale: int | None = None) -> dict[str, Any]:
+    """``price_meaning``: core.pricing's sentence for the file (the price model's when it has
+    one, not the head's own ``price.meaning`` of a fixed year) at ``year_of_sale``."""
+    from core.pricing import describe  # see the TYPE_CHECKING import above
+
     return {"name": meta.name, "file": model_path, "created": meta.created,
-            "price_meaning": meta.price.meaning, "currency": meta.price.currency}
+            "price_meaning": describe(meta, year_of_sale), "currency": meta.price.currency}
 
 
 def results_json(results: Sequence[PhotoResults], meta: ModelMetadata, model_path: str,
                  top: int = TOP) -> dict[str, Any]:
     """The result document (docs/result-schema.md)."""
-    return {"schema_version": SCHEMA_VERSION, "model": model_json(meta, model_path),
+    years = [p.price.year_of_sale for r in results for p in (r.prediction, r.crop_prediction)
+             if p is not None and p.price is not None]
+    return {"schema_version": SCHEMA_VERSION, "model": model_json(meta, model_path, years[0] if years else None),
             "photos": [photo_json(r, top) for r in results]}
 
 

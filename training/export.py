@@ -150,13 +150,13 @@ def confidence_spec(conf: dict[str, Any], method: str) -> ConfidenceSpec:
         return ConfidenceSpec(method="energy", threshold=float(e["threshold"]), scale=float(e["scale"]),
                               temperature=float(conf["temperature"]),
                               note="flagged (not a whole car) when the energy (logsumexp of the make/model logits "
-                                   "at this temperature) is below the threshold: 5% of validation car photos are")
+                                   "at this temperature) is below the threshold (5% of validation car photos are below it)")
     if method != "max_prob":
         raise ValueError(f"unknown confidence method {method!r} (max_prob or energy)")
     return ConfidenceSpec(method="max_prob", threshold=float(conf["threshold"]),
                           temperature=float(conf["temperature"]),
                           note="flagged (not a whole car) when the top make/model probability at this "
-                               "temperature is below the threshold: 5% of validation car photos are")
+                               "temperature is below the threshold (5% of validation car photos are below it)")
 
 
 def build_metadata(t: Trained, report: dict[str, Any], spec: InputSpec,
