@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from PIL import Image
-from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
+from PySide6.QtCore import QByteArray, QRect, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import (
     QAction,
     QCloseEvent,
@@ -64,6 +64,20 @@ SWEEP_WIDTH = 0.5  # the sweep box is half the photo wide, full height (the seed
 # The map is asked for once the box has stood still this long after its estimate was shown, so
 # a dragged box's estimates never wait behind a map that the next move would throw away.
 DRIVERS_DELAY_MS = 200
+DEFAULT_SIZE = (1360, 860)  # a first start's window, less where the screen's free area is smaller
+# Room kept around the window for the window manager's frame and title bar: they are not part of
+# the size asked for and are not known before the window is first shown.
+FRAME_ROOM = (16, 48)
+
+
+def fitted_geometry(size: QSize, free: QRect) -> QRect:
+    """``size``, shrunk to fit ``free`` (a screen's available geometry) with its frame, centred
+    in it: a 1360x860 window on a 1280x800 screen would hide the price panel off the edge."""
+    w = min(size.width(), free.width() - FRAME_ROOM[0])
+    h = min(size.height(), free.height() - FRAME_ROOM[1])
+    rect = QRect(0, 0, w, h)
+    rect.moveCenter(free.center())
+    return rect
 
 
 class MainWindow(QMainWindow):
@@ -265,10 +279,13 @@ class MainWindow(QMainWindow):
 
     def _restore_layout(self) -> None:
         s = self.settings
-        if s.geometry:
-            self.restoreGeometry(QByteArray.fromBase64(s.geometry.encode()))
-        else:
-            self.resize(1360, 860)
+        restored = bool(s.geometry) and self.restoreGeometry(QByteArray.fromBase64(s.geometry.encode()))
+        screen = QGuiApplication.screenAt(self.geometry().center()) or self.screen()
+        free = screen.availableGeometry()
+        if not restored:  # a first start: the default size, or less on a small screen
+            self.setGeometry(fitted_geometry(QSize(*DEFAULT_SIZE), free))
+        elif not (self.isMaximized() or self.isFullScreen()) and fitted_geometry(self.size(), free).size() != self.size():
+            self.setGeometry(fitted_geometry(self.size(), free))  # saved on a larger screen
         if s.window_state:
             self.restoreState(QByteArray.fromBase64(s.window_state.encode()))
         if s.year_of_sale:
