@@ -1,7 +1,8 @@
 """`carvalue predict PHOTO... [--crop auto|full|x,y,w,h] [--sweep N] [--top K] [--json] [--model FILE]`.
 
 Never imports Qt.  Exit codes: 0 all photos succeeded, 1 any photo failed (one line each on
-stderr, the rest still run), 2 bad usage or an unusable model file.
+stderr, the rest still run), 2 bad usage or an unusable model file, 3 the results cannot be
+written (a closed pipe or standard output, a full disk: one line, no more photos estimated).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from PIL import Image
 
 from core.framing import CropMode, parse_crop, whole_car_message
 from core.modelfile import ModelFileError
+from core.output import OutputError, check_open, write
 from core.predictor import MAX_SWEEP_POSITIONS, Prediction, Predictor, Sweep
 from core.preprocess import Box, ImageLoadError, load_photo
 from core.pricing import CONDITIONS, PriceInputs
@@ -104,6 +106,17 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     out = out or sys.stdout
     err = err or sys.stderr
     try:
+        return _main(argv, out, err)
+    except OutputError as e:
+        print(f"carvalue: {e}", file=err)
+        return EXIT_OUTPUT
+
+
+EXIT_OUTPUT = 3  # the results cannot be written
+
+
+def _main(argv: Sequence[str] | None, out: TextIO | None, err: TextIO) -> int:
+    try:
         args = build_parser().parse_args(attach_dash_values(list(argv) if argv is not None else sys.argv[1:]))
     except UsageError as e:
         print(f"carvalue predict: error: {e} (see --help)", file=err)
@@ -115,6 +128,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     except ValueError as e:
         print(f"carvalue: {e}", file=err)
         return 2
+    check_open(out)
     try:
         predictor = Predictor.load(args.model)
     except ModelFileError as e:
@@ -133,10 +147,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
             print(f"error: {path}: cannot estimate ({type(e).__name__}: {' '.join(str(e).split())})", file=err)
             failed += 1
             continue
-        if i and not args.json:
-            print(file=out)
-        print(report, file=out)
-        out.flush()
+        write(out, report if args.json or not i else f"\n{report}")
     return 1 if failed else 0
 
 
