@@ -405,16 +405,18 @@ def write_model_file(onnx_in: str | os.PathLike[str], metadata: ModelMetadata,
 def check_file(path: str | os.PathLike[str]) -> Path:
     """Fail early with a clear message for files that are missing, empty or not ONNX at all."""
     p = Path(path)
-    if not p.exists():
-        raise ModelFileError(p, "model file not found")
-    if p.is_dir():
-        raise ModelFileError(p, "is a folder, not a model file")
-    try:  # O_NONBLOCK: a FIFO put in the file's place cannot hold the open
+    try:  # O_NONBLOCK: a FIFO in the file's place cannot hold the open
         fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        raise ModelFileError(p, "model file not found") from None
     except OSError as e:
         raise ModelFileError(p, f"cannot read the model file ({e.strerror or e})") from None
+    except ValueError as e:  # a NUL or an unencodable character in the path
+        raise ModelFileError(p, f"not a usable file name ({e})") from None
     with os.fdopen(fd, "rb") as f:
         st = os.fstat(f.fileno())
+        if stat.S_ISDIR(st.st_mode):
+            raise ModelFileError(p, "is a folder, not a model file")
         if not stat.S_ISREG(st.st_mode):
             raise ModelFileError(p, "not a regular file")
         if st.st_size == 0:
