@@ -1,11 +1,12 @@
 """Draws a "what drives this estimate" map (core.occlusion.DriversMap) over the crop view.
 
-A translucent heat map over the part of the photo the network saw: red where hiding the region
-LOWERS the chosen quantity (the top make/model's probability, or the median price), blue where
-it raises it; the colour's opacity follows the size of the change, scaled to the map's largest
-one.  The price changes of the few cells that move the price most are written on the map, and a
-small legend in the view's corner says what the colours mean and lets the user pick which
-quantity the colours show.
+A translucent heat map over the part of the photo the network saw: red where covering the region
+LOWERS the chosen quantity (how sure the model is of the top make/model, or the median price),
+blue where it raises it; the colour's opacity follows the size of the change, scaled to the map's
+largest one.  The price changes of the few cells that move the price most are written on the map
+("−$315 if covered"), and a small legend in the view's corner says, in a buyer's words, what the
+colours and numbers mean and lets the user pick which quantity the colours show.  The legend is
+kept to a share of the view (LEGEND_WIDTH_SHARE) so that it never hides much of the photo.
 """
 
 from __future__ import annotations
@@ -14,19 +15,24 @@ import html
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QObject, QRectF, Qt, Signal
-from PySide6.QtWidgets import QComboBox, QFrame, QLabel, QVBoxLayout
+from PySide6.QtCore import QEvent, QObject, QRectF, Qt, Signal
+from PySide6.QtWidgets import QComboBox, QFrame, QLabel, QVBoxLayout, QWidget
 
 from core.occlusion import DriversMap
 from core.report import format_dollars, signed_short_dollars
 
-MODES = {"make_model": "Make/model influence", "price": "Price influence"}
+MODES = {"make_model": "Colours: how sure of the make/model", "price": "Colours: the price"}
 RED = (230, 40, 30)
 BLUE = (40, 110, 240)
 MAX_ALPHA = 190  # of 255, at the map's largest change
 RES = 56  # heat map pixels per side (the 7x7 grid's squares overlap every 1/8 of the side)
 NUMBERS = 3  # price changes written on the map: the cells that move the price most
 Z_VALUE = 3  # over the photo, under the found-car outline (5) and the crop box (10)
+LEGEND_WIDTH_SHARE = 0.45  # the legend is at most this share of the view's width ...
+LEGEND_MAX_WIDTH = 340  # ... and of these pixels; its text wraps inside
+LEGEND_MIN_WIDTH = 150
+LEGEND_MARGIN = 8  # from the view's top-left corner
+COMPACT_BELOW_PX = 480  # a photo view narrower than this gets the legend's first two lines (all in its tooltip)
 
 
 def heat_rgba(heat: np.ndarray) -> np.ndarray:
@@ -47,22 +53,41 @@ def dollars_change(x: float) -> str:
     return signed_short_dollars(x)
 
 
+def number_text(price_change: float) -> str:
+    """A number on the map: what covering that square does to the price ("−$315 if covered"),
+    never a bare "+$315" that reads as "this part adds $315"."""
+    return f"{dollars_change(price_change)} if covered"
+
+
 def largest(values: np.ndarray) -> float:
     """The value of largest magnitude, with its sign (0 for none)."""
     flat = np.asarray(values, dtype=np.float64).ravel()
     return float(flat[np.argmax(np.abs(flat))]) if flat.size else 0.0
 
 
-def legend_text(m: DriversMap, mode: str) -> str:
+def swatch(rgb: tuple[int, int, int]) -> str:
+    return f"<span style='color:rgb{rgb}'>&#9632;</span>"
+
+
+def legend_lines(m: DriversMap, mode: str) -> list[str]:
+    """What the colours mean, in a buyer's words (no "P(...)", no "largest change"), as rich-text
+    lines, most needed first; the numbers on the map say themselves what they are."""
     if mode == "price":
-        what = f"the price ({format_dollars(m.median_price)})"
-        strongest = dollars_change(largest(m.price_change))
-    else:
-        what = f"P({html.escape(m.label)}) ({m.probability:.0%})"
-        strongest = f"{-largest(m.prob_drop):+.0%}"
-    return (f"<span style='color:rgb{RED}'>&#9632;</span> red: hiding this lowers {what} most<br>"
-            f"<span style='color:rgb{BLUE}'>&#9632;</span> blue: hiding this raises it<br>"
-            f"largest change: {strongest}; numbers: price change")
+        change = largest(m.price_change)
+        return [f"The price: <b>{format_dollars(m.median_price)}</b>",
+                f"{swatch(RED)} red: covering that part lowers it; {swatch(BLUE)} blue: raises it",
+                f"Covering the part that matters most {'lowers' if change < 0 else 'raises'} it by "
+                f"{signed_short_dollars(abs(change))[1:]}"]
+    after = min(max(m.probability - largest(m.prob_drop), 0.0), 1.0)
+    return [f"How sure it is of <b>{html.escape(m.label)}</b>: {m.probability:.0%}",
+            f"{swatch(RED)} red: covering that part makes it less sure; {swatch(BLUE)} blue: surer",
+            f"Covering the part that matters most: {m.probability:.0%} → {after:.0%}"]
+
+
+def legend_text(m: DriversMap, mode: str, compact: bool = False) -> str:
+    """The legend's text; ``compact`` (a small photo view): the first two lines only."""
+    lines = legend_lines(m, mode)
+    return "<br>".join(lines[:2] if compact else lines)
 
 
 class DriversOverlay(QObject):
@@ -101,10 +126,39 @@ class DriversOverlay(QObject):
         self.mode_box.currentIndexChanged.connect(lambda _i: self.set_mode(self.mode_box.currentData()))
         self.label = QLabel("What drives this estimate: computing…")
         self.label.setTextFormat(Qt.TextFormat.RichText)
+        self.label.setWordWrap(True)
+        font = self.label.font()
+        font.setPointSizeF(max(7.0, font.pointSizeF() - 1))  # a legend: a size below the window's text
+        self.label.setFont(font)
+        self.mode_box.setFont(font)
         layout.addWidget(self.mode_box)
         layout.addWidget(self.label)
-        self.legend.move(8, 8)
+        self.legend.move(LEGEND_MARGIN, LEGEND_MARGIN)
         self.legend.hide()
+        view.installEventFilter(self)  # a resized view resizes the legend
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt override
+        if obj is self._view and event.type() == QEvent.Type.Resize:
+            self._legend_text()
+        return False
+
+    def _legend_text(self) -> None:
+        """The shown map's legend, whole or compact by the view's width; then its size."""
+        m = self._map
+        if m is not None:
+            self.label.setText(legend_text(m, self._mode, compact=self._view.width() < COMPACT_BELOW_PX))
+            self.label.setToolTip(legend_text(m, self._mode))
+        self._fit_legend()
+
+    def _fit_legend(self) -> None:
+        """The legend's width: a share of the view's (its text wraps), so it covers little of the photo."""
+        view = self._view
+        assert isinstance(view, QWidget)
+        width = max(LEGEND_MIN_WIDTH, min(LEGEND_MAX_WIDTH, int(view.width() * LEGEND_WIDTH_SHARE)))
+        margins = self.legend.layout().contentsMargins()
+        self.label.setFixedWidth(width - margins.left() - margins.right())
+        self.mode_box.setMaximumWidth(width - margins.left() - margins.right())
+        self.legend.adjustSize()
 
     # -- state --------------------------------------------------------------------------------
     @property
@@ -131,7 +185,7 @@ class DriversOverlay(QObject):
         """Show the legend (and any map) while the toggle is on; off hides everything."""
         self.legend.setVisible(on)
         if on:
-            self.legend.adjustSize()
+            self._fit_legend()
             self.legend.raise_()
         else:
             self.clear()
@@ -147,13 +201,14 @@ class DriversOverlay(QObject):
         for t in self.numbers:
             t.hide()
         self.label.setText("What drives this estimate: computing…" if waiting else "What drives this estimate")
-        self.legend.adjustSize()
+        self.label.setToolTip("")
+        self._fit_legend()
 
     def show_failure(self, message: str) -> None:
         """The map could not be made: say so in the legend (one line) instead of "computing"."""
         self.clear()
         self.label.setText(f"What drives this estimate: not available ({html.escape(message)})")
-        self.legend.adjustSize()
+        self._fit_legend()
 
     def heat(self) -> np.ndarray | None:
         """The values the colours show (positive: hiding lowers the chosen quantity)."""
@@ -176,9 +231,8 @@ class DriversOverlay(QObject):
         order = np.argsort(-np.abs(m.price_change.ravel()), kind="stable")[:NUMBERS]
         for t, i in zip(self.numbers, order, strict=False):
             x0, y0, x1, y1 = m.cells[int(i)]
-            t.setText(dollars_change(float(m.price_change.ravel()[i])))
+            t.setText(number_text(float(m.price_change.ravel()[i])))
             t.setPos(r.x + (x0 + x1) / 2 * r.w, r.y + (y0 + y1) / 2 * r.h)
             t.show()
-        self.label.setText(legend_text(m, self._mode))
-        self.legend.adjustSize()
+        self._legend_text()
 

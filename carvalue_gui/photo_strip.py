@@ -6,14 +6,46 @@ from __future__ import annotations
 from collections import OrderedDict
 from pathlib import Path
 
-from PySide6.QtCore import QEvent, QObject, QSize, Qt, QUrl, Signal
-from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage, QPainter, QPaintEvent, QPixmap
-from PySide6.QtWidgets import QAbstractItemView, QListWidget, QListWidgetItem, QWidget
+from PySide6.QtCore import (
+    QEvent,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    QRect,
+    QSize,
+    Qt,
+    QUrl,
+    Signal,
+)
+from PySide6.QtGui import (
+    QColor,
+    QDragEnterEvent,
+    QDropEvent,
+    QFont,
+    QImage,
+    QPainter,
+    QPaintEvent,
+    QPixmap,
+)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QApplication,
+    QListWidget,
+    QListWidgetItem,
+    QStyle,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
+    QWidget,
+)
 
+from carvalue_gui.elide import elide_keep_year
 from core.predictor import Prediction
 from core.report import format_dollars
 
 KEY_ROLE = Qt.ItemDataRole.UserRole
+WARN_ROLE = Qt.ItemDataRole.UserRole + 1  # a row whose estimate is not for a whole car: its badge
+BADGE_PX = 20  # the warning badge on the thumbnail's corner
+BADGE_FILL = QColor(255, 193, 7)
 THUMB_SIZE = QSize(96, 72)
 THUMB_CACHE = 300  # decoded thumbnails kept: the rows on screen and those scrolled past lately
 
@@ -78,6 +110,56 @@ def centred_pixmap(image: QImage, size: QSize) -> QPixmap:
     return QPixmap.fromImage(canvas)
 
 
+class RowDelegate(QStyledItemDelegate):
+    """Paints a row's lines each shortened its own way where the list is narrow: the file name in
+    the middle (its end and extension stay), the make/model keeping its year, the rest at the
+    right; a row whose estimate is not for a whole car gets a warning badge on its thumbnail,
+    which no width can cut off. ``painted`` keeps what each row showed last (tests)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.painted: dict[int, tuple[list[str], QRect | None, QRect]] = {}  # key: lines, badge, text rect
+
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem,
+              index: QModelIndex | QPersistentModelIndex) -> None:
+        opt = QStyleOptionViewItem(option)
+        self.initStyleOption(opt, index)
+        widget = opt.widget
+        style = widget.style() if widget is not None else QApplication.style()
+        text_rect = style.subElementRect(QStyle.SubElement.SE_ItemViewItemText, opt, widget)
+        icon_rect = style.subElementRect(QStyle.SubElement.SE_ItemViewItemDecoration, opt, widget)
+        lines = opt.text.splitlines()  # (Qt's item text has U+2028 for "\n": splitlines takes both)
+        opt.text = ""
+        style.drawControl(QStyle.ControlElement.CE_ItemViewItem, opt, painter, widget)
+        fm = opt.fontMetrics
+        width = max(0, text_rect.width() - 4)
+        shown = [fm.elidedText(line, Qt.TextElideMode.ElideMiddle, width) if i == 0
+                 else elide_keep_year(line, fm, width) for i, line in enumerate(lines)]
+        selected = bool(opt.state & QStyle.StateFlag.State_Selected)
+        painter.save()
+        painter.setPen(opt.palette.highlightedText().color() if selected else opt.palette.text().color())
+        painter.setFont(opt.font)
+        top = text_rect.top() + (text_rect.height() - len(shown) * fm.lineSpacing()) // 2
+        for i, line in enumerate(shown):
+            painter.drawText(QRect(text_rect.left() + 2, top + i * fm.lineSpacing(), width, fm.lineSpacing()),
+                             int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter), line)
+        badge = None
+        if index.data(WARN_ROLE):
+            badge = QRect(icon_rect.left(), icon_rect.bottom() - BADGE_PX + 1, BADGE_PX, BADGE_PX)
+            painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+            painter.setPen(QColor(90, 60, 0))
+            painter.setBrush(BADGE_FILL)
+            painter.drawRoundedRect(badge, 4, 4)
+            font = QFont(opt.font)
+            font.setBold(True)
+            painter.setFont(font)
+            painter.drawText(badge, int(Qt.AlignmentFlag.AlignCenter), "!")
+        painter.restore()
+        key = index.data(KEY_ROLE)
+        if key is not None:
+            self.painted[int(key)] = (shown, badge, text_rect)
+
+
 class PhotoStrip(QListWidget):
     """Rows keyed by the window's photo keys; ``photo_selected(key)`` on selection."""
 
@@ -92,6 +174,8 @@ class PhotoStrip(QListWidget):
         self.setMinimumWidth(200)
         self.setTextElideMode(Qt.TextElideMode.ElideRight)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.row_delegate = RowDelegate(self)
+        self.setItemDelegate(self.row_delegate)
         self._items: dict[int, QListWidgetItem] = {}
         self._thumbs: OrderedDict[int, QPixmap] = OrderedDict()  # decoded thumbnails, LRU first
         self.currentItemChanged.connect(self._on_current)
@@ -120,6 +204,7 @@ class PhotoStrip(QListWidget):
             rest += f"\n{pred.make_models[0].label}"
         item.setText(f"{name}\n{rest}")
         item.setToolTip(f"{path}\n{rest}")
+        item.setData(WARN_ROLE, pred is not None and not pred.looks_like_car)  # the badge (RowDelegate)
 
     def select(self, key: int) -> None:
         item = self._items.get(key)

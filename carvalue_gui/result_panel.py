@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from carvalue_gui.elide import elide_keep_year
 from carvalue_gui.help_dialogs import HtmlDialog
 from carvalue_gui.price_chart import PriceChart
 from carvalue_gui.price_inputs import PriceInputsWidget
@@ -52,17 +53,20 @@ def steady_label(text: str = "") -> QLabel:
 
 
 class ElidedLabel(QLabel):
-    """A one-line steady label that ends a text too long for it with "…" (``text()`` is whole)."""
+    """A one-line steady label that shortens a text too long for it with "…", keeping a make/model's
+    year (``text()`` is whole, ``shown_text()`` what is painted)."""
 
     def __init__(self, text: str = "", parent: QWidget | None = None) -> None:
         super().__init__(text, parent)
         self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
 
+    def shown_text(self) -> str:
+        return elide_keep_year(self.text(), self.fontMetrics(), self.contentsRect().width())
+
     def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 - Qt override
         painter = QPainter(self)
-        rect = self.contentsRect()
-        shown = self.fontMetrics().elidedText(self.text(), Qt.TextElideMode.ElideRight, rect.width())
-        painter.drawText(rect, int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter), shown)
+        painter.drawText(self.contentsRect(), int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter),
+                         self.shown_text())
         painter.end()
 
 

@@ -68,8 +68,9 @@ def test_toggle_on_shows_the_map_of_the_current_box_and_off_hides_it(qtbot: Any,
     assert overlay.image.isVisible()
     rect = overlay.image.mapRectToParent(overlay.image.boundingRect())
     assert (rect.x(), rect.y(), rect.width(), rect.height()) == pytest.approx(m.region.as_tuple(), abs=1e-6)
-    assert "red: hiding this lowers P(" in overlay.label.text() and "numbers: price change" in overlay.label.text()
-    assert all(t.isVisible() and t.textItem.toPlainText() for t in overlay.numbers)
+    assert f"How sure it is of <b>{m.label}</b>" in overlay.label.text()
+    assert "covering that part makes it less sure" in overlay.label.text()
+    assert all(t.isVisible() and t.textItem.toPlainText().endswith(" if covered") for t in overlay.numbers)
 
     window.act_drivers.trigger()  # off
     assert overlay.shown is None and not overlay.image.isVisible() and overlay.legend.isHidden()
@@ -117,10 +118,10 @@ def test_another_photo_and_another_mode(qtbot: Any, window: MainWindow, tmp_path
     heat = overlay.heat()
     assert heat is not None and heat.shape == (RES, RES)
     np.testing.assert_allclose(heat, m.spread(m.prob_drop, RES))
-    overlay.mode_box.setCurrentIndex(1)  # the user picks "Price influence"
+    overlay.mode_box.setCurrentIndex(1)  # the user picks "Colours: the price"
     assert overlay.mode == "price"
     np.testing.assert_allclose(overlay.heat(), m.spread(-m.price_change, RES))
-    assert "lowers the price" in overlay.label.text()
+    assert "covering that part lowers it" in overlay.label.text()
     with pytest.raises(ValueError, match="mode must be one of"):
         overlay.set_mode("year")
     first = window.current_entry()

@@ -13,7 +13,7 @@ pytest.importorskip("PySide6")
 pytest.importorskip("pyqtgraph")
 
 import pyqtgraph as pg  # noqa: E402
-from PySide6.QtCore import QRect, Qt  # noqa: E402
+from PySide6.QtCore import QRect  # noqa: E402
 from PySide6.QtWidgets import (  # noqa: E402
     QAbstractScrollArea,
     QApplication,
@@ -90,7 +90,7 @@ def label_problems(label: QLabel, name: str) -> list[str]:
     rect = label.contentsRect()
     fm = label.fontMetrics()
     if isinstance(label, ElidedLabel):
-        shown = fm.elidedText(text, Qt.TextElideMode.ElideRight, rect.width())
+        shown = label.shown_text()  # what it paints (a make/model keeps its year)
         if shown != text and len(shown) - 1 < MIN_SHOWN_CHARS:
             return [f"{name} shows only {shown!r} of {text!r}"]
         return []

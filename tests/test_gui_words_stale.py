@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ pytest.importorskip("PySide6")
 pytest.importorskip("pyqtgraph")
 
 from PySide6.QtCore import QPoint, Qt  # noqa: E402
+from PySide6.QtGui import QTextDocument  # noqa: E402
 from PySide6.QtWidgets import QApplication, QDialog, QFileDialog  # noqa: E402
 
 from carvalue_gui.help_dialogs import HtmlDialog  # noqa: E402
@@ -135,3 +137,38 @@ def test_shortcuts_list_each_key_once_and_say_what_double_click_does(qtbot: Any,
     qtbot.mouseDClick(view.viewport(), Qt.MouseButton.LeftButton, pos=QPoint(view.viewport().width() // 2,
                                                                             view.viewport().height() // 2))
     assert view.box() == entry.found_box() != Box.full(entry.size)
+
+
+# -- item 6: the heat map in a buyer's words -----------------------------------------------------------
+def plain(rich: str) -> str:
+    doc = QTextDocument()
+    doc.setHtml(rich)
+    return doc.toPlainText()
+
+
+def test_the_heat_map_says_what_covering_a_part_does(qtbot: Any, framed_priced_model: Path, tmp_path: Path) -> None:
+    window = open_window(qtbot, framed_priced_model)
+    window.resize(1600, 1000)
+    load(qtbot, window, [make_photo(tmp_path / "a.jpg", (640, 400), 1)])
+    wait_shown(qtbot, window)
+    window.activateWindow()
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is window, timeout=WAIT_MS)
+    qtbot.keyClick(window, Qt.Key.Key_D, Qt.KeyboardModifier.ControlModifier)  # Tools > What drives this estimate
+    overlay = window.drivers
+    qtbot.waitUntil(lambda: overlay.shown is not None, timeout=WAIT_MS)
+    m = overlay.shown
+    assert m is not None
+    text = plain(overlay.label.text())
+    assert "P(" not in text and "largest change" not in text and "influence" not in overlay.mode_box.currentText()
+    assert f"How sure it is of {m.label}: {m.probability:.0%}" in text
+    assert "covering that part makes it less sure" in text and "Covering the part that matters most" in text
+    numbers = [t.textItem.toPlainText() for t in overlay.numbers if t.isVisible()]
+    assert numbers and all(re.fullmatch(r"[+\u2212]\$[\d.]+k? if covered", n) for n in numbers), numbers
+
+    overlay.mode_box.setFocus()  # the legend's box: colour by the price instead
+    qtbot.waitUntil(overlay.mode_box.hasFocus, timeout=WAIT_MS)
+    qtbot.keyClick(overlay.mode_box, Qt.Key.Key_Down)
+    assert overlay.mode == "price"
+    text = plain(overlay.label.text())
+    assert "The price:" in text and "covering that part lowers it" in text
+    assert re.search(r"Covering the part that matters most (lowers|raises) it by \$[\d.]+k?", text), text
