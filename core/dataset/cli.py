@@ -22,8 +22,10 @@ import sys
 from pathlib import Path
 
 from core.dataset import flags
-from core.dataset.database import DatabaseError, UnusableDatabase
+from core.dataset.database import DatabaseError, DatabaseNotWritable, UnusableDatabase, cannot_write
 from core.dataset.export import NotDeduplicated
+from core.dataset.text import one_line
+from core.output import OutputError, write
 
 HELP = """The CarValue data pipeline, one resumable stage at a time. Every stage records its work
 in one SQLite database (--db) and, for photos, a hash-bucket image store (--images)."""
@@ -39,9 +41,10 @@ then train on d.sqlite directly: carvalue-train train --data d.sqlite --images-r
 `carvalue-data STAGE --help` explains each stage.
 
 exit codes: 0 done; 2 bad arguments or input; 3 scrape stopped by a lasting failure (rerun to
-resume); 4 the store or database cannot be written; 5 the --db file is not a usable pipeline
-database (empty, truncated, overwritten, another program's): it is left exactly as it was.
-130 interrupted."""
+resume); 4 the store, the database or the output cannot be written (read-only, a full disk, a
+closed pipe); 5 the --db file is not a usable pipeline database (empty, truncated, overwritten,
+another program's): it is left exactly as it was. 130 interrupted."""
+EXIT_CANNOT_WRITE = 4
 EXIT_UNUSABLE_DATABASE = 5
 SHORT_SIDES = (32, 4096)  # stored photos' short side: a smaller one is no photo, a larger one no thumbnail
 
@@ -210,18 +213,33 @@ def _add_feature_flags(p: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    stage = f"carvalue-data {args.stage}"
     try:
         return _run(args)
+    except OutputError as e:
+        print(f"{stage}: error: {e}", file=sys.stderr)
+        return EXIT_CANNOT_WRITE
     except UnusableDatabase as e:
-        print(f"carvalue-data {args.stage}: error: {e}", file=sys.stderr)
+        print(f"{stage}: error: {e}", file=sys.stderr)
         return EXIT_UNUSABLE_DATABASE
-    except sqlite3.DatabaseError as e:  # damage found after the checks on open (or a disk error)
-        print(f"carvalue-data {args.stage}: error: {args.db}: SQLite error ({e}); work committed before it "
-              "is kept", file=sys.stderr)
+    except DatabaseNotWritable as e:
+        print(f"{stage}: error: {e}", file=sys.stderr)
+        return EXIT_CANNOT_WRITE
+    except sqlite3.DatabaseError as e:  # a full disk, or damage found after the checks on open
+        if cannot_write(e):
+            print(f"{stage}: error: {args.db}: cannot write the database ({e}); work committed before it is "
+                  "kept: fix it and run the same command again", file=sys.stderr)
+            return EXIT_CANNOT_WRITE
+        print(f"{stage}: error: {args.db}: SQLite error ({e}); work committed before it is kept", file=sys.stderr)
         return EXIT_UNUSABLE_DATABASE
     except (DatabaseError, ValueError, FileNotFoundError, ImportError, NotDeduplicated) as e:
-        print(f"carvalue-data {args.stage}: error: {e}", file=sys.stderr)
+        print(f"{stage}: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # the store or an output folder: not writable, a full disk
+        where = f" {e.filename}" if e.filename else ""
+        print(f"{stage}: error: cannot write{where} ({e.strerror or one_line(str(e))}); work committed before it "
+              "is kept", file=sys.stderr)
+        return EXIT_CANNOT_WRITE
     except KeyboardInterrupt:
         print(f"carvalue-data {args.stage}: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
@@ -241,7 +259,7 @@ def _run(a: argparse.Namespace) -> int:
                             short_side=a.short_side, quality=a.quality, temp_age_s=a.temp_age)
         finally:
             conn.close()
-        print(json.dumps(report.as_dict()))
+        write(sys.stdout, json.dumps(report.as_dict()))
         return 0
     if a.stage == "dedup":
         from core.dataset import database
@@ -250,7 +268,8 @@ def _run(a: argparse.Namespace) -> int:
 
         conn = database.connect(a.db, create=False)
         try:
-            print(json.dumps(dedup(conn, ImageStore(a.images), jobs=a.jobs, progress=not a.no_progress).as_dict()))
+            write(sys.stdout, json.dumps(dedup(conn, ImageStore(a.images), jobs=a.jobs,
+                                               progress=not a.no_progress).as_dict()))
         finally:
             conn.close()
         return 0
@@ -263,15 +282,15 @@ def _run(a: argparse.Namespace) -> int:
     if a.stage == "shards":
         from core.dataset.shards import write_shards
 
-        print(json.dumps(write_shards(a.db, a.images, a.out, a.shard_size).as_dict()))
+        write(sys.stdout, json.dumps(write_shards(a.db, a.images, a.out, a.shard_size).as_dict()))
         return 0
     if a.stage == "stats":
         from core.dataset import database
         from core.dataset.stats import database_stats
 
-        conn = database.connect(a.db, create=False)
+        conn = database.connect(a.db, create=False, readonly=True)
         try:
-            print(json.dumps(database_stats(conn), indent=2))
+            write(sys.stdout, json.dumps(database_stats(conn), indent=2))
         finally:
             conn.close()
         return 0
@@ -295,10 +314,10 @@ def _scrape(a: argparse.Namespace) -> int:
     except OSError as e:  # the store or database cannot be written (disk full, permissions)
         print(f"carvalue-data scrape: cannot write ({e}); everything committed so far is kept: fix it and "
               "run the same command again to resume", file=sys.stderr)
-        return 4
+        return EXIT_CANNOT_WRITE
     finally:
         conn.close()
-    print(json.dumps(summary.as_dict()))
+    write(sys.stdout, json.dumps(summary.as_dict()))
     return 0
 
 
@@ -317,7 +336,7 @@ def _label(a: argparse.Namespace) -> int:
     process (the same interpreter), like `git foo` runs `git-foo`."""
     from core.dataset import database
 
-    database.connect(a.db, create=False).close()  # refuse a missing or damaged database here, before Qt starts
+    database.connect(a.db, create=False, readonly=True).close()  # refuse a missing or damaged database here, before Qt starts
     cmd = [sys.executable, "-m", "carvalue_gui.labeller", "--db", str(a.db), "--images", str(a.images),
            "--labels", str(a.labels), "--seed", str(a.seed)]
     return subprocess.call(cmd)

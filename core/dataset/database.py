@@ -110,6 +110,21 @@ class DatabaseError(RuntimeError):
     pass
 
 
+class DatabaseNotWritable(DatabaseError):
+    """The database cannot be written (a read-only file or folder, a full disk); stages that only
+    read it open it with ``connect(..., readonly=True)`` and still work."""
+
+
+# sqlite3 error names meaning the file or its folder cannot be written (or the disk failed),
+# not that the database is damaged.
+_WRITE_CODES = ("SQLITE_FULL", "SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_IOERR", "SQLITE_PERM")
+
+
+def cannot_write(e: sqlite3.Error) -> bool:
+    """Whether ``e`` says the database cannot be written (rather than that it is damaged)."""
+    return str(getattr(e, "sqlite_errorname", "")).startswith(_WRITE_CODES)
+
+
 class UnusableDatabase(DatabaseError):
     """The file at the database path cannot be used as this pipeline's database: empty,
     truncated, overwritten, or another program's.  It is refused before anything is written."""
@@ -123,9 +138,11 @@ _LEAVE_IT = ("nothing was changed; restore it from a backup, or move it aside an
              "to start a new one")
 
 
-def connect(path: str | Path, create: bool = True) -> sqlite3.Connection:
+def connect(path: str | Path, create: bool = True, readonly: bool = False) -> sqlite3.Connection:
     """Open the pipeline database in WAL mode; with ``create``, make a new one if ``path`` does
-    not exist.
+    not exist.  With ``readonly`` (stages that only read: ``stats``, ``shards``), a read-only
+    connection, which also works on a read-only file or in a read-only folder; otherwise a file
+    or folder that cannot be written is refused with :class:`DatabaseNotWritable` before any work.
 
     An existing file is checked before anything is written to it: SQLite's header, the size the
     header promises, ``PRAGMA quick_check`` (reads every page once: ~15 ms per 2 MB) and the
@@ -134,8 +151,8 @@ def connect(path: str | Path, create: bool = True) -> sqlite3.Connection:
     """
     path = Path(path)
     if path.exists():
-        return _open_existing(path)
-    if not create:
+        return _open_read_only(path) if readonly else _open_existing(path)
+    if not create or readonly:
         raise DatabaseError(f"{path}: no such database (run `carvalue-data scrape` first)")
     _create(path)
     return _open_existing(path)
@@ -162,8 +179,40 @@ def _create(path: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def _open_read_only(path: Path) -> sqlite3.Connection:
+    """A read-only connection.  In a folder nobody can write, SQLite cannot make the WAL's
+    shared-memory file and refuses even to read; the file is then opened as immutable (nothing
+    can change it while the folder is read-only)."""
+    _check_file(path)
+    uri = f"{path.resolve().as_uri()}?mode=ro"
+    conn = sqlite3.connect(uri, uri=True, timeout=60.0, isolation_level=None)
+    try:
+        conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+    except sqlite3.OperationalError as e:
+        conn.close()
+        if not cannot_write(e) or os.access(path.parent, os.W_OK):
+            raise DatabaseError(f"{path}: cannot read the database ({e})") from None
+        conn = sqlite3.connect(uri + "&immutable=1", uri=True, timeout=60.0, isolation_level=None)
+    try:
+        _check_contents(conn, path)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _check_writable(path: Path) -> None:
+    """Refuse, before any work, a database the process cannot write: a read-only (or immutable)
+    file, or a read-only folder (SQLite writes its WAL and shared-memory files beside it)."""
+    for target, what in ((path, "file"), (path.parent, "folder")):
+        if not os.access(target, os.W_OK):
+            raise DatabaseNotWritable(f"{path}: cannot write the database (its {what} is read-only); nothing "
+                                      "was changed; stages that only read it (stats, shards) still work")
+
+
 def _open_existing(path: Path) -> sqlite3.Connection:
     _check_file(path)
+    _check_writable(path)
     hot_wal = _has_hot_wal(path)
     if hot_wal:
         # A killed writer left pages in the write-ahead log.  Closing a read-write connection
@@ -260,7 +309,10 @@ class Transaction:
         return self.conn
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        self.conn.execute("ROLLBACK" if exc_type is not None else "COMMIT")
+        if exc_type is None:
+            self.conn.execute("COMMIT")
+        elif self.conn.in_transaction:  # SQLite ends it itself on some errors (a full disk)
+            self.conn.execute("ROLLBACK")
 
 
 def get_meta(conn: sqlite3.Connection, key: str) -> str | None:

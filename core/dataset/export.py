@@ -63,7 +63,7 @@ def records_from_db(db_path: str | Path, images_root: str | Path | None = None) 
     """Every usable photo as an ImageRecord (group = listing ID), for training's Dataset.
 
     ``images_root`` defaults to the store the scrape recorded in the database."""
-    conn = db.connect(db_path, create=False)
+    conn = db.connect(db_path, create=False, readonly=True)
     try:
         if images_root is None:
             images_root = db.get_meta(conn, "images_root")

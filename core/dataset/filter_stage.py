@@ -18,6 +18,7 @@ from core.dataset.features import FeatureExtractor, make_extractor
 from core.dataset.image_store import ImageStore
 from core.dataset.junk_filter import JunkFilter, train_junk_filter
 from core.dataset.labels import GOOD, LabelFile
+from core.output import write
 from core.preprocess import ImageLoadError, load_photo
 
 
@@ -67,7 +68,7 @@ def train_filter_cli(a: argparse.Namespace) -> int:
     if result.warning:
         report["warning"] = result.warning
         print(f"carvalue-data filter train: warning: {result.warning}", file=sys.stderr)
-    print(json.dumps(report, indent=2))
+    write(sys.stdout, json.dumps(report, indent=2))
     return 0
 
 
@@ -112,8 +113,8 @@ def apply_filter_cli(a: argparse.Namespace) -> int:
     try:
         jf = JunkFilter.load(a.filter)
         extractor = make_extractor(jf.features, a.trunk, a.clip_weights, threads=a.threads)
-        print(json.dumps(apply_filter(conn, ImageStore(a.images), jf, extractor, a.batch_size,
-                                      not a.no_progress), indent=2))
+        write(sys.stdout, json.dumps(apply_filter(conn, ImageStore(a.images), jf, extractor, a.batch_size,
+                                                  not a.no_progress), indent=2))
     finally:
         conn.close()
     return 0

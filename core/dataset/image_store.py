@@ -14,6 +14,7 @@ import hashlib
 import io
 import os
 import re
+import stat
 import time
 import uuid
 from collections.abc import Iterator
@@ -30,6 +31,21 @@ DEFAULT_SHORT_SIDE = 256
 DEFAULT_QUALITY = 90
 MIN_SOURCE_SIDE = 32  # smaller "photos" are icons or tracking pixels
 MAX_SOURCE_PIXELS = 80_000_000
+# A stored photo is a small JPEG (short side 256 by default: ~20 KB; 4096 px at quality 100 stays
+# under 20 MB).  A larger file in the store is damage and is refused without being read.
+MAX_STORED_BYTES = 64 * 1024 * 1024
+_O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+
+
+class StoredFileError(ValueError):
+    """A store entry that is not a stored photo's file: not a regular file (a FIFO, a device, a
+    link to /dev/zero), larger than any stored photo, or under a bucket that is not a folder.
+    ``str(e)`` is one line naming the photo; ``reason`` is the part after its name."""
+
+    def __init__(self, sha256: str, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"{sha256}: {reason}")
 
 
 def sha256_hex(data: bytes) -> str:
@@ -115,28 +131,67 @@ class ImageStore:
         return digest
 
     def read(self, sha256: str) -> bytes:
-        return self.path_for(sha256).read_bytes()
+        """The stored file's bytes: a regular file of at most MAX_STORED_BYTES, read without
+        blocking on a FIFO; StoredFileError for anything else (OSError if it cannot be read)."""
+        path = self.path_for(sha256)
+        fd = self._open(path, sha256)
+        with os.fdopen(fd, "rb") as f:
+            data = f.read(MAX_STORED_BYTES + 1)
+        if len(data) > MAX_STORED_BYTES:  # grew after the check
+            raise StoredFileError(sha256, f"file is larger than {MAX_STORED_BYTES:,} bytes: not a stored photo")
+        return data
+
+    def _open(self, path: Path, sha256: str) -> int:
+        """A descriptor of ``path`` if it is a regular file no larger than a stored photo can be."""
+        try:
+            fd = os.open(path, os.O_RDONLY | _O_NONBLOCK | _O_CLOEXEC)
+        except NotADirectoryError:
+            raise StoredFileError(sha256, f"its bucket {path.parent} is not a folder") from None
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise StoredFileError(sha256, "not a regular file (a FIFO, device or folder)")
+            if st.st_size > MAX_STORED_BYTES:
+                raise StoredFileError(sha256, f"file is {st.st_size:,} bytes, more than a stored photo can be "
+                                              f"({MAX_STORED_BYTES:,})")
+            if _O_NONBLOCK:
+                os.set_blocking(fd, True)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
 
     def problem(self, sha256: str) -> str | None:
-        """Why the stored file is unusable (missing, wrong hash, not a decodable image), or None."""
-        path = self.path_for(sha256)
+        """Why the stored file is unusable (missing, not a regular file, too large, wrong hash,
+        not a decodable image), or None.  Reads at most MAX_STORED_BYTES."""
         try:
-            data = path.read_bytes()
+            data = self.read(sha256)
         except FileNotFoundError:
             return "file is missing"
+        except StoredFileError as e:
+            return e.reason
         except OSError as e:
-            return f"cannot read file ({e.strerror})"
+            return f"cannot read file ({e.strerror or e})"
         if sha256_hex(data) != sha256:
             return "contents do not match the file's hash (corrupt or partly written)"
         try:
             with Image.open(io.BytesIO(data)) as img:
+                if img.width * img.height > MAX_SOURCE_PIXELS:
+                    return f"not a stored photo ({img.width}x{img.height} pixels)"
                 img.load()
         except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
             return f"not a decodable image ({e})"
         return None
 
     def remove(self, sha256: str) -> None:
-        self.path_for(sha256).unlink(missing_ok=True)
+        """Delete the stored file (nothing to do when it or its bucket folder is not there)."""
+        path = self.path_for(sha256)
+        try:
+            if path.is_dir() and not path.is_symlink():
+                return  # a folder under a photo's name: not ours to delete; the rows are marked lost
+            path.unlink(missing_ok=True)
+        except NotADirectoryError:
+            return  # the bucket is a file: no photo under it
 
     def iter_hashes(self) -> Iterator[str]:
         """Hashes of every file in the buckets (stray names are skipped)."""

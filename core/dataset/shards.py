@@ -1,7 +1,10 @@
 """``carvalue-data shards``: WebDataset-style tar shards for streaming to many GPUs.
 
 Each sample is two tar members sharing a key: ``<key>.jpg`` (the stored photo) and
-``<key>.json`` (its listing's labels).  The key is ``<listing id>_<photo index>``; WebDataset
+``<key>.json`` (its listing's labels).  A stored file that cannot be read (missing, not a
+regular file, larger than any stored photo) is left out and counted (`carvalue-data verify`
+repairs the store).  Trouble writing the output (a full disk) stops the run with
+:class:`ShardWriteError` and removes the shard being written.  The key is ``<listing id>_<photo index>``; WebDataset
 splits a member name at its first dot, so keys hold no dots.  Samples go in (listing, photo)
 order, so a listing's photos sit together and the output is the same on every run.  Each shard
 is written to a temp name and renamed; ``index.json`` (written last) lists the shards.
@@ -9,6 +12,7 @@ is written to a temp name and renamed; ``index.json`` (written last) lists the s
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -18,9 +22,13 @@ from pathlib import Path
 
 from core.dataset import database as db
 from core.dataset.export import split_of, usable_photos
-from core.dataset.image_store import ImageStore
+from core.dataset.image_store import ImageStore, StoredFileError
 
 MTIME = 0  # fixed, so identical inputs give byte-identical shards
+
+
+class ShardWriteError(OSError):
+    """The shards cannot be written (a full disk, a read-only folder); ``str(e)`` is one line."""
 
 
 @dataclass
@@ -29,10 +37,16 @@ class ShardReport:
     samples: int = 0
     listings: int = 0
     by_split: dict[str, int] = field(default_factory=dict)
+    unreadable: dict[str, str] = field(default_factory=dict)  # sha256 -> why it was left out
 
     def as_dict(self) -> dict[str, object]:
-        return {"shards": len(self.shards), "samples": self.samples, "listings": self.listings,
-                "samples_by_split": self.by_split}
+        out: dict[str, object] = {"shards": len(self.shards), "samples": self.samples, "listings": self.listings,
+                                  "samples_by_split": self.by_split}
+        if self.unreadable:
+            out["unreadable_left_out"] = len(self.unreadable)
+            out["unreadable_examples"] = dict(list(self.unreadable.items())[:5])
+            out["hint"] = "run `carvalue-data verify` to repair the store"
+        return out
 
 
 def sample_key(listing_id: int, photo_index: int) -> str:
@@ -51,11 +65,16 @@ def write_shards(db_path: str | Path, images_root: str | Path, out_dir: str | Pa
                  shard_size: int = 1000) -> ShardReport:
     if shard_size < 1:
         raise ValueError("--shard-size must be at least 1")
-    conn = db.connect(db_path, create=False)  # first: a bad database is refused before anything is written
+    conn = db.connect(db_path, create=False, readonly=True)  # first: a bad database is refused before anything is written
     out = Path(out_dir)
     try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError:
+        if out.exists() and not out.is_dir():
+            raise ValueError(f"--out {out} exists and is not a folder")
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ShardWriteError(f"the output folder {out}: {e.strerror or e}") from None
+    except BaseException:
         conn.close()
         raise
     store = ImageStore(images_root)
@@ -76,6 +95,12 @@ def write_shards(db_path: str | Path, images_root: str | Path, out_dir: str | Pa
 
     try:
         for photo in usable_photos(conn):
+            try:
+                data = store.read(photo.sha256)
+            except (OSError, StoredFileError) as e:  # the store's damage: verify repairs it
+                report.unreadable[photo.sha256] = e.reason if isinstance(e, StoredFileError) else (
+                    "file is missing" if isinstance(e, FileNotFoundError) else f"cannot read file ({e.strerror or e})")
+                continue
             if tar is None:
                 tmp = out / f".shard-{len(report.shards):06d}.tar.tmp"
                 tar = tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT)
@@ -85,7 +110,7 @@ def write_shards(db_path: str | Path, images_root: str | Path, out_dir: str | Pa
             meta = {"listing_id": photo.listing_id, "photo_index": photo.photo_index, "sha256": photo.sha256,
                     "make": photo.make, "model": photo.model, "year": photo.year, "price": photo.price,
                     "mileage": photo.mileage, "split": split}
-            _add(tar, f"{key}.jpg", store.read(photo.sha256))
+            _add(tar, f"{key}.jpg", data)
             _add(tar, f"{key}.json", json.dumps(meta, sort_keys=True).encode())
             report.samples += 1
             report.by_split[split] = report.by_split.get(split, 0) + 1
@@ -94,20 +119,39 @@ def write_shards(db_path: str | Path, images_root: str | Path, out_dir: str | Pa
             if in_shard >= shard_size:
                 close_shard()
         close_shard()
+    except OSError as e:
+        raise ShardWriteError(f"shards in {out}: {e.strerror or e}; the shard being written was removed") from None
     finally:
-        if tar is not None:
-            tar.close()
-        if tmp is not None:
-            tmp.unlink(missing_ok=True)
+        _discard(tar, tmp)
         conn.close()
     report.listings = len(listings)
-    # Drop shards a previous, larger export left behind, then publish the index.
+    try:
+        _publish(out, report)
+    except OSError as e:
+        raise ShardWriteError(f"{out / 'index.json'}: {e.strerror or e}") from None
+    return report
+
+
+def _discard(tar: tarfile.TarFile | None, tmp: Path | None) -> None:
+    """Close and delete a shard left half-written by an error (its close may fail as well: the
+    disk is full; the file goes anyway)."""
+    if tar is not None:
+        with contextlib.suppress(OSError):  # the error that stopped the run is the one reported
+            tar.close()  # closes the file even when its last write fails
+    if tmp is not None:
+        tmp.unlink(missing_ok=True)
+
+
+def _publish(out: Path, report: ShardReport) -> None:
+    """Drop shards a previous, larger export left behind, then write index.json (atomically)."""
     for stale in out.glob("shard-*.tar"):
         if stale.name not in report.shards:
             stale.unlink()
     index = {"shards": report.shards, "samples": report.samples, "listings": report.listings,
              "samples_by_split": report.by_split}
     tmp_index = out / ".index.json.tmp"
-    tmp_index.write_text(json.dumps(index, indent=2))
-    os.replace(tmp_index, out / "index.json")
-    return report
+    try:
+        tmp_index.write_text(json.dumps(index, indent=2))
+        os.replace(tmp_index, out / "index.json")
+    finally:
+        tmp_index.unlink(missing_ok=True)
