@@ -15,6 +15,7 @@ import hashlib
 import json
 import math
 import os
+import reprlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,9 +23,12 @@ import numpy as np
 from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
+from core import smallfile
+
 VERSION = 1
 ARRAYS = "filter.safetensors"
 META = "filter.json"
+MAX_META_BYTES = 1 << 20  # the stage writes about 1 KB
 MIN_PER_CLASS = 4
 
 
@@ -116,19 +120,30 @@ class JunkFilter:
     @classmethod
     def load(cls, directory: str | os.PathLike[str]) -> JunkFilter:
         d = Path(directory)
-        try:
-            meta = json.loads((d / META).read_text())
+        try:  # never blocks on a FIFO, never a RecursionError on deep nesting
+            meta = smallfile.read_json(d / META, MAX_META_BYTES)
+            if (d / ARRAYS).exists() and not (d / ARRAYS).is_file():
+                raise FilterFileError(f"{d}/{ARRAYS}: not a regular file")
             arrays = load_file(str(d / ARRAYS))
         except FileNotFoundError as e:
-            raise FilterFileError(f"{d}: not a trained filter ({Path(e.filename).name} missing)") from None
+            raise FilterFileError(f"{d}: not a trained filter ({Path(e.filename or META).name} missing)") from None
         except (json.JSONDecodeError, OSError, ValueError, SafetensorError) as e:
             raise FilterFileError(f"{d}: unreadable filter ({e})") from None
         if not isinstance(meta, dict) or meta.get("version") != VERSION:
-            raise FilterFileError(f"{d}/{META}: unknown filter version {meta.get('version') if isinstance(meta, dict) else meta!r}")
+            found = meta.get("version") if isinstance(meta, dict) else meta
+            raise FilterFileError(f"{d}/{META}: unknown filter version {reprlib.repr(found)}")
         for key in ("features", "dim", "threshold"):
             if key not in meta:
                 raise FilterFileError(f"{d}/{META}: missing {key!r}")
-        dim = meta["dim"]
+        dim, threshold, features = meta["dim"], meta["threshold"], meta["features"]
+        if not isinstance(dim, int) or isinstance(dim, bool) or dim < 1:
+            raise FilterFileError(f"{d}/{META}: 'dim' must be a positive integer, got {reprlib.repr(dim)}")
+        if not isinstance(threshold, int | float) or isinstance(threshold, bool):
+            raise FilterFileError(f"{d}/{META}: 'threshold' must be a number, got {reprlib.repr(threshold)}")
+        if not isinstance(features, str):
+            raise FilterFileError(f"{d}/{META}: 'features' must be a string, got {reprlib.repr(features)}")
+        if not isinstance(meta.get("metrics") or {}, dict):
+            raise FilterFileError(f"{d}/{META}: 'metrics' must be an object")
         shapes = {"mean": (dim,), "scale": (dim,), "weights": (dim,), "bias": (1,)}
         for key, shape in shapes.items():
             if key not in arrays:
@@ -138,11 +153,14 @@ class JunkFilter:
                                       "or non-finite values")
         if np.any(arrays["scale"] <= 0):
             raise FilterFileError(f"{d}/{ARRAYS}: 'scale' must be positive")
-        threshold = float(meta["threshold"])
+        try:
+            threshold = float(threshold)
+        except OverflowError:
+            threshold = math.inf
         if not math.isfinite(threshold):
             raise FilterFileError(f"{d}/{META}: threshold is not finite")
         return cls(arrays["mean"], arrays["scale"], arrays["weights"], float(arrays["bias"][0]), threshold,
-                   str(meta["features"]), dict(meta.get("metrics") or {}))
+                   features, dict(meta.get("metrics") or {}))
 
     def fingerprint(self) -> str:
         """Identifies this filter in the database's junk_scores rows."""

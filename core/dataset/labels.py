@@ -12,15 +12,18 @@ import hashlib
 import json
 import os
 import random
+import reprlib
 import sqlite3
 from pathlib import Path
 
+from core import smallfile
 from core.dataset import database as db
 from core.dataset.image_store import check_sha256
 
 GOOD = "good"
 BAD = "bad"
 VERSION = 1
+MAX_BYTES = 256 << 20  # about 2 million labels; the labeller writes ~100 bytes a label
 
 
 class LabelFileError(ValueError):
@@ -36,19 +39,21 @@ class LabelFile:
             self._load()
 
     def _load(self) -> None:
-        try:
-            data = json.loads(self.path.read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise LabelFileError(f"{self.path}: not a readable labels file ({e})") from None
+        try:  # never blocks (a FIFO), never a RecursionError (deep nesting): one line
+            data = smallfile.read_json(self.path, MAX_BYTES)
+        except smallfile.SmallFileError as e:
+            raise LabelFileError(f"{self.path}: not a readable labels file ({e.reason})") from None
+        except OSError as e:
+            raise LabelFileError(f"{self.path}: not a readable labels file ({e.strerror or e})") from None
         if not isinstance(data, dict) or data.get("version") != VERSION or not isinstance(data.get("labels"), list):
             raise LabelFileError(f"{self.path}: expected {{\"version\": {VERSION}, \"labels\": [...]}}")
         for i, item in enumerate(data["labels"]):
             try:
                 sha, label = check_sha256(item["sha256"]), item["label"]
             except (KeyError, TypeError, ValueError):
-                raise LabelFileError(f"{self.path}: label #{i} is malformed: {item!r}") from None
-            if label not in (GOOD, BAD):
-                raise LabelFileError(f"{self.path}: label #{i} is {label!r}, expected 'good' or 'bad'")
+                raise LabelFileError(f"{self.path}: label #{i} is malformed: {reprlib.repr(item)}") from None
+            if not isinstance(label, str) or label not in (GOOD, BAD):
+                raise LabelFileError(f"{self.path}: label #{i} is {reprlib.repr(label)}, expected 'good' or 'bad'")
             self._put(sha, label)
 
     def _put(self, sha: str, label: str) -> None:
