@@ -1,4 +1,4 @@
-"""The `carvalue` command: `carvalue predict ...` runs the CLI (never importing Qt);
+"""The `carvalue` command: `carvalue predict ...` and `carvalue price ...` run the CLI (never importing Qt);
 anything else (no arguments, or photo paths) opens the desktop app."""
 
 from __future__ import annotations
@@ -12,6 +12,10 @@ def main(argv: list[str] | None = None) -> int:
         from core.cli import main as cli_main
 
         return cli_main(args[1:])
+    if args and args[0] == "price":  # a car's price without a photo: no Qt, no network (issue 28)
+        from core.price_cli import main as price_main
+
+        return price_main(args[1:])
     if args and args[0] in ("--version", "-V"):
         from carvalue_gui.version import app_version
 

@@ -142,6 +142,13 @@ def _estimate(data: PriceData, parts: Sequence[_Part], inputs: PriceInputs, top:
         extra_notes=tuple(words), not_seen_text=NOT_SEEN, car=top.name if top else None, car_source=car_source)
 
 
+@functools.lru_cache(maxsize=8)
+def uses_catalogue(make_models: tuple[str, ...]) -> bool:
+    """Whether a model file's classes are priced through the catalogue (it joins one of them)."""
+    cat = price_data().catalogue
+    return any(cat.classes.get(name) is not None for name in make_models)
+
+
 def price_car(car: CatalogueCar, inputs: PriceInputs, car_source: str = "user",
               data: PriceData | None = None) -> PriceEstimate:
     """One named car's price (``carvalue price``; ``predict --car``; the app's "Which car is it?")."""
@@ -163,11 +170,11 @@ def price_photo(make_models: Sequence[str], basis: PriceBasis, inputs: PriceInpu
     if probs.sum() <= 0:
         raise ValueError("class probabilities sum to zero")
     probs = probs / probs.sum()
+    if not uses_catalogue(tuple(make_models)):
+        return None
     year = inputs.year
     joined = [(i, cat.class_car(name, year)) for i, name in enumerate(make_models) if name in cat.classes]
     joined = [(i, c) for i, c in joined if c is not None]
-    if not joined:
-        return None
     idx = np.array([i for i, _ in joined])
     share = float(probs[idx].sum())
     keep = probs[idx] >= _MIN_WEIGHT * probs.max()

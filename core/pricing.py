@@ -27,7 +27,7 @@ from __future__ import annotations
 import datetime
 import functools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -254,6 +254,36 @@ class PriceModel:
                 fail(f"variant {k}: condition offsets must name exactly {', '.join(CONDITIONS)}")
         if n_classes is not None and self.classes and len(self.classes) != n_classes:
             fail(f"{len(self.classes)} classes but the make/model vocabulary has {n_classes}")
+        self._check_magnitudes(fail)
+
+    def _check_magnitudes(self, fail: Callable[[str], None]) -> None:
+        """Finite is not enough (a coefficient of 1e308 overflows every estimate): the formula's
+        largest possible value over the fitted ages must keep prices within a factor of
+        PRICE_CEILING of the MSRP, and every MSRP between $1 and PRICE_CEILING."""
+        # lazy: core.modelfile checks price models with this module
+        from core.modelfile import PRICE_CEILING
+
+        limit = math.log(PRICE_CEILING)
+        lo, hi = self.age_range
+        if not 0 <= lo <= hi <= 200 or not 0.1 <= self.age_scale <= 1000:
+            fail("age_range must lie in 0-200 years and age_scale in 0.1-1000")
+        span = max(abs(lo), abs(hi)) / self.age_scale
+
+        def cubic_bound(coefs: Sequence[float]) -> float:
+            return sum(abs(c) * span ** (i + 1) for i, c in enumerate(coefs))
+
+        t = self.typical_miles
+        if abs(t[0]) + cubic_bound(t[1:]) > 100:  # exp() of it must stay finite
+            fail("typical_miles gives log-miles past +-100 over the fitted ages")
+        for k, v in self.variants.items():
+            bound = (abs(v.intercept) + cubic_bound(v.age_coefs) + 3 * abs(v.mileage_coef)
+                     + max(map(abs, v.condition_offsets.values()), default=0.0)
+                     + max(map(abs, v.residual_quantiles), default=0.0))
+            if not bound <= limit:
+                fail(f"variant {k}: its coefficients can move a price {bound:.3g} log-units from the MSRP; "
+                     f"the limit is {limit:.1f} (a factor of {PRICE_CEILING:,.0f})")
+        if any(c.log_msrp is not None and not 0 <= c.log_msrp <= limit for c in self.classes):
+            fail(f"every class's log_msrp must lie in [0, {limit:.1f}] ($1 to {PRICE_CEILING:,.0f})")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -459,11 +489,20 @@ class PriceEstimate:
     age_range: tuple[int, int] | None = None
     typical_miles: float | None = None
     head_meaning: str = ""
+    # The catalogue path (core/carprice.py, issue 28) states its own sentences: what the price is,
+    # extra notes (new price extrapolated, index past its table, ...) and what it does not see;
+    # ``car``: the catalogue car priced ("Toyota Camry 2016"), ``car_source``: "user" when the
+    # user named it, "photo" when it came from the photo's answer.
+    what_text: str = ""
+    extra_notes: tuple[str, ...] = ()
+    not_seen_text: str = ""
+    car: str | None = None
+    car_source: str | None = None
 
     def words(self) -> dict[str, Any]:
         """Every sentence the price says about itself (one place for CLI, app and export)."""
         notes: list[str] = []
-        what = what_sentence(self.source, self.year_of_sale, self.listings_year, self.head_meaning)
+        what = self.what_text or what_sentence(self.source, self.year_of_sale, self.listings_year, self.head_meaning)
         if self.source == "price_head":
             used = "none (this model file has no price model)"
         else:
@@ -485,11 +524,13 @@ class PriceEstimate:
                 shown = min(max(self.age, lo), hi)
                 notes.append(f"Age {self.age:.0f} years is outside the fitted range {lo}-{hi}: "
                              f"priced as a {shown:.0f}-year-old car.")
-            if self.priced_share < 0.999:
+            if self.priced_share < 0.999 and self.source != "catalogue":
                 notes.append(f"{1 - self.priced_share:.0%} of the make/model probability is on classes without "
                              "a known new price; that share is priced by the model's median head (a value of "
                              f"{self.listings_year}, mileage and condition not applied) with the listings' spread.")
-        return {"what": what, "ranges": RANGES_MEAN, "inputs_used": used, "not_seen": NOT_SEEN, "notes": notes}
+        notes += self.extra_notes
+        return {"what": what, "ranges": RANGES_MEAN, "inputs_used": used, "not_seen": self.not_seen_text or NOT_SEEN,
+                "notes": notes}
 
     def short_inputs(self) -> str:
         """One line for a narrow place: "2026 value · 150,000 mi · fair"."""
@@ -510,6 +551,7 @@ class PriceEstimate:
             "range80_low": self.range80[0], "range80_high": self.range80[1],
             "year_of_sale": self.year_of_sale, "source": self.source, "inputs": self.inputs.to_dict(),
             "priced_share": self.priced_share, "age": self.age, "age_outside_fitted_range": self.age_outside,
+            "car": self.car, "car_source": self.car_source or "photo",
             "histogram": [{"low": b.low, "high": b.high, "label": b.label(), "probability": b.probability}
                        for b in self.bins],
             **self.words(),
@@ -580,6 +622,14 @@ def estimate_price(meta: ModelMetadata, basis: PriceBasis, inputs: PriceInputs) 
     table; its calibrated price head when it has one without (a model trained on listing
     prices); else the price head's histogram (a format-1 file: the value of its fixed year)."""
     model = price_model_of(meta)
+    if model is not None and model.classes:
+        from core.carprice import (
+            price_photo,  # the catalogue path (issue 28); lazy: it imports this module
+        )
+
+        est = price_photo(meta.make_models, basis, inputs)
+        if est is not None:
+            return est
     if model is not None and not model.classes and math.isfinite(basis.head_median) and basis.head_median > 0:
         return model.estimate_head(basis.head_median, basis.year_probs, inputs)
     if model is None or not model.classes:
@@ -591,6 +641,11 @@ def describe(meta: ModelMetadata, year_of_sale: int | None = None) -> str:
     """What a model file's prices are, before any estimate (the app's model line)."""
     model = price_model_of(meta)
     year = year_of_sale or current_year()
+    if model is not None and model.classes:
+        from core.carprice import uses_catalogue, what_text  # lazy: it imports this module
+
+        if uses_catalogue(tuple(meta.make_models)):
+            return what_text(year, model.listings_year, None)
     if model is None:
         return what_sentence("price_head", year, 2021, meta.price.meaning)
     return what_sentence("price_model" if model.classes else "price_head_calibrated", year, model.listings_year)
@@ -599,4 +654,9 @@ def describe(meta: ModelMetadata, year_of_sale: int | None = None) -> str:
 def display_bounds(meta: ModelMetadata) -> list[tuple[float, float | None]]:
     """The price ranges a model file's estimates carry (the price model's, else the head's)."""
     model = price_model_of(meta)
+    if model is not None and model.classes:
+        from core.carprice import uses_catalogue
+
+        if uses_catalogue(tuple(meta.make_models)):
+            return bounds_of(DEFAULT_DISPLAY_EDGES)
     return bounds_of(model.edges) if model is not None else meta.price.bounds()

@@ -50,7 +50,8 @@ def test_high_mileage_and_fair_condition_price_lower(priced_model: Path, photo: 
 
 def test_json_says_what_the_price_is(priced_model: Path, photo: Path) -> None:
     p = price(priced_model, photo, "--year-of-sale", "2024")
-    assert p["source"] == "price_model" and p["year_of_sale"] == 2024
+    assert p["source"] == "catalogue" and p["year_of_sale"] == 2024  # Stanford class names (issue 28)
+    assert p["car_source"] == "photo"
     assert p["likely_low"] <= p["median"] <= p["likely_high"]
     assert p["range80_low"] <= p["likely_low"] and p["likely_high"] <= p["range80_high"]
     assert "2024" in p["what"] and "middle half" in p["ranges"] and "Not seen" in p["not_seen"]

@@ -135,7 +135,11 @@ def test_price_model_round_trips_through_metadata() -> None:
     meta = ModelMetadata.from_json(metadata_json())
     assert meta.format_version == 2 and meta.price_model is not None
     basis = PriceBasis(one_hot(ACURA), HEAD_BINS, 12_000.0)
-    assert estimate_price(meta, basis, PriceInputs()).source == "price_model"
+    # Stanford class names are priced through the bundled catalogue and per-make depreciation
+    # (issue 28); a vocabulary the catalogue does not know keeps the file's own class table.
+    assert estimate_price(meta, basis, PriceInputs()).source == "catalogue"
+    other = dataclasses.replace(meta, make_models=tuple(f"Nomake Car{i} 2012" for i in range(len(meta.make_models))))
+    assert estimate_price(other, basis, PriceInputs()).source == "price_model"
 
 
 def test_version_1_metadata_loads_and_prices_from_the_head() -> None:
