@@ -54,9 +54,24 @@ def dollars_change(x: float) -> str:
 
 
 def number_text(price_change: float) -> str:
-    """A number on the map: what covering that square does to the price ("−$315 if covered"),
-    never a bare "+$315" that reads as "this part adds $315"."""
-    return f"{dollars_change(price_change)} if covered"
+    """A number on the map: what covering that square does to the price ("−$315 / if covered",
+    on two lines to stay narrow), never a bare "+$315" that reads as "this part adds $315"."""
+    return f"{dollars_change(price_change)}\nif covered"
+
+
+def numbered_cells(m: DriversMap, n: int = NUMBERS) -> list[int]:
+    """The cells whose price change is written on the map: those that move the price most, each
+    square clear of the squares already taken (the 7x7 squares overlap every eighth of the box,
+    so the top few are often neighbours, and their labels would be written over each other)."""
+    chosen: list[int] = []
+    for i in np.argsort(-np.abs(m.price_change.ravel()), kind="stable"):
+        x0, y0, x1, y1 = m.cells[int(i)]
+        if all(abs(x0 - m.cells[j][0]) >= (x1 - x0) - 1e-9 or abs(y0 - m.cells[j][1]) >= (y1 - y0) - 1e-9
+               for j in chosen):
+            chosen.append(int(i))
+            if len(chosen) == n:
+                break
+    return chosen
 
 
 def largest(values: np.ndarray) -> float:
@@ -106,6 +121,7 @@ class DriversOverlay(QObject):
         self.image.hide()
         view.add_overlay_item(self.image)  # type: ignore[attr-defined]
         self.numbers: list[pg.TextItem] = []
+        self.number_cells: list[int] = []  # the cells whose numbers are shown
         for _ in range(NUMBERS):
             t = pg.TextItem("", color=(255, 255, 255), fill=pg.mkBrush(0, 0, 0, 150), anchor=(0.5, 0.5))
             t.setZValue(Z_VALUE + 1)
@@ -228,9 +244,9 @@ class DriversOverlay(QObject):
         self.image.setImage(heat_rgba(heat), autoLevels=False, levels=(0, 255))
         self.image.setRect(QRectF(r.x, r.y, r.w, r.h))
         self.image.show()
-        order = np.argsort(-np.abs(m.price_change.ravel()), kind="stable")[:NUMBERS]
-        for t, i in zip(self.numbers, order, strict=False):
-            x0, y0, x1, y1 = m.cells[int(i)]
+        self.number_cells = numbered_cells(m)
+        for t, i in zip(self.numbers, self.number_cells, strict=False):
+            x0, y0, x1, y1 = m.cells[i]
             t.setText(number_text(float(m.price_change.ravel()[i])))
             t.setPos(r.x + (x0 + x1) / 2 * r.w, r.y + (y0 + y1) / 2 * r.h)
             t.show()

@@ -70,7 +70,7 @@ def test_toggle_on_shows_the_map_of_the_current_box_and_off_hides_it(qtbot: Any,
     assert (rect.x(), rect.y(), rect.width(), rect.height()) == pytest.approx(m.region.as_tuple(), abs=1e-6)
     assert f"How sure it is of <b>{m.label}</b>" in overlay.label.text()
     assert "covering that part makes it less sure" in overlay.label.text()
-    assert all(t.isVisible() and t.textItem.toPlainText().endswith(" if covered") for t in overlay.numbers)
+    assert all(t.isVisible() and t.textItem.toPlainText().endswith("if covered") for t in overlay.numbers)
 
     window.act_drivers.trigger()  # off
     assert overlay.shown is None and not overlay.image.isVisible() and overlay.legend.isHidden()

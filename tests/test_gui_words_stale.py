@@ -25,9 +25,9 @@ from PySide6.QtWidgets import QApplication, QDialog, QFileDialog  # noqa: E402
 from carvalue_gui.help_dialogs import HtmlDialog  # noqa: E402
 from carvalue_gui.main_window import MainWindow  # noqa: E402
 from carvalue_gui.model_dialog import ModelDialog  # noqa: E402
-from core.modelfile import ConfidenceSpec, PriceSpec, open_session, write_model_file  # noqa: E402
+from core.modelfile import ConfidenceSpec, ModelMetadata, PriceSpec, open_session, write_model_file  # noqa: E402
 from core.preprocess import Box  # noqa: E402
-from core.pricing import describe  # noqa: E402
+from core.pricing import PriceBin, describe, display_bounds  # noqa: E402
 from tests.gui_support import WAIT_MS, load, make_photo, open_window, wait_shown  # noqa: E402
 from tests.modelfactory import make_framed_model_file, make_model_file, random_metadata  # noqa: E402
 from tests.pricefactory import price_section  # noqa: E402
@@ -56,6 +56,14 @@ def framed_priced_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+def range_labels(meta: ModelMetadata) -> tuple[list[str], list[str]]:
+    """(the ranges the estimates carry, the price head's own), as labels: "<$2.5k", ..."""
+    shown = [PriceBin(lo, hi, 0.0).label() for lo, hi in display_bounds(meta)]
+    head = [PriceBin(lo, hi, 0.0).label() for lo, hi in meta.price.bounds()]
+    assert shown[0] != head[0] == "<$10k"
+    return shown, head
+
+
 def row(text: str, name: str) -> str:
     """A row of the dialog's table, as plain text: the cell after the row's name."""
     lines = [line.strip() for line in text.splitlines()]
@@ -78,7 +86,8 @@ def test_model_details_say_what_the_prices_are_now(qtbot: Any, framed_priced_mod
     assert describe(meta, 2025) in text and "used value in 2025" in text
     assert "2021 minus" not in text and "estimated 2021 used value" not in text
     ranges = row(text, "Price ranges")
-    assert "<$2.5k" in ranges and "$60k+" in ranges and "<$10k" not in ranges
+    shown, head = range_labels(meta)
+    assert ranges == f"{', '.join(shown)} (USD)" and head[0] not in ranges
     check = row(text, "'Whole car' check")
     assert "whole-car head" in check and "Box and whole-car heads trained on the frozen trunk." in check
     assert "photos are" not in check  # the cut-off note of the confidence score that is not used
@@ -102,8 +111,10 @@ def test_exported_json_says_what_the_prices_are_now(qtbot: Any, framed_priced_mo
 
 def test_the_empty_windows_histogram_has_the_price_models_ranges(qtbot: Any, framed_priced_model: Path) -> None:
     window = open_window(qtbot, framed_priced_model)  # no photo yet
+    assert window.predictor is not None
+    shown, head = range_labels(window.predictor.metadata)
     labels = [label for _, label in window.panel.chart._ticks]
-    assert labels[0] == "<$2.5k" and labels[-1] == "$60k+" and "<$10k" not in labels
+    assert labels[0] == shown[0] == "<$2.5k" and labels[-1] == shown[-1] and head[0] not in labels
     assert window.panel.chart.shown_ticks and all(t in window.panel.chart._ticks for t in window.panel.chart.shown_ticks)
 
 
@@ -163,7 +174,11 @@ def test_the_heat_map_says_what_covering_a_part_does(qtbot: Any, framed_priced_m
     assert f"How sure it is of {m.label}: {m.probability:.0%}" in text
     assert "covering that part makes it less sure" in text and "Covering the part that matters most" in text
     numbers = [t.textItem.toPlainText() for t in overlay.numbers if t.isVisible()]
-    assert numbers and all(re.fullmatch(r"[+\u2212]\$[\d.]+k? if covered", n) for n in numbers), numbers
+    assert numbers and all(re.fullmatch(r"[+\u2212]\$[\d.]+k?\nif covered", n) for n in numbers), numbers
+    squares = [m.cells[i] for i in overlay.number_cells]  # numbered squares do not overlap: nor do their labels
+    for a, sq in enumerate(squares):
+        for b in squares[a + 1:]:
+            assert abs(sq[0] - b[0]) >= sq[2] - sq[0] - 1e-9 or abs(sq[1] - b[1]) >= sq[3] - sq[1] - 1e-9
 
     overlay.mode_box.setFocus()  # the legend's box: colour by the price instead
     qtbot.waitUntil(overlay.mode_box.hasFocus, timeout=WAIT_MS)
