@@ -18,10 +18,12 @@ adjustments, so every input the caption names is applied to every share of the p
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -219,3 +221,16 @@ def _head_part(data: PriceData, basis: PriceBasis, inputs: PriceInputs, weight: 
     mu = math.log(basis.head_median) + at_sale - at_listing + math.log(carry(ly, inputs.year).factor)
     given = (inputs.mileage_mi is not None, inputs.condition is not None)
     return _Part(w, mu, dep.sigma(inputs.year - years, blank, blank), dep.spread(*given))
+
+
+def named_car(text: str, year_of_sale: int, data: PriceData | None = None) -> CatalogueCar:
+    """The catalogue car a user named ("Toyota Camry 2016"); NotInCatalogue says why not."""
+    return (data or price_data()).catalogue.lookup(text, year_of_sale)
+
+
+def with_user_car(pred: Any, car: CatalogueCar, inputs: PriceInputs) -> Any:
+    """A prediction priced as the car the user named (``car_source`` "user"); the photo's own
+    make/model/year answer stays in it, beside the price."""
+    est = price_car(car, inputs, "user")
+    return dataclasses.replace(pred, median_price=est.median, price_low=est.likely[0], price_high=est.likely[1],
+                               price_bins=est.bins, price=est)

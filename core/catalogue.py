@@ -57,9 +57,9 @@ MODEL_ALIASES: dict[tuple[str, str], str] = {
     ("Mercedes-Benz", "e550"): "E-Class", ("Mercedes-Benz", "s550"): "S-Class", ("Mercedes-Benz", "ml350"): "M-Class",
     ("Mercedes-Benz", "mclass"): "M-Class", ("BMW", "328i"): "3 Series", ("BMW", "328"): "3 Series",
     ("BMW", "335i"): "3 Series", ("BMW", "325i"): "3 Series", ("BMW", "528i"): "5 Series", ("BMW", "535i"): "5 Series",
-    ("Ford", "f150"): "F-150", ("Toyota", "4runner"): "4Runner", ("Mazda", "mazda3"): "MAZDA3",
-    ("Mazda", "3"): "MAZDA3", ("Mazda", "mazda6"): "MAZDA6", ("Mazda", "6"): "MAZDA6", ("Mazda", "cx5"): "CX-5",
-    ("Volkswagen", "jetta"): "Jetta", ("Lexus", "rx350"): "RX 350", ("Lexus", "es350"): "ES 350",
+    ("Ford", "f150"): "F-150", ("Toyota", "4runner"): "4Runner", ("Mazda", "mazda3"): "3",
+    ("Mazda", "mazda6"): "6", ("Mazda", "mazda5"): "5", ("Mazda", "mazda2"): "2", ("Mazda", "miata"): "MX-5 Miata",
+    ("Lexus", "rx350"): "RX 350", ("Lexus", "es350"): "ES 350", ("Chevrolet", "silverado1500"): "Silverado 1500",
 }
 
 

@@ -15,6 +15,7 @@ from typing import NoReturn, TextIO
 
 from PIL import Image
 
+from core.carprice import named_car, with_user_car
 from core.framing import CropMode, parse_crop, whole_car_message
 from core.modelfile import ModelFileError
 from core.output import OutputError, check_open, write
@@ -59,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     price.add_argument("--mileage", type=float, metavar="N", help="odometer reading, miles (kilometres with --km)")
     price.add_argument("--km", action="store_true", help="--mileage is in kilometres")
     price.add_argument("--condition", choices=CONDITIONS, help="condition as a seller would state it")
+    price.add_argument("--car", metavar='"MAKE MODEL YEAR"',
+                       help="price this car of the catalogue (e.g. \"Toyota Camry 2016\") instead of the photo's "
+                            "answer, which is kept beside it (JSON: car_source \"user\")")
     return p
 
 
@@ -125,7 +129,8 @@ def _main(argv: Sequence[str] | None, out: TextIO | None, err: TextIO) -> int:
         return int(e.code or 0)
     try:
         inputs = price_inputs(args)
-    except ValueError as e:
+        args.car_choice = named_car(args.car, inputs.year) if args.car else None
+    except (ValueError, LookupError) as e:  # LookupError: a --car the catalogue lacks
         print(f"carvalue: {e}", file=err)
         return 2
     check_open(out)
@@ -160,6 +165,8 @@ def photo_report(path: str, args: argparse.Namespace, predictor: Predictor) -> s
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         photo = load_photo(path)
     pred = predictor.predict(photo, args.crop, top_k=args.top)
+    if getattr(args, "car_choice", None) is not None:
+        pred = with_user_car(pred, args.car_choice, predictor.price_inputs)
     sweep = predictor.sweep(photo, n=args.sweep, top_k=args.top) if args.sweep else None
     # The result document of docs/result-schema.md, one photo per line; made for the table too,
     # so a number that is not finite fails the photo either way.

@@ -73,7 +73,9 @@ def to_section(theta: np.ndarray, lay: F.Layout, fit_rows: Listings, facts: dict
         "typical_log_miles": _r(lay.typical),
         "sigma_coefs": [round(float(x), 5) for x in theta[lay.slices["sigma"]][:3]],
         "condition_offsets": {k2: round(v, 5) for k2, v in conds.items()},
-        "condition_not_given": round(sum(weights[cd] * conds[cd] for cd in conds), 5),
+        # the listings' mix, kept between salvage and like-new (so is its price)
+        "condition_not_given": round(min(max(sum(weights[cd] * conds[cd] for cd in conds), conds["salvage"]),
+                                         conds["like-new"]), 5),
         "title_offsets": {"clean": 0.0, "lien": 0.0,
                           **{t: round(float(v), 5) for t, v in zip(F.FREE_TITLES, theta[lay.slices["title"]], strict=True)}},
         "fit": {**facts, "penalty": F.PENALTY, "knots": F.KNOTS.tolist(), "condition_shares": weights},

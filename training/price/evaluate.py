@@ -163,21 +163,27 @@ def evaluate(dep: Depreciation, test: Listings, min_make: int = 200) -> dict[str
 
 def spreads(dep: Depreciation, calib: Listings, levels: tuple[float, ...],
             share: Callable[[Depreciation, Listings], np.ndarray] = outside_window_share) -> dict[str, Any]:
-    """Per set of given inputs: quantiles of standardized residuals of calibration rows whose
-    window cuts under 2% (truncation does not shape them there)."""
+    """Quantiles of standardized residuals of calibration rows whose window cuts under 2%
+    (truncation does not shape them there), one shape with mileage given and one without.
+
+    With and without a stated condition share one shape (the residuals of both pooled): the
+    shown median then moves with the condition offset alone, so "condition not given" (the
+    listings' mean offset) always prices between salvage and like-new."""
     ok = share(dep, calib) < 0.02
     out: dict[str, Any] = {}
-    for m, c, key in ((False, False, "none"), (True, False, "mileage"), (False, True, "condition"),
-                      (True, True, "mileage+condition")):
-        rows = ok & (np.isfinite(calib.odometer) | (not m)) & ((calib.condition != "unknown") | (not c))
-        z = standardized(dep, calib.take(rows & (calib.ref_kind != "model")), m, c)
-        out[key] = {"levels": list(levels), "quantiles": [float(q) for q in np.quantile(z, levels)],
-                    "calibration_listings": int(len(z))}
-        for make in sorted(set(calib.make[calib.ref_kind == "model"].tolist())):
-            own = rows & (calib.ref_kind == "model") & (calib.make == make)
-            if own.sum() >= MIN_OWN_SPREAD:
-                z = standardized(dep, calib.take(own), m, c)
-                out.setdefault("own_model", {}).setdefault(make, {})[key] = {
-                    "levels": list(levels), "quantiles": [float(q) for q in np.quantile(z, levels)],
-                    "calibration_listings": int(own.sum())}
+    for m in (False, True):
+        rows = ok & (np.isfinite(calib.odometer) | (not m))
+        for make in [None, *sorted(set(calib.make[calib.ref_kind == "model"].tolist()))]:
+            sel = rows & ((calib.ref_kind != "model") if make is None else
+                          ((calib.ref_kind == "model") & (calib.make == make)))
+            if make is not None and sel.sum() < MIN_OWN_SPREAD:
+                continue
+            stated = sel & (calib.condition != "unknown")
+            z = np.concatenate([standardized(dep, calib.take(sel), m, False),
+                                standardized(dep, calib.take(stated), m, True)])
+            spread = {"levels": list(levels), "quantiles": [float(q) for q in np.quantile(z, levels)],
+                      "calibration_listings": int(sel.sum()), "with_condition_stated": int(stated.sum())}
+            target = out if make is None else out.setdefault("own_model", {}).setdefault(make, {})
+            target["mileage" if m else "none"] = spread
+            target["mileage+condition" if m else "condition"] = spread
     return out
