@@ -18,6 +18,7 @@ from PIL import Image
 from core.carprice import named_car, with_user_car
 from core.framing import CropMode, parse_crop, whole_car_message
 from core.modelfile import ModelFileError
+from core.names import printable
 from core.output import OutputError, check_open, write
 from core.predictor import MAX_SWEEP_POSITIONS, Prediction, Predictor, Sweep
 from core.preprocess import Box, ImageLoadError, load_photo
@@ -137,7 +138,7 @@ def _main(argv: Sequence[str] | None, out: TextIO | None, err: TextIO) -> int:
     try:
         predictor = Predictor.load(args.model)
     except ModelFileError as e:
-        print(f"carvalue: cannot load model: {e}", file=err)
+        print(f"carvalue: cannot load model: {printable(str(e))}", file=err)
         return 2
     predictor.price_inputs = inputs
     failed = 0
@@ -145,11 +146,12 @@ def _main(argv: Sequence[str] | None, out: TextIO | None, err: TextIO) -> int:
         try:
             report = photo_report(path, args, predictor)
         except ImageLoadError as e:
-            print(f"error: {e}", file=err)
+            print(f"error: {printable(str(e))}", file=err)
             failed += 1
             continue
         except Exception as e:  # noqa: BLE001 - one photo's failure never stops the photos after it
-            print(f"error: {path}: cannot estimate ({type(e).__name__}: {' '.join(str(e).split())})", file=err)
+            print(f"error: {printable(path)}: cannot estimate ({type(e).__name__}: {printable(' '.join(str(e).split()))})",
+                  file=err)
             failed += 1
             continue
         write(out, report if args.json or not i else f"\n{report}")
@@ -181,7 +183,7 @@ def photo_report(path: str, args: argparse.Namespace, predictor: Predictor) -> s
 
 def format_prediction(path: str, p: Prediction, predictor: Predictor) -> str:
     meta = predictor.metadata
-    lines = [path]
+    lines = [printable(path)]  # a name's escape sequences never reach the terminal
     c = p.crop
     lines.append(f"  crop          {c.x:.0f},{c.y:.0f},{c.w:.0f},{c.h:.0f}")
     lines += price_lines(p)

@@ -84,7 +84,10 @@ class PriceSpec:
         return list(zip(lows, highs, strict=True))
 
     def to_dollars(self, z: float) -> float:
-        """Dollars for the head's ``z``, at most PRICE_CEILING (a wild ``z`` cannot overflow)."""
+        """Dollars for the head's ``z``, at most PRICE_CEILING (a wild ``z`` cannot overflow); NaN
+        when ``z`` is not finite (a broken head: the photo fails rather than showing the cap)."""
+        if not math.isfinite(z):
+            return math.nan
         return float(math.exp(min(z * self.log_std + self.log_mean, math.log(PRICE_CEILING))))
 
 

@@ -19,6 +19,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from core.names import json_text
+
 if TYPE_CHECKING:  # core.pricing labels its ranges with short_dollars: no import back at run time
     from core.modelfile import ModelMetadata
     from core.predictor import Prediction, Sweep
@@ -145,11 +147,23 @@ def results_json(results: Sequence[PhotoResults], meta: ModelMetadata, model_pat
 
 
 def dumps(doc: dict[str, Any], indent: int | None = None) -> str:
-    """Strict JSON: a number that is not finite is a ValueError, never a ``NaN`` written."""
+    """Strict JSON: a number that is not finite is a ValueError, never a ``NaN`` written; a
+    byte of a file name that is not UTF-8 is written as ``\\xNN``, never a lone surrogate."""
     try:
-        return json.dumps(doc, indent=indent, allow_nan=False)
+        return json.dumps(_utf8(doc), indent=indent, allow_nan=False)
     except ValueError:
         raise ValueError("the model gave a number that is not finite") from None
+
+
+def _utf8(value: Any) -> Any:
+    """``value`` with every string made encodable as UTF-8 (core.names.json_text)."""
+    if isinstance(value, str):
+        return json_text(value)
+    if isinstance(value, dict):
+        return {_utf8(k): _utf8(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_utf8(v) for v in value]
+    return value
 
 
 # --------------------------------------------------------------------------- CSV
@@ -169,7 +183,7 @@ def csv_header(meta: ModelMetadata, top: int = TOP) -> list[str]:
 
 
 def csv_row(pred: Prediction, kind: str, position: float | None, top: int = TOP) -> list[Any]:
-    row: list[Any] = [pred.source, kind, "" if position is None else f"{position:.4f}",
+    row: list[Any] = [json_text(pred.source), kind, "" if position is None else f"{position:.4f}",
                       *(f"{v:.1f}" for v in pred.crop.as_tuple()),
                       f"{pred.median_price:.2f}", f"{pred.price_low:.2f}", f"{pred.price_high:.2f}",
                       f"{pred.confidence:.6f}", int(pred.looks_like_car)]

@@ -183,7 +183,7 @@ def test_cli_refuses_bomb_bounded(tmp_path: Path, name: str) -> None:
     and 1.5 GB resident."""
     path = _write(tmp_path, name)
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
-    proc = subprocess.Popen([sys.executable, "-m", "core.cli", "predict", str(SAMPLE), str(SAMPLE), "--json",
+    proc = subprocess.Popen([sys.executable, "-m", "carvalue_gui.launcher", "predict", str(SAMPLE), str(SAMPLE), "--json",
                              "--model", str(path)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
     try:
@@ -202,7 +202,7 @@ def test_cli_bomb_memory_bounded(tmp_path: Path) -> None:
     path = _write(tmp_path, "constant_of_shape")
     code = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:], capture_output=True); "
             "print(r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
-    out = subprocess.run([sys.executable, "-c", code, sys.executable, "-m", "core.cli", "predict", str(SAMPLE),
+    out = subprocess.run([sys.executable, "-c", code, sys.executable, "-m", "carvalue_gui.launcher", "predict", str(SAMPLE),
                           "--model", str(path)], cwd=ROOT, capture_output=True, text=True, timeout=60)
     rc, maxrss_kb = (int(x) for x in out.stdout.split())
     assert rc == 2 and maxrss_kb < 1_500_000, out
