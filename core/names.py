@@ -28,6 +28,6 @@ def printable(text: str) -> str:
 def json_text(text: str) -> str:
     """``text`` encodable as UTF-8: a byte that is not UTF-8 (a lone surrogate) written as
     ``\\xNN``; everything else kept (JSON escapes control characters itself)."""
-    if not any(0xD800 <= ord(ch) <= 0xDFFF for ch in text):
+    if text.isascii() or not any(0xD800 <= ord(ch) <= 0xDFFF for ch in text):  # isascii: the fast common case
         return text
     return "".join(_escape(ch) if 0xD800 <= ord(ch) <= 0xDFFF else ch for ch in text)
