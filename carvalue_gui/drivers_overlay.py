@@ -21,7 +21,7 @@ from PySide6.QtWidgets import QComboBox, QFrame, QLabel, QVBoxLayout, QWidget
 from core.occlusion import DriversMap
 from core.report import format_dollars, signed_short_dollars
 
-MODES = {"make_model": "Colours: how sure of the make/model", "price": "Colours: the price"}
+MODES = {"make_model": "Colours: make/model", "price": "Colours: price"}  # short: the legend is narrow
 RED = (230, 40, 30)
 BLUE = (40, 110, 240)
 MAX_ALPHA = 190  # of 255, at the map's largest change
@@ -137,8 +137,8 @@ class DriversOverlay(QObject):
         self.mode_box = QComboBox()
         for key, text in MODES.items():
             self.mode_box.addItem(text, key)
-        self.mode_box.setToolTip("Colour the map by what hiding each region does to the make/model "
-                                 "probability or to the price")
+        self.mode_box.setToolTip("Colour the map by what covering each part does to how sure the model is "
+                                 "of the make/model, or to the price")
         self.mode_box.currentIndexChanged.connect(lambda _i: self.set_mode(self.mode_box.currentData()))
         self.label = QLabel("What drives this estimate: computing…")
         self.label.setTextFormat(Qt.TextFormat.RichText)
@@ -170,8 +170,9 @@ class DriversOverlay(QObject):
         """The legend's width: a share of the view's (its text wraps), so it covers little of the photo."""
         view = self._view
         assert isinstance(view, QWidget)
-        width = max(LEGEND_MIN_WIDTH, min(LEGEND_MAX_WIDTH, int(view.width() * LEGEND_WIDTH_SHARE)))
         margins = self.legend.layout().contentsMargins()
+        least = max(LEGEND_MIN_WIDTH, self.mode_box.sizeHint().width() + margins.left() + margins.right())
+        width = max(least, min(LEGEND_MAX_WIDTH, int(view.width() * LEGEND_WIDTH_SHARE)))  # the choice never cut
         self.label.setFixedWidth(width - margins.left() - margins.right())
         self.mode_box.setMaximumWidth(width - margins.left() - margins.right())
         self.legend.adjustSize()

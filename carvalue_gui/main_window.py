@@ -233,8 +233,8 @@ class MainWindow(QMainWindow):
         self.act_sweep.setToolTip("Sweep the crop box along the photo and plot the estimate")
         self.act_drivers = QAction("What &drives this estimate", self, checkable=True)
         self.act_drivers.setShortcut(QKeySequence("Ctrl+D"))
-        self.act_drivers.setToolTip("Colour the box by how much hiding each region moves the make/model "
-                                    "probability or the price")
+        self.act_drivers.setToolTip("Colour the box by what covering each part does to how sure the model is "
+                                    "of the make/model, or to the price")
         self.act_drivers.toggled.connect(self.set_drivers_shown)
         self.act_undo, self.act_redo = self.box_history.actions(self)
         self.act_remove = act("Re&move photo", self.remove_photo, QKeySequence.StandardKey.Delete)

@@ -118,7 +118,7 @@ def test_another_photo_and_another_mode(qtbot: Any, window: MainWindow, tmp_path
     heat = overlay.heat()
     assert heat is not None and heat.shape == (RES, RES)
     np.testing.assert_allclose(heat, m.spread(m.prob_drop, RES))
-    overlay.mode_box.setCurrentIndex(1)  # the user picks "Colours: the price"
+    overlay.mode_box.setCurrentIndex(1)  # the user picks "Colours: price"
     assert overlay.mode == "price"
     np.testing.assert_allclose(overlay.heat(), m.spread(-m.price_change, RES))
     assert "covering that part lowers it" in overlay.label.text()

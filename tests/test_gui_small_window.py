@@ -77,6 +77,8 @@ def test_the_heat_maps_legend_covers_little_of_the_photo(qtbot: Any, whole_car_m
     share = on_view.width() * on_view.height() / (view.width() * view.height())
     assert share <= LEGEND_SHARE, f"the legend covers {share:.0%} of the photo view ({legend.size()} on {view.size()})"
     assert view.rect().contains(QRect(legend.mapTo(view, legend.rect().topLeft()), legend.size()))
+    box = window.drivers.mode_box  # the colour choice is not cut short either
+    assert box.width() >= box.sizeHint().width(), f"{box.currentText()!r} is cut: {box.width()} < {box.sizeHint()}"
     label = window.drivers.label  # its text is not cut: the label is tall enough for its wrapped lines
     assert label.heightForWidth(label.width()) <= label.height() + 1
 
