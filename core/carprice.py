@@ -125,8 +125,15 @@ def _car_part(data: PriceData, cars: Sequence[CatalogueCar], w: np.ndarray, inpu
 def _estimate(data: PriceData, parts: Sequence[_Part], inputs: PriceInputs, top: CatalogueCar | None,
               top_age: float, priced_share: float, notes: list[str], car_source: str | None,
               named: bool) -> PriceEstimate:
-    dep = data.depreciation
     q, bins = _summary(parts)
+    return _finish(data, q, bins, inputs, top, top_age, priced_share, notes, car_source, named)
+
+
+def _finish(data: PriceData, q: dict[float, float], bins: tuple[PriceBin, ...], inputs: PriceInputs,
+            top: CatalogueCar | None, top_age: float, priced_share: float, notes: list[str], car_source: str | None,
+            named: bool) -> PriceEstimate:
+    """The estimate and its words, from a mixture's quantiles and histogram."""
+    dep = data.depreciation
     c = carry(dep.listings_year, inputs.year)
     words = list(notes)
     if top is not None:
@@ -141,7 +148,8 @@ def _estimate(data: PriceData, parts: Sequence[_Part], inputs: PriceInputs, top:
         priced_share=priced_share, age=top_age, age_outside=not 0 <= top_age <= dep.age_max, age_range=(0, dep.age_max),
         typical_miles=dep.typical_miles(top_age), what_text=what_text(inputs.year, dep.listings_year,
                                                                       top.name if named and top else None),
-        extra_notes=tuple(words), not_seen_text=NOT_SEEN, car=top.name if top else None, car_source=car_source)
+        extra_notes=tuple(words), not_seen_text=NOT_SEEN, car=top.name if top else None, car_source=car_source,
+        dollars_year=c.to_year_used)
 
 
 @functools.lru_cache(maxsize=8)
@@ -154,9 +162,47 @@ def uses_catalogue(make_models: tuple[str, ...]) -> bool:
 def price_car(car: CatalogueCar, inputs: PriceInputs, car_source: str = "user",
               data: PriceData | None = None) -> PriceEstimate:
     """One named car's price (``carvalue price``; ``predict --car``; the app's "Which car is it?")."""
+    return price_many([(car, inputs)], car_source, data)[0]
+
+
+def price_many(items: Sequence[tuple[CatalogueCar, PriceInputs]], car_source: str = "user",
+               data: PriceData | None = None) -> list[PriceEstimate]:
+    """Named cars, each with its own inputs, priced together (``carvalue price --csv``: 10,000
+    rows in well under 10 s): one car per estimate, so its quantiles are the centre plus the
+    scaled residual quantiles, computed for all rows at once."""
     data = data or price_data()
-    parts = _car_part(data, [car], np.array([1.0]), inputs)
-    return _estimate(data, parts, inputs, car, float(inputs.year - car.year), 1.0, [], car_source, True)
+    dep = data.depreciation
+    if not items:
+        return []
+    cars = [c for c, _ in items]
+    ins = [i for _, i in items]
+    years = np.array([i.year for i in ins], dtype=np.float64)
+    ages = np.maximum(years - np.array([c.year for c in cars], dtype=np.float64), 0.0)
+    makes = np.array([c.make for c in cars])
+    bodies = np.array([c.body for c in cars])
+    miles = np.array([np.nan if i.mileage_mi is None else i.mileage_mi for i in ins], dtype=np.float64)
+    conds = np.array([i.condition or "" for i in ins])
+    dollars = {y: math.log(carry(dep.listings_year, y).factor) for y in {i.year for i in ins}}
+    mu = (np.log([c.new_price.msrp for c in cars]) + dep.centre(makes, bodies, ages, miles, conds)
+          + np.array([dollars[i.year] for i in ins]))
+    sig = dep.sigma(ages, makes, bodies)
+    q = np.empty((len(items), len(LEVELS)))
+    edge = np.empty((len(items), len(EDGES)))
+    keys = [(i.mileage_mi is not None, i.condition is not None, c.make) for c, i in items]
+    for key in set(keys):
+        rows = np.array([k == key for k in keys])
+        spread = dep.spread(key[0], key[1], own_make=key[2])
+        q[rows] = np.exp(mu[rows, None] + sig[rows, None] * spread.quantile(LEVELS)[None, :])
+        edge[rows] = spread.cdf((EDGES[None, :] - mu[rows, None]) / sig[rows, None])
+    n = len(items)
+    mass = np.diff(np.concatenate([np.zeros((n, 1)), np.maximum.accumulate(edge, axis=1), np.ones((n, 1))], axis=1),
+                   axis=1)
+    bounds = bounds_of(DEFAULT_DISPLAY_EDGES)
+    levels = LEVELS.tolist()
+    return [_finish(data, dict(zip(levels, q[r].tolist(), strict=True)),
+                    tuple(PriceBin(a, b, float(max(m, 0.0))) for (a, b), m in zip(bounds, mass[r], strict=True)),
+                    ins[r], cars[r], float(ins[r].year - cars[r].year), 1.0, [], car_source, True)
+            for r in range(n)]
 
 
 def price_photo(make_models: Sequence[str], basis: PriceBasis, inputs: PriceInputs,

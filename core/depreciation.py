@@ -157,10 +157,9 @@ class Depreciation:
             rows = bodies == b
             if b in self.bodies:
                 out[rows] += np.interp(ages[rows], grid, self.bodies[b])
-        for i, (k, b) in enumerate(zip(keys, bodies, strict=True)):
-            lv = self.make_body.get(f"{k}|{b}")
-            if lv is not None:
-                out[i] += lv[0] + lv[1] * ages[i] / 10.0
+        mb = np.array([self.make_body.get(f"{k}|{b}", (0.0, 0.0)) for k, b in zip(keys, bodies, strict=True)],
+                      dtype=np.float64).reshape(-1, 2)
+        out += mb[:, 0] + mb[:, 1] * ages / 10.0
         own = np.ones(len(ages), dtype=bool) if own_model is None else np.asarray(own_model, dtype=bool)
         for k, (curve, own_coef) in self.own_model.items():
             rows = own & (keys == k)

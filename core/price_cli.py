@@ -21,6 +21,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn, TextIO
 
+from core.carprice import price_many
 from core.catalogue import CatalogueCar, NotInCatalogue
 from core.pricing import CONDITIONS, PriceEstimate, PriceInputs
 from core.report import SCHEMA_VERSION, dollar_range, dumps, format_dollars
@@ -28,6 +29,7 @@ from core.report import SCHEMA_VERSION, dollar_range, dumps, format_dollars
 REQUIRED = ("make", "model", "year")
 OPTIONAL = ("mileage", "km", "condition", "year_of_sale")
 YES, NO = {"1", "y", "yes", "true", "km"}, {"", "0", "n", "no", "false", "mi", "miles"}
+CHUNK = 512  # rows priced together
 
 
 class UsageError(Exception):
@@ -134,14 +136,13 @@ def _inputs(cell: Any, defaults: argparse.Namespace) -> PriceInputs:
     return PriceInputs.from_user(year_of_sale, mileage, km, cond)
 
 
-def price_row(row: Row) -> tuple[CatalogueCar, PriceEstimate]:
-    """Raises NotInCatalogue / ValueError with a one-line reason."""
-    from core.carprice import price_car, price_data
+def find_car(row: Row) -> CatalogueCar:
+    """The row's catalogue car; raises NotInCatalogue / ValueError with a one-line reason."""
+    from core.carprice import price_data
 
     if row.error or row.inputs is None:
         raise ValueError(row.error or "unreadable row")
-    car = price_data().catalogue.lookup(row.name, row.inputs.year, row.year)
-    return car, price_car(car, row.inputs, "user")
+    return price_data().catalogue.lookup(row.name, row.inputs.year, row.year)
 
 
 def car_json(car: CatalogueCar) -> dict[str, Any]:
@@ -176,23 +177,42 @@ def text(row: Row, car: CatalogueCar | None, est: PriceEstimate | None, error: s
 
 
 def run(rows: Iterator[Row], as_json: bool, out: TextIO) -> int:
+    """Price ``rows`` in chunks (numbers computed for a chunk at once), printing in input order."""
     failed = 0
     first = True
-    for row in rows:
-        car, est, error = None, None, ""
-        try:
-            car, est = price_row(row)
-        except (NotInCatalogue, ValueError) as e:
-            error = str(e)
-            failed += 1
-        if as_json:
-            print(dumps(document(row, car, est, error)), file=out)
-        else:
-            if not first and not error:
-                print(file=out)
-            print(text(row, car, est, error), file=out)
-        first = False
+    for chunk in _chunks(rows, CHUNK):
+        found: list[tuple[Row, CatalogueCar | None, str]] = []
+        for row in chunk:
+            try:
+                found.append((row, find_car(row), ""))
+            except (NotInCatalogue, ValueError) as e:
+                found.append((row, None, str(e)))
+        priced = iter(price_many([(car, row.inputs) for row, car, _ in found
+                                  if car is not None and row.inputs is not None], "user"))
+        lines = []
+        for row, car, error in found:
+            est = next(priced) if car is not None else None
+            failed += bool(error)
+            if as_json:
+                lines.append(dumps(document(row, car, est, error)))
+            else:
+                if not first and not error:
+                    lines.append("")
+                lines.append(text(row, car, est, error))
+            first = False
+        print("\n".join(lines), file=out)
     return 1 if failed else 0
+
+
+def _chunks(rows: Iterator[Row], n: int) -> Iterator[list[Row]]:
+    chunk: list[Row] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) == n:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None,

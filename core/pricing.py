@@ -498,6 +498,7 @@ class PriceEstimate:
     not_seen_text: str = ""
     car: str | None = None
     car_source: str | None = None
+    dollars_year: int | None = None  # the index year the dollars are of, when not the year of sale
 
     def words(self) -> dict[str, Any]:
         """Every sentence the price says about itself (one place for CLI, app and export)."""
@@ -537,10 +538,19 @@ class PriceEstimate:
         if self.source == "price_head":
             return "price head value (no price model)"
         bits = [f"{self.year_of_sale} value"]
+        if self.car_source == "user" and self.car:
+            bits.append(self.car)
+        if self.dollars_year is not None and self.dollars_year != self.year_of_sale:
+            bits.append(f"{self.dollars_year} dollars")
         if self.inputs.mileage_mi is not None:
             bits.append(f"{self.inputs.mileage_mi:,.0f} mi")
         if self.inputs.condition is not None:
             bits.append(self.inputs.condition)
+        given = [x for x, v in (("mileage", self.inputs.mileage_mi), ("condition", self.inputs.condition))
+                 if v is not None]
+        if given and self.source == "price_model" and self.priced_share < 0.999:
+            # every input the caption names is applied, or it says where it is not (issue 28)
+            bits.append(f"{' and '.join(given)} not applied to {1 - self.priced_share:.0%} of it")
         if self.age_outside:
             bits.append("age outside the fitted range")
         return " · ".join(bits)

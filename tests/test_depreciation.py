@@ -111,3 +111,21 @@ def test_every_input_applies_to_every_share_of_a_photo_price(miles: float | None
     assert worst is not None and worst.median <= given_.median * (1 + 1e-9)
     if unknown_share > 0.01:
         assert any("same mileage and condition" in n for n in given_.words()["notes"])
+
+
+def test_the_caption_names_what_it_applies_and_where_it_does_not() -> None:
+    from core.pricing import PriceModel
+    from tests.modelfactory import MAKE_MODELS
+    from tests.pricefactory import price_section
+
+    data = price_data()
+    c = data.catalogue.lookup("Toyota Camry 2016", 2026)
+    short = price_car(c, PriceInputs(2026, 150_000, "fair"), data=data).short_inputs()
+    assert short.startswith("2026 value · Toyota Camry 2016") and "150,000 mi · fair" in short
+    # the older class-table path: the share on classes without a price ignores mileage, and says so
+    model = PriceModel.from_dict(price_section(), n_classes=len(MAKE_MODELS))
+    probs = np.full(len(MAKE_MODELS), 1e-9)
+    probs[MAKE_MODELS.index("Acura TL Sedan 2012")] = 0.6
+    probs[MAKE_MODELS.index("Unknown")] = 0.4
+    est = model.estimate(probs, PriceInputs(2026, 150_000), head_median=9_000.0)
+    assert "mileage not applied to 40% of it" in est.short_inputs()
