@@ -16,6 +16,7 @@ import html
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QObject, QRectF, Qt, Signal
+from PySide6.QtGui import QFontMetrics
 from PySide6.QtWidgets import QComboBox, QFrame, QLabel, QVBoxLayout, QWidget
 
 from core.occlusion import DriversMap
@@ -32,6 +33,7 @@ LEGEND_WIDTH_SHARE = 0.45  # the legend is at most this share of the view's widt
 LEGEND_MAX_WIDTH = 340  # ... and of these pixels; its text wraps inside
 LEGEND_MIN_WIDTH = 150
 LEGEND_MARGIN = 8  # from the view's top-left corner
+LABEL_PAD_PX = 8  # a number label's padding and gap to the next, in screen pixels
 COMPACT_BELOW_PX = 480  # a photo view narrower than this gets the legend's first two lines (all in its tooltip)
 
 
@@ -59,15 +61,16 @@ def number_text(price_change: float) -> str:
     return f"{dollars_change(price_change)}\nif covered"
 
 
-def numbered_cells(m: DriversMap, n: int = NUMBERS) -> list[int]:
+def numbered_cells(m: DriversMap, n: int = NUMBERS, label: tuple[float, float] = (0.0, 0.0)) -> list[int]:
     """The cells whose price change is written on the map: those that move the price most, each
     square clear of the squares already taken (the 7x7 squares overlap every eighth of the box,
-    so the top few are often neighbours, and their labels would be written over each other)."""
+    so the top few are often neighbours, and their labels would be written over each other), and
+    at least ``label`` (a label's width and height, as fractions of the box) from them."""
     chosen: list[int] = []
     for i in np.argsort(-np.abs(m.price_change.ravel()), kind="stable"):
         x0, y0, x1, y1 = m.cells[int(i)]
-        if all(abs(x0 - m.cells[j][0]) >= (x1 - x0) - 1e-9 or abs(y0 - m.cells[j][1]) >= (y1 - y0) - 1e-9
-               for j in chosen):
+        dx, dy = max(x1 - x0, label[0]) - 1e-9, max(y1 - y0, label[1]) - 1e-9
+        if all(abs(x0 - m.cells[j][0]) >= dx or abs(y0 - m.cells[j][1]) >= dy for j in chosen):
             chosen.append(int(i))
             if len(chosen) == n:
                 break
@@ -155,8 +158,25 @@ class DriversOverlay(QObject):
 
     def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt override
         if obj is self._view and event.type() == QEvent.Type.Resize:
-            self._legend_text()
+            if self._map is not None:
+                self._draw()  # the numbers' spacing and the legend follow the new size
+            else:
+                self._fit_legend()
         return False
+
+    def _label_share(self, box_w: float, box_h: float) -> tuple[float, float]:
+        """A number label's size as fractions of a box of ``box_w`` x ``box_h`` photo pixels on
+        screen now ((0, 0) before the map is in a view)."""
+        vb = self.image.getViewBox()
+        if vb is None or box_w <= 0 or box_h <= 0:
+            return 0.0, 0.0
+        px_w, px_h = vb.viewPixelSize()  # photo pixels per screen pixel
+        if not (px_w > 0 and px_h > 0):
+            return 0.0, 0.0
+        fm = QFontMetrics(self.numbers[0].textItem.font())
+        w = max(fm.horizontalAdvance(line) for line in number_text(-88_800.0).splitlines()) + LABEL_PAD_PX
+        h = 2 * fm.lineSpacing() + LABEL_PAD_PX
+        return w * px_w / box_w, h * px_h / box_h
 
     def _legend_text(self) -> None:
         """The shown map's legend, whole or compact by the view's width; then its size."""
@@ -245,11 +265,13 @@ class DriversOverlay(QObject):
         self.image.setImage(heat_rgba(heat), autoLevels=False, levels=(0, 255))
         self.image.setRect(QRectF(r.x, r.y, r.w, r.h))
         self.image.show()
-        self.number_cells = numbered_cells(m)
+        self.number_cells = numbered_cells(m, label=self._label_share(r.w, r.h))
         for t, i in zip(self.numbers, self.number_cells, strict=False):
             x0, y0, x1, y1 = m.cells[i]
             t.setText(number_text(float(m.price_change.ravel()[i])))
             t.setPos(r.x + (x0 + x1) / 2 * r.w, r.y + (y0 + y1) / 2 * r.h)
             t.show()
+        for t in self.numbers[len(self.number_cells):]:
+            t.hide()
         self._legend_text()
 

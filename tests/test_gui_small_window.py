@@ -15,7 +15,7 @@ import pytest
 pytest.importorskip("PySide6")
 pytest.importorskip("pyqtgraph")
 
-from PySide6.QtCore import QRect, Qt  # noqa: E402
+from PySide6.QtCore import QPoint, QRect, Qt  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from carvalue_gui.main_window import MainWindow  # noqa: E402
@@ -117,3 +117,28 @@ def test_the_lists_marker_is_in_sight(qtbot: Any, part_of_a_car_model: Path, tmp
         assert not badge.intersects(text_rect)  # on the thumbnail, not under the text
         name = Path(entry.path).name
         assert lines[0] == name or (lines[0].endswith(".jpg") and "…" in lines[0]), lines
+
+
+def test_numbers_on_a_small_box_are_not_written_over_each_other(qtbot: Any, whole_car_model: Path,
+                                                                tmp_path: Path) -> None:
+    window = small_window(qtbot, whole_car_model, tmp_path)
+    window.act_drivers.trigger()
+    view = window.crop_view
+    port = view.viewport()
+    centre = port.rect().center()
+    start, end = centre - QPoint(45, 45), centre + QPoint(45, 45)  # a 90-px box, drawn with Shift+drag
+    qtbot.mousePress(port, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.ShiftModifier, start)
+    for step in (0.3, 0.7, 1.0):
+        qtbot.mouseMove(port, start + (end - start) * step)
+    qtbot.mouseRelease(port, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.ShiftModifier, end)
+    box = view.box()
+    assert box is not None and box.w < 0.5 * window.current_entry().size[0]  # type: ignore[union-attr]
+    qtbot.waitUntil(lambda: window.drivers.shown is not None and window.drivers.shown.box == view.box(),
+                    timeout=WAIT_MS)
+    QApplication.processEvents()
+    shown = [t for t in window.drivers.numbers if t.isVisible()]
+    assert shown and all(t.textItem.toPlainText().endswith("if covered") for t in shown)
+    rects = [view.mapFromScene(t.sceneBoundingRect()).boundingRect() for t in shown]
+    for i, a in enumerate(rects):
+        for b in rects[i + 1:]:
+            assert not a.intersects(b), f"numbers written over each other: {a} and {b}"
