@@ -55,6 +55,7 @@ from carvalue_gui.worker import (
     InferenceWorker,
     SweepRequest,
 )
+from core.framing import WholeCar
 from core.modelfile import ModelFileError
 from core.predictor import Prediction, Predictor, Sweep, default_model_path, reprice
 from core.preprocess import IMAGE_SUFFIXES, Box, ImageLoadError, Photo, photo_from_image
@@ -112,7 +113,7 @@ class MainWindow(QMainWindow):
         self.dropped_results = 0  # stale results thrown away (tests, benchmark)
         self.sweep_animation = SweepAnimation(self)
         self.sweep_animation.step.connect(self._on_sweep_step)
-        self.sweep_animation.finished.connect(self.sweep_animation_finished)
+        self.sweep_animation.finished.connect(self._on_sweep_animation_finished)
         self.exports = ExportDialogs(self)
 
         self.worker = InferenceWorker(self)
@@ -771,7 +772,7 @@ class MainWindow(QMainWindow):
         self._sweep_box_moved = False
         self._sweep_request = self._new_request_id()
         self.worker.submit_sweep(SweepRequest(self._sweep_request, entry.photo, SWEEP_POSITIONS,
-                                              SWEEP_WIDTH))
+                                              SWEEP_WIDTH, around=sweep_car(entry)))
         self.progress_label.setText("Panning across…")
         return self._sweep_request
 
@@ -788,6 +789,18 @@ class MainWindow(QMainWindow):
             self.sweep_animation_finished.emit()
         else:
             self.sweep_animation.start(len(sweep.boxes))
+
+    def _on_sweep_animation_finished(self) -> None:
+        """The animation ends on the position that shows the car best (never on a part of a
+        car with a whole-car tick); with no whole car anywhere, back on the car found."""
+        entry = self.current_entry()
+        if entry is not None and entry.sweep is not None:
+            best = best_sweep_position(entry.sweep)
+            if best is not None:
+                self._show_sweep_position(entry, best)
+            elif entry.sweep.boxes:
+                self.crop_view.reset_box()
+        self.sweep_animation_finished.emit()
 
     def _on_sweep_step(self, index: int) -> None:
         entry = self.current_entry()
@@ -919,3 +932,18 @@ class MainWindow(QMainWindow):
         self.crop_view.shutdown()
         super().closeEvent(event)
 
+
+def sweep_car(entry: PhotoEntry) -> Box | None:
+    """The car the sweep's window is sized to: the one found, the whole photo when the photo is
+    the car; None (half-width strips) when no car was seen."""
+    found = entry.found_box()
+    if found is not None:
+        return found
+    pred = entry.prediction
+    return Box.full(entry.size) if pred is not None and pred.looks_like_car else None
+
+
+def best_sweep_position(sweep: Sweep) -> int | None:
+    """The sweep position judged a whole car with the highest whole-car score, if any."""
+    whole = [i for i, p in enumerate(sweep.predictions) if p.whole_car is WholeCar.YES]
+    return max(whole, key=lambda i: sweep.predictions[i].confidence) if whole else None

@@ -198,9 +198,11 @@ class PhotoStrip(QListWidget):
         name = Path(path).name or path
         if pred is None:
             rest = note or "estimating…"
+        elif not pred.whole_car.priced:
+            rest = "no car" + (" in the crop" if crop else "")
         else:
             rest = format_dollars(pred.median_price) + (" (crop)" if crop else "")
-            rest += "" if pred.looks_like_car else " (not a whole car?)"
+            rest += "" if pred.looks_like_car else " (part of a car?)"
             rest += f"\n{pred.make_models[0].label}"
         item.setText(f"{name}\n{rest}")
         item.setToolTip(f"{path}\n{rest}")

@@ -263,13 +263,26 @@ class ResultPanel(QWidget):
         self._help.raise_()
         return self._help
 
+    @property
+    def price_greyed(self) -> bool:
+        """The big price is shown greyed (not bold): it is not an answer for a whole car."""
+        return not self.price_label.font().bold()
+
+    def _grey_price(self, greyed: bool) -> None:
+        font = self.price_label.font()
+        if font.bold() == greyed:
+            font.setBold(not greyed)
+            self.price_label.setFont(font)
+            self.price_label.setStyleSheet("QLabel { color: #8a8a8a; }" if greyed else "")
+
     def show_prediction(self, request_id: int, pred: Prediction | None) -> None:
         if pred is not None and self._meta is not None:  # priced with this photo's inputs
             pred = reprice(pred, self._meta, self.price_inputs.inputs())
         self.shown = pred
         self.shown_request = request_id
-        self.chart.show_prediction(pred)
+        self.chart.show_prediction(pred if pred is None or pred.whole_car.priced else None)
         if pred is None:
+            self._grey_price(False)
             self.price_label.setText("—" if self._has_model else "No model")
             self.range_label.setText("")
             self.caption.setText(f"Estimated price, {self.price_inputs.inputs().year}")
@@ -277,14 +290,26 @@ class ResultPanel(QWidget):
             self.status.setCurrentWidget(self.confidence_label)
             self.make_models.set_items(())
             self.years.set_items(())
+        elif not pred.whole_car.priced:  # no car: no price, no histogram, no make/model bars
+            self._grey_price(False)
+            self.price_label.setText("No car")
+            self.price_label.setToolTip("")
+            self.range_label.setText("")
+            self.caption.setText("No car found in this photo" if pred.covers_photo else "No car in this box")
+            self.make_models.set_items(())
+            self.years.set_items(())
+            self.notice.setText(f"⚠ {whole_car_message(pred.whole_car, pred.covers_photo)}")
+            self.status.setCurrentWidget(self.notice)
         else:
+            judged = pred.whole_car
+            # Part of a car: the price is what the network says, not an answer: shown greyed.
+            self._grey_price(judged is WholeCar.NO)
             self.price_label.setText(format_dollars(pred.median_price))
             self.range_label.setText(price_range_text(pred))
             self.caption.setText(caption_text(pred, self.price_inputs.inputs().year))
             self.price_label.setToolTip(price_tooltip(pred))
             self.make_models.set_items(pred.make_models[:TOP_K])
             self.years.set_items(pred.years[:TOP_K])
-            judged = pred.whole_car
             text = whole_car_message(judged, pred.covers_photo)
             if judged is WholeCar.YES:
                 self.confidence_label.setText(f"✓ {text}")
@@ -324,7 +349,8 @@ def price_tooltip(pred: Prediction) -> str:
 
 def longest_status_texts() -> list[str]:
     """The whole-car line's longest texts: the status line is sized for them."""
-    return [whole_car_message(j, covers) for j in (WholeCar.UNSURE, WholeCar.NO) for covers in (False, True)]
+    return [whole_car_message(j, covers) for j in (WholeCar.UNSURE, WholeCar.NO, WholeCar.NO_CAR)
+            for covers in (False, True)]
 
 
 def status_label(style: str) -> QLabel:

@@ -13,12 +13,15 @@ from PySide6.QtCore import Signal
 from PySide6.QtGui import QResizeEvent
 from PySide6.QtWidgets import QWidget
 
+from core.framing import WholeCar
 from core.predictor import Sweep
 from core.report import short_dollars
 
 PRICE_PEN = (40, 90, 170)
 BAND_BRUSH = (40, 90, 170, 50)
 PROB_PEN = (200, 110, 0)
+PARTIAL_BRUSH = (255, 255, 255)  # a position that is not a whole car: a hollow grey point
+PARTIAL_PEN = (160, 160, 160)
 # One colour per followed make/model (the first is PROB_PEN).
 LINE_PENS = (PROB_PEN, (150, 50, 160), (30, 140, 90))
 MAX_FOLLOWED = len(LINE_PENS)
@@ -45,9 +48,11 @@ def followed_labels(sweep: Sweep, n: int = MAX_FOLLOWED) -> list[str]:
     """The make/models to draw along the sweep: those ranked first at some position, most
     positions first (ties: the higher peak first), at most ``n``; so the plot shows how the
     make/model changes as the box moves, not just one label."""
-    counts = Counter(p.make_models[0].label for p in sweep.predictions)
+    # Only positions that show a whole car name one (a part of a car names nothing for sure).
+    preds = [p for p in sweep.predictions if p.whole_car is WholeCar.YES] or list(sweep.predictions)
+    counts = Counter(p.make_models[0].label for p in preds)
     peak: dict[str, float] = {}
-    for p in sweep.predictions:
+    for p in preds:
         top = p.make_models[0]
         peak[top.label] = max(peak.get(top.label, 0.0), top.probability)
     return sorted(counts, key=lambda label: (-counts[label], -peak[label], label))[:n]
@@ -116,6 +121,7 @@ class SweepPlot(pg.PlotWidget):
         self.x = np.zeros(0)
         self.medians = np.zeros(0)
         self.probabilities = np.zeros(0)
+        self.whole = np.zeros(0, dtype=bool)  # per position: judged a whole car
 
     def _set_title(self, text: str) -> None:
         """A title never widens the plot past its widget (pyqtgraph makes a title's width the
@@ -143,6 +149,7 @@ class SweepPlot(pg.PlotWidget):
         item = self.getPlotItem()
         if sweep is None or not sweep.predictions:
             self.x = self.medians = self.probabilities = np.zeros(0)
+            self.whole = np.zeros(0, dtype=bool)
             for curve in (self._low, self._high, self._median, *self._probs):
                 curve.setData([], [])
             self._cursor.hide()
@@ -158,16 +165,20 @@ class SweepPlot(pg.PlotWidget):
         preds = sweep.predictions
         self.x = np.array(sweep.positions)
         self.medians = np.array([p.median_price for p in preds])
+        # Positions that do not show a whole car: hollow grey points, no make/model line.
+        self.whole = np.array([p.whole_car is WholeCar.YES for p in preds])
         self._low.setData(self.x, [p.price_low for p in preds])
         self._high.setData(self.x, [p.price_high for p in preds])
-        self._median.setData(self.x, self.medians)
+        self._median.setData(self.x, self.medians,
+                             symbolBrush=[pg.mkBrush(PRICE_PEN if w else PARTIAL_BRUSH) for w in self.whole],
+                             symbolPen=[pg.mkPen(PRICE_PEN if w else PARTIAL_PEN) for w in self.whole])
         self.followed_all = followed_labels(sweep)
         self.followed = self.followed_all[0]
         self.legend.clear()
         for i, curve in enumerate(self._probs):
             if i < len(self.followed_all):
                 label = self.followed_all[i]
-                curve.setData(self.x, sweep.probabilities_of(label))
+                curve.setData(self.x, np.where(self.whole, sweep.probabilities_of(label), np.nan), connect="finite")
                 self.legend.addItem(curve, f"P({_html(_elide(label, LEGEND_CHARS))})")
             else:
                 curve.setData([], [])

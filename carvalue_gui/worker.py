@@ -48,6 +48,7 @@ class SweepRequest:
     photo: Photo
     n: int
     width: float
+    around: Box | None = None  # the car the sweep's window is sized to (Predictor.sweep)
 
 
 @dataclass(frozen=True)
@@ -262,7 +263,7 @@ class InferenceWorker(QObject):
                         self.crop_done.emit(job.id, pred)
                     case SweepRequest():
                         ident = job.id
-                        self.sweep_done.emit(job.id, predictor.sweep(job.photo, job.n, job.width))
+                        self.sweep_done.emit(job.id, predictor.sweep(job.photo, job.n, job.width, around=job.around))
                     case _DriversState():
                         ident = job.request.id
                         self._drivers_step(predictor, job)

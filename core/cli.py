@@ -16,7 +16,7 @@ from typing import NoReturn, TextIO
 from PIL import Image
 
 from core.carprice import named_car, with_user_car
-from core.framing import CropMode, parse_crop, whole_car_message
+from core.framing import CropMode, WholeCar, parse_crop, whole_car_message
 from core.modelfile import ModelFileError
 from core.names import printable
 from core.output import OutputError, check_open, write
@@ -169,7 +169,8 @@ def photo_report(path: str, args: argparse.Namespace, predictor: Predictor) -> s
     pred = predictor.predict(photo, args.crop, top_k=args.top)
     if getattr(args, "car_choice", None) is not None:
         pred = with_user_car(pred, args.car_choice, predictor.price_inputs)
-    sweep = predictor.sweep(photo, n=args.sweep, top_k=args.top) if args.sweep else None
+    sweep = (predictor.sweep(photo, n=args.sweep, top_k=args.top, around=sweep_car(pred, photo.original_size))
+             if args.sweep else None)
     # The result document of docs/result-schema.md, one photo per line; made for the table too,
     # so a number that is not finite fails the photo either way.
     size = pred.photo_size or photo.original_size
@@ -181,16 +182,29 @@ def photo_report(path: str, args: argparse.Namespace, predictor: Predictor) -> s
     return table if sweep is None else f"{table}\n{format_sweep(sweep)}"
 
 
+def sweep_car(pred: Prediction, size: tuple[int, int]) -> Box | None:
+    """The car a sweep's window is sized to: the crop estimated (the car found, the whole photo
+    or the user's box) when it shows a car; none (half-width strips) when no car was seen."""
+    return pred.crop.clamp(size) if pred.looks_like_car else None
+
+
 def format_prediction(path: str, p: Prediction, predictor: Predictor) -> str:
     meta = predictor.metadata
     lines = [printable(path)]  # a name's escape sequences never reach the terminal
     c = p.crop
     lines.append(f"  crop          {c.x:.0f},{c.y:.0f},{c.w:.0f},{c.h:.0f}")
+    judged = p.whole_car
+    if not judged.priced:  # no car: no price, no make/model as if they were an answer
+        lines.append("  price         none: no car found" + ("" if p.covers_photo else " in the crop"))
+        lines.append(f"  whole car     {whole_car_message(judged, p.covers_photo, reset='--crop auto')}")
+        return "\n".join(lines)
+    if judged is WholeCar.NO:
+        lines.append("  price         (for part of a car: unreliable, see the whole-car line)")
     lines += price_lines(p)
     for label, items in (("make/model", p.make_models), ("year", p.years)):
         for j, lp in enumerate(items):
             lines.append(f"  {label if j == 0 else '':<13} {lp.probability:6.1%}  {lp.label}")
-    lines.append(f"  whole car     {whole_car_message(p.whole_car, p.covers_photo, reset='--crop auto')}")
+    lines.append(f"  whole car     {whole_car_message(judged, p.covers_photo, reset='--crop auto')}")
     if p.found_box is not None:
         f = p.found_box
         lines.append(f"  car found at  {f.x:.0f},{f.y:.0f},{f.w:.0f},{f.h:.0f}")
@@ -226,7 +240,13 @@ def format_sweep(sweep: Sweep) -> str:
     lines = ["  sweep  position   median price   top make/model"]
     for pos, p in zip(sweep.positions, sweep.predictions, strict=True):
         top = p.make_models[0]
-        lines.append(f"         {pos:8.2f}   {format_dollars(p.median_price):>12}   {top.label} ({top.probability:.0%})")
+        judged = p.whole_car
+        if not judged.priced:
+            lines.append(f"         {pos:8.2f}   {'no car':>12}")
+        elif judged is WholeCar.YES:
+            lines.append(f"         {pos:8.2f}   {format_dollars(p.median_price):>12}   {top.label} ({top.probability:.0%})")
+        else:
+            lines.append(f"         {pos:8.2f}   {format_dollars(p.median_price):>12}   ({judged.value}) {top.label}")
     return "\n".join(lines)
 
 

@@ -30,7 +30,13 @@ class WholeCar(Enum):
 
     YES = "whole car"
     UNSURE = "unsure"
-    NO = "not a whole car"
+    NO = "not a whole car"  # part of a car (or, for a file without a car output, maybe no car)
+    NO_CAR = "no car"
+
+    @property
+    def priced(self) -> bool:
+        """Whether a price is an answer for this crop: never when there is no car in it."""
+        return self is not WholeCar.NO_CAR
 
 
 def parse_crop(text: str) -> CropMode | Box:
@@ -42,21 +48,38 @@ def parse_crop(text: str) -> CropMode | Box:
     return Box.parse(text)
 
 
-def verdict(score: float, spec: FramingSpec) -> WholeCar:
-    if score < spec.threshold:
-        return WholeCar.NO
-    if score < spec.unsure_below:
+def verdict(score: float, spec: FramingSpec, car_score: float = math.nan) -> WholeCar:
+    """One crop's verdict from its whole-car score and (files with a car output) its car score:
+    below the car threshold there is no car in it at all; a score that is not a number (no
+    car output) never says "no car"."""
+    if score >= spec.unsure_below:
+        return WholeCar.YES
+    if score >= spec.threshold:
         return WholeCar.UNSURE
-    return WholeCar.YES
+    if spec.car_output and not math.isnan(car_score) and car_score < spec.car_threshold:
+        return WholeCar.NO_CAR
+    return WholeCar.NO
+
+
+def sigmoid(z: float) -> float:
+    """The logistic function, written so that no finite ``z`` overflows (NaN stays NaN)."""
+    if math.isnan(z):
+        return math.nan
+    return 1.0 / (1.0 + math.exp(-z)) if z >= 0 else math.exp(z) / (1.0 + math.exp(z))
 
 
 def whole_car_score(logit: float, spec: FramingSpec) -> float:
     """0..1: sigmoid of the whole-car logit at the spec's temperature (0 for a logit that is
     not a number: nothing is claimed to be a whole car on a broken output)."""
-    z = float(logit) / spec.temperature
-    if math.isnan(z):
-        return 0.0
-    return 1.0 / (1.0 + math.exp(-z)) if z >= 0 else math.exp(z) / (1.0 + math.exp(z))
+    s = sigmoid(float(logit) / spec.temperature)
+    return 0.0 if math.isnan(s) else s
+
+
+def car_score(logit: float, spec: FramingSpec) -> float:
+    """0..1: sigmoid of the car logit (a car or part of one in the crop); 0 for a logit that is
+    not a number (a broken output finds no car, so nothing is priced on it)."""
+    s = sigmoid(float(logit) / spec.temperature)
+    return 0.0 if math.isnan(s) else s
 
 
 def found_box(output: np.ndarray, crop: Box, spec: InputSpec, margin: float,
@@ -104,17 +127,23 @@ class Located:
 
 
 def whole_car_message(judged: WholeCar, covers_photo: bool, reset: str = "Ctrl+R") -> str:
-    """What the app and the CLI say about the whole-car check, in one place.  It never asks to
-    widen a box that already covers the whole photo.  No score in the words: the head's
-    sigmoid is not a probability (the threshold is chosen on validation photos and sits far
-    from 50%), so "score 33%" beside a tick would mislead; the score is in the JSON."""
+    """What the app and the CLI say about the whole-car check, in one place, in words that fit
+    the case: no car (no advice to widen: there is nothing to take in), part of a car (widen
+    or reset), unsure (say so).  It never asks to widen a box that already covers the whole
+    photo.  No score in the words: the head's sigmoid is not a probability (the threshold is
+    chosen on validation photos and sits far from 50%); the score is in the JSON."""
     if judged is WholeCar.YES:
         return "Looks like a whole car"
+    if judged is WholeCar.NO_CAR:
+        if covers_photo:
+            return "No car found in this photo: no price. Try a photo of a car."
+        return f"No car in this box: no price. Draw the box around a car, or reset it to the whole photo or the car found ({reset})."
     if judged is WholeCar.UNSURE:
         fix = ("" if covers_photo else " Check that the box takes in the whole car, or reset it to the car "
                f"found ({reset}).")
         return f"Unsure this shows a whole car: treat the estimate with care.{fix}"
     if covers_photo:
-        return "This does not look like a car: the estimate is unreliable. Try a photo that shows the whole car."
-    return ("This does not look like a whole car: the estimate is unreliable. Widen the box to take in the "
+        return ("This does not look like a whole car: the estimate is unreliable. Try a photo that shows the "
+                "whole car.")
+    return ("This looks like only part of a car: the estimate is unreliable. Widen the box to take in the "
             f"whole car, or reset it to the car found ({reset}).")

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from core.framing import CropMode, Located, WholeCar, found_box, verdict, whole_car_score
+from core.framing import CropMode, Located, WholeCar, car_score, found_box, verdict, whole_car_score
 from core.modelfile import ModelMetadata, open_session, physical_cores
 from core.preprocess import (
     Box,
@@ -66,6 +66,10 @@ class Prediction:
     # first pass found the car in the whole photo (None: not located, or no car seen).
     unsure: bool = False
     found_box: Box | None = None
+    # Files with a car output (training/whole_car.py): no car at all in the crop (a panda, a
+    # room) rather than part of one; its price is kept in the fields but is not an answer.
+    no_car: bool = False
+    car_score: float = math.nan
     photo_size: tuple[int, int] | None = None  # original pixels of the photo it was made on
 
     @property
@@ -81,7 +85,10 @@ class Prediction:
 
     @property
     def whole_car(self) -> WholeCar:
-        return WholeCar.NO if not self.looks_like_car else WholeCar.UNSURE if self.unsure else WholeCar.YES
+        """The one verdict on this crop that the window, the list, the CLI and the files show."""
+        if not self.looks_like_car:
+            return WholeCar.NO_CAR if self.no_car else WholeCar.NO
+        return WholeCar.UNSURE if self.unsure else WholeCar.YES
 
     @property
     def top_make_model(self) -> LabelProb:
@@ -96,6 +103,7 @@ class Prediction:
         d["crop"] = dict(zip("xywh", self.crop.as_tuple(), strict=True))
         d["found_box"] = None if self.found_box is None else dict(zip("xywh", self.found_box.as_tuple(), strict=True))
         d["whole_car"] = self.whole_car.value
+        d["car_score"] = None if math.isnan(self.car_score) else self.car_score
         d["price"] = None if self.price is None else self.price.to_dict()
         d.pop("basis", None)
         return d
@@ -149,6 +157,23 @@ def sweep_boxes(size: tuple[int, int], n: int, width: float = 0.5) -> list[Box]:
         return [Box((iw - bw) / 2, 0.0, bw, float(ih))]
     step = (iw - bw) / (n - 1)
     return [Box(i * step, 0.0, bw, float(ih)) for i in range(n)]
+
+
+def car_sweep_boxes(size: tuple[int, int], n: int, car: Box) -> list[Box]:
+    """``n`` windows of the car's size (its length and height) whose left edges run evenly from
+    half a car left of it to half a car right of it, each cut to the photo: the car slides
+    through the window, half of it in view at either end and all of it in the middle (so each
+    position is a real view of the car, not a half-width strip of every photo)."""
+    if not 1 <= n <= MAX_SWEEP_POSITIONS:
+        raise ValueError(f"a sweep has 1 to {MAX_SWEEP_POSITIONS} positions, got {n}")
+    iw, ih = size
+    c = car.clamp(size)
+    offsets = [0.0] if n == 1 else [c.w * (i / (n - 1) - 0.5) for i in range(n)]
+    boxes = []
+    for dx in offsets:
+        x0, x1 = max(0.0, c.x + dx), min(float(iw), c.x + dx + c.w)
+        boxes.append(Box(x0, c.y, max(1.0, x1 - x0), c.h).clamp(size))
+    return boxes
 
 
 def default_model_path() -> Path:
@@ -275,12 +300,15 @@ class Predictor:
         """Several crops of one photo as one batch."""
         return self._predict_pairs([(photo, c) for c in crops], top_k)
 
-    def sweep(self, image: PhotoLike, n: int = 16, width: float = 0.5, top_k: int = 5) -> Sweep:
-        """Crops of ``width`` x full height panned left to right (1 to MAX_SWEEP_POSITIONS of
-        them), predicted in batches of SWEEP_BATCH."""
+    def sweep(self, image: PhotoLike, n: int = 16, width: float = 0.5, top_k: int = 5,
+              around: Box | None = None) -> Sweep:
+        """Crops panned left to right (1 to MAX_SWEEP_POSITIONS of them), predicted in batches of
+        SWEEP_BATCH: windows the size of the car ``around`` (see car_sweep_boxes), or with no
+        car given, ``width`` x full height."""
         photo = self.as_photo(image)
         meta = self.metadata
-        wanted = sweep_boxes(photo.original_size, n, width)
+        wanted = (sweep_boxes(photo.original_size, n, width) if around is None
+                  else car_sweep_boxes(photo.original_size, n, around))
         boxes: list[Box] = []
         preds: list[Prediction] = []
         probs: list[np.ndarray] = []
@@ -319,7 +347,8 @@ class Predictor:
                 # classifier), so judging that crop would call the car it found partial.
                 first = preds[i]
                 preds[i] = replace(second, found_box=first.found_box, confidence=first.confidence,
-                                   looks_like_car=first.looks_like_car, unsure=first.unsure)
+                                   looks_like_car=first.looks_like_car, unsure=first.unsure,
+                                   no_car=first.no_car, car_score=first.car_score)
         return preds
 
     def _forward(self, pairs: Sequence[tuple[Photo, Box | None]]) -> tuple[dict[str, np.ndarray], list[Box]]:
@@ -366,10 +395,14 @@ class Predictor:
         basis = PriceBasis(mm_p, bins, head, year_probs(year_p, meta.years))
         price = estimate_price(meta, basis, self.price_inputs)
         fr = meta.framing
+        no_car, car = False, math.nan
         if fr is not None and fr.whole_car_output in outs:
             conf = whole_car_score(float(np.ravel(outs[fr.whole_car_output][i])[0]), fr)
-            judged = verdict(conf, fr)
-            looks, unsure = judged is not WholeCar.NO, judged is WholeCar.UNSURE
+            if fr.car_output and fr.car_output in outs:
+                car = car_score(float(np.ravel(outs[fr.car_output][i])[0]), fr)
+            judged = verdict(conf, fr, car)
+            looks, unsure = judged in (WholeCar.YES, WholeCar.UNSURE), judged is WholeCar.UNSURE
+            no_car = judged is WholeCar.NO_CAR
         else:
             conf = confidence_score(outs.get(CONFIDENCE_LOGITS, outs["make_model_logits"])[i], meta)
             looks, unsure = conf >= _threshold01(meta), False
@@ -383,6 +416,8 @@ class Predictor:
             confidence=conf,
             looks_like_car=looks,
             unsure=unsure,
+            no_car=no_car,
+            car_score=car,
             crop=box,
             source=photo.source,
             median_head=head,

@@ -75,16 +75,18 @@ def price_text_lines(est: PriceEstimate) -> list[str]:
 def prediction_text(pred: Prediction, meta: ModelMetadata | None = None, top: int = 3) -> str:
     """A plain-text summary (the app's clipboard)."""
     c = pred.crop
+    head = [f"Photo: {pred.source}" if pred.source else "Photo: (pasted image)",
+            f"Crop: x={c.x:.0f} y={c.y:.0f} w={c.w:.0f} h={c.h:.0f}"]
+    if not pred.whole_car.priced:
+        return "\n".join([*head, "No car found" + ("" if pred.covers_photo else " in the crop") + ": no price"])
     lines = [
-        f"Photo: {pred.source}" if pred.source else "Photo: (pasted image)",
-        f"Crop: x={c.x:.0f} y={c.y:.0f} w={c.w:.0f} h={c.h:.0f}",
+        *head,
         *(price_text_lines(pred.price) if pred.price is not None else
           [f"Estimated price: {format_dollars(pred.median_price)} "
            f"(likely {dollar_range(pred.price_low, pred.price_high, sep=' to ')})"]),
         "Make/model: " + ", ".join(f"{x.label} {x.probability:.0%}" for x in pred.make_models[:top]),
         "Year: " + ", ".join(f"{x.label} {x.probability:.0%}" for x in pred.years[:top]),
-        f"Looks like a whole car: {'yes' if pred.looks_like_car else 'no'} "
-        f"(confidence {pred.confidence:.2f})",
+        f"Whole-car check: {pred.whole_car.value} (score {pred.confidence:.2f})",
     ]
     if meta is not None:
         if meta.price.meaning and pred.price is None:
@@ -172,7 +174,7 @@ def csv_header(meta: ModelMetadata, top: int = TOP) -> list[str]:
     from core.pricing import PriceBin, display_bounds  # see the TYPE_CHECKING import above
 
     cols = ["source", "kind", "position", "crop_x", "crop_y", "crop_w", "crop_h",
-            "median_price", "price_low", "price_high", "confidence", "looks_like_car"]
+            "median_price", "price_low", "price_high", "confidence", "looks_like_car", "whole_car"]
     for i in range(1, top + 1):
         cols += [f"make_model_{i}", f"make_model_{i}_p"]
     for i in range(1, top + 1):
@@ -186,7 +188,7 @@ def csv_row(pred: Prediction, kind: str, position: float | None, top: int = TOP)
     row: list[Any] = [json_text(pred.source), kind, "" if position is None else f"{position:.4f}",
                       *(f"{v:.1f}" for v in pred.crop.as_tuple()),
                       f"{pred.median_price:.2f}", f"{pred.price_low:.2f}", f"{pred.price_high:.2f}",
-                      f"{pred.confidence:.6f}", int(pred.looks_like_car)]
+                      f"{pred.confidence:.6f}", int(pred.looks_like_car), pred.whole_car.value]
     for items in (pred.make_models, pred.years):
         for i in range(top):
             row += [items[i].label, f"{items[i].probability:.6f}"] if i < len(items) else ["", ""]

@@ -8,6 +8,8 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 from core.modelfile import (
     UNKNOWN,
     ConfidenceSpec,
@@ -77,10 +79,11 @@ def make_model_file(path: str | Path, size: int = 224, seed: int = 0,
 
 def make_framed_model_file(base: str | Path, out: str | Path, box: tuple[float, float, float, float],
                            logit: float, threshold: float = 0.3, unsure_below: float = 0.6,
-                           flip_tta: bool | None = None) -> Path:
+                           flip_tta: bool | None = None, car_logit: float | None = None,
+                           car_threshold: float = 0.5) -> Path:
     """``base`` with framing outputs of a known answer grafted in (training.framing.graft): the
     car is always at ``box`` (x0, y0, x1, y1 as fractions of the input) and the whole-car logit
-    is ``logit``."""
+    is ``logit``; with ``car_logit``, also a car output (training/whole_car.py) of that value."""
     import torch
 
     from training.framing import graft
@@ -96,4 +99,33 @@ def make_framed_model_file(base: str | Path, out: str | Path, box: tuple[float, 
 
     graft(Path(base), FixedFraming(), {"threshold": threshold, "unsure_below": unsure_below,
                                        "sources": ({"name": "test", "licence": "none"},)}, Path(out), flip_tta)
+    if car_logit is not None:
+        add_car_output(Path(out), car_logit, car_threshold)
     return Path(out)
+
+
+def add_car_output(path: Path, logit: float, threshold: float = 0.5) -> Path:
+    """A framed model file with a ``car_logit`` output of constant value ``logit`` (one per
+    batch row, computed from the whole-car logit times 0) and the framing spec naming it."""
+    import dataclasses
+
+    import onnx
+    from onnx import helper, numpy_helper
+
+    from core.modelfile import open_session
+
+    _, meta = open_session(path, threads=1)
+    assert meta.framing is not None
+    model = onnx.load(str(path))
+    g = model.graph
+    g.initializer.extend([numpy_helper.from_array(np.zeros((), np.float32), "test/zero"),
+                          numpy_helper.from_array(np.asarray(logit, np.float32), "test/car")])
+    g.node.extend([helper.make_node("Mul", [meta.framing.whole_car_output, "test/zero"], ["test/zeros"]),
+                   helper.make_node("Add", ["test/zeros", "test/car"], ["car_logit"])])
+    g.output.append(helper.make_tensor_value_info("car_logit", onnx.TensorProto.FLOAT, ["batch"]))
+    framing = dataclasses.replace(meta.framing, car_output="car_logit", car_threshold=threshold)
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = Path(tmp) / "raw.onnx"
+        onnx.save(model, str(raw))
+        write_model_file(raw, dataclasses.replace(meta, framing=framing), path)
+    return path

@@ -71,7 +71,7 @@ def test_no_car_found_keeps_the_whole_photo_and_never_asks_to_widen(qtbot: objec
     assert shown.crop == Box(0, 0, 400, 300) and not shown.looks_like_car
     assert window.crop_view.found_box is None
     text = window.panel.notice.text()
-    assert "not look like a car" in text and "widen" not in text.lower()
+    assert "not look like a whole car" in text and "widen" not in text.lower()
     # A box on part of the photo: now widening is the advice.
     window.crop_view.set_box(Box(0, 0, 100, 100))
     qtbot.waitUntil(lambda: wait_shown(qtbot, window).crop == Box(0, 0, 100, 100), timeout=WAIT_MS)  # type: ignore[attr-defined]

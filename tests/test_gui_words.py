@@ -14,6 +14,7 @@ pytest.importorskip("PySide6")
 pytest.importorskip("pyqtgraph")
 
 from carvalue_gui.sweep_plot import CLICK_TITLE, TITLES, followed_labels  # noqa: E402
+from core.framing import WholeCar  # noqa: E402
 from core.predictor import LabelProb  # noqa: E402
 from core.preprocess import Box  # noqa: E402
 from tests.gui_support import WAIT_MS, load, make_photo, open_window, wait_shown  # noqa: E402
@@ -26,7 +27,8 @@ def priced_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def fake_sweep(tops: list[tuple[str, float]]) -> SimpleNamespace:
-    return SimpleNamespace(predictions=[SimpleNamespace(make_models=(LabelProb(label, p),)) for label, p in tops])
+    return SimpleNamespace(predictions=[SimpleNamespace(make_models=(LabelProb(label, p),), whole_car=WholeCar.YES)
+                                        for label, p in tops])
 
 
 def test_followed_labels_are_the_tops_along_the_sweep() -> None:

@@ -274,6 +274,11 @@ def card_text(model: Path, reference_reports: str = "") -> str:
     own, cars = _framing_figures(meta)
     if own is not None and meta.framing is not None:
         text += "\n\n" + card_section(own, meta.framing.sources, cars if cars is not own else None)
+    whole = meta.metrics.get("whole_car") if isinstance(meta.metrics, dict) else None
+    if isinstance(whole, dict) and "by_kind" in whole:
+        from training.whole_car_eval import card_section as whole_car_section
+
+        text += "\n" + whole_car_section(whole)
     return text
 
 
