@@ -26,10 +26,10 @@ def crop_view_rows(reset: QAction, nudge_fraction: float) -> list[tuple[str, str
     here; a double-click does what ``reset`` does (CropView.mouseDoubleClickEvent calls the same
     ``reset_box``), so its row is that action's text."""
     return [
-        ("Arrow keys", f"nudge the crop box by {nudge_fraction:.0%} of the photo (with Shift: {10 * nudge_fraction:.0%})"),
+        ("Arrow keys", f"Nudge the crop box by {nudge_fraction:.0%} of the photo (with Shift: {10 * nudge_fraction:.0%})"),
         ("Double-click the photo", action_name(reset)),
-        ("Drag outside the box, or Shift+drag", "draw a new crop box"),
-        ("Drag the box or its handles", "move or resize it"),
+        ("Drag outside the box, or Shift+drag", "Draw a new crop box"),
+        ("Drag the box or its handles", "Move or resize it"),
     ]
 
 

@@ -101,7 +101,7 @@ def whole_car_check(meta: ModelMetadata) -> str:
         c = meta.confidence
         return (f"{c.method} score, flagged below {number('threshold', c.threshold)}"
                 + (f" ({c.note})" if c.note else ""))
-    words = [f"a whole-car head: a crop is flagged as not a whole car below a score of "
+    words = [f"A whole-car head: a crop is flagged as not a whole car below a score of "
              f"{number('threshold', fr.threshold)} and marked unsure below {number('threshold', fr.unsure_below)}"]
     if fr.car_output:
         words.append(f"a car head says there is no car at all below {number('threshold', fr.car_threshold)}")
