@@ -47,6 +47,16 @@ def main(argv: list[str] | None = None) -> int:
     p_exp.add_argument("--name", default=None,
                        help="the model's name in its metadata, card and the app's model dialog (default: the run folder's)")
     args = parser.parse_args(argv)
+    from training.checkpoint import CheckpointError
+
+    try:
+        return _run(parser, args)
+    except CheckpointError as e:  # a damaged or foreign checkpoint: one line, never a traceback
+        print(f"carvalue-train: {e}", file=sys.stderr)
+        return 2
+
+
+def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if args.command == "train":
         from training.train import train
 

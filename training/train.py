@@ -19,6 +19,7 @@ import json
 import math
 import os
 import random
+import shutil
 import sys
 import time
 from collections.abc import Sequence
@@ -39,9 +40,12 @@ from core.model import CarValueNet, ModelConfig
 from core.modelfile import InputSpec
 from training.checkpoint import (
     Checkpoint,
+    CheckpointError,
     Progress,
+    RunMismatch,
+    checkpoint_candidates,
     has_checkpoint,
-    load_checkpoint,
+    read_checkpoint,
     save_checkpoint,
 )
 from training.config import TrainConfig
@@ -225,58 +229,134 @@ def resumable_fields() -> frozenset[str]:
 
 
 def prepare(cfg: TrainConfig, d: Dist) -> Run:
+    """A fresh run, or the run in ``cfg.out`` resumed from its newest intact checkpoint: a
+    damaged one (truncated, emptied, unreadable meta, weights of another architecture) is
+    reported in one line and the next older one kept by ``--keep-checkpoints`` tried."""
     out = Path(cfg.out)
-    ckpt: Checkpoint | None = load_checkpoint(out) if has_checkpoint(out) else None
-    if ckpt is not None:
-        diff = {k for k, v in ckpt.config.__dict__.items() if getattr(cfg, k) != v} - resumable_fields()
-        if diff:
-            raise ValueError(f"{out} holds a run with a different config ({sorted(diff)}); "
-                             f"resume it with the same flags or choose another --out")
+    candidates = checkpoint_candidates(out) if has_checkpoint(out) else []
+    if has_checkpoint(out) and not candidates:
+        raise CheckpointError(f"{out}: last.json names no checkpoint of this run and checkpoints/ holds "
+                              "none; choose another --out")
+    _refuse_other_runs(cfg, candidates, out)  # flags changed: refused before the data is read
     records = load_records(cfg)
     split = split_by_group(records, cfg.val_fraction, cfg.test_fraction, cfg.seed,
                            class_key=_class_key(records))
-    if ckpt is not None:
-        if ckpt.meta.get("split", {}).get("sha256") != split.digest():
-            raise ValueError(f"{out}: the data or split changed since the checkpoint was written")
-        labels = ckpt.labels
+    problems: list[CheckpointError] = []
+    for i, path in enumerate(candidates):
+        try:
+            run = _resume(cfg, d, read_checkpoint(path), records, split)
+        except CheckpointError as e:
+            problems.append(e)
+            if d.main:
+                print(f"carvalue-train: {e}; trying an older checkpoint", file=sys.stderr, flush=True)
+            continue
+        if problems and d.main:
+            _set_aside(candidates[:i])
+            print(f"carvalue-train: resuming from the older checkpoint {path}", file=sys.stderr, flush=True)
+        return run
+    if candidates:
+        mismatches = [e for e in problems if isinstance(e, RunMismatch)]
+        if mismatches:  # the flags or the data changed: say that, not "damaged"
+            raise mismatches[0]
+        raise CheckpointError(f"{out}: no intact checkpoint to resume ({len(candidates)} tried; the newest: "
+                              f"{problems[0]}); keep more with --keep-checkpoints, or choose another --out")
+    return _fresh(cfg, d, records, split)
+
+
+def _refuse_other_runs(cfg: TrainConfig, candidates: list[Path], out: Path) -> None:
+    """RunMismatch when no readable checkpoint has the run's config but one has another."""
+    mismatch: RunMismatch | None = None
+    for path in candidates:
+        try:
+            _check_config(cfg, read_checkpoint(path), out)
+            return
+        except RunMismatch as e:
+            mismatch = mismatch or e
+        except CheckpointError:
+            continue
+    if mismatch is not None:
+        raise mismatch
+
+
+def _set_aside(damaged: list[Path]) -> None:
+    """Rename damaged checkpoints to ``damaged-step-*`` (kept for a look, never resumed nor
+    counted by --keep-checkpoints, so they cannot crowd out the intact ones)."""
+    for p in damaged:
+        if p.name.startswith("step-") and p.is_dir():
+            target = p.with_name(f"damaged-{p.name}")
+            if target.exists():
+                shutil.rmtree(target)
+            p.rename(target)
+            print(f"carvalue-train: {p} set aside as {target.name}", file=sys.stderr, flush=True)
+
+
+def _check_config(cfg: TrainConfig, ckpt: Checkpoint, out: Path) -> None:
+    diff = {k for k, v in ckpt.config.__dict__.items() if getattr(cfg, k, v) != v} - resumable_fields()
+    if diff:
+        raise RunMismatch(f"{out} holds a run with a different config ({sorted(diff)}); "
+                          f"resume it with the same flags or choose another --out")
+
+
+def _resume(cfg: TrainConfig, d: Dist, ckpt: Checkpoint, records: list[ImageRecord], split: Any) -> Run:
+    """The run as ``ckpt`` left it; CheckpointError when any part of it cannot be used."""
+    _check_config(cfg, ckpt, Path(cfg.out))
+    split_meta = ckpt.meta.get("split")
+    if not isinstance(split_meta, dict) or split_meta.get("sha256") != split.digest():
+        raise RunMismatch(f"{cfg.out}: the data or split changed since the checkpoint was written")
+    try:
         mcfg = ModelConfig.from_dict(ckpt.meta["model_config"])
         norm = ckpt.meta["input"]
         eval_spec = InputSpec(cfg.size, tuple(norm["mean"]), tuple(norm["std"]), cfg.eval_resize,  # type: ignore[arg-type]
                               cfg.eval_crop_fraction)
         model = build_model(cfg, mcfg, trunk=None)
-        ckpt.load_weights(model)
-        provenance = ckpt.meta.get("provenance", {})
-    else:
-        train_records = [records[i] for i in split.train]
-        labels = _label_space(cfg, train_records, records)
-        start: TrunkStart = trunk_start(cfg)
-        mcfg = model_config(cfg, start, labels.num_price_bins, len(labels.make_models), len(labels.years))
-        eval_spec = InputSpec(cfg.size, start.mean, start.std, cfg.eval_resize, cfg.eval_crop_fraction)
-        torch.manual_seed(cfg.seed)  # head initialisation
-        model = build_model(cfg, mcfg, trunk=start.path)
-        if cfg.init == "model":
-            from training import model_init
-
-            start_meta = model_init.read_metadata(Path(cfg.pretrained_path))
-            model_init.check_compatible(start_meta, cfg.pretrained_path, labels.make_models, labels.years,
-                                        split.digest())
-            model_init.load_weights(model, cfg.pretrained_path)
-        provenance = {"trunk": start.provenance, "data": {"source": cfg.data, "photos": len(records)}}
+    except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as e:
+        raise CheckpointError(f"{ckpt.path / 'meta.json'}: malformed model settings ({e})") from None
+    ckpt.load_weights(model)
+    state = ckpt.state()
     model.to(d.device)
     if cfg.channels_last:
         model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    optimizer, scheduler = _optimizer(cfg, d, model, split)
+    try:
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        sums = dict(state["epoch_sums"])
+    except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as e:
+        raise CheckpointError(f"{ckpt.path / 'state.pt'}: does not fit the run ({e})") from None
+    return Run(cfg, d, records, split, ckpt.labels, eval_spec, model, mcfg, optimizer, scheduler,
+               ckpt.progress, sums, ckpt.meta.get("provenance", {}))
+
+
+def _fresh(cfg: TrainConfig, d: Dist, records: list[ImageRecord], split: Any) -> Run:
+    train_records = [records[i] for i in split.train]
+    labels = _label_space(cfg, train_records, records)
+    start: TrunkStart = trunk_start(cfg)
+    mcfg = model_config(cfg, start, labels.num_price_bins, len(labels.make_models), len(labels.years))
+    eval_spec = InputSpec(cfg.size, start.mean, start.std, cfg.eval_resize, cfg.eval_crop_fraction)
+    torch.manual_seed(cfg.seed)  # head initialisation
+    model = build_model(cfg, mcfg, trunk=start.path)
+    if cfg.init == "model":
+        from training import model_init
+
+        start_meta = model_init.read_metadata(Path(cfg.pretrained_path))
+        model_init.check_compatible(start_meta, cfg.pretrained_path, labels.make_models, labels.years,
+                                    split.digest())
+        model_init.load_weights(model, cfg.pretrained_path)
+    provenance = {"trunk": start.provenance, "data": {"source": cfg.data, "photos": len(records)}}
+    model.to(d.device)
+    if cfg.channels_last:
+        model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    optimizer, scheduler = _optimizer(cfg, d, model, split)
+    return Run(cfg, d, records, split, labels, eval_spec, model, mcfg, optimizer, scheduler,
+               Progress(), dict.fromkeys(("loss", *TASKS, "n"), 0.0), provenance)
+
+
+def _optimizer(cfg: TrainConfig, d: Dist, model: CarValueNet, split: Any) -> tuple[Any, Any]:
     optimizer = make_optimizer(model, cfg)
     total = cfg.epochs * steps_per_epoch(len(split.train), cfg, d.world)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: lr_factor(s, total, cfg.warmup_steps, cfg.min_lr_fraction))
-    progress, sums = Progress(), dict.fromkeys(("loss", *TASKS, "n"), 0.0)
-    if ckpt is not None:
-        state = ckpt.state()
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        progress, sums = ckpt.progress, dict(state["epoch_sums"])
-    return Run(cfg, d, records, split, labels, eval_spec, model, mcfg, optimizer, scheduler,
-               progress, sums, provenance)
+    return optimizer, scheduler
 
 
 def _framing_backgrounds(cfg: TrainConfig) -> tuple[str, ...]:
