@@ -6,6 +6,7 @@
     label    hand-label photos good/bad for the junk filter (opens a Qt window)
     filter   train the junk filter on the labels / apply it to every photo
     shards   WebDataset-style tar shards for streaming training
+    merge    several machines' databases and stores into one, then dedup over all of it
     stats    what the database holds
 
 Heavy imports (torch for features, the Qt labeller) happen only in the stage that needs them.
@@ -37,6 +38,8 @@ EPILOG = """typical order:
   carvalue-data filter train --db d.sqlite --images store/ --labels labels.json --out junkfilter/
   carvalue-data filter apply --db d.sqlite --images store/ --filter junkfilter/
   carvalue-data shards --db d.sqlite --images store/ --out shards/
+scraped on several machines (scrape --shard i/n each)? merge them before verify:
+  carvalue-data merge --db d.sqlite --images store/ --part m0.sqlite store0/ --part m1.sqlite store1/
 then train on d.sqlite directly: carvalue-train train --data d.sqlite --images-root store/ ...
 `carvalue-data STAGE --help` explains each stage.
 
@@ -189,6 +192,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="output directory")
     p.add_argument("--shard-size", type=flags.int_in(1, 10_000_000), default=1000)
 
+    p = sub.add_parser(
+        "merge", help="merge several machines' databases and image stores into one, then dedup it all",
+        description="Copies (or hard-links) every stored file of each --part into the 256 buckets of --images "
+                    "by its hash, and its rows into --db: one version per listing ID. When two parts hold "
+                    "different data for the same ID, the kept one is: outcome ok, then another final "
+                    "outcome, then error; then more stored photos; then the later attempt. The others go to "
+                    "the merge_conflicts table (all their rows as JSON; their files are copied too) and are "
+                    "counted in the report. Then dedup runs over every photo. Kill it at any moment: the same "
+                    "command resumes, and merging again changes nothing.")
+    _add_common(p)
+    p.add_argument("--part", nargs=2, action="append", required=True, metavar=("DB", "IMAGES"),
+                   type=Path, help="one machine's database and image store (repeat for each machine)")
+    p.add_argument("--files", choices=("copy", "hardlink"), default="copy",
+                   help="copy files, or hard-link them when the stores share a file system (default copy)")
+    p.add_argument("--batch", type=flags.int_in(1, 100_000), default=256,
+                   help="listings per transaction (default 256)")
+    p.add_argument("--jobs", type=flags.int_in(1, 256), default=os.cpu_count() or 1,
+                   help="hashing processes for the final dedup (default: all cores)")
+    p.add_argument("--no-progress", action="store_true")
+
     p = sub.add_parser("stats", help="counts of listings and photos by outcome",
                        description="Prints what the database holds, as JSON: listings by outcome (ok, "
                                    "missing, invalid, error, failed), photos by status (stored, missing, error, "
@@ -284,6 +307,8 @@ def _run(a: argparse.Namespace) -> int:
 
         write(sys.stdout, json.dumps(write_shards(a.db, a.images, a.out, a.shard_size).as_dict()))
         return 0
+    if a.stage == "merge":
+        return _merge(a)
     if a.stage == "stats":
         from core.dataset import database
         from core.dataset.stats import database_stats
@@ -318,6 +343,24 @@ def _scrape(a: argparse.Namespace) -> int:
     finally:
         conn.close()
     write(sys.stdout, json.dumps(summary.as_dict()))
+    return 0
+
+
+def _merge(a: argparse.Namespace) -> int:
+    from core.dataset import database
+    from core.dataset.image_store import ImageStore
+    from core.dataset.merge import Part, merge
+
+    parts = [Part(d, i) for d, i in a.part]
+    for part in parts:  # every part is checked before the merged database is made or touched
+        database.connect(part.db, create=False, readonly=True).close()
+    conn = database.connect(a.db)
+    try:
+        report = merge(conn, ImageStore(a.images), parts, files=a.files, batch=a.batch, jobs=a.jobs,
+                       progress=not a.no_progress)
+    finally:
+        conn.close()
+    write(sys.stdout, json.dumps(report.as_dict()))
     return 0
 
 
