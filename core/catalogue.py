@@ -18,7 +18,7 @@ count ("3 SERIES", "ECLASS", "F-150", "CR-V", "MERCEDES-BENZ"), the year may sta
 words after the model (trim: "Camry LE") are ignored, and :data:`MAKE_ALIASES` /
 :data:`MODEL_ALIASES` name the spellings the table does not ("Chevy", "VW", "Silverado").
 
-Leaf module: json + stdlib only (``carvalue price`` imports it with no numpy session cost).
+Leaf module: json + stdlib and core.report's dollar formatting (no numpy, no model file).
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from core.report import whole_dollars
 
 CATALOGUE_VERSION = 1
 FIRST_YEAR = 1990  # the MSRP table's first model year: no car is carried back before it
@@ -84,10 +86,10 @@ class NewPrice:
 
     def words(self) -> str:
         if self.how == "table":
-            return f"New price: the MSRP table's {self.year} median over trims (${self.msrp:,.0f})."
+            return f"New price: the MSRP table's {self.year} median over trims ({whole_dollars(self.msrp)})."
         what = "extrapolated" if self.how == "extrapolated" else "carried"
         return (f"New price {what}: the table has no {self.year} MSRP for this model; its {self.from_year} MSRP "
-                f"carried along the table's within-model trend ({self.trend:+.1%}/yr) to ${self.msrp:,.0f}.")
+                f"carried along the table's within-model trend ({self.trend:+.1%}/yr) to {whole_dollars(self.msrp)}.")
 
 
 @dataclass(frozen=True)

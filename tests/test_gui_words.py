@@ -46,9 +46,13 @@ def test_caption_ranges_and_meaning(qtbot: object, priced_model: Path, tmp_path:
     load(qtbot, window, [make_photo(tmp_path / "a.jpg", (400, 240), 1)])
     pred = wait_shown(qtbot, window)
     assert pred.price is not None
-    assert panel.caption.text() == f"Estimated price, {year}"
+    from core.money import LAST_YEAR
+
+    # past the used-car index's last year the dollars are that year's, and the caption says so (issue 28)
+    dollars = "" if year <= LAST_YEAR else f" · {LAST_YEAR} dollars"
+    assert panel.caption.text() == f"Estimated price, {year}{dollars}"
     panel.price_inputs.mileage.setText("150000")
-    assert panel.caption.text() == f"Estimated price, {year} · 150,000 mi"
+    assert panel.caption.text() == f"Estimated price, {year}{dollars} · 150,000 mi"
     lines = panel.range_label.text().splitlines()
     assert lines[0].startswith("likely $") and lines[1].startswith("80%: $")
     assert "1 in 2" in panel.hint.text() and "8 in 10" in panel.hint.text()
