@@ -35,7 +35,8 @@ from core.dataset.labels import BAD, GOOD, LabelFile
 from tests.dataset.fakesite import FakeSite, default_faults
 
 REPO = Path(__file__).resolve().parents[2]
-FAST_FLAGS = ["--rate", "0", "--timeout", "0.3", "--retries", "3", "--backoff", "0.01", "--backoff-max", "0.05",
+# Fast retries; a 2 s deadline holds on a busy machine, and the site's one stalled page (2.5 s) still outlasts it.
+FAST_FLAGS = ["--rate", "0", "--timeout", "2", "--retries", "3", "--backoff", "0.01", "--backoff-max", "0.05",
               "--max-retry-after", "2"]
 
 
@@ -91,7 +92,7 @@ def run_pipeline(work: Path, listings: int = 36, machines: int = 3, epochs: int 
         return result
 
     faults = default_faults()
-    faults.stall_s = 0.6
+    faults.stall_s = 2.5
     site = FakeSite(faults).start()
     db, images = work / "listings.sqlite", work / "store"
     common = ["--db", str(db), "--images", str(images)]
