@@ -7,7 +7,7 @@ forward pass: core.predictor.reprice), and an export prices each photo with its 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from PySide6.QtCore import Signal
@@ -39,7 +39,7 @@ class PhotoFields:
     condition: str = ""
 
 
-def parse_inputs(fields: PhotoFields, year_of_sale: int) -> PriceInputs:
+def parse_inputs(fields: PhotoFields, year_of_sale: int, car: str | None = None) -> PriceInputs:
     """The fields as PriceInputs; ValueError with a one-line message for a mileage that cannot
     be right (the caller keeps the other fields)."""
     text = fields.mileage.replace(",", "").replace("_", "").strip()
@@ -49,16 +49,19 @@ def parse_inputs(fields: PhotoFields, year_of_sale: int) -> PriceInputs:
             miles = float(text)
         except ValueError:
             raise ValueError(f"mileage must be a number, got {fields.mileage!r}") from None
-    return PriceInputs.from_user(year_of_sale, miles, fields.unit == "km", fields.condition or None)
+    return PriceInputs.from_user(year_of_sale, miles, fields.unit == "km", fields.condition or None, car)
 
 
 class PriceInputsWidget(QWidget):
     """Mileage + unit, condition and year of sale; ``changed`` carries the new PriceInputs."""
 
     changed = Signal(object)
+    photo_shown = Signal(str)  # show_photo's key (the car picker follows the photo)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        # The car the user named for a photo ("Which car is it?", carvalue_gui/car_picker.py).
+        self.car_for: Callable[[str], str | None] = lambda _key: None
         self._fields: dict[str, PhotoFields] = {}
         self._photo = ""
         self._valid = PriceInputs()
@@ -112,6 +115,7 @@ class PriceInputsWidget(QWidget):
         self.condition.setCurrentIndex(max(0, self.condition.findData(f.condition)))
         for w in (self.mileage, self.unit, self.condition):
             w.blockSignals(False)
+        self.photo_shown.emit(key)
         self._check()
 
     def inputs(self) -> PriceInputs:
@@ -123,9 +127,14 @@ class PriceInputsWidget(QWidget):
         parse keeps its condition and goes without mileage."""
         f = self._fields.get(key, PhotoFields())
         try:
-            return parse_inputs(f, self.year.value())
+            return parse_inputs(f, self.year.value(), self.car_for(key))
         except ValueError:
-            return parse_inputs(dataclasses.replace(f, mileage=""), self.year.value())
+            return parse_inputs(dataclasses.replace(f, mileage=""), self.year.value(), self.car_for(key))
+
+    def refresh(self) -> None:
+        """The shown photo's named car changed: reprice with it (``changed``)."""
+        if self._check():
+            self.changed.emit(self._valid)
 
     def _edited(self) -> None:
         self._fields[self._photo] = self.fields()
@@ -134,7 +143,7 @@ class PriceInputsWidget(QWidget):
 
     def _check(self) -> bool:
         try:
-            self._valid = parse_inputs(self.fields(), self.year.value())
+            self._valid = parse_inputs(self.fields(), self.year.value(), self.car_for(self._photo))
         except ValueError as e:
             self.error.setText(str(e))
             self.error.show()

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from carvalue_gui.car_picker import CarPicker
 from carvalue_gui.elide import elide_keep_year
 from carvalue_gui.help_dialogs import HtmlDialog
 from carvalue_gui.price_chart import PriceChart
@@ -158,6 +159,13 @@ class ResultPanel(QWidget):
         self.price_inputs = PriceInputsWidget()
         self.price_inputs.changed.connect(self._reprice)
         layout.addWidget(self.price_inputs)
+        # "Which car is it?": a car the user names is priced instead of the photo's answer (issue 28).
+        self.car_picker = CarPicker()
+        self.car_picker.year_of_sale = self.price_inputs.year.value
+        self.price_inputs.car_for = self.car_picker.car_for
+        self.price_inputs.photo_shown.connect(self.car_picker.show_photo)
+        self.car_picker.changed.connect(self.price_inputs.refresh)
+        layout.addWidget(self.car_picker)
 
         # The whole-car verdict: one line that is always there (so the chart below never moves),
         # showing either the confidence or the warning; switching pages resizes nothing.
@@ -280,6 +288,7 @@ class ResultPanel(QWidget):
             pred = reprice(pred, self._meta, self.price_inputs.inputs())
         self.shown = pred
         self.shown_request = request_id
+        self.car_picker.suggest_from(pred)
         self.chart.show_prediction(pred if pred is None or pred.whole_car.priced else None)
         if pred is None:
             self._grey_price(False)

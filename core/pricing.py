@@ -24,6 +24,7 @@ the price says how large that share is.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import functools
 import math
@@ -71,6 +72,8 @@ class PriceInputs:
     year_of_sale: int | None = None
     mileage_mi: float | None = None
     condition: str | None = None
+    # A catalogue car the user named ("Toyota Camry 2016"): priced instead of the photo's answer.
+    car: str | None = None
 
     def __post_init__(self) -> None:
         if self.mileage_mi is not None and not (math.isfinite(self.mileage_mi) and 0 <= self.mileage_mi <= MAX_MILES):
@@ -82,17 +85,17 @@ class PriceInputs:
 
     @classmethod
     def from_user(cls, year_of_sale: int | None = None, mileage: float | None = None, km: bool = False,
-                  condition: str | None = None) -> PriceInputs:
+                  condition: str | None = None, car: str | None = None) -> PriceInputs:
         """``mileage`` in kilometres when ``km``; raises ValueError with a one-line message."""
         miles = None if mileage is None else float(mileage) / (KM_PER_MILE if km else 1.0)
-        return cls(year_of_sale, miles, condition or None)
+        return cls(year_of_sale, miles, condition or None, car or None)
 
     @property
     def year(self) -> int:
         return self.year_of_sale if self.year_of_sale is not None else current_year()
 
     def to_dict(self) -> dict[str, Any]:
-        return {"year_of_sale": self.year, "mileage_mi": self.mileage_mi, "condition": self.condition}
+        return {"year_of_sale": self.year, "mileage_mi": self.mileage_mi, "condition": self.condition, "car": self.car}
 
 
 def variant_key(inputs: PriceInputs) -> str:
@@ -631,11 +634,20 @@ def estimate_price(meta: ModelMetadata, basis: PriceBasis, inputs: PriceInputs) 
     """The price for a model file: the price model's mixture when the file has one with a class
     table; its calibrated price head when it has one without (a model trained on listing
     prices); else the price head's histogram (a format-1 file: the value of its fixed year)."""
+    if inputs.car:  # the car the user named (issue 28): its price, the photo's answer kept beside it
+        from core.carprice import named_car, price_car
+        from core.catalogue import NotInCatalogue
+
+        try:
+            return price_car(named_car(inputs.car, inputs.year), inputs, "user")
+        except NotInCatalogue as e:
+            est = estimate_price(meta, basis, dataclasses.replace(inputs, car=None))
+            return dataclasses.replace(est, extra_notes=(*est.extra_notes, f"The car you named is not priced ({e}): "
+                                                         "this is the photo's price."))
     model = price_model_of(meta)
     if model is not None and model.classes:
-        from core.carprice import (
-            price_photo,  # the catalogue path (issue 28); lazy: it imports this module
-        )
+        # the catalogue path (issue 28); lazy: core.carprice imports this module
+        from core.carprice import price_photo
 
         est = price_photo(meta.make_models, basis, inputs)
         if est is not None:

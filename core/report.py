@@ -180,7 +180,7 @@ def csv_header(meta: ModelMetadata, top: int = TOP) -> list[str]:
     for i in range(1, top + 1):
         cols += [f"year_{i}", f"year_{i}_p"]
     cols += [f"p_{PriceBin(lo, hi, 0.0).label()}" for lo, hi in display_bounds(meta)]
-    cols += ["range80_low", "range80_high", "year_of_sale", "mileage_mi", "condition"]
+    cols += ["range80_low", "range80_high", "year_of_sale", "mileage_mi", "condition", "car", "car_source"]
     return cols
 
 
@@ -194,9 +194,10 @@ def csv_row(pred: Prediction, kind: str, position: float | None, top: int = TOP)
             row += [items[i].label, f"{items[i].probability:.6f}"] if i < len(items) else ["", ""]
     row += [f"{b.probability:.6f}" for b in pred.price_bins]
     e = pred.price
-    row += (["", "", "", "", ""] if e is None else
+    row += (["", "", "", "", "", "", ""] if e is None else
             [f"{e.range80[0]:.2f}", f"{e.range80[1]:.2f}", e.year_of_sale,
-             "" if e.inputs.mileage_mi is None else f"{e.inputs.mileage_mi:.0f}", e.inputs.condition or ""])
+             "" if e.inputs.mileage_mi is None else f"{e.inputs.mileage_mi:.0f}", e.inputs.condition or "",
+             e.car or "", e.car_source or "photo"])
     return row
 
 

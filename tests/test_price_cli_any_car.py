@@ -70,7 +70,8 @@ def test_csv_one_result_per_row_in_order_and_exit_1_when_one_fails(tmp_path: Pat
     assert rc == 1 and [d["input"] for d in docs] == [f"row {i}" for i in range(1, 6)]
     assert ["error" in d for d in docs] == [False, True, False, True, False]
     assert "make not in the catalogue" in docs[1]["error"] and "year must be a number" in docs[3]["error"]
-    assert docs[2]["price"]["inputs"] == {"year_of_sale": 2025, "mileage_mi": 100000.0, "condition": "like-new"}
+    assert docs[2]["price"]["inputs"] == {"year_of_sale": 2025, "mileage_mi": 100000.0, "condition": "like-new",
+                                          "car": None}
     assert docs[4]["price"]["inputs"]["mileage_mi"] == pytest.approx(100000.0)
     rc, text, _ = run(["--csv", str(f)])
     assert rc == 1 and "row 2: not priced:" in text and text.index("(row 1)") < text.index("row 2:") < text.index("(row 3)")

@@ -1,0 +1,146 @@
+""""Which car is it?": the user names the car in the photo and its price follows (issue 28).
+
+A line edit with a completer over the catalogue's cars (core/catalogue.py: every make/model/year
+the price model can price, up to the year of sale), pre-filled with the photo's top answer.
+Naming another car (Enter, or picking from the list) prices that car at once: no new pass
+through the network, since the price of a named car needs only the catalogue and the
+depreciation (core/carprice.py); the photo's own make/model/year answer stays beside it.  Each
+photo keeps its own choice, *Undo* steps back through that photo's choices to the photo's own
+answer, and an export says whose car each price is of (``car_source``: "user" or "photo").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from PySide6.QtCore import QStringListModel, Qt, Signal
+from PySide6.QtWidgets import (
+    QCompleter,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from core.carprice import named_car, price_data
+from core.catalogue import NotInCatalogue
+from core.predictor import Prediction
+from core.pricing import current_year
+
+PLACEHOLDER = "Which car is it? e.g. Toyota Camry 2016"
+
+
+class CarPicker(QWidget):
+    """``changed`` is emitted when the shown photo's chosen car changes (or is undone)."""
+
+    changed = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.year_of_sale: Callable[[], int] = current_year
+        self._choices: dict[str, list[str]] = {}  # photo -> the cars the user named, latest last
+        self._photo = ""
+        self._suggestion = ""
+        self._names_year = 0
+        self.field = QLineEdit()
+        self.field.setPlaceholderText(PLACEHOLDER)
+        self.field.setToolTip("The make, model and year of the car in the photo. Name another car to price "
+                              "that car instead of the photo's answer (no new pass through the network).")
+        self._model = QStringListModel()
+        self.completer = QCompleter(self._model, self)
+        self.completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        self.completer.setFilterMode(Qt.MatchFlag.MatchContains)
+        self.completer.setMaxVisibleItems(12)
+        self.field.setCompleter(self.completer)
+        self.undo = QToolButton()
+        self.undo.setText("Undo")
+        self.undo.setToolTip("Back to the car named before (in the end: the photo's own answer)")
+        self.source = QLabel("")
+        self.source.setStyleSheet("QLabel { color: #555; }")
+        self.error = QLabel("")
+        self.error.setStyleSheet("QLabel { color: #a01010; }")
+        self.error.setWordWrap(True)
+        self.error.hide()
+        row = QHBoxLayout()
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.field, 1)
+        row.addWidget(self.undo)
+        row.addWidget(self.source)
+        col = QVBoxLayout(self)
+        col.setContentsMargins(0, 0, 0, 0)
+        col.setSpacing(2)
+        col.addLayout(row)
+        col.addWidget(self.error)
+        self.field.returnPressed.connect(self.commit)
+        self.completer.activated.connect(lambda _text: self.commit())
+        self.undo.clicked.connect(self.undo_choice)
+        self._show()
+
+    # -- what the rest of the app asks -------------------------------------------------------
+    def car_for(self, key: str) -> str | None:
+        """The car the user named for photo ``key`` (None: the photo's own answer)."""
+        chosen = self._choices.get(key)
+        return chosen[-1] if chosen else None
+
+    def show_photo(self, key: str) -> None:
+        """Show photo ``key``'s choice (no ``changed``: the caller prices the photo anyway)."""
+        self._photo = key
+        self._suggestion = ""
+        self._show()
+
+    def suggest_from(self, pred: Prediction | None) -> None:
+        """Pre-fill with the photo's top answer, as a catalogue car (when the catalogue has it)."""
+        self._suggestion = ""
+        if pred is not None and pred.whole_car.priced and pred.make_models:
+            car = price_data().catalogue.class_car(pred.make_models[0].label, self.year_of_sale())
+            self._suggestion = car.name if car is not None else ""
+        self._show()
+
+    # -- the user's actions ------------------------------------------------------------------
+    def commit(self) -> None:
+        """Price the car typed in the field, if it is a catalogue car other than what is shown."""
+        text = " ".join(self.field.text().split())
+        current = self.car_for(self._photo)
+        if not text or text == (current or self._suggestion):
+            self.error.hide()
+            return
+        try:
+            car = named_car(text, self.year_of_sale())
+        except NotInCatalogue as e:
+            self.error.setText(str(e))
+            self.error.show()
+            return
+        self.error.hide()
+        if car.name == (current or self._suggestion) and current is not None:
+            self._show()
+            return
+        self._choices.setdefault(self._photo, []).append(car.name)
+        self._show()
+        self.changed.emit()
+
+    def undo_choice(self) -> None:
+        chosen = self._choices.get(self._photo)
+        if not chosen:
+            return
+        chosen.pop()
+        self.error.hide()
+        self._show()
+        self.changed.emit()
+
+    # -- display -------------------------------------------------------------------------------
+    def _show(self) -> None:
+        self._fill_names()
+        current = self.car_for(self._photo)
+        self.field.blockSignals(True)
+        self.field.setText(current or self._suggestion)
+        self.field.blockSignals(False)
+        self.undo.setEnabled(current is not None)
+        self.source.setText("your car" if current else ("the photo's answer" if self._suggestion else ""))
+
+    def _fill_names(self) -> None:
+        year = self.year_of_sale()
+        if year != self._names_year:  # the catalogue's cars up to the year of sale
+            self._names_year = year
+            self._model.setStringList(price_data().catalogue.names(year))
