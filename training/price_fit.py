@@ -508,6 +508,9 @@ def write_report(report: dict[str, Any], out_dir: Path = REPORT_DIR) -> tuple[Pa
     js.write_text(json.dumps(report, indent=1, sort_keys=True) + "\n", encoding="utf-8")
     pm = report["price_model"]
     lines = ["# Price model: depreciation, spread, mileage and condition (issue 17)", "",
+             "The app and `carvalue price` now price through the catalogue and per-make depreciation "
+             "(issue 28: [price_makes.md](price_makes.md)); this one-curve model still prices a model "
+             "file whose classes the catalogue does not know.", "",
              "Written by `python -m training.price_fit report`; the numbers below are from that run. "
              "How it is fitted: the docstring of `training/price_fit.py`.", "",
              f"Listings: {pm['provenance']['listings']}.", "", "## From listings to cars", "",
