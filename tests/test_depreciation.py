@@ -129,3 +129,14 @@ def test_the_caption_names_what_it_applies_and_where_it_does_not() -> None:
     probs[MAKE_MODELS.index("Unknown")] = 0.4
     est = model.estimate(probs, PriceInputs(2026, 150_000), head_median=9_000.0)
     assert "mileage not applied to 40% of it" in est.short_inputs()
+
+
+def test_a_head_priced_photo_applies_mileage_and_condition_too() -> None:
+    """The issue's case: a class without a catalogue price showed "250,000 mi" and ignored it."""
+    names = ("Toyota Camry Sedan 2012", "AM General Hummer SUV 2000", "Unknown")
+    basis = PriceBasis(np.array([1e-9, 0.7, 0.3]), (), 9_000.0, {2000: 0.9, 2001: 0.1})
+    data = price_data()
+    plain = price_photo(names, basis, PriceInputs(2026), data)
+    worn = price_photo(names, basis, PriceInputs(2026, 250_000, "fair"), data)
+    assert plain is not None and worn is not None and worn.median < plain.median
+    assert worn.priced_share < 0.01 and "250,000 mi" in worn.short_inputs()
