@@ -121,6 +121,8 @@ def _ints(buf: memoryview, wt: int, v: Any) -> list[int]:
     """A repeated int64 field's values from one occurrence (packed or not)."""
     if wt == 0:
         return [_signed(v)]
+    if wt != 2:
+        raise WireError(f"an integer field with wire type {wt}")
     out: list[int] = []
     pos, end = v
     while pos < end:
@@ -132,6 +134,8 @@ def _ints(buf: memoryview, wt: int, v: Any) -> list[int]:
 def _floats(buf: memoryview, wt: int, v: Any) -> list[float]:
     if wt == 5:
         return [struct.unpack("<f", v.to_bytes(4, "little"))[0]]
+    if wt != 2:
+        raise WireError(f"a float field with wire type {wt}")
     data = bytes(buf[v[0]:v[1]])
     return list(struct.unpack(f"<{len(data) // 4}f", data[:len(data) // 4 * 4]))
 
@@ -139,6 +143,8 @@ def _floats(buf: memoryview, wt: int, v: Any) -> list[float]:
 def _doubles(buf: memoryview, wt: int, v: Any) -> list[float]:
     if wt == 1:
         return [struct.unpack("<d", v.to_bytes(8, "little"))[0]]
+    if wt != 2:
+        raise WireError(f"a double field with wire type {wt}")
     data = bytes(buf[v[0]:v[1]])
     return list(struct.unpack(f"<{len(data) // 8}d", data[:len(data) // 8 * 8]))
 
@@ -147,7 +153,7 @@ def read_tensor(buf: memoryview, start: int, end: int) -> Tensor:
     t = Tensor()
     dims: list[int] = []
     raw: tuple[int, int] | None = None
-    typed: list[float] = []
+    typed: list[tuple[int, int, Any]] = []  # (field, wire type, value): decoded once the size is known
     for num, wt, v in fields(buf, start, end):
         if num == 1:
             dims += _ints(buf, wt, v)
@@ -161,12 +167,8 @@ def read_tensor(buf: memoryview, start: int, end: int) -> Tensor:
             t.external = v == 1
         elif num == 13:
             t.external = True
-        elif num in (5, 7, 11) and len(typed) <= SMALL:  # int32 / int64 / uint64 data
-            typed += _ints(buf, wt, v)
-        elif num == 4 and len(typed) <= SMALL:
-            typed += _floats(buf, wt, v)
-        elif num == 10 and len(typed) <= SMALL:
-            typed += _doubles(buf, wt, v)
+        elif num in (4, 5, 7, 10, 11):  # float / int32 / int64 / double / uint64 data
+            typed.append((num, wt, v))
     if any(d < 0 for d in dims):
         raise WireError(f"tensor {t.name!r} has a negative dimension")
     t.dims = tuple(dims)
@@ -174,11 +176,21 @@ def read_tensor(buf: memoryview, start: int, end: int) -> Tensor:
     if t.external or dtype is None or t.count > SMALL:
         return t
     if raw is not None:
+        if raw[1] - raw[0] > SMALL * 8:
+            return t
         arr = np.frombuffer(bytes(buf[raw[0]:raw[1]]), dtype=dtype)
-    elif t.data_type == 10:  # float16 in int32_data holds the bits
-        arr = np.array(typed, dtype=np.uint16).view("<f2")
     else:
-        arr = np.array(typed).astype(dtype)
+        values: list[float] = []
+        for num, wt, v in typed:
+            if wt == 2 and v[1] - v[0] > SMALL * 10:  # more bytes than SMALL values take
+                return t
+            values += _floats(buf, wt, v) if num == 4 else _doubles(buf, wt, v) if num == 10 else _ints(buf, wt, v)
+            if len(values) > SMALL:
+                return t
+        if t.data_type == 10:  # float16 in int32_data holds the bits
+            arr = np.array(values, dtype=np.int64).astype(np.uint16).view("<f2")
+        else:
+            arr = np.array(values).astype(dtype)
     if arr.size == t.count:
         t.value = arr.reshape(t.dims)
     return t

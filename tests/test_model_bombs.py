@@ -11,8 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from core import graphcheck
+from core import graphcheck, onnxwire
 from core.modelfile import ModelFileError, open_session
 
 onnx = pytest.importorskip("onnx")
@@ -234,3 +236,24 @@ def test_damaged_bytes_give_one_line(tmp_path: Path) -> None:
         p.write_bytes(data[:cut])
         with pytest.raises(ModelFileError, match="truncated or damaged"):
             open_session(p)
+
+
+@settings(max_examples=40, deadline=None)
+@given(edits=st.lists(st.tuples(st.integers(0, 200_000), st.integers(0, 255)), min_size=1, max_size=8),
+       cut=st.none() | st.integers(1, 300_000))
+def test_mutated_files_refused_in_one_line_or_pass(edits: list[tuple[int, int]], cut: int | None) -> None:
+    """Bytes changed or cut anywhere in the graph's part of the file: the check refuses them with
+    GraphRefused or lets them through to ONNX Runtime, never another exception."""
+    data = bytearray(_BUNDLED_BYTES if cut is None else _BUNDLED_BYTES[:cut])
+    for pos, value in edits:
+        if pos < len(data):
+            data[pos] = value
+    try:
+        graphcheck.check_graph(onnxwire.read_graph(memoryview(bytes(data)), graphcheck.MAX_NODES))
+    except onnxwire.WireError as e:  # check_model_file reports it as a damaged file
+        assert str(e)
+    except graphcheck.GraphRefused as e:
+        assert "\n" not in str(e)
+
+
+_BUNDLED_BYTES = BUNDLED.read_bytes()
