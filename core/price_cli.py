@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import json
 import math
 import sys
 from collections.abc import Iterator, Mapping, Sequence
@@ -24,8 +25,9 @@ from typing import Any, NoReturn, TextIO
 
 from core.carprice import price_many
 from core.catalogue import CatalogueCar, NotInCatalogue
+from core.names import json_text, printable
 from core.pricing import CONDITIONS, PriceEstimate, PriceInputs
-from core.report import SCHEMA_VERSION, dollar_range, dumps, format_dollars
+from core.report import SCHEMA_VERSION, dollar_range, format_dollars
 
 REQUIRED = ("make", "model", "year")
 OPTIONAL = ("mileage", "km", "condition", "year_of_sale")
@@ -156,18 +158,19 @@ def car_json(car: CatalogueCar) -> dict[str, Any]:
 
 def document(row: Row, car: CatalogueCar | None, est: PriceEstimate | None, error: str) -> dict[str, Any]:
     """One row's JSON document (docs/result-schema.md, "carvalue price")."""
-    doc: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "input": row.label, "query": row.name}
-    if row.year is not None and str(row.year) not in row.name:
-        doc["query"] = f"{row.name} {row.year}"
+    query = row.name if row.year is None or str(row.year) in row.name else f"{row.name} {row.year}"
+    # user text (a CSV read from stdin may carry bytes that are not UTF-8) made valid UTF-8 here,
+    # so the document is dumped directly (core.report.dumps walks every string: 2x slower)
+    doc: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "input": row.label, "query": json_text(query)}
     if error:
-        return {**doc, "error": error}
+        return {**doc, "error": json_text(error)}
     assert car is not None and est is not None
     return {**doc, "car": car_json(car), "price": est.to_dict()}
 
 
 def text(row: Row, car: CatalogueCar | None, est: PriceEstimate | None, error: str) -> str:
-    if error:
-        return f"{row.label}: not priced: {error}"
+    if error:  # it may quote the user's text: control characters escaped for the terminal
+        return f"{row.label}: not priced: {printable(error)}"
     assert car is not None and est is not None
     w = est.words()
     lines = [f"{car.name}" + ("" if row.label == "command line" else f"  ({row.label})"),
@@ -198,7 +201,7 @@ def run(rows: Iterator[Row], as_json: bool, out: TextIO) -> int:
             est = next(priced) if car is not None else None
             failed += bool(error)
             if as_json:
-                lines.append(dumps(document(row, car, est, error)))
+                lines.append(_dumps(document(row, car, est, error)))
             else:
                 if not first and not error:
                     lines.append("")
@@ -206,6 +209,11 @@ def run(rows: Iterator[Row], as_json: bool, out: TextIO) -> int:
             first = False
         print("\n".join(lines), file=out)
     return 1 if failed else 0
+
+
+def _dumps(doc: dict[str, Any]) -> str:
+    """Strict JSON (a number that is not finite is a ValueError, never ``NaN`` written)."""
+    return json.dumps(doc, allow_nan=False)
 
 
 def _chunks(rows: Iterator[Row], n: int) -> Iterator[list[Row]]:

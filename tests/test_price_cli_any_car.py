@@ -157,3 +157,15 @@ def test_a_bad_year_cell_is_that_rows_error(tmp_path: Path, cells: str, msg: str
     rc, out, _ = run(["--csv", str(f), "--json"])
     docs = [json.loads(line) for line in out.splitlines()]
     assert rc == 1 and msg in docs[0]["error"] and "price" in docs[1]
+
+
+def test_hostile_text_in_a_row_is_escaped(tmp_path: Path) -> None:
+    f = tmp_path / "cars.csv"
+    f.write_bytes(b"make,model,year\n\x1b[2Jjeep,wr\xffangler,2015\n")
+    with open(f, newline="", encoding="utf-8", errors="surrogateescape") as fh:
+        text = fh.read()
+    rc, out, _ = run(["--csv", "-", "--json"], stdin=text)
+    doc = json.loads(out)
+    assert rc == 1 and "\\xff" in doc["query"] and out.encode("utf-8")
+    rc, out, _ = run(["--csv", "-"], stdin=text)
+    assert rc == 1 and "\x1b" not in out and "\\x1b" in out
