@@ -16,7 +16,9 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import random
+import resource
 import statistics
 import subprocess
 import sys
@@ -46,16 +48,21 @@ def write_rows(path: Path, n: int, seed: int = 0) -> None:
                         rng.choice(CONDITIONS), rng.choice(["", "2024", "2025", "2026"])])
 
 
-def run_once(csv_path: Path, as_json: bool) -> tuple[float, int, int]:
+def run_once(csv_path: Path, as_json: bool) -> tuple[float, int, int, float]:
+    """(wall seconds, results printed, exit code, CPU seconds of the command: user + system; on a
+    machine shared with other jobs the CPU time is the steadier figure)."""
     cmd = [sys.executable, "-m", "carvalue_gui.launcher", "price", "--csv", str(csv_path)] + (["--json"] if as_json else [])
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, check=False)
     seconds = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if r.returncode not in (0, 1):
         raise SystemExit(f"carvalue price failed ({r.returncode}): {r.stderr.strip()}")
     lines = r.stdout.splitlines()
     results = len(lines) if as_json else sum(1 for line in lines if line and not line.startswith(" "))
-    return seconds, results, r.returncode
+    return seconds, results, r.returncode, cpu
 
 
 def main() -> int:
@@ -72,7 +79,9 @@ def main() -> int:
             secs = [r[0] for r in runs]
             out[label] = {"median_s": round(statistics.median(secs), 2), "max_s": round(max(secs), 2),
                           "runs_s": [round(s, 2) for s in secs], "results": runs[0][1], "exit_code": runs[0][2],
-                          "rows_per_s": round(args.rows / statistics.median(secs))}
+                          "rows_per_s": round(args.rows / statistics.median(secs)),
+                          "cpu_s_median": round(statistics.median(r[3] for r in runs), 2)}
+    out["load_average_1min_after"] = round(os.getloadavg()[0], 2)
     print(json.dumps(out, indent=1))
     return 0
 
