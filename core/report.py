@@ -152,7 +152,9 @@ def dumps(doc: dict[str, Any], indent: int | None = None) -> str:
     """Strict JSON: a number that is not finite is a ValueError, never a ``NaN`` written; a
     byte of a file name that is not UTF-8 is written as ``\\xNN``, never a lone surrogate."""
     try:
-        return json.dumps(_utf8(doc), indent=indent, allow_nan=False)
+        text = json.dumps(doc, indent=indent, allow_nan=False)
+        # "\ud..." only where a string holds a surrogate (rare): walk the document only then
+        return text if "\\ud" not in text else json.dumps(_utf8(doc), indent=indent, allow_nan=False)
     except ValueError:
         raise ValueError("the model gave a number that is not finite") from None
 
