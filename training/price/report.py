@@ -43,6 +43,11 @@ def write_report(section: dict[str, Any], report: dict[str, Any], out_dir: Path)
         "",
         *criteria(ev),
         "",
+        "These held-out figures were looked at while the fit was being shaped (an own-model curve for "
+        "listings priced by their own model's MSRP, the spread scaled per make and body, one spread shape "
+        "with and without a stated condition, Student-t instead of normal errors, and one change of the "
+        "own-model penalties that was tried and undone), so they are not a pristine test.",
+        "",
         "## Listings to cars",
         "",
         "| step | count |", "|---|---|",
@@ -82,6 +87,7 @@ def write_report(section: dict[str, Any], report: dict[str, Any], out_dir: Path)
         + " (the app prices a clean title and says so).",
         f"- Mileage: pooled coefficient {section['pooled_mileage_coef']:+.3f} per log-unit above typical for the age; "
         "per make " + ", ".join(f"{k} {v['mileage_coef']:+.2f}" for k, v in sorted(section_makes(report).items())) + ".",
+        f"- Likelihood: {fit.get('likelihood', 'normal')}, truncated to {fit.get('truncation', 'the price window')}.",
         f"- Optimiser: {fit['message']} after {fit['iterations']} iterations.",
         "",
     ]
