@@ -16,9 +16,9 @@ flags after ``--`` go to every shard's scrape (so the site sees up to workers x 
 
 Why Dask (``distributed``): the tasks are a few long Python calls that need a scheduler, worker
 processes, retries of a lost worker's task and a dashboard, which it gives in ~35 MB of pure-Python
-wheels (dask, distributed, tornado, msgpack, ...); Ray does the same with a ~70 MB wheel carrying
-its own native object store and gRPC services, which this job (no shared arrays, no actors) never
-uses.  It is a training-side dependency (``pip install .[train]``): ``core`` never imports it,
+wheels installed (dask, distributed, tornado, msgpack, ...; measured in this venv); Ray does the
+same with a wheel of tens of MB (not measured here) carrying its own native object store and gRPC
+services, which this job (no shared arrays, no actors) never uses.  It is a training-side dependency (``pip install .[train]``): ``core`` never imports it,
 and ``scrape --shard i/n`` still serves plain machines without it.
 """
 

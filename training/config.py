@@ -12,6 +12,7 @@ import dataclasses
 import json
 import types
 from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 RatioMode = Literal["absolute", "relative", "mixed"]
@@ -21,10 +22,20 @@ InitMode = Literal["keras", "torchvision", "random", "model"]
 FRAMED_LONG_SIDE = 640  # a framed sample's frame, long side in pixels (the most a fitted one gets)
 
 
+def shard_source(data: str) -> bool:
+    """Whether ``--data`` names WebDataset shards: a folder with index.json, a .tar, a brace
+    pattern of tars, or a pipe: URL (training/shard_stream.py reads them)."""
+    if data.startswith("pipe:") or data.endswith(".tar") or ("{" in data and ".tar" in data):
+        return True
+    return bool(data) and Path(data).is_dir() and (Path(data) / "index.json").is_file()
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     # -- data ---------------------------------------------------------------------------------
-    data: str = ""  # folder with labels.csv + images/ (Stanford layout) or a listings .sqlite
+    data: str = ""  # folder with labels.csv + images/ (Stanford layout), a listings .sqlite, or shards
+    # (a `carvalue-data shards` folder, .tar files, a brace pattern or pipe: URLs; training/shard_stream.py)
+    shuffle_buffer: int = 1000  # shards only: samples in webdataset's shuffle buffer (0/1 = shard order)
     images_root: str = ""  # image store root, for a .sqlite data source
     out: str = "runs/carvalue"  # run folder: checkpoints, logs, split, model file
     val_fraction: float = 0.05  # of groups (cars/listings), stratified by make/model
@@ -117,6 +128,11 @@ class TrainConfig:
             problems.append("framed must be in [0, 1]")
         if self.framed_long_side != 0 and self.framed_long_side < 64:
             problems.append("framed_long_side must be 0 (fitted to the input) or at least 64")
+        if shard_source(self.data) and (self.limit or self.probe_init):
+            problems.append("training from shards takes neither --limit nor --probe-init (both read every training "
+                            "photo by path): pass --no-probe-init, and write fewer shards for a smaller run")
+        if self.shuffle_buffer < 0:
+            problems.append("shuffle_buffer must be >= 0")
         if self.init == "model" and (not self.pretrained_path or not self.fold_bn):
             problems.append("--init model needs --pretrained-path MODEL.onnx and --fold-bn (a model file's weights are folded)")
         if problems:

@@ -48,7 +48,7 @@ from training.checkpoint import (
     read_checkpoint,
     save_checkpoint,
 )
-from training.config import TrainConfig
+from training.config import TrainConfig, shard_source
 from training.data import (
     Augment,
     CarPhotos,
@@ -123,6 +123,11 @@ def load_records(cfg: TrainConfig) -> list[ImageRecord]:
     image store) or a folder with labels.csv; a Stanford-Cars folder gets derived prices from
     ``training.labels``."""
     src = Path(cfg.data)
+    if shard_source(cfg.data):
+        from training.shard_stream import records_from_shards
+
+        return records_from_shards(cfg.data, Path(cfg.out), lambda rs: split_by_group(
+            rs, cfg.val_fraction, cfg.test_fraction, cfg.seed, class_key=_class_key(rs)))
     if src.suffix in (".sqlite", ".sqlite3", ".db"):
         from core.dataset.export import records_from_db
 
@@ -437,12 +442,22 @@ def _loop(run: Run, model: nn.Module, out: Path) -> None:
         skip_batches = p.batch if epoch == p.epoch else 0
         if skip_batches == 0:
             sums = dict.fromkeys(sums, 0.0)
-        sampler = EpochSampler(len(dataset), cfg.seed, epoch, size, d.rank, d.world,
-                               skip=skip_batches * cfg.batch_size, batch_size=cfg.batch_size)
-        loader = DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.workers,  # type: ignore[arg-type]
-                            collate_fn=collate, drop_last=True, pin_memory=d.device.type == "cuda",
-                            generator=torch.Generator().manual_seed(cfg.seed),
-                            prefetch_factor=4 if cfg.workers > 0 else None)
+        if shard_source(cfg.data):  # streamed through webdataset (training/shard_stream.py)
+            from training.shard_stream import ShardStream, shard_urls
+
+            stream = ShardStream(shard_urls(cfg.data), dataset.records, run.labels, run.eval_spec, dataset.augment,
+                                 seed=cfg.seed, epoch=epoch, size=size, rank=d.rank, batches=per_epoch,
+                                 batch_size=cfg.batch_size, skip_batches=skip_batches, buffer=cfg.shuffle_buffer)
+            loader = DataLoader(stream, batch_size=cfg.batch_size, num_workers=cfg.workers, collate_fn=collate,
+                                drop_last=True, pin_memory=d.device.type == "cuda",
+                                prefetch_factor=4 if cfg.workers > 0 else None)
+        else:
+            sampler = EpochSampler(len(dataset), cfg.seed, epoch, size, d.rank, d.world,
+                                   skip=skip_batches * cfg.batch_size, batch_size=cfg.batch_size)
+            loader = DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.workers,  # type: ignore[arg-type]
+                                collate_fn=collate, drop_last=True, pin_memory=d.device.type == "cuda",
+                                generator=torch.Generator().manual_seed(cfg.seed),
+                                prefetch_factor=4 if cfg.workers > 0 else None)
         bar = _bar(d.main and cfg.progress, per_epoch, skip_batches, f"epoch {epoch + 1}/{cfg.epochs} @{size}px")
         t0, seen = time.perf_counter(), 0
         set_train_mode(run.model, cfg)

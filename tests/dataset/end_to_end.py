@@ -1,7 +1,7 @@
 """Every stage, in order, on a listing site served on loopback; the integration test and the demo.
 
     scrape (--shard i/n on N "machines") -> merge -> verify -> dedup -> filter train/apply
-    -> shards -> carvalue-train train (from the database) -> evaluate -> export -> carvalue predict
+    -> shards -> carvalue-train train (from the shards) -> evaluate -> export -> carvalue predict
 
 The test (tests/dataset/test_end_to_end.py) runs it with the smallest settings (seconds); the
 demo runs it bigger and prints each stage's result and time as JSON lines::
@@ -12,8 +12,8 @@ demo runs it bigger and prints each stage's result and time as JSON lines::
 Stand-ins, said plainly: the site's photos are drawn (tests/dataset/fakesite.py); the junk
 filter's hand labels are made up (photo 2 of each listing "bad"), and without ``--trunk`` its
 features come from a random-weight MobileNetV2 trunk (the ImageNet one is not on this machine);
-the network starts from random weights (``--init random``).  Training reads the database, not
-the shards: the trainer has no shard reader yet (issue 32 item 3).
+the network starts from random weights (``--init random``).  Training streams the shards
+through webdataset (training/shard_stream.py); ``--from-db`` trains from the database instead.
 """
 
 from __future__ import annotations
@@ -59,9 +59,11 @@ def _python(*args: str, timeout: float = 900) -> str:
     return res.stdout
 
 
-def train_args(db: Path, images: Path, run: Path, epochs: int, size: int) -> list[str]:
-    """The smallest settings the trainer takes (tests/synthetic_cars.py's tiny run), from the database."""
-    return ["-m", "training.cli", "train", "--data", str(db), "--images-root", str(images), "--out", str(run),
+def train_args(data: Path, images: Path | None, run: Path, epochs: int, size: int) -> list[str]:
+    """The smallest settings the trainer takes (tests/synthetic_cars.py's tiny run), from the
+    database (with its image store) or from the shards (``images`` None)."""
+    source = ["--data", str(data)] + (["--images-root", str(images)] if images is not None else [])
+    return ["-m", "training.cli", "train", *source, "--out", str(run),
             "--init", "random", "--size", str(size), "--epochs", str(epochs), "--batch-size", "8",
             "--micro-batch", "4", "--warmup-steps", "2", "--lr", "3e-3", "--val-fraction", "0.2",
             "--test-fraction", "0.2", "--no-fold-bn", "--freeze-blocks", "0", "--no-probe-init", "--workers", "0",
@@ -78,7 +80,7 @@ _EVALUATE_EXPORT = (
 
 def run_pipeline(work: Path, listings: int = 36, machines: int = 3, epochs: int = 1, size: int = 32,
                  trunk: Path | None = None, log: Callable[[dict[str, object]], None] = lambda _: None,
-                 ) -> dict[str, dict[str, object]]:
+                 from_db: bool = False) -> dict[str, dict[str, object]]:
     """Run every stage into ``work``; returns each stage's report (with ``seconds``)."""
     work.mkdir(parents=True, exist_ok=True)
     out: dict[str, dict[str, object]] = {}
@@ -122,7 +124,9 @@ def run_pipeline(work: Path, listings: int = 36, machines: int = 3, epochs: int 
     finally:
         site.stop()
     run, model = work / "run", work / "model.onnx"
-    stage("train", lambda: {"stdout": _python(*train_args(db, images, run, epochs, size)).strip()[-200:]})
+    source: tuple[Path, Path | None] = (db, images) if from_db else (work / "shards", None)
+    stage("train", lambda: {"from": str(source[0]),
+                            "stdout": _python(*train_args(*source, run, epochs, size)).strip()[-200:]})
     stage("evaluate + export", lambda: _evaluate_export(run, model))
     stage("predict", lambda: json.loads(_python("-m", "carvalue_gui.launcher", "predict", str(photo), "--model",
                                                 str(model), "--json")))
@@ -173,9 +177,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--size", type=int, default=64, help="training input size (default 64)")
     p.add_argument("--trunk", type=Path, default=None, help="ImageNet MobileNetV2 trunk for the junk filter")
+    p.add_argument("--from-db", action="store_true", help="train from the database, not the shards")
     a = p.parse_args(argv)
     t0 = time.monotonic()
-    run_pipeline(a.out, a.listings, a.machines, a.epochs, a.size, a.trunk, log=lambda r: print(json.dumps(r)))
+    run_pipeline(a.out, a.listings, a.machines, a.epochs, a.size, a.trunk, log=lambda r: print(json.dumps(r)),
+                 from_db=a.from_db)
     print(json.dumps({"total_seconds": round(time.monotonic() - t0, 1)}))
     return 0
 

@@ -17,7 +17,7 @@ from tests.dataset.fakesite import FakeSite
 from tests.dataset.test_junk_filter import random_trunk
 
 REPO = Path(__file__).resolve().parents[2]
-STAGES = ["scrape", "verify", "dedup", "label", "filter", "shards", "stats"]
+STAGES = ["scrape", "verify", "dedup", "label", "filter", "shards", "merge", "stats"]
 
 
 @pytest.mark.parametrize("stage", STAGES)

@@ -26,7 +26,7 @@ def test_scrape_to_predict_on_a_local_site(tmp_path: Path) -> None:
     shards = r["shards"]
     assert shards["samples"] > 50 and shards["listings"] > 20  # type: ignore[operator]
     assert (tmp_path / "shards" / "index.json").is_file()
-    assert "run folder:" in str(r["train"]["stdout"])
+    assert "run folder:" in str(r["train"]["stdout"]) and r["train"]["from"] == str(tmp_path / "shards")
     exported = r["evaluate + export"]
     assert Path(str(exported["model_file"])) == tmp_path / "model.onnx" and exported["model_bytes"] > 100_000  # type: ignore[operator]
 
