@@ -15,4 +15,5 @@ every stage is resumable and records what it did in one SQLite database:
     junk_filter.py    linear SVM + threshold for <1% good-photo loss, saved without pickle
     filter_stage.py   train / apply the filter over the database
     export.py         records_from_db(): what training reads; shards.py: WebDataset tars
+    merge.py          several machines' databases and stores into one (merge_versions.py: the rule)
 """

@@ -248,3 +248,27 @@ def test_versions_compare_data_not_time() -> None:
     a = Version(1, ("ok", 200, None), 1.0, ("u",), ())
     assert a.digest == Version(1, ("ok", 200, None), 9.0, ("u",), ()).digest
     assert a.digest != Version(1, ("ok", 200, None), 1.0, ("v",), ()).digest
+
+
+def test_a_parts_missing_or_damaged_file_is_reported_and_its_rows_kept(scrapes, tmp_path: Path) -> None:
+    parts, _ = scrapes
+    copies = []
+    for k, (d, i) in enumerate(parts):
+        shutil.copy(d, tmp_path / f"p{k}.sqlite")
+        shutil.copytree(i, tmp_path / f"p{k}-images")
+        copies.append((tmp_path / f"p{k}.sqlite", tmp_path / f"p{k}-images"))
+    store = ImageStore(copies[1][1])
+    gone, bad = sorted(store.iter_hashes())[:2]
+    store.path_for(gone).unlink()
+    store.path_for(bad).write_bytes(b"not the photo it was")
+    out = tmp_path / "out"
+    out.mkdir()
+    rc, report = merge_cli(out, copies)
+    assert rc == 0 and report["unreadable_files"] == 2 and "verify" in str(report["hint"])
+    assert set(report["unreadable_examples"]) == {gone, bad}  # type: ignore[arg-type]
+    merged = ImageStore(out / "merged-images")
+    assert not merged.path_for(gone).exists() and not merged.path_for(bad).exists()
+    conn = sqlite3.connect(out / "merged.sqlite")
+    rows = conn.execute("SELECT COUNT(*) FROM photos WHERE sha256 IN (?, ?) AND status = 'stored'", (gone, bad)).fetchone()
+    conn.close()
+    assert rows[0] >= 2  # the rows are merged as they were; `verify` re-fetches their photos
