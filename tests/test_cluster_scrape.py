@@ -14,8 +14,8 @@ from core.dataset import database
 from core.dataset.dedup import dedup
 from core.dataset.ids import Shard
 from core.dataset.image_store import ImageStore
-from tests.dataset.conftest import FAST, FIRST_ID, LAST_ID, new_site
-from tests.dataset.merge_helpers import SEED, scrape_shard, snapshot
+from tests.dataset.conftest import FIRST_ID, LAST_ID
+from tests.dataset.merge_helpers import SEED, STEADY, scrape_shard, snapshot, steady_site
 
 pytest.importorskip("distributed", reason="the train extra's Dask (pip install .[train])")
 
@@ -26,9 +26,9 @@ def cluster(tmp_path: Path, url: str, *extra: str, scrape: tuple[str, ...] = ())
     args = ["--db", str(tmp_path / "merged.sqlite"), "--images", str(tmp_path / "merged-store"),
             "--parts", str(tmp_path / "parts"), "--ids", f"{FIRST_ID}:{LAST_ID}", "--seed", str(SEED),
             "--local-workers", "2", *extra, "--",
-            "--listing-url", url, "--workers", "4", "--rate", "0", "--timeout", str(FAST.timeout_s),
-            "--retries", str(FAST.retries), "--backoff", str(FAST.backoff_s), "--backoff-max",
-            str(FAST.backoff_max_s), "--max-retry-after", "2", *scrape]
+            "--listing-url", url, "--workers", "4", "--rate", "0", "--timeout", str(STEADY.timeout_s),
+            "--retries", str(STEADY.retries), "--backoff", str(STEADY.backoff_s), "--backoff-max",
+            str(STEADY.backoff_max_s), "--max-retry-after", "2", *scrape]
     buf = io.StringIO()
     with redirect_stdout(buf):
         rc = main(args)
@@ -36,7 +36,7 @@ def cluster(tmp_path: Path, url: str, *extra: str, scrape: tuple[str, ...] = ())
 
 
 def test_a_local_cluster_scrapes_the_range_and_merges_it(tmp_path: Path) -> None:
-    site = new_site()
+    site = steady_site()
     try:
         rc, report = cluster(tmp_path, site.listing_url_template(), "--shards", "3")
         assert rc == 0, report

@@ -27,8 +27,9 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import subprocess
 import sys
-from contextlib import redirect_stderr, redirect_stdout
+from contextlib import redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,12 +60,13 @@ def scrape_args(parts: Path, ids: str, seed: int, index: int, count: int, extra:
 
 
 def run_shard(args: list[str], index: int) -> ShardResult:
-    """A worker's task: one shard's scrape in the worker's process (its report, its exit code)."""
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        rc = data_main(args)
-    text = out.getvalue().strip()
-    return ShardResult(index, rc, json.loads(text) if rc == 0 and text else {}, err.getvalue()[-2000:])
+    """A worker's task: one shard's ``carvalue-data scrape`` in a child process of the worker (its
+    own stdout, no clash with other tasks of a many-threaded worker; a crash ends the child only)."""
+    res = subprocess.run([sys.executable, "-m", "core.dataset.cli", *args], capture_output=True, text=True,
+                         check=False)
+    text = res.stdout.strip()
+    return ShardResult(index, res.returncode, json.loads(text) if res.returncode == 0 and text else {},
+                       res.stderr[-2000:])
 
 
 def _client(a: argparse.Namespace):  # -> distributed.Client
