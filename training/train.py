@@ -252,7 +252,7 @@ def prepare(cfg: TrainConfig, d: Dist) -> Run:
             run = _resume(cfg, d, read_checkpoint(path), records, split)
         except CheckpointError as e:
             problems.append(e)
-            if d.main:
+            if d.main and i + 1 < len(candidates):
                 print(f"carvalue-train: {e}; trying an older checkpoint", file=sys.stderr, flush=True)
             continue
         if problems and d.main:
