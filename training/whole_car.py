@@ -138,6 +138,8 @@ def sample_streams(data: Path, split_json: Path, natural: Path, seed: int, frame
         yield from wd.car_samples(cars[part], background, s, framed=framed if part == "train" else 2)
         yield from wd.natural_samples(nat[part], s)
         yield from installed(part, s)
+        if part == "train":
+            yield from wd.grey_samples(cars[part])
 
     return {part: stream(part, seed + i) for i, part in enumerate(wd.PARTS)}
 

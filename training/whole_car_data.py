@@ -75,7 +75,14 @@ def split_by_category(photos: Sequence[NaturalPhoto]) -> dict[str, list[NaturalP
     """train / val / test by category, each kind on its own, categories ordered by a hash of
     their name (so the split is fixed and says nothing about the photos' content)."""
     parts: dict[str, list[NaturalPhoto]] = {p: [] for p in PARTS}
-    kinds = sorted({p.kind for p in photos})
+    # Whole cars are one category however they are filed (a side view, a cab, a jeep): their
+    # photos are split by photo, so that training sees real car photos and not only crops.
+    for p in photos:
+        if p.kind == "car":
+            r = int(_rank(p.path.name + p.group)[:8], 16) / 16**8
+            parts["val" if r < CATEGORY_SHARES["val"] else "test" if r < 1 - CATEGORY_SHARES["train"] else
+                  "train"].append(p)
+    kinds = sorted({p.kind for p in photos} - {"car"})
     for kind in kinds:
         groups = sorted({p.group for p in photos if p.kind == kind}, key=_rank)
         n = len(groups)
@@ -166,6 +173,13 @@ def car_samples(photos: Sequence[Path], backgrounds: comp.BackgroundSource | Non
         yield Sample(sweep_part(c.image, c.box, rng), PART, "sweep-half", group)
         yield Sample(corner_part(car, rng), PART, "corner", group)
         yield Sample(comp.partial_view(car, rng), PART, "partial", group)
+
+
+def grey_samples(photos: Sequence[Path], every: int = 4) -> Iterator[Sample]:
+    """Every ``every``-th tight car photo in greyscale: old and black-and-white photos of cars
+    are cars too (the check had flagged most greyscale side views)."""
+    for path in photos[::every]:
+        yield Sample(_open_rgb(path).convert("L").convert("RGB"), WHOLE, "tight-grey", path.name)
 
 
 def positive_share(labels: np.ndarray) -> float:

@@ -1,0 +1,133 @@
+"""The whole-car check's training side (issue 27): natural photos split by category, the partial
+views the pan sweep cuts, and the graft that replaces the head without touching anything else."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from training import whole_car_data as wd
+
+KINDS = ("car", "vehicle_not_car", "car_part", "not_car")
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(KINDS), st.integers(0, 40), st.integers(1, 5)), min_size=1, max_size=60))
+def test_natural_photos_split_by_category_never_by_photo(cats: list[tuple[str, int, int]]) -> None:
+    photos = [wd.NaturalPhoto(Path(f"{kind}/{c}/{i}.jpg"), "src", f"{kind}-{c}", kind)
+              for kind, c, n in cats for i in range(n)]
+    parts = wd.split_by_category(photos)
+    assert sorted(p.path for ps in parts.values() for p in ps) == sorted(p.path for p in photos)  # nothing lost
+    where = {}
+    for part, ps in parts.items():
+        for p in ps:
+            assert where.setdefault(p.group, part) == part  # a category sits in one part only
+    for kind in KINDS:
+        groups = {p.group for p in photos if p.kind == kind}
+        if len(groups) >= 3:  # each kind with enough categories reaches validation and test
+            assert all(any(p.kind == kind for p in parts[part]) for part in ("val", "test"))
+    again = wd.split_by_category(list(reversed(photos)))  # fixed: the photos' order does not matter
+    assert {k: {p.path for p in v} for k, v in parts.items()} == {k: {p.path for p in v} for k, v in again.items()}
+
+
+def test_read_natural_refuses_an_unknown_kind(tmp_path: Path) -> None:
+    (tmp_path / "labels.csv").write_text("file,source,category,kind\na.jpg,s,c,maybe_car\n")
+    with pytest.raises(ValueError, match="unknown kind 'maybe_car'"):
+        wd.read_natural(tmp_path)
+
+
+@settings(max_examples=50, deadline=None)
+@given(w=st.integers(200, 900), h=st.integers(120, 600), seed=st.integers(0, 10_000))
+def test_sweep_parts_hold_at_most_half_the_car(w: int, h: int, seed: int) -> None:
+    from core.preprocess import Box
+
+    rng = np.random.default_rng(seed)
+    frame = Image.new("RGB", (w, h))
+    car = Box(w * 0.1, h * 0.3, w * 0.8, h * 0.5)
+    part = wd.sweep_part(frame, car, rng)
+    assert 0.25 * car.w - 1 <= part.width <= 0.5 * car.w + 1
+    corner = wd.corner_part(Image.new("RGB", (w, h)), rng)
+    assert corner.width <= 0.4 * w + 1 and corner.height <= 0.7 * h + 1
+
+
+def test_car_samples_label_whole_cars_and_parts(tmp_path: Path) -> None:
+    path = tmp_path / "car.jpg"
+    Image.new("RGB", (300, 150), (200, 30, 30)).save(path)
+    samples = list(wd.car_samples([path, path], None, seed=0))
+    kinds = {s.kind: s.label for s in samples}
+    assert kinds == {"tight": wd.WHOLE, "framed": wd.WHOLE, "found": wd.WHOLE, "sweep-half": wd.PART,
+                     "corner": wd.PART, "partial": wd.PART}
+
+
+@pytest.fixture(scope="module")
+def framed_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    pytest.importorskip("torch")
+    import torch
+
+    from core.model import FramingHeads
+    from tests.modelfactory import make_model_file
+    from training.framing import graft
+
+    d = tmp_path_factory.mktemp("wholecar")
+    base, _ = make_model_file(d / "base.onnx", size=64, padding="same")
+    torch.manual_seed(0)
+    graft(base, FramingHeads(), {"threshold": 0.3, "unsure_below": 0.6,
+                                 "sources": ({"name": "test", "licence": "none"},)}, d / "framed.onnx")
+    return d / "framed.onnx"
+
+
+def test_graft_replaces_the_head_and_nothing_else(framed_file: Path, tmp_path: Path) -> None:
+    from core.framing import CropMode
+    from core.predictor import Predictor
+    from training import whole_car_head as wh
+
+    rng = np.random.default_rng(0)
+    head = wh.Head(rng.normal(0, 0.05, (16, 1280)).astype(np.float32), np.zeros(16, np.float32),
+                   rng.normal(0, 1, (2, 16)).astype(np.float32), np.asarray([0.5, -0.5], np.float32))
+    out = tmp_path / "new.onnx"
+    wh.graft(framed_file, head, {"threshold": 0.2, "unsure_below": 0.4, "car_threshold": 0.3}, out, "test")
+    assert wh.parity(framed_file, out) == 0.0  # classifier and box: bit for bit
+    p = Predictor.load(out)
+    fr = p.metadata.framing
+    assert fr is not None and fr.car_output == "car_logit" and fr.car_threshold == 0.3 and fr.threshold == 0.2
+    # The grafted graph computes what Head.logits does on the pooled features.
+    from training.whole_car import feature_session
+
+    sess, meta = feature_session(out)
+    x = rng.normal(0, 1, (3, 3, 64, 64)).astype(np.float32)
+    outs = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, {sess.get_inputs()[0].name: x}), strict=True))
+    pooled = outs[[o.name for o in sess.get_outputs()][-1]]
+    expected = head.logits(pooled.reshape(3, -1))
+    assert np.allclose(outs["whole_car_logit"], expected[:, 0], atol=1e-4)
+    assert np.allclose(outs["car_logit"], expected[:, 1], atol=1e-4)
+    pred = p.predict(Image.new("RGB", (120, 80), (90, 90, 90)), CropMode.AUTO)
+    assert not math.isnan(pred.car_score)
+    # A second graft on the grafted file works the same (the recipe may be re-run).
+    again = tmp_path / "again.onnx"
+    wh.graft(out, head, {"threshold": 0.2, "unsure_below": 0.4, "car_threshold": 0.3}, again, "test")
+    assert wh.parity(out, again) == 0.0
+
+
+def test_thresholds_keep_whole_cars_under_the_share() -> None:
+    from training import whole_car_head as wh
+
+    rng = np.random.default_rng(1)
+    n = 400
+    label = np.repeat([wd.WHOLE, wd.PART, wd.NO_CAR], n)
+    kind = np.repeat(["tight", "partial", "natural-not_car"], n)
+    feat = np.zeros((3 * n, 4), np.float32)
+    feat[:, 0] = np.where(label == wd.WHOLE, 2, -2) + rng.normal(0, 1, 3 * n)
+    feat[:, 1] = np.where(label >= wd.PART, 2, -2) + rng.normal(0, 1, 3 * n)
+    head = wh.Head(np.eye(4, dtype=np.float32)[:2], np.full(2, 10, np.float32),
+                   np.eye(2, dtype=np.float32), np.full(2, -10, np.float32))
+    th = wh.choose_thresholds(head, {"feat": feat, "label": label, "kind": kind})
+    scores = wh.sigmoid(head.logits(feat))
+    assert np.mean(scores[label == wd.WHOLE, 0] < th["threshold"]) <= 0.02 + 1 / n
+    assert np.mean(scores[label == wd.PART, 1] < th["car_threshold"]) <= 0.10 + 1 / n
+    assert th["threshold"] <= th["unsure_below"]
