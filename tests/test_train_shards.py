@@ -5,6 +5,7 @@ pipe: URLs; a run stopped mid-epoch and resumed equals an unbroken one."""
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,8 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     db = make_listings_db(root, listings_per_class=8, photos_per_listing=2)
     report = write_shards(db, root / "images", root / "shards", shard_size=10)
     assert len(report.shards) == 7 and report.samples == 64
+    labels = (root / "shards" / "labels.jsonl").read_text().splitlines()  # what the trainer reads first
+    assert len(labels) == 64 and json.loads((root / "shards" / "index.json").read_text())["labels"] == "labels.jsonl"
     return db, root / "shards"
 
 
@@ -112,7 +115,8 @@ def test_metrics_within_half_a_point_of_the_sqlite_path(data: tuple[Path, Path],
 
 
 def test_pipe_urls_stream_the_same_samples(data: tuple[Path, Path], tmp_path: Path) -> None:
-    """pipe: URLs (pipe:aws s3 cp s3://bucket/shard.tar - and the like) read as local paths do."""
+    """pipe: URLs (pipe:aws s3 cp s3://bucket/shard.tar - and the like) read as local paths do; their
+    labels come from the tars themselves, the folder's from its labels.jsonl: the same records."""
     _, shards = data
     piped = "pipe:cat " + str(shards) + "/shard-{000000..000006}.tar"
     cfg = dict(probe_init=False, val_fraction=0.25, test_fraction=0.25)

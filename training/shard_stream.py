@@ -6,8 +6,9 @@ pattern (``shards/shard-{000000..000099}.tar``) or ``pipe:`` URLs (``pipe:aws s3
 
 Why the split and labels still come first: the trainer's split (by listing, stratified by
 class, seeded), its vocabularies and its validation set must be the ones the SQLite path gets
-from the same photos, or the two cannot be compared.  So :func:`records_from_shards` streams
-every shard once reading only the ``.json`` labels (no JPEG is decoded), builds the records in
+from the same photos, or the two cannot be compared.  So :func:`records_from_shards` reads
+every sample's labels first (from the shards folder's ``labels.jsonl``, or, for pipe: URLs and
+patterns, by streaming every tar's ``.json`` members: no JPEG is decoded), builds the records in
 the shards' (listing, photo) order, which is the database's, splits them with the trainer's own
 function, and copies the validation and test photos into ``<run>/heldout/`` (a few percent of
 the data: evaluation reads them by path, as from the store).  Training photos stay in the tars
@@ -66,8 +67,34 @@ def shard_urls(data: str) -> list[str]:
     return list(braceexpand(data))
 
 
+def _labels_file(data: str) -> list[tuple[str, dict[str, Any]]] | None:
+    """(key, labels) from the ``labels.jsonl`` that ``carvalue-data shards`` writes beside a local
+    shards folder (no tar read at all), or None where there is none (tars named one by one, a
+    brace pattern, pipe: URLs, shards from an older version)."""
+    folder = Path(data)
+    if data.startswith("pipe:") or not folder.is_dir():
+        return None
+    index = json.loads((folder / "index.json").read_text())
+    name = index.get("labels") if isinstance(index, dict) else None
+    if not isinstance(name, str) or "/" in name or not (folder / name).is_file():
+        return None
+    out = []
+    with (folder / name).open(encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            try:
+                m = json.loads(line)
+                out.append((str(m["key"]), m))
+            except (ValueError, KeyError, TypeError) as e:
+                raise DataError(f"{folder / name}, line {n}: not a sample's labels ({e})") from None
+    if len(out) != index.get("samples"):
+        raise DataError(f"{folder / name} holds {len(out)} samples, index.json says {index.get('samples')}: "
+                        "write the shards again")
+    return out
+
+
 def _labels_only(urls: Sequence[str]) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(key, labels) of every sample, reading only the .json members."""
+    """(key, labels) of every sample, reading only the .json members (the tars are streams: their
+    JPEG bytes are read and skipped)."""
     import webdataset as wds
 
     pipeline = wds.DataPipeline(wds.SimpleShardList(list(urls)),
@@ -85,7 +112,7 @@ def records_from_shards(data: str, run_dir: Path,
     if not urls:
         raise DataError(f"{data}: no shards")
     records = []
-    for key, m in _labels_only(urls):
+    for key, m in _labels_file(data) or _labels_only(urls):
         records.append(ImageRecord(image_path=Path(SHARD_PREFIX + key), group=str(m["listing_id"]),
                                    make=m.get("make") or "", model=m.get("model") or "", year=m.get("year"),
                                    price=m.get("price"), mileage=m.get("mileage")))

@@ -8,6 +8,8 @@ repairs the store).  Trouble writing the output (a full disk) stops the run with
 splits a member name at its first dot, so keys hold no dots.  Samples go in (listing, photo)
 order, so a listing's photos sit together and the output is the same on every run.  Each shard
 is written to a temp name and renamed; ``index.json`` (written last) lists the shards.
+``labels.jsonl`` beside them holds every sample's key and labels, one line each in shard order:
+a trainer reads it instead of streaming every tar to learn the labels (200 GB at 10M photos).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from core.dataset.export import split_of, usable_photos
 from core.dataset.image_store import ImageStore, StoredFileError
 
 MTIME = 0  # fixed, so identical inputs give byte-identical shards
+LABELS = "labels.jsonl"
 
 
 class ShardWriteError(OSError):
@@ -83,6 +86,9 @@ def write_shards(db_path: str | Path, images_root: str | Path, out_dir: str | Pa
     tar: tarfile.TarFile | None = None
     tmp: Path | None = None
     in_shard = 0
+    labels_tmp = out / f".{LABELS}.tmp"
+    labels = None
+    finished = False
 
     def close_shard() -> None:
         nonlocal tar, tmp
@@ -94,6 +100,7 @@ def write_shards(db_path: str | Path, images_root: str | Path, out_dir: str | Pa
         tar, tmp = None, None
 
     try:
+        labels = labels_tmp.open("w", encoding="utf-8")
         for photo in usable_photos(conn):
             try:
                 data = store.read(photo.sha256)
@@ -112,6 +119,7 @@ def write_shards(db_path: str | Path, images_root: str | Path, out_dir: str | Pa
                     "mileage": photo.mileage, "split": split}
             _add(tar, f"{key}.jpg", data)
             _add(tar, f"{key}.json", json.dumps(meta, sort_keys=True).encode())
+            labels.write(json.dumps({"key": key, **meta}, sort_keys=True) + "\n")
             report.samples += 1
             report.by_split[split] = report.by_split.get(split, 0) + 1
             listings.add(photo.listing_id)
@@ -119,13 +127,21 @@ def write_shards(db_path: str | Path, images_root: str | Path, out_dir: str | Pa
             if in_shard >= shard_size:
                 close_shard()
         close_shard()
+        labels.close()
+        finished = True
     except OSError as e:
         raise ShardWriteError(f"shards in {out}: {e.strerror or e}; the shard being written was removed") from None
     finally:
         _discard(tar, tmp)
         conn.close()
+        if not finished:  # stopped by an error: no half labels file either
+            if labels is not None:
+                with contextlib.suppress(OSError):  # the error that stopped the run is the one reported
+                    labels.close()
+            labels_tmp.unlink(missing_ok=True)
     report.listings = len(listings)
     try:
+        os.replace(labels_tmp, out / LABELS)
         _publish(out, report)
     except OSError as e:
         raise ShardWriteError(f"{out / 'index.json'}: {e.strerror or e}") from None
@@ -148,7 +164,7 @@ def _publish(out: Path, report: ShardReport) -> None:
         if stale.name not in report.shards:
             stale.unlink()
     index = {"shards": report.shards, "samples": report.samples, "listings": report.listings,
-             "samples_by_split": report.by_split}
+             "samples_by_split": report.by_split, "labels": LABELS}
     tmp_index = out / ".index.json.tmp"
     try:
         tmp_index.write_text(json.dumps(index, indent=2))
