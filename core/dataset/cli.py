@@ -186,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
         "shards", help="write WebDataset-style tar shards (key.jpg + key.json per photo)",
         description="Writes the training photos (stored, not duplicates, not junk) with their listing's "
                     "labels into tar shards of --shard-size samples, each written to a temp file and renamed, "
-                    "plus index.json. Each JSON holds the listing id (split by it, never by photo) and a "
+                    "plus index.json and labels.jsonl (every sample's labels, for trainers). Each JSON holds the listing id (split by it, never by photo) and a "
                     "split name drawn from a hash of the listing id.")
     _add_common(p)
     p.add_argument("--out", type=Path, required=True, help="output directory")
