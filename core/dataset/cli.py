@@ -216,7 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Prints what the database holds, as JSON: listings by outcome (ok, "
                                    "missing, invalid, error, failed), photos by status (stored, missing, error, "
                                    "failed, bad_image, bad_url, lost), stored files, perceptual hashes, "
-                                   "duplicates, and junk-filter verdicts. Safe to run while a scrape writes (WAL).")
+                                   "duplicates, junk-filter verdicts and, for a merged database, the merge conflicts kept "
+                                   "aside. Safe to run while a scrape writes (WAL).")
     _add_common(p, images=False)
     return parser
 

@@ -12,7 +12,7 @@ def database_stats(conn: sqlite3.Connection) -> dict[str, object]:
     def one(sql: str) -> int:
         return int(conn.execute(sql).fetchone()[0])
 
-    return {
+    out: dict[str, object] = {
         "listings_by_outcome": counts("SELECT outcome, COUNT(*) FROM attempts GROUP BY outcome ORDER BY outcome"),
         "photos_by_status": counts("SELECT status, COUNT(*) FROM photos GROUP BY status ORDER BY status"),
         "stored_files": one("SELECT COUNT(DISTINCT sha256) FROM photos WHERE status = 'stored'"),
@@ -22,3 +22,8 @@ def database_stats(conn: sqlite3.Connection) -> dict[str, object]:
         "junk_scored": one("SELECT COUNT(*) FROM junk_scores"),
         "junk": one("SELECT COUNT(*) FROM junk_scores WHERE is_junk = 1"),
     }
+    if one("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'merge_conflicts'"):
+        # a merged database (`carvalue-data merge`): versions of a listing ID that were not kept
+        out["merge_conflicts"] = one("SELECT COUNT(*) FROM merge_conflicts")
+        out["merged_parts"] = one("SELECT COUNT(*) FROM merge_parts")
+    return out

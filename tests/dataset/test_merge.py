@@ -194,6 +194,11 @@ def test_conflict_rule_and_report(first, second, kept, tmp_path: Path) -> None: 
     conn.close()
     assert (outcome, at) == (winner[0], winner[3])
     assert lost["attempt"]["outcome"] == loser[0] and len(lost["photos"]) == len(loser[2])
+    buf = io.StringIO()
+    with redirect_stdout(buf):
+        assert main(["stats", "--db", str(tmp_path / "merged.sqlite")]) == 0
+    stats = json.loads(buf.getvalue())
+    assert stats["merge_conflicts"] == 1 and stats["merged_parts"] == 2
 
 
 # ---- SIGKILL mid-merge ----------------------------------------------------------------------
