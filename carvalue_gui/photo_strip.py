@@ -198,7 +198,7 @@ class PhotoStrip(QListWidget):
         name = Path(path).name or path
         if pred is None:
             rest = note or "estimating…"
-        elif not pred.whole_car.priced:
+        elif not pred.priced:
             rest = "no car" + (" in the crop" if crop else "")
         else:
             rest = format_dollars(pred.median_price) + (" (crop)" if crop else "")

@@ -35,6 +35,9 @@ TOP_K = 5
 PANEL_MIN_WIDTH = 340
 PRICE_WIDEST = "$000,000"  # the big price's width: a six-figure price fits (the top range is open)
 RANGES_HINT = "Likely: 1 in 2 cars like this sell in that range; 80%: 8 in 10 do."
+HINT_HTML = f"{_escape(RANGES_HINT)} <a href='#what'>What is this price?</a>"
+# In place of the ranges' words when there is no car: about as long, so nothing below moves.
+NO_CAR_HINT = "No price: nothing here looks like a car. Name the car in the field below to price one."
 RANGES_PLAIN = ("The price is the middle (median) of what cars like this one sell for.\n"
                 "likely: half of them sell inside this range (1 in 2), a quarter below and a quarter above;\n"
                 "80%: 8 in 10 sell inside this wider range.")
@@ -145,7 +148,7 @@ class ResultPanel(QWidget):
         head.addWidget(self.range_label, 1)
         layout.addLayout(head)
         # The ranges in plain words, and the way to the long meaning.
-        self.hint = QLabel(f"{_escape(RANGES_HINT)} <a href='#what'>What is this price?</a>")
+        self.hint = QLabel(HINT_HTML)
         self.hint.setTextFormat(Qt.TextFormat.RichText)
         self.hint.setWordWrap(True)
         self.hint.setMinimumWidth(1)
@@ -289,7 +292,9 @@ class ResultPanel(QWidget):
         self.shown = pred
         self.shown_request = request_id
         self.car_picker.suggest_from(pred)
-        self.chart.show_prediction(pred if pred is None or pred.whole_car.priced else None)
+        self.chart.show_prediction(pred if pred is None or pred.priced else None)
+        if pred is None or pred.priced:
+            self.hint.setText(HINT_HTML)
         if pred is None:
             self._grey_price(False)
             self.price_label.setText("—" if self._has_model else "No model")
@@ -299,8 +304,9 @@ class ResultPanel(QWidget):
             self.status.setCurrentWidget(self.confidence_label)
             self.make_models.set_items(())
             self.years.set_items(())
-        elif not pred.whole_car.priced:  # no car: no price, no histogram, no make/model bars
+        elif not pred.priced:  # no car: no price, no histogram, no make/model bars
             self._grey_price(False)
+            self.hint.setText(_escape(NO_CAR_HINT))
             self.price_label.setText("No car")
             self.price_label.setToolTip("")
             self.range_label.setText("")
@@ -311,8 +317,9 @@ class ResultPanel(QWidget):
             self.status.setCurrentWidget(self.notice)
         else:
             judged = pred.whole_car
+            named = pred.price is not None and pred.price.car_source == "user"
             # Part of a car: the price is what the network says, not an answer: shown greyed.
-            self._grey_price(judged is WholeCar.NO)
+            self._grey_price(judged is WholeCar.NO and not named)
             self.price_label.setText(format_dollars(pred.median_price))
             self.range_label.setText(price_range_text(pred))
             self.caption.setText(caption_text(pred, self.price_inputs.inputs().year))
@@ -320,6 +327,8 @@ class ResultPanel(QWidget):
             self.make_models.set_items(pred.make_models[:TOP_K])
             self.years.set_items(pred.years[:TOP_K])
             text = whole_car_message(judged, pred.covers_photo)
+            if judged is WholeCar.NO_CAR:  # the user named the car: its price, the photo's verdict beside it
+                text = "No car found in the photo: the price is for the car you named."
             if judged is WholeCar.YES:
                 self.confidence_label.setText(f"✓ {text}")
                 self.status.setCurrentWidget(self.confidence_label)

@@ -194,7 +194,7 @@ def format_prediction(path: str, p: Prediction, predictor: Predictor) -> str:
     c = p.crop
     lines.append(f"  crop          {c.x:.0f},{c.y:.0f},{c.w:.0f},{c.h:.0f}")
     judged = p.whole_car
-    if not judged.priced:  # no car: no price, no make/model as if they were an answer
+    if not p.priced:  # no car: no price, no make/model as if they were an answer
         lines.append("  price         none: no car found" + ("" if p.covers_photo else " in the crop"))
         lines.append(f"  whole car     {whole_car_message(judged, p.covers_photo, reset='--crop auto')}")
         return "\n".join(lines)

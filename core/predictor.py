@@ -91,6 +91,12 @@ class Prediction:
         return WholeCar.UNSURE if self.unsure else WholeCar.YES
 
     @property
+    def priced(self) -> bool:
+        """Whether its price is an answer: not when there is no car in the crop, unless the user
+        named the car (then the price is that car's, and the photo's verdict stays beside it)."""
+        return self.whole_car.priced or (self.price is not None and self.price.car_source == "user")
+
+    @property
     def top_make_model(self) -> LabelProb:
         return self.make_models[0]
 
@@ -157,6 +163,24 @@ def sweep_boxes(size: tuple[int, int], n: int, width: float = 0.5) -> list[Box]:
         return [Box((iw - bw) / 2, 0.0, bw, float(ih))]
     step = (iw - bw) / (n - 1)
     return [Box(i * step, 0.0, bw, float(ih)) for i in range(n)]
+
+
+# A sweep window holding less of the car found than this shows part of it, whatever the network
+# says: its features cannot tell 60-75% of a car from all of it (training/RECIPES.md: 31-37% of
+# such windows flagged), while the window's geometry can.
+SWEEP_WHOLE_SHARE = 0.9
+
+
+def car_share(window: Box, car: Box) -> float:
+    """The share of ``car``'s box inside ``window``."""
+    ix = max(0.0, min(window.x + window.w, car.x + car.w) - max(window.x, car.x))
+    iy = max(0.0, min(window.y + window.h, car.y + car.h) - max(window.y, car.y))
+    return ix * iy / (car.w * car.h) if car.w > 0 and car.h > 0 else 0.0
+
+
+def as_part_of_car(p: Prediction) -> Prediction:
+    """``p`` judged part of a car (a no-car verdict stays)."""
+    return p if p.whole_car in (WholeCar.NO, WholeCar.NO_CAR) else replace(p, looks_like_car=False, unsure=False)
 
 
 def car_sweep_boxes(size: tuple[int, int], n: int, car: Box) -> list[Box]:
@@ -317,6 +341,10 @@ class Predictor:
             probs.append(softmax(outs["make_model_logits"], meta.temperatures.get("make_model", 1.0)))
             preds += [self._decode(outs, i, b, photo, top_k) for i, b in enumerate(clamped)]
             boxes += clamped
+        if around is not None:  # a window that leaves part of the car out shows part of a car
+            car = around.clamp(photo.original_size)
+            preds = [p if car_share(b, car) >= SWEEP_WHOLE_SHARE else as_part_of_car(p)
+                     for b, p in zip(boxes, preds, strict=True)]
         return Sweep(photo.original_size, tuple(boxes), tuple(preds), tuple(meta.make_models),
                      np.concatenate(probs))
 

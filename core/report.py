@@ -77,7 +77,7 @@ def prediction_text(pred: Prediction, meta: ModelMetadata | None = None, top: in
     c = pred.crop
     head = [f"Photo: {pred.source}" if pred.source else "Photo: (pasted image)",
             f"Crop: x={c.x:.0f} y={c.y:.0f} w={c.w:.0f} h={c.h:.0f}"]
-    if not pred.whole_car.priced:
+    if not pred.priced:
         return "\n".join([*head, "No car found" + ("" if pred.covers_photo else " in the crop") + ": no price"])
     lines = [
         *head,

@@ -105,3 +105,61 @@ def test_the_whole_photo_key_keeps_no_car(qtbot: object, models: dict[str, Path]
     qtbot.keyClick(window, Qt.Key.Key_R, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)  # type: ignore[attr-defined]
     shown = wait_shown(qtbot, window)
     assert shown.whole_car is WholeCar.NO_CAR and window.panel.price_label.text() == "No car"
+
+
+@pytest.mark.needs_data
+def test_pan_across_a_side_view_never_ticks_a_partial_position(qtbot: object, car_photo: Path,
+                                                                tmp_path: Path) -> None:
+    """The bundled model, a real side view framed in a wider picture, *Pan across* by its key:
+    the window is the car's size, no position that leaves part of the car out carries a tick
+    (window, plot), and the sweep ends on a position that shows the whole car."""
+    from PIL import Image, ImageFilter
+
+    from core.predictor import SWEEP_WHOLE_SHARE, car_share, default_model_path
+
+    with Image.open(car_photo) as im:
+        car = im.convert("RGB")
+    w, h = car.size
+    frame = car.resize((int(w * 2.2), int(h * 1.4))).filter(ImageFilter.GaussianBlur(25))
+    frame.paste(car, ((frame.width - w) // 2, (frame.height - h) // 2))
+    path = tmp_path / "side.jpg"
+    frame.save(path, quality=92)
+    window = open_window(qtbot, default_model_path())
+    load(qtbot, window, [path])
+    first = wait_shown(qtbot, window)
+    assert first.whole_car is WholeCar.YES and window.crop_view.found_box is not None
+    found = window.crop_view.found_box
+    with qtbot.waitSignal(window.sweep_animation_finished, timeout=WAIT_MS * 4):  # type: ignore[attr-defined]
+        qtbot.keyClick(window, Qt.Key.Key_P, Qt.KeyboardModifier.ControlModifier)  # type: ignore[attr-defined]
+    sweep = window.entries[window.strip.current_key()].sweep
+    assert sweep is not None
+    shares = [car_share(b, found) for b in sweep.boxes]
+    assert min(shares) < 0.6 and max(shares) > 0.95  # the car slides through a window of its size
+    for i, (share, pred) in enumerate(zip(shares, sweep.predictions, strict=True)):
+        if share < SWEEP_WHOLE_SHARE:
+            assert pred.whole_car is not WholeCar.YES, f"position {i} holds {share:.0%} of the car"
+            assert not window.sweep_plot.whole[i]  # drawn greyed
+    shown = wait_shown(qtbot, window)
+    assert shown.whole_car is WholeCar.YES and car_share(window.crop_view.box(), found) >= SWEEP_WHOLE_SHARE
+    assert "✓" in window.panel.confidence_label.text() and window.panel.status.currentWidget() is not window.panel.notice
+
+
+def test_naming_the_car_prices_a_photo_with_no_car(qtbot: object, models: dict[str, Path], tmp_path: Path) -> None:
+    """The user says which car it is (typed into "Which car is it?"): that car's price, bold,
+    with the photo's verdict beside it; Undo goes back to no price."""
+    window = open_window(qtbot, models["no car"])
+    load(qtbot, window, [make_photo(tmp_path / "dark.jpg", (400, 300), 5)])
+    wait_shown(qtbot, window)
+    panel, picker = window.panel, window.panel.car_picker
+    assert panel.price_label.text() == "No car"
+    picker.field.clear()
+    qtbot.keyClicks(picker.field, "toyota CAMRY 2016")  # type: ignore[attr-defined]
+    qtbot.keyClick(picker.field, Qt.Key.Key_Return)  # type: ignore[attr-defined]
+    shown = panel.shown
+    assert shown is not None and shown.price is not None and shown.price.car_source == "user"
+    assert shown.whole_car is WholeCar.NO_CAR and shown.priced
+    assert panel.price_label.text().startswith("$") and not panel.price_greyed
+    assert "car you named" in panel.notice.text() and panel.chart.heights.any()
+    assert "$" in window.strip.item(0).text()
+    picker.undo.click()
+    assert panel.price_label.text() == "No car"

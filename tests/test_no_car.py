@@ -104,3 +104,24 @@ def test_the_cli_says_no_car_and_keeps_the_flag_in_json(no_car_model: Path, tmp_
     pred = json.loads(out)["photos"][0]["prediction"]
     assert rc == 0 and pred["whole_car"] == "no car" and pred["looks_like_car"] is False and pred["no_car"] is True
     assert pred["found_box"] is None and 0 <= pred["car_score"] < 0.5
+
+
+def test_sweep_windows_that_leave_part_of_the_car_out_are_never_whole(tmp_path: Path) -> None:
+    """Whatever the network says (this test file's check always says "whole car"), a window
+    holding less than SWEEP_WHOLE_SHARE of the car found shows part of a car."""
+    pytest.importorskip("torch")
+    from core.predictor import SWEEP_WHOLE_SHARE, Predictor, car_share
+    from tests.modelfactory import make_framed_model_file, make_model_file
+
+    base, _ = make_model_file(tmp_path / "base.onnx", size=64, padding="same")
+    whole = Predictor.load(make_framed_model_file(base, tmp_path / "w.onnx", (0.25, 0.5, 0.75, 1.0), 5.0,
+                                                  car_logit=5.0))
+    image = Image.new("RGB", (800, 400), (120, 120, 120))
+    car = Box(200, 100, 400, 200)
+    sweep = whole.sweep(image, 16, around=car)
+    for b, p in zip(sweep.boxes, sweep.predictions, strict=True):
+        if car_share(b, car) < SWEEP_WHOLE_SHARE:
+            assert p.whole_car is WholeCar.NO and not p.looks_like_car
+        else:
+            assert p.whole_car is WholeCar.YES
+    assert any(p.whole_car is WholeCar.YES for p in sweep.predictions)

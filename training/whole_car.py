@@ -140,6 +140,7 @@ def sample_streams(data: Path, split_json: Path, natural: Path, seed: int, frame
         yield from installed(part, s)
         if part == "train":
             yield from wd.grey_samples(cars[part])
+        yield from wd.window_samples(cars[part], background, s + 2000)
 
     return {part: stream(part, seed + i) for i, part in enumerate(wd.PARTS)}
 

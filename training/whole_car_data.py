@@ -175,6 +175,27 @@ def car_samples(photos: Sequence[Path], backgrounds: comp.BackgroundSource | Non
         yield Sample(comp.partial_view(car, rng), PART, "partial", group)
 
 
+def window_part(image: Image.Image, car: Box, rng: np.random.Generator) -> Image.Image:
+    """What the pan sweep's window shows off the car's middle: the car's own box moved 30-55%
+    of its length left or right and cut to the frame, so 45-70% of the car is in view."""
+    dx = car.w * float(rng.uniform(0.3, 0.55)) * (1 if rng.uniform() < 0.5 else -1)
+    x0, x1 = max(0.0, car.x + dx), min(float(image.width), car.x + dx + car.w)
+    return image.crop((round(x0), round(car.y), round(max(x1, x0 + 8)), round(car.y + car.h)))
+
+
+def window_samples(photos: Sequence[Path], backgrounds: comp.BackgroundSource | None,
+                   seed: int) -> Iterator[Sample]:
+    """Per tight car photo, two sweep windows off the car's middle (window_part): one on the
+    photo itself, one on a composite of it (the car at 35-90% of the frame's width)."""
+    rng = np.random.default_rng(seed)
+    for path in photos:
+        car = _open_rgb(path)
+        yield Sample(window_part(car, Box.full(car.size), rng), PART, "sweep-window", path.name)
+        bg = backgrounds(rng) if backgrounds is not None else None
+        c = comp.compose(car, comp.random_recipe(rng, (0.35, 0.9)), rng, bg)
+        yield Sample(window_part(c.image, c.box, rng), PART, "sweep-window", path.name)
+
+
 def grey_samples(photos: Sequence[Path], every: int = 4) -> Iterator[Sample]:
     """Every ``every``-th tight car photo in greyscale: old and black-and-white photos of cars
     are cars too (the check had flagged most greyscale side views)."""
