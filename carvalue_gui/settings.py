@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 import os
 import stat
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.atomic import atomic_open
 from core.paths import config_dir
 
 SETTINGS_FILE = "settings.json"
@@ -127,13 +127,5 @@ def _from_dict(d: dict[str, Any]) -> Settings:
 
 def save_settings(settings: Settings, path: Path | None = None) -> None:
     """Write atomically; raises OSError when the config folder is not writable."""
-    p = path or settings_path()
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=p.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(asdict(settings), f, indent=2)
-        os.replace(tmp, p)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_open(path or settings_path()) as f:
+        json.dump(asdict(settings), f, indent=2)

@@ -13,12 +13,12 @@ import json
 import math
 import os
 import stat
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from core import graphcheck
+from core.atomic import atomic_path
 from core.report import whole_dollars
 
 # 2: optional ``framing`` (where the car is, whole-car head) and ``price_model`` sections and
@@ -393,16 +393,8 @@ def write_model_file(onnx_in: str | os.PathLike[str], metadata: ModelMetadata,
     entry = model.metadata_props.add()
     entry.key, entry.value = METADATA_KEY, metadata.to_json()
     model.producer_name = "carvalue"
-    out = Path(out_path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=out.name, suffix=".tmp")
-    os.close(fd)
-    try:
-        onnx.save(model, tmp)
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(out_path) as tmp:
+        onnx.save(model, str(tmp))
 
 
 def check_file(path: str | os.PathLike[str]) -> Path:

@@ -29,6 +29,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from core.atomic import atomic_write
 from training.config import TrainConfig
 from training.data import LabelSpace
 
@@ -116,7 +117,7 @@ def save_checkpoint(run_dir: Path, model: nn.Module, state: dict[str, Any], conf
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
-    _write_atomic(run_dir / LAST, json.dumps({"checkpoint": f"checkpoints/{name}"}))
+    atomic_write(run_dir / LAST, json.dumps({"checkpoint": f"checkpoints/{name}"}))
     for old in sorted(p for p in root.iterdir() if p.name.startswith("step-"))[:-max(1, keep)]:
         shutil.rmtree(old)
     return final
@@ -202,19 +203,6 @@ def _read_small(path: Path) -> str:
 def _first_line(e: BaseException) -> str:
     text = (str(e).strip().splitlines() or [type(e).__name__])[0]
     return text if len(text) <= 200 else text[:197] + "..."
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def _fsync(path: Path) -> None:

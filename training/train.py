@@ -35,6 +35,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
+from core.atomic import atomic_open
 from core.dataset.records import ImageRecord
 from core.model import CarValueNet, ModelConfig
 from core.modelfile import InputSpec
@@ -567,12 +568,10 @@ def _append_csv(path: Path, row: dict[str, Any]) -> None:
             rows = [r for r in csv.DictReader(f) if int(r["epoch"]) < row["epoch"]]
     rows.append(row)
     fields = list(dict.fromkeys(k for r in rows for k in r))
-    tmp = path.with_suffix(".csv.tmp")
-    with tmp.open("w", newline="") as f:
+    with atomic_open(path, newline="") as f:
         w = csv.DictWriter(f, fieldnames=fields)
         w.writeheader()
         w.writerows(rows)
-    os.replace(tmp, path)
 
 
 def _plot(log: Path, png: Path) -> None:

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+from core.atomic import atomic_path
 from core.dataset.text import one_line
 
 SCHEMA_VERSION = 1
@@ -161,9 +161,7 @@ def connect(path: str | Path, create: bool = True, readonly: bool = False) -> sq
 def _create(path: Path) -> None:
     """Build a new database under a temp name, then publish it under ``path`` (never over an
     existing file), so a killed run never leaves an empty or half-made database behind."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
-    try:
+    with atomic_path(path, replace=False) as tmp:  # another process created it first: open theirs
         conn = sqlite3.connect(tmp, isolation_level=None)
         try:
             conn.execute("PRAGMA journal_mode=WAL")  # kept in the file's header
@@ -171,12 +169,6 @@ def _create(path: Path) -> None:
                                f"INSERT INTO meta(key, value) VALUES ('schema_version', '{SCHEMA_VERSION}');COMMIT;")
         finally:
             conn.close()
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            pass  # another process created it first: open theirs
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _open_read_only(path: Path) -> sqlite3.Connection:

@@ -16,13 +16,13 @@ import os
 import re
 import stat
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from core.atomic import atomic_write
 from core.preprocess import ImageLoadError, to_rgb
 
 SHA256_RE = re.compile(r"[0-9a-f]{64}")
@@ -118,16 +118,7 @@ class ImageStore:
         path = self.path_for(digest)
         if path.is_file() and path.stat().st_size == len(data):
             return digest
-        tmp_dir = self.root / TEMP_DIR
-        tmp_dir.mkdir(parents=True, exist_ok=True)
-        path.parent.mkdir(exist_ok=True)
-        tmp = tmp_dir / f"{os.getpid()}-{uuid.uuid4().hex}"
-        try:
-            with open(tmp, "wb") as f:
-                f.write(data)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        atomic_write(path, data, temp_dir=self.root / TEMP_DIR)
         return digest
 
     def read(self, sha256: str) -> bytes:

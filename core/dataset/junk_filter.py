@@ -24,6 +24,7 @@ from safetensors import SafetensorError
 from safetensors.numpy import load_file, save_file
 
 from core import smallfile
+from core.atomic import atomic_path, atomic_write
 
 VERSION = 1
 ARRAYS = "filter.safetensors"
@@ -111,11 +112,9 @@ class JunkFilter:
         meta = {"version": VERSION, "kind": "linear_svm", "features": self.features, "dim": self.dim,
                 "threshold": self.threshold, "score": "w . ((x - mean) / scale) + bias; junk if score < threshold",
                 "metrics": self.metrics}
-        tmp_arrays, tmp_meta = d / f".{ARRAYS}.tmp", d / f".{META}.tmp"
-        save_file(arrays, str(tmp_arrays))
-        tmp_meta.write_text(json.dumps(meta, indent=2))
-        os.replace(tmp_arrays, d / ARRAYS)
-        os.replace(tmp_meta, d / META)
+        with atomic_path(d / ARRAYS) as tmp_arrays:
+            save_file(arrays, str(tmp_arrays))
+        atomic_write(d / META, json.dumps(meta, indent=2))
 
     @classmethod
     def load(cls, directory: str | os.PathLike[str]) -> JunkFilter:

@@ -17,6 +17,7 @@ import sqlite3
 from pathlib import Path
 
 from core import smallfile
+from core.atomic import atomic_write
 from core.dataset import database as db
 from core.dataset.image_store import check_sha256
 
@@ -63,11 +64,8 @@ class LabelFile:
         self._order.append(sha)
 
     def _save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
         payload = {"version": VERSION, "labels": [{"sha256": s, "label": self._labels[s]} for s in self._order]}
-        tmp.write_text(json.dumps(payload, indent=1))
-        os.replace(tmp, self.path)
+        atomic_write(self.path, json.dumps(payload, indent=1))
 
     def set(self, sha256: str, label: str) -> None:
         if label not in (GOOD, BAD):
