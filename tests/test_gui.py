@@ -20,7 +20,7 @@ from PySide6.QtGui import QDragEnterEvent, QGuiApplication, QImage  # noqa: E402
 from PySide6.QtWidgets import QApplication, QWidget  # noqa: E402
 
 from carvalue_gui.export import format_dollars  # noqa: E402
-from carvalue_gui.main_window import MainWindow  # noqa: E402
+from carvalue_gui.main_window import MainWindow, best_sweep_position, sweep_car  # noqa: E402
 from core.predictor import Prediction, Predictor  # noqa: E402
 from core.preprocess import Box, load_photo  # noqa: E402
 from tests.gui_support import (  # noqa: E402
@@ -293,7 +293,9 @@ def test_sweep_points_and_click(qtbot: object, window: MainWindow, photos: dict[
     photo = window.current_entry().photo  # type: ignore[union-attr]
     with qtbot.waitSignal(window.sweep_shown, timeout=WAIT_MS):  # type: ignore[attr-defined]
         window.act_sweep.trigger()
-    expected = predictor.sweep(photo, n=16, width=0.5)
+    # the window sizes the sweep's box to the car it found (the whole photo when none was boxed)
+    expected = predictor.sweep(photo, n=16, width=0.5, around=sweep_car(window.current_entry()))
+    assert expected.positions == pytest.approx(window.sweep_plot.sweep.positions)
     plot = window.sweep_plot
     assert plot.x == pytest.approx(expected.positions)
     assert plot.medians == pytest.approx([p.median_price for p in expected.predictions], rel=1e-5)
@@ -326,8 +328,14 @@ def test_sweep_animation_walks_the_box_across(qtbot: object, window: MainWindow,
         window.start_sweep()
     sweep = window.sweep_plot.sweep
     assert sweep is not None
-    assert [c.x for c in crops] == pytest.approx([b.x for b in sweep.boxes])
-    assert window.crop_view.box().as_tuple() == pytest.approx(sweep.boxes[-1].as_tuple(), abs=1e-3)  # type: ignore[union-attr]
+    # every position in turn, then back to the one that shows the car best (or the car found)
+    assert [c.x for c in crops[:len(sweep.boxes)]] == pytest.approx([b.x for b in sweep.boxes])
+    best = best_sweep_position(sweep)
+    entry = window.current_entry()
+    assert entry is not None
+    end = sweep.boxes[best] if best is not None else (entry.found_box() or Box.full(entry.size))
+    assert window.crop_view.box().as_tuple() == pytest.approx(end.as_tuple(), abs=1e-3)  # type: ignore[union-attr]
+    assert len(crops) <= len(sweep.boxes) + 1
 
 
 # -- keeping results -------------------------------------------------------------------------------

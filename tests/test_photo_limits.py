@@ -86,11 +86,18 @@ def _flat_png(path: Path, w: int, h: int, ctype: int, bitdepth: int) -> None:
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", b"".join(parts)) + chunk(b"IEND", b""))
 
 
+# The peak is the child's own VmHWM: Linux carries ru_maxrss across fork+exec, so a child of a
+# pytest process that has grown to gigabytes would report the parent's peak as its own.
 PEAK = """
 import resource, sys
 from core.preprocess import load_photo
 photo = load_photo(sys.argv[1])
-print(photo.image.mode, *photo.image.size, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+try:
+    with open("/proc/self/status") as f:
+        peak_kb = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+except OSError:
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(photo.image.mode, *photo.image.size, peak_kb // 1024)
 """
 
 

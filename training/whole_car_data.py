@@ -24,6 +24,7 @@ from PIL import Image
 
 from core.preprocess import Box
 from training import compositing as comp
+from training.labels_csv import LABELS_CSV
 
 NO_CAR, PART, WHOLE = 0, 1, 2
 PARTS = ("train", "val", "test")
@@ -31,6 +32,15 @@ PARTS = ("train", "val", "test")
 # test is reported and never used for a choice.
 CATEGORY_SHARES = {"train": 0.6, "val": 0.2, "test": 0.2}
 NATURAL_KINDS = {"car": WHOLE, "vehicle_not_car": NO_CAR, "car_part": PART, "not_car": NO_CAR}
+# The natural-photos folder's sources and licences (its README), recorded in the model file's
+# framing section beside the installed negatives'.
+NATURAL_SOURCES: tuple[dict[str, str], ...] = (
+    {"name": "natural-photos/imagenet", "package": "shared data natural-photos (EliSchwartz/imagenet-sample-images "
+     "bc69043)", "licence": "ImageNet terms of access: non-commercial research and education only",
+     "copyright": "natural-photos/README.md", "kinds": "photo"},
+    {"name": "natural-photos/caltech101", "package": "shared data natural-photos (Caltech 101, Fei-Fei, Fergus, "
+     "Perona 2004)", "licence": "CC-BY-4.0", "copyright": "natural-photos/README.md", "kinds": "photo"},
+)
 
 
 @dataclass(frozen=True)
@@ -56,11 +66,12 @@ class NaturalPhoto:
 def read_natural(root: Path) -> list[NaturalPhoto]:
     """labels.csv of the natural-photos folder; rows whose file is missing are left out."""
     out = []
-    with (root / "labels.csv").open(newline="", encoding="utf-8") as f:
+    table = root / LABELS_CSV  # the same file name as the car folders' table, another schema
+    with table.open(newline="", encoding="utf-8") as f:
         for row in csv.DictReader(f):
             kind = row.get("kind", "")
             if kind not in NATURAL_KINDS:
-                raise ValueError(f"{root / 'labels.csv'}: unknown kind {kind!r} for {row.get('file')!r}")
+                raise ValueError(f"{table}: unknown kind {kind!r} for {row.get('file')!r}")
             path = root / row["file"]
             if path.is_file():
                 out.append(NaturalPhoto(path, row["source"], row["category"], kind))
