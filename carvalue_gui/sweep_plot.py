@@ -93,7 +93,7 @@ class SweepPlot(pg.PlotWidget):
         item.showAxis("right")
         item.scene().addItem(self._prob_view)
         item.getAxis("right").linkToView(self._prob_view)
-        item.getAxis("right").setLabel("probability", color=f"rgb{PROB_PEN}")
+        item.getAxis("right").setLabel("how sure", color=f"rgb{PROB_PEN}")
         item.getAxis("right").enableAutoSIPrefix(False)
         item.getAxis("right").setTicks([[(v, f"{v:g}") for v in (0.0, 0.5, 1.0)],
                                         [(v, "") for v in (0.25, 0.75)]])  # never above 1
@@ -179,7 +179,7 @@ class SweepPlot(pg.PlotWidget):
             if i < len(self.followed_all):
                 label = self.followed_all[i]
                 curve.setData(self.x, np.where(self.whole, sweep.probabilities_of(label), np.nan), connect="finite")
-                self.legend.addItem(curve, f"P({_html(_elide(label, LEGEND_CHARS))})")
+                self.legend.addItem(curve, f"how sure: {_html(_elide(label, LEGEND_CHARS))}")
             else:
                 curve.setData([], [])
         self.legend.show()

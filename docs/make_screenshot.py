@@ -40,6 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--framed", metavar="BACKGROUND",
                     help="show the main photo composited whole into this background photo (car at ~30%% of "
                          "the frame) with the box the app finds, no sweep")
+    ap.add_argument("--photo", metavar="PHOTO",
+                    help="show this photo first (for example one with no car in it) instead of the main car "
+                         "photo, with the box the app finds, no sweep")
     args = ap.parse_args(argv)
     size = tuple(int(v) for v in args.size.lower().split("x"))
 
@@ -95,11 +98,13 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.framed:
         main_photo = framed_photo(main_photo, Path(args.framed), work / "framed.jpg")
+    if args.photo:
+        main_photo = Path(args.photo)
     window.open_paths([str(main_photo)] + [str(images / n) for n in STRIP if (images / n).exists()])
     wait_until(lambda: len(window.entries) >= 2 and window.batch_pending() == 0)
     window.strip.select(1)
     wait_until(lambda: window.panel.shown is not None and window.panel.shown_request == window.latest_request_id)
-    if not args.framed:
+    if not args.framed and not args.photo:
         window.start_sweep()
         wait_until(lambda: window.sweep_plot.sweep is not None)
         # Then the crop box (by default around most of the car, so the box, the histogram and

@@ -97,7 +97,7 @@ def test_sweep_plot_follows_the_tops_and_says_click(qtbot: object, priced_model:
     assert plot.followed == plot.followed_all[0]
     legend = [label.text for _, label in plot.legend.items]
     assert len(legend) == len(plot.followed_all)
-    assert all(text.startswith("P(") for text in legend)
+    assert all(text.startswith("how sure: ") for text in legend)  # buyer words, not P(...)
     assert plot.shown_title in TITLES[CLICK_TITLE] and "lick" in plot.shown_title
     assert "Click a point to move the box there" in plot.toolTip()
     window.resize(1600, 1000)

@@ -249,6 +249,15 @@ def _known_limits(meta: ModelMetadata) -> list[str]:
                      f"or unusual framing were not measured. The found box is coarse ({cells}x{cells} feature map at "
                      f"{meta.input.size} px): {whose} median IoU with the true box on held-out composites was "
                      + " and ".join(ious) + ".")
+    elif isinstance(whole := meta.metrics.get("whole_car"), dict) and isinstance(whole.get("by_kind"), dict):
+        kinds = whole["by_kind"]
+        few = [f"{k} ({d['photos']})" for k, d in sorted(kinds.items()) if d.get("photos", 0) < 50]
+        weak = [f"{k}: {100 * d['flagged']:.0f}%" for k, d in sorted(kinds.items())
+                if not k.startswith("whole") and d.get("photos", 0) >= 50 and d["flagged"] < 0.9]
+        lines.append("- The whole-car check is a small head on the trunk's features, not a detector: it is wrong on "
+                     "some photos of every kind (table below)."
+                     + (" Parts of cars it flags least often: " + "; ".join(weak) + "." if weak else "")
+                     + (" Kinds held out in too few photos to say much: " + ", ".join(few) + "." if few else ""))
     else:
         lines.append("- The 'not a whole car' flag is a confidence threshold, not a car detector: confident mistakes "
                      "on non-car photos happen (see the counts above).")
@@ -278,7 +287,7 @@ def card_text(model: Path, reference_reports: str = "") -> str:
     if isinstance(whole, dict) and "by_kind" in whole:
         from training.whole_car_eval import card_section as whole_car_section
 
-        text += "\n" + whole_car_section(whole)
+        text += "\n" + whole_car_section(whole, meta.framing.sources if meta.framing is not None else ())
     return text
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -135,8 +135,9 @@ def record(model: Path, r: dict[str, dict[str, Any]], categories: list[str]) -> 
     model.chmod(0o644)
 
 
-def card_section(w: dict[str, Any]) -> str:
-    """The model card's section on the whole-car check (from ``metrics.whole_car``)."""
+def card_section(w: dict[str, Any], sources: Sequence[dict[str, str]] = ()) -> str:
+    """The model card's section on the whole-car check (from ``metrics.whole_car``), with the
+    licences of the photos and graphics it learnt from (the framing section's ``sources``)."""
     rows = ["| held-out photos | photos | flagged (not shown as a whole car) | called \"no car\" | make/model top-1 |",
             "| --- | --- | --- | --- | --- |"]
     for kind, d in sorted(w["by_kind"].items()):
@@ -150,7 +151,10 @@ def card_section(w: dict[str, Any]) -> str:
                       "drawn negatives; thresholds on validation categories and photos. Measured through `carvalue "
                       "predict` as it runs by default (`--crop auto`) on photos and categories used neither to train "
                       "it nor to set its thresholds"
-                      + (f" ({len(cats)} natural-photo categories)" if cats else "") + ":", "", *rows, ""])
+                      + (f" ({len(cats)} natural-photo categories)" if cats else "") + ":", "", *rows, "",
+                      *(["Sources of natural photos, backgrounds and negatives, with their licences:", "",
+                         *(f"- {d.get('name', '?')}: {d.get('licence', '?')}" for d in sources), ""]
+                        if sources else [])])
 
 
 def main(argv: list[str] | None = None) -> int:

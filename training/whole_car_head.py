@@ -16,6 +16,7 @@ import dataclasses
 import json
 import math
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -178,13 +179,20 @@ def graft(model_path: Path, head: Head, th: dict[str, float], out: Path, note: s
     _, meta = open_session(model_path, threads=1)
     assert meta.framing is not None
     framing = dataclasses.replace(meta.framing, threshold=th["threshold"], unsure_below=th["unsure_below"],
-                                  car_output=CAR_OUTPUT, car_threshold=th["car_threshold"], note=note)
+                                  car_output=CAR_OUTPUT, car_threshold=th["car_threshold"], note=note,
+                                  sources=with_natural_sources(meta.framing.sources))
     metrics = {k: v for k, v in meta.metrics.items() if k != "framing"}
     new_meta = dataclasses.replace(meta, framing=framing, metrics=metrics)
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "graph.onnx"
         onnx.save(model, str(raw))
         write_model_file(raw, new_meta, out)
+
+
+def with_natural_sources(sources: Sequence[dict[str, str]]) -> tuple[dict[str, str], ...]:
+    """The framing section's sources with the natural-photos folder's added (once)."""
+    names = {s["name"] for s in sources}
+    return (*sources, *(s for s in wd.NATURAL_SOURCES if s["name"] not in names))
 
 
 def parity(a: Path, b: Path, n: int = 8, seed: int = 0) -> float:
