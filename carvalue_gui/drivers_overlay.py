@@ -19,8 +19,8 @@ from PySide6.QtCore import QEvent, QObject, QRectF, Qt, Signal
 from PySide6.QtGui import QFontMetrics
 from PySide6.QtWidgets import QComboBox, QFrame, QLabel, QVBoxLayout, QWidget
 
+from core.money import format_dollars, signed_short_dollars
 from core.occlusion import DriversMap
-from core.report import format_dollars, signed_short_dollars
 
 MODES = {"make_model": "Colours: make/model", "price": "Colours: price"}  # short: the legend is narrow
 RED = (230, 40, 30)

@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from core.modelfile import ModelMetadata
+from core.money import format_dollars
 from core.report import (
     PhotoResults,
     csv_header,
     csv_rows,
     dumps,
-    format_dollars,
     prediction_text,
     results_json,
 )

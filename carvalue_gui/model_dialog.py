@@ -10,9 +10,9 @@ from typing import Any
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QTextBrowser, QVBoxLayout, QWidget
 
 from core.modelfile import ModelMetadata
+from core.money import whole_dollars
+from core.photo_price import describe, display_bounds
 from core.predictor import PriceBin
-from core.pricing import describe, display_bounds
-from core.report import whole_dollars
 
 LICENCE_KEYS = ("licence", "license", "data_licence", "data_license", "licence_note", "license_note")
 # Held-out figures shown first, in this order: (metrics key, label).

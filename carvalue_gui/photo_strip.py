@@ -39,8 +39,8 @@ from PySide6.QtWidgets import (
 )
 
 from carvalue_gui.elide import elide_keep_year
+from core.money import format_dollars
 from core.predictor import Prediction
-from core.report import format_dollars
 
 KEY_ROLE = Qt.ItemDataRole.UserRole
 WARN_ROLE = Qt.ItemDataRole.UserRole + 1  # a row whose estimate is not for a whole car: its badge

@@ -19,8 +19,8 @@ from PySide6.QtGui import QResizeEvent
 from PySide6.QtWidgets import QWidget
 
 from core.modelfile import PriceSpec
+from core.money import format_dollars, short_dollars
 from core.predictor import Prediction
-from core.report import format_dollars, short_dollars
 
 BAR_BRUSH = (70, 130, 200)
 OPEN_BRUSH = (170, 198, 228)  # the open-ended lowest and highest ranges

@@ -27,9 +27,10 @@ from carvalue_gui.price_inputs import PriceInputsWidget
 from carvalue_gui.probability_bar import ProbabilityBar
 from core.framing import WholeCar, whole_car_message
 from core.modelfile import ModelMetadata
+from core.money import dollar_range, format_dollars
+from core.photo_price import describe, display_bounds
 from core.predictor import LabelProb, Prediction, reprice
-from core.pricing import PriceInputs, describe, display_bounds
-from core.report import dollar_range, format_dollars
+from core.pricing import PriceInputs
 
 TOP_K = 5
 PANEL_MIN_WIDTH = 340

@@ -14,8 +14,8 @@ from PySide6.QtGui import QResizeEvent
 from PySide6.QtWidgets import QWidget
 
 from core.framing import WholeCar
+from core.money import short_dollars
 from core.predictor import Sweep
-from core.report import short_dollars
 
 PRICE_PEN = (40, 90, 170)
 BAND_BRUSH = (40, 90, 170, 50)

@@ -27,12 +27,12 @@ import functools
 import json
 import math
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.report import whole_dollars
+from core.money import whole_dollars
+from core.paths import bundled
 
 CATALOGUE_VERSION = 1
 FIRST_YEAR = 1990  # the MSRP table's first model year: no car is carried back before it
@@ -233,12 +233,3 @@ def load_catalogue(path: str | None = None) -> Catalogue:
     except (KeyError, TypeError, IndexError, json.JSONDecodeError) as e:
         raise ValueError(f"{p}: not a CarValue catalogue ({e})") from e
 
-
-def bundled(path: Path) -> Path:
-    """``path`` under resources/, inside a PyInstaller bundle when run from one."""
-    base = getattr(sys, "_MEIPASS", None)
-    if base:
-        inside = Path(base) / "resources" / path.parent.name / path.name
-        if inside.exists():
-            return inside
-    return path

@@ -31,6 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from core.paths import bundled
+
 DEPRECIATION_VERSION = 1
 DEPRECIATION_PATH = Path(__file__).resolve().parent.parent / "resources" / "price" / "depreciation.json"
 VARIANT_KEYS: tuple[str, ...] = ("none", "mileage", "condition", "mileage+condition")
@@ -201,8 +203,6 @@ def _vec(v: Any, n: int) -> np.ndarray:
 @functools.lru_cache(maxsize=4)
 def load_depreciation(path: str | None = None) -> Depreciation:
     """The bundled depreciation (or ``path``); raises OSError / ValueError naming the file."""
-    from core.catalogue import bundled
-
     p = Path(path) if path else bundled(DEPRECIATION_PATH)
     try:
         return Depreciation(json.loads(p.read_text(encoding="utf-8")))

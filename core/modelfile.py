@@ -19,7 +19,8 @@ from typing import Any
 
 from core import graphcheck
 from core.atomic import atomic_path
-from core.report import whole_dollars
+from core.money import PRICE_CEILING, whole_dollars
+from core.pricing import PriceModel, PriceModelError
 
 # 2: optional ``framing`` (where the car is, whole-car head) and ``price_model`` sections and
 # their outputs; a version-1 file has neither and still loads (the full photo is its crop).
@@ -28,9 +29,8 @@ METADATA_KEY = "carvalue"
 OUTPUT_NAMES = ("price_logits", "median", "make_model_logits", "year_logits")
 UNKNOWN = "Unknown"
 # Ranges a loaded file's numbers must lie in, so every prediction stays finite: no price is
-# above PRICE_CEILING dollars (the median head's value is capped there too), and a softmax
-# temperature outside TEMPERATURE_RANGE turns logits into inf or 0/0.
-PRICE_CEILING = 1e9
+# above PRICE_CEILING dollars (core/money.py; the median head's value is capped there too), and
+# a softmax temperature outside TEMPERATURE_RANGE turns logits into inf or 0/0.
 TEMPERATURE_RANGE = (1e-2, 1e2)
 MAX_INPUT_SIZE = 4096
 
@@ -149,9 +149,17 @@ class ModelMetadata:
     created: str = ""
     format_version: int = FORMAT_VERSION
     framing: FramingSpec | None = None
-    # Format 2: how class probabilities become a price (core.pricing.PriceModel.from_dict reads
-    # it; kept as JSON here so the contract has one parser).  None: the price head's value.
+    # Format 2: how class probabilities become a price, as the file holds it (JSON; parsed once by
+    # :attr:`parsed_price_model`, with core.pricing.PriceModel.from_dict).  None: the price head's value.
     price_model: dict[str, Any] | None = None
+
+    @functools.cached_property
+    def parsed_price_model(self) -> PriceModel | None:
+        """The ``price_model`` section parsed and checked, once per metadata object (raises
+        :class:`core.pricing.PriceModelError`; ``from_json`` has already checked it)."""
+        if self.price_model is None:
+            return None
+        return PriceModel.from_dict(self.price_model, n_classes=len(self.make_models))
 
     def output_sizes(self) -> dict[str, int]:
         sizes = {
@@ -262,12 +270,10 @@ class ModelMetadata:
                 if not (_is_number(fr.car_threshold) and 0 < fr.car_threshold < 1):
                     fail("framing.car_threshold must be a number in (0, 1)")
         if self.price_model is not None:
-            from core.pricing import PriceModel, PriceModelError
-
             if self.format_version < 2:
                 fail("a price_model section needs format_version 2")
             try:
-                PriceModel.from_dict(self.price_model, n_classes=len(self.make_models))
+                self.parsed_price_model  # noqa: B018  (parsed and checked here, once)
             except PriceModelError as e:
                 fail(str(e))
 

@@ -1,4 +1,12 @@
-"""Dollars of one year carried to another: the US CPI for used cars and trucks (issue 28).
+"""Dollars: how they are written, and dollars of one year carried to another (issue 28).
+
+Formatting (one owner, used by the CLI, the app, the export and the model checks):
+:func:`format_dollars` (an estimate, to the nearest $100: the model is not more precise than
+that), :func:`short_dollars` (axis labels and price ranges, "$2.5k"), :func:`signed_short_dollars`
+(a change), :func:`whole_dollars` (a figure about a model, to the dollar), :func:`dollar_range`.
+Files keep the unrounded numbers.
+
+Carrying: the US CPI for used cars and trucks.
 
 The price model is fitted on listings of 2021; a car sold in another year is priced in that
 year's dollars by the ratio of this index's annual averages.  The table is small and fixed on
@@ -67,3 +75,39 @@ def carry(from_year: int, to_year: int) -> Carry:
     """Dollars of ``from_year`` (listings) as dollars of ``to_year`` (the year of sale)."""
     a, b = _clamp(from_year), _clamp(to_year)
     return Carry(from_year, to_year, USED_CARS_CPI[b] / USED_CARS_CPI[a], b, a)
+
+
+# --------------------------------------------------------------------------- writing dollars
+
+# No price is above this many dollars: a loaded model file's numbers are checked against it
+# (core/modelfile.py, core/pricing.py) and the median head's value is capped there.
+PRICE_CEILING = 1e9
+
+
+def format_dollars(value: float) -> str:
+    """$18,800: to the nearest hundred (the model is not more precise than that)."""
+    return f"${round(value, -2):,.0f}"
+
+
+def short_dollars(value: float) -> str:
+    """A compact label for an axis or a price range: "$900", "$2.5k", "$15k"."""
+    if value >= 1000:
+        k = value / 1000
+        return f"${k:.1f}k".replace(".0k", "k") if k < 10 and k != int(k) else f"${k:.0f}k"
+    return f"${value:.0f}"
+
+
+def signed_short_dollars(change: float) -> str:
+    """A change in price, short: "+$1.2k", "−$850"."""
+    sign = "+" if change >= 0 else "\u2212"
+    a = abs(change)
+    return f"{sign}${a / 1000:.1f}k" if a >= 1000 else f"{sign}${a:.0f}"
+
+
+def whole_dollars(value: float) -> str:
+    """$10,618: a figure about a model (an error, a limit), not an estimate, to the dollar."""
+    return f"${value:,.0f}"
+
+
+def dollar_range(low: float, high: float, sep: str = " – ") -> str:
+    return f"{format_dollars(low)}{sep}{format_dollars(high)}"

@@ -11,6 +11,10 @@ from __future__ import annotations
 import os
 from typing import TextIO
 
+# The version of the results' JSON schema (docs/result-schema.md): ``carvalue predict --json``,
+# ``carvalue price --json`` and the app's File > Export write it.
+SCHEMA_VERSION = 1
+
 
 class OutputError(Exception):
     """The results cannot be written; ``str(e)`` is one line saying why."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from platformdirs import PlatformDirs
@@ -23,3 +24,13 @@ def config_dir() -> Path:
 def pretrained_trunk_path() -> Path:
     """Where training/pretrained.py caches the converted ImageNet MobileNetV2 trunk."""
     return cache_dir() / "mobilenet_v2_imagenet_keras160.safetensors"
+
+
+def bundled(path: Path) -> Path:
+    """``path`` under resources/, inside a PyInstaller bundle when run from one."""
+    base = getattr(sys, "_MEIPASS", None)
+    if base:
+        inside = Path(base) / "resources" / path.parent.name / path.name
+        if inside.exists():
+            return inside
+    return path

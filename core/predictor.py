@@ -17,6 +17,7 @@ from PIL import Image
 
 from core.framing import CropMode, Located, WholeCar, car_score, found_box, verdict, whole_car_score
 from core.modelfile import ModelMetadata, open_session, physical_cores
+from core.photo_price import estimate_price
 from core.preprocess import (
     Box,
     ImageLoadError,
@@ -26,7 +27,7 @@ from core.preprocess import (
     photo_from_array,
     photo_from_image,
 )
-from core.pricing import PriceBasis, PriceBin, PriceEstimate, PriceInputs, estimate_price
+from core.pricing import PriceBasis, PriceBin, PriceEstimate, PriceInputs
 from core.pricing import bin_quantile as bin_quantile  # re-exported: it lived here
 from core.pricing import shown_median as shown_median  # re-exported: it lived here
 

@@ -25,9 +25,10 @@ from typing import Any, NoReturn, TextIO
 
 from core.carprice import price_many
 from core.catalogue import CatalogueCar, NotInCatalogue
+from core.money import dollar_range, format_dollars
 from core.names import json_text, printable
+from core.output import SCHEMA_VERSION
 from core.pricing import CONDITIONS, PriceEstimate, PriceInputs
-from core.report import SCHEMA_VERSION, dollar_range, format_dollars
 
 REQUIRED = ("make", "model", "year")
 OPTIONAL = ("mileage", "km", "condition", "year_of_sale")

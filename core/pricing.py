@@ -24,20 +24,16 @@ the price says how large that share is.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from core.report import short_dollars
-
-if TYPE_CHECKING:
-    from core.modelfile import ModelMetadata
+from core.money import PRICE_CEILING, short_dollars
 
 PRICE_MODEL_VERSION = 1
 CONDITIONS: tuple[str, ...] = ("like-new", "excellent", "good", "fair", "salvage")
@@ -263,9 +259,6 @@ class PriceModel:
         """Finite is not enough (a coefficient of 1e308 overflows every estimate): the formula's
         largest possible value over the fitted ages must keep prices within a factor of
         PRICE_CEILING of the MSRP, and every MSRP between $1 and PRICE_CEILING."""
-        # lazy: core.modelfile checks price models with this module
-        from core.modelfile import PRICE_CEILING
-
         limit = math.log(PRICE_CEILING)
         lo, hi = self.age_range
         if not 0 <= lo <= hi <= 200 or not 0.1 <= self.age_scale <= 1000:
@@ -589,7 +582,7 @@ def what_sentence(source: str, year_of_sale: int, listings_year: int, head_meani
 
 
 def head_estimate(bins: Sequence[PriceBin], head_median: float, inputs: PriceInputs, meaning: str,
-                  listings_year: int = 2021) -> PriceEstimate:
+                  listings_year: int) -> PriceEstimate:
     """A model file without a price model: the head's histogram and median, as before issue 17."""
     low, high = bin_quantile(bins, LIKELY[0]), bin_quantile(bins, LIKELY[1])
     return PriceEstimate(shown_median(head_median, low, high), (low, high),
@@ -597,23 +590,7 @@ def head_estimate(bins: Sequence[PriceBin], head_median: float, inputs: PriceInp
                          inputs.year, "price_head", listings_year, head_meaning=meaning)
 
 
-# --------------------------------------------------------------------------- for a model file
-
-_parsed: dict[int, tuple[dict[str, Any], PriceModel]] = {}
-
-
-def price_model_of(meta: ModelMetadata) -> PriceModel | None:
-    """The parsed ``price_model`` of a model file's metadata (parsed once per metadata object;
-    ``ModelMetadata.from_json`` has already checked it)."""
-    raw = meta.price_model
-    if raw is None:
-        return None
-    hit = _parsed.get(id(raw))
-    if hit is not None and hit[0] is raw:
-        return hit[1]
-    model = PriceModel.from_dict(raw, n_classes=len(meta.make_models))
-    _parsed[id(raw)] = (raw, model)
-    return model
+# --------------------------------------------------------------------------- what a price is computed from
 
 
 class PriceBasis:
@@ -628,57 +605,3 @@ class PriceBasis:
         self.head_bins = tuple(head_bins)
         self.head_median = float(head_median)
         self.year_probs = dict(year_probs or {})
-
-
-def estimate_price(meta: ModelMetadata, basis: PriceBasis, inputs: PriceInputs) -> PriceEstimate:
-    """The price for a model file: the price model's mixture when the file has one with a class
-    table; its calibrated price head when it has one without (a model trained on listing
-    prices); else the price head's histogram (a format-1 file: the value of its fixed year)."""
-    if inputs.car:  # the car the user named (issue 28): its price, the photo's answer kept beside it
-        from core.carprice import named_car, price_car
-        from core.catalogue import NotInCatalogue
-
-        try:
-            return price_car(named_car(inputs.car, inputs.year), inputs, "user")
-        except NotInCatalogue as e:
-            est = estimate_price(meta, basis, dataclasses.replace(inputs, car=None))
-            return dataclasses.replace(est, extra_notes=(*est.extra_notes, f"The car you named is not priced ({e}): "
-                                                         "this is the photo's price."))
-    model = price_model_of(meta)
-    if model is not None and model.classes:
-        # the catalogue path (issue 28); lazy: core.carprice imports this module
-        from core.carprice import price_photo
-
-        est = price_photo(meta.make_models, basis, inputs)
-        if est is not None:
-            return est
-    if model is not None and not model.classes and math.isfinite(basis.head_median) and basis.head_median > 0:
-        return model.estimate_head(basis.head_median, basis.year_probs, inputs)
-    if model is None or not model.classes:
-        return head_estimate(basis.head_bins, basis.head_median, inputs, meta.price.meaning)
-    return model.estimate(basis.probs, inputs, basis.head_median)
-
-
-def describe(meta: ModelMetadata, year_of_sale: int | None = None) -> str:
-    """What a model file's prices are, before any estimate (the app's model line)."""
-    model = price_model_of(meta)
-    year = year_of_sale or current_year()
-    if model is not None and model.classes:
-        from core.carprice import uses_catalogue, what_text  # lazy: it imports this module
-
-        if uses_catalogue(tuple(meta.make_models)):
-            return what_text(year, model.listings_year, None)
-    if model is None:
-        return what_sentence("price_head", year, 2021, meta.price.meaning)
-    return what_sentence("price_model" if model.classes else "price_head_calibrated", year, model.listings_year)
-
-
-def display_bounds(meta: ModelMetadata) -> list[tuple[float, float | None]]:
-    """The price ranges a model file's estimates carry (the price model's, else the head's)."""
-    model = price_model_of(meta)
-    if model is not None and model.classes:
-        from core.carprice import uses_catalogue
-
-        if uses_catalogue(tuple(meta.make_models)):
-            return bounds_of(DEFAULT_DISPLAY_EDGES)
-    return bounds_of(model.edges) if model is not None else meta.price.bounds()

@@ -2,11 +2,12 @@
 
 One owner for each thing a result says:
 
-* dollars: :func:`format_dollars` (to the nearest $100: the model is not more precise than
-  that) and :func:`short_dollars` (axis labels, "$2.5k"); files keep the unrounded numbers;
+* dollars: written by :mod:`core.money` (``format_dollars``, ``short_dollars``, ...); files keep
+  the unrounded numbers;
 * the result's JSON: one schema, versioned by :data:`SCHEMA_VERSION` and documented in
   docs/result-schema.md. ``carvalue predict --json`` prints one document per photo per line and
-  the app's File > Export writes one document for all its photos: the same object per photo;
+  the app's File > Export writes one document for all its photos: the same object per photo
+  (the version lives in :mod:`core.output`, which ``carvalue price`` shares);
 * the CSV rows of the app's export; the plain-text summary (the clipboard).
 
 The words the price says about itself come from :mod:`core.pricing` (``PriceEstimate.words``).
@@ -17,48 +18,17 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from core.modelfile import ModelMetadata
+from core.money import dollar_range, format_dollars
 from core.names import json_text
+from core.output import SCHEMA_VERSION
+from core.photo_price import describe, display_bounds
+from core.predictor import Prediction, Sweep
+from core.pricing import PriceBin, PriceEstimate
 
-if TYPE_CHECKING:  # core.pricing labels its ranges with short_dollars: no import back at run time
-    from core.modelfile import ModelMetadata
-    from core.predictor import Prediction, Sweep
-    from core.pricing import PriceEstimate
-
-SCHEMA_VERSION = 1
 TOP = 5  # make/models and years a file lists per prediction
-
-
-# --------------------------------------------------------------------------- dollars
-
-def format_dollars(value: float) -> str:
-    """$18,800: to the nearest hundred (the model is not more precise than that)."""
-    return f"${round(value, -2):,.0f}"
-
-
-def short_dollars(value: float) -> str:
-    """A compact label for an axis or a price range: "$900", "$2.5k", "$15k"."""
-    if value >= 1000:
-        k = value / 1000
-        return f"${k:.1f}k".replace(".0k", "k") if k < 10 and k != int(k) else f"${k:.0f}k"
-    return f"${value:.0f}"
-
-
-def signed_short_dollars(change: float) -> str:
-    """A change in price, short: "+$1.2k", "−$850"."""
-    sign = "+" if change >= 0 else "\u2212"
-    a = abs(change)
-    return f"{sign}${a / 1000:.1f}k" if a >= 1000 else f"{sign}${a:.0f}"
-
-
-def whole_dollars(value: float) -> str:
-    """$10,618: a figure about a model (an error, a limit), not an estimate, to the dollar."""
-    return f"${value:,.0f}"
-
-
-def dollar_range(low: float, high: float, sep: str = " – ") -> str:
-    return f"{format_dollars(low)}{sep}{format_dollars(high)}"
 
 
 # --------------------------------------------------------------------------- plain text
@@ -133,8 +103,6 @@ def photo_json(r: PhotoResults, top: int = TOP) -> dict[str, Any]:
 def model_json(meta: ModelMetadata, model_path: str, year_of_sale: int | None = None) -> dict[str, Any]:
     """``price_meaning``: core.pricing's sentence for the file (the price model's when it has
     one, not the head's own ``price.meaning`` of a fixed year) at ``year_of_sale``."""
-    from core.pricing import describe  # see the TYPE_CHECKING import above
-
     return {"name": meta.name, "file": model_path, "created": meta.created,
             "price_meaning": describe(meta, year_of_sale), "currency": meta.price.currency}
 
@@ -173,8 +141,6 @@ def _utf8(value: Any) -> Any:
 # --------------------------------------------------------------------------- CSV
 
 def csv_header(meta: ModelMetadata, top: int = TOP) -> list[str]:
-    from core.pricing import PriceBin, display_bounds  # see the TYPE_CHECKING import above
-
     cols = ["source", "kind", "position", "crop_x", "crop_y", "crop_w", "crop_h",
             "median_price", "price_low", "price_high", "confidence", "looks_like_car", "whole_car"]
     for i in range(1, top + 1):

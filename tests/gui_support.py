@@ -12,8 +12,8 @@ from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication, QWidget
 
-from carvalue_gui.export import format_dollars
 from carvalue_gui.main_window import MainWindow
+from core.money import format_dollars
 from core.predictor import Prediction
 
 WAIT_MS = 15_000

@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core.modelfile import ModelFileError, ModelMetadata
+from core.photo_price import estimate_price
 from core.pricing import (
     CONDITIONS,
     PriceBasis,
@@ -20,7 +21,6 @@ from core.pricing import (
     PriceInputs,
     PriceModel,
     PriceModelError,
-    estimate_price,
 )
 from tests.modelfactory import MAKE_MODELS, random_metadata
 from tests.pricefactory import price_section

@@ -15,7 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from core.report import SCHEMA_VERSION, format_dollars, short_dollars, signed_short_dollars
+from core.money import format_dollars, short_dollars, signed_short_dollars
+from core.report import SCHEMA_VERSION
 
 REPO = Path(__file__).resolve().parent.parent
 SCHEMA_DOC = REPO / "docs" / "result-schema.md"
@@ -32,15 +33,15 @@ def shape(v: Any) -> Any:
     return type(v).__name__ if v is not None else "null"
 
 
-def test_dollars_are_formatted_in_core_report_only() -> None:
+def test_dollars_are_formatted_in_core_money_only() -> None:
     offenders = []
     for path in sorted([*(REPO / "core").rglob("*.py"), *(REPO / "carvalue_gui").rglob("*.py")]):
-        if path.name == "report.py" and path.parent.name == "core":
+        if path.name == "money.py" and path.parent.name == "core":
             continue
         for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             if DOLLAR_FORMAT.search(line):
                 offenders.append(f"{path.relative_to(REPO)}:{n}: {line.strip()}")
-    assert not offenders, "format dollars with core.report:\n" + "\n".join(offenders)
+    assert not offenders, "format dollars with core.money:\n" + "\n".join(offenders)
 
 
 @given(st.floats(0, 5e6, allow_nan=False))

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from core.predictor import Predictor
-from core.pricing import PriceInputs, price_model_of
+from core.pricing import PriceInputs
 from training.labels import read_stanford_labels
 from training.price_fit import DEFAULT_STANFORD, REPORT_DIR
 
@@ -35,7 +35,7 @@ def stanford_check(model: Path | None, stanford_dir: Path = DEFAULT_STANFORD, sp
     from scipy.stats import spearmanr
 
     predictor = Predictor.load(model)
-    pm = price_model_of(predictor.metadata)
+    pm = predictor.metadata.parsed_price_model
     if pm is None or not pm.classes:
         raise SystemExit(f"{predictor.path}: no price model with a class table")
     predictor.price_inputs = PriceInputs(year_of_sale=year_of_sale)
