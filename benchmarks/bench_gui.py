@@ -12,7 +12,7 @@ single-crop prediction: crop + resize + network; the network alone is printed to
 - resident memory added by 100 dropped camera-size photos (decoded and estimated).
 Targets (issue 5): crop p95 <= 3x single forward; sweep <= 16 single forwards; 100 photos <= 600 MB.
 Without --model the bundled model is used, or, when it is absent, a random-weight model made by
-tests/modelfactory.py (the latencies do not depend on the weights).
+training/testmodels.py (the latencies do not depend on the weights).
 """
 
 from __future__ import annotations
@@ -62,10 +62,10 @@ def model_path(arg: str | None, work: Path) -> tuple[str, str]:
         return arg, "given"
     if default_model_path().exists():
         return str(default_model_path()), "bundled"
-    from tests.modelfactory import make_model_file
+    from training.testmodels import make_model_file
 
     path, _ = make_model_file(work / "random.onnx")
-    return str(path), "random weights (tests/modelfactory.py; no bundled model yet)"
+    return str(path), "random weights (training/testmodels.py; no bundled model yet)"
 
 
 def main(argv: list[str] | None = None) -> int:

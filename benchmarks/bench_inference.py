@@ -81,7 +81,7 @@ def _prepare(work: Path) -> dict[str, object]:
     """Write the shared network (ONNX + torch weights), a camera JPEG and its input batches."""
     import torch
 
-    from tests.modelfactory import make_model_file, random_metadata
+    from training.testmodels import make_model_file, random_metadata
 
     meta = random_metadata()
     facts: dict[str, object] = {}

@@ -2,7 +2,7 @@
 
 1. Perceptual hashes per second on 256-px JPEGs (the store's format), draft-mode decode vs full
    decode, and their ratio (target: draft >= 2x).
-2. Scrape throughput against the loopback listing site (tests/dataset/fakesite.py, no faults)
+2. Scrape throughput against the loopback listing site (benchmarks/fakesite.py, no faults)
    vs plain GETs of the very same URLs with the same number of threads and sessions (target:
    the pipeline within 2x of the network alone): what parsing, resizing, hashing, storing and
    SQLite cost on top of the downloads.
@@ -28,6 +28,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.fakesite import FakeSite, Faults, car_photo  # noqa: E402
 from core.dataset import database  # noqa: E402
 from core.dataset.http_client import (  # noqa: E402
     USER_AGENT,
@@ -38,7 +39,6 @@ from core.dataset.image_store import ImageStore, encode_for_store  # noqa: E402
 from core.dataset.listing_page import parse_listing_page  # noqa: E402
 from core.dataset.phash import perceptual_hash_bytes  # noqa: E402
 from core.dataset.scrape import ScrapeConfig, Scraper  # noqa: E402
-from tests.dataset.fakesite import FakeSite, Faults, car_photo  # noqa: E402
 
 
 def bench_phash(n: int, repeats: int) -> dict[str, float]:
@@ -118,7 +118,7 @@ def bench_scrape(listings: int, workers: int, repeats: int) -> dict[str, float |
         ours.send("stop")
         server.join(10)
     return {"listings": listings, "requests": len(urls), "photo_bytes": n_bytes, "workers": workers,
-            "server": "tests/dataset/fakesite.py in its own process, 480x360 JPEG photos",
+            "server": "benchmarks/fakesite.py in its own process, 480x360 JPEG photos",
             "plain_get_s": round(plain_s, 3), "pipeline_s": round(pipe_s, 3),
             "plain_requests_per_s": round(len(urls) / plain_s, 1),
             "pipeline_requests_per_s": round(len(urls) / pipe_s, 1),

@@ -3,19 +3,37 @@
 
 from __future__ import annotations
 
+from collections.abc import Sized
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any, Protocol, cast
 
 from PySide6.QtCore import QRect, Qt
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QImage, QPainter, QPixmap
-from PySide6.QtWidgets import QFileDialog
+from PySide6.QtWidgets import QFileDialog, QStatusBar, QWidget
 
-if TYPE_CHECKING:
-    from carvalue_gui.main_window import MainWindow
+from carvalue_gui.notices import NoticeArea
+from carvalue_gui.sweep_plot import SweepPlot
+
+
+class ExportHost(Protocol):
+    """What the dialogs need of the window (carvalue_gui.main_window.MainWindow, a QWidget);
+    named here so that this module does not import the window that imports it."""
+
+    predictor: Any
+    entries: Sized
+    notices: NoticeArea
+    sweep_plot: SweepPlot
+
+    def start_dir(self) -> str: ...
+    def export_predictions(self, path: str) -> int: ...
+    def batch_pending(self) -> int: ...
+    def current_entry(self) -> Any: ...
+    def save_charts(self, path: str) -> list[str]: ...
+    def statusBar(self) -> QStatusBar: ...  # Qt's name
 
 
 class ExportDialogs:
-    def __init__(self, window: MainWindow) -> None:
+    def __init__(self, window: ExportHost) -> None:
         self.window = window
 
     def ask_export(self) -> None:
@@ -26,7 +44,7 @@ class ExportDialogs:
         if not w.entries:
             w.notices.add(["Nothing to export: open or drop some photos first"])
             return
-        path, _ = QFileDialog.getSaveFileName(w, "Export predictions", str(Path(w.start_dir()) / "carvalue.csv"),
+        path, _ = QFileDialog.getSaveFileName(cast(QWidget, w), "Export predictions", str(Path(w.start_dir()) / "carvalue.csv"),
                                               "CSV (*.csv);;JSON (*.json)")
         if not path:
             return
@@ -44,7 +62,7 @@ class ExportDialogs:
         entry = w.current_entry()
         stem = Path(entry.path).stem if entry is not None and entry.reloadable else "carvalue"
         what = "price chart and sweep plot" if w.sweep_plot.sweep is not None else "price chart"
-        path, _ = QFileDialog.getSaveFileName(w, f"Save the {what} as one PNG",
+        path, _ = QFileDialog.getSaveFileName(cast(QWidget, w), f"Save the {what} as one PNG",
                                               str(Path(w.start_dir()) / f"{stem}-chart.png"), "PNG (*.png)")
         if not path:
             return

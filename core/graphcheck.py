@@ -28,7 +28,7 @@ import numpy as np
 from core import onnxwire
 from core.onnxwire import Graph, Node, Tensor
 
-# Present in resources/models/carvalue.onnx, the test factory's models (tests/modelfactory.py),
+# Present in resources/models/carvalue.onnx, the test factory's models (training/testmodels.py),
 # the framing graft (training/framing.py) and the int8 files training/export.py may write.
 ALLOWED_OPS = frozenset({
     "Add", "Cast", "Clip", "Concat", "Constant", "ConstantOfShape", "Conv", "ConvInteger", "Div",

@@ -4,7 +4,7 @@ price histogram and a pan-across sweep on screen.
     .venv/bin/python docs/make_screenshot.py [--model FILE] [--out docs/screenshot.png]
 
 Re-runs itself under ``xvfb-run`` when there is no display (apt-get install xvfb). Uses the
-bundled model; when there is none yet, a random-weight model from tests/modelfactory.py (the
+bundled model; when there is none yet, a random-weight model from training/testmodels.py (the
 window then says "TEST MODEL with random weights" under the price).
 """
 
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         if default_model_path().exists():
             model = str(default_model_path())
         else:
-            from tests.modelfactory import make_model_file
+            from training.testmodels import make_model_file
 
             model = str(make_model_file(work / "random.onnx")[0])
             print("no bundled model yet: using a random-weight test model", file=sys.stderr)

@@ -9,13 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from core.pricing import CONDITIONS, VARIANT_KEYS
-from tests.modelfactory import MAKE_MODELS, make_model_file, random_metadata
+from training.testmodels import MAKE_MODELS, make_model_file, random_metadata
 
 LEVELS = (0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99)
 # Roughly a normal with sigma 0.25 in log dollars (a factor ~1.4 across the middle half).
 QUANTILES = (-0.58, -0.41, -0.32, -0.17, 0.0, 0.17, 0.32, 0.41, 0.58)
 OFFSETS = {"like-new": 0.06, "excellent": 0.05, "good": 0.0, "fair": -0.5, "salvage": -0.3}
-# (make/model, new price) of tests.modelfactory.MAKE_MODELS; None: no MSRP (as in Stanford Cars).
+# (make/model, new price) of training.testmodels.MAKE_MODELS; None: no MSRP (as in Stanford Cars).
 PRICES: dict[str, float | None] = {"Acura TL Sedan 2012": 35_000.0, "Audi TTS Coupe 2012": 46_000.0,
                                    "Ford F-450 Super Duty Crew Cab 2012": 52_000.0,
                                    "Geo Metro Convertible 1993": 9_000.0,

@@ -115,8 +115,8 @@ def test_every_input_applies_to_every_share_of_a_photo_price(miles: float | None
 
 def test_the_caption_names_what_it_applies_and_where_it_does_not() -> None:
     from core.pricing import PriceModel
-    from tests.modelfactory import MAKE_MODELS
     from tests.pricefactory import price_section
+    from training.testmodels import MAKE_MODELS
 
     data = price_data()
     c = data.catalogue.lookup("Toyota Camry 2016", 2026)

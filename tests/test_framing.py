@@ -164,17 +164,17 @@ def test_verdict_bands_and_iou() -> None:
     assert whole_car_score(1e9, spec) == 1.0 and whole_car_score(-1e9, spec) == 0.0  # no overflow
 
 
-# -- model files with framing outputs (heads with a known answer: tests/modelfactory.py) -----------
+# -- model files with framing outputs (heads with a known answer: training/testmodels.py) -----------
 @pytest.fixture(scope="module")
 def base_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tests.modelfactory import make_model_file
+    from training.testmodels import make_model_file
 
     path, _ = make_model_file(tmp_path_factory.mktemp("framing") / "base.onnx", size=64, padding="same")
     return path
 
 
 def _framed(base: Path, out: Path, box: tuple[float, float, float, float], logit: float) -> Path:
-    from tests.modelfactory import make_framed_model_file
+    from training.testmodels import make_framed_model_file
 
     return make_framed_model_file(base, out, box, logit)
 
@@ -300,7 +300,7 @@ def test_a_framed_model_can_be_framed_again(base_model: Path, tmp_path: Path) ->
     assert sess.get_outputs()[-1].name == feature_tensor_name_of(sess)
     assert not CountingPredictor(twice).p.flip_tta  # the base file's input spec stands
     from core.predictor import Predictor
-    from tests.modelfactory import make_framed_model_file
+    from training.testmodels import make_framed_model_file
 
     flipped = make_framed_model_file(twice, tmp_path / "flip.onnx", (0.1, 0.1, 0.9, 0.9), 1.0, flip_tta=True)
     assert Predictor.load(flipped).flip_tta and Predictor.load(flipped).metadata.input.flip_tta

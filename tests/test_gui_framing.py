@@ -20,7 +20,7 @@ FOUND = (0.25, 0.5, 0.75, 1.0)  # where the test model always "finds" the car
 
 @pytest.fixture(scope="module")
 def framed_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tests.modelfactory import make_framed_model_file, make_model_file
+    from training.testmodels import make_framed_model_file, make_model_file
 
     d = tmp_path_factory.mktemp("framed")
     base, _ = make_model_file(d / "base.onnx", size=64, padding="same")
@@ -61,7 +61,7 @@ def test_a_new_photo_starts_with_the_box_on_the_found_car(qtbot: object, framed_
 
 def test_no_car_found_keeps_the_whole_photo_and_never_asks_to_widen(qtbot: object, tmp_path: Path,
                                                                     framed_model: Path) -> None:
-    from tests.modelfactory import make_framed_model_file
+    from training.testmodels import make_framed_model_file
 
     no_car = make_framed_model_file(_base_of(framed_model),
                                     tmp_path / "nocar.onnx", FOUND, -5.0)

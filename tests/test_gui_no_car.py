@@ -27,7 +27,7 @@ FOUND = (0.25, 0.5, 0.75, 1.0)
 @pytest.fixture(scope="module")
 def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Files whose whole-car check always says: no car / part of a car / a whole car."""
-    from tests.modelfactory import make_framed_model_file, make_model_file
+    from training.testmodels import make_framed_model_file, make_model_file
 
     d = tmp_path_factory.mktemp("nocar")
     base, _ = make_model_file(d / "base.onnx", size=64, padding="same")

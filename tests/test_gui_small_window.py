@@ -21,8 +21,8 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 from carvalue_gui.main_window import MainWindow  # noqa: E402
 from core.modelfile import PriceSpec  # noqa: E402
 from tests.gui_support import WAIT_MS, load, make_photo, open_window, wait_shown  # noqa: E402
-from tests.modelfactory import make_framed_model_file, make_model_file, random_metadata  # noqa: E402
 from tests.pricefactory import price_section  # noqa: E402
+from training.testmodels import make_framed_model_file, make_model_file, random_metadata  # noqa: E402
 
 SMALL = (900, 600)
 LEGEND_SHARE = 0.2  # of the photo view the heat map's legend may cover (it was about a third)

@@ -312,7 +312,7 @@ def test_undo_returns_to_the_car_found_when_the_box_was_automatic(qtbot: object,
                                                                   tmp_path_factory: pytest.TempPathFactory) -> None:
     pytest.importorskip("torch")
     from tests.gui_support import make_photo
-    from tests.modelfactory import make_framed_model_file, make_model_file
+    from training.testmodels import make_framed_model_file, make_model_file
 
     d = tmp_path_factory.mktemp("framed")
     base, _ = make_model_file(d / "base.onnx", size=64, padding="same")

@@ -30,8 +30,8 @@ from core.photo_price import describe, display_bounds  # noqa: E402
 from core.preprocess import Box  # noqa: E402
 from core.pricing import PriceBin  # noqa: E402
 from tests.gui_support import WAIT_MS, load, make_photo, open_window, wait_shown  # noqa: E402
-from tests.modelfactory import make_framed_model_file, make_model_file, random_metadata  # noqa: E402
 from tests.pricefactory import price_section  # noqa: E402
+from training.testmodels import make_framed_model_file, make_model_file, random_metadata  # noqa: E402
 
 # The bundled model's own stale sentences (its price head's meaning, a cut-off confidence note).
 STALE_MEANING = ("estimated 2021 used value in US dollars (nominal, no inflation adjustment): the median MSRP; "

@@ -218,7 +218,7 @@ def test_allow_list_covers_real_models() -> None:
 
 
 def test_factory_and_framed_models_pass(tmp_path: Path) -> None:
-    from tests.modelfactory import make_framed_model_file, make_model_file
+    from training.testmodels import make_framed_model_file, make_model_file
 
     plain, _ = make_model_file(tmp_path / "plain.onnx", size=64)
     framed = make_framed_model_file(plain, tmp_path / "framed.onnx", (0.1, 0.2, 0.8, 0.9), 2.0)

@@ -26,7 +26,7 @@ from core.modelfile import (
     write_model_file,
 )
 from core.predictor import Predictor
-from tests.modelfactory import random_metadata
+from training.testmodels import random_metadata
 
 
 def _expect(path: Path, fragment: str) -> None:

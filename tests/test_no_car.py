@@ -79,7 +79,7 @@ def test_sweep_windows_are_the_car_cut_to_the_photo(size: tuple[int, int], n: in
 @pytest.fixture(scope="module")
 def no_car_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pytest.importorskip("torch")
-    from tests.modelfactory import make_framed_model_file, make_model_file
+    from training.testmodels import make_framed_model_file, make_model_file
 
     d = tmp_path_factory.mktemp("nocar-cli")
     base, _ = make_model_file(d / "base.onnx", size=64, padding="same")
@@ -111,7 +111,7 @@ def test_sweep_windows_that_leave_part_of_the_car_out_are_never_whole(tmp_path: 
     holding less than SWEEP_WHOLE_SHARE of the car found shows part of a car."""
     pytest.importorskip("torch")
     from core.predictor import SWEEP_WHOLE_SHARE, Predictor, car_share
-    from tests.modelfactory import make_framed_model_file, make_model_file
+    from training.testmodels import make_framed_model_file, make_model_file
 
     base, _ = make_model_file(tmp_path / "base.onnx", size=64, padding="same")
     whole = Predictor.load(make_framed_model_file(base, tmp_path / "w.onnx", (0.25, 0.5, 0.75, 1.0), 5.0,

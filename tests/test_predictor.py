@@ -149,7 +149,7 @@ def test_bin_quantile_interpolates() -> None:
 def test_torch_and_onnx_agree(tmp_path: Path, padding: str) -> None:
     import torch
 
-    from tests.modelfactory import make_model_file
+    from training.testmodels import make_model_file
 
     path, net = make_model_file(tmp_path / "parity.onnx", seed=3, padding=padding)
     pred = Predictor.load(path)
@@ -169,7 +169,7 @@ def test_exported_graph_is_plain_convolutions(tmp_path: Path) -> None:
     which kept ONNX Runtime from its blocked layout and cost a third of the forward time."""
     import onnx
 
-    from tests.modelfactory import make_model_file
+    from training.testmodels import make_model_file
 
     path, _ = make_model_file(tmp_path / "same.onnx", padding="same")
     graph = onnx.load(str(path)).graph

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 from carvalue_gui.price_chart import CHAR_PX, TICK_GAP_PX, slots, thin_ticks, tick_labels
 from core.pricing import DEFAULT_DISPLAY_EDGES, PriceBasis, PriceInputs, PriceModel, bounds_of
-from tests.modelfactory import MAKE_MODELS
 from tests.pricefactory import price_section
+from training.testmodels import MAKE_MODELS
 
 BOUNDS = bounds_of(DEFAULT_DISPLAY_EDGES)
 

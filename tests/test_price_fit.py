@@ -140,10 +140,11 @@ def test_listings_trained_head_gets_a_calibrated_spread(fitted_section: tuple[di
 def test_attaching_the_price_model_writes_no_report_unless_asked(tmp_path: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """The recipe attaches to split and trial models: the repository's price report stays as it is."""
-    from tests.modelfactory import make_model_file
     from tests.pricefactory import price_section
     from training import price_fit
-    from training.attach_price import attach_price_model, read_metadata
+    from training.attach_price import read_metadata
+    from training.price_fit import attach_price_model
+    from training.testmodels import make_model_file
 
     model, _ = make_model_file(tmp_path / "m.onnx")
     written: list[Path] = []

@@ -22,8 +22,8 @@ from core.pricing import (
     PriceModel,
     PriceModelError,
 )
-from tests.modelfactory import MAKE_MODELS, random_metadata
 from tests.pricefactory import price_section
+from training.testmodels import MAKE_MODELS, random_metadata
 
 ACURA = MAKE_MODELS.index("Acura TL Sedan 2012")
 HEAD_BINS = (PriceBin(0, 10e3, 0.2), PriceBin(10e3, 20e3, 0.5), PriceBin(20e3, None, 0.3))

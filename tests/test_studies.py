@@ -19,12 +19,12 @@ from PIL import Image, ImageDraw
 
 from core.predictor import Predictor
 from core.preprocess import Box, load_photo
-from tests.modelfactory import MAKE_MODELS
 from training.formatting import pct, usd
 from training.studies import background_swap, backgrounds, crop_pan, occlusion, ood, run_all
 from training.studies.backgrounds import all_backgrounds, photo_backgrounds
 from training.studies.common import StudyArgs, held_out_files, pick_cars, truth_label
 from training.studies.report import MAX_PNG_BYTES
+from training.testmodels import MAKE_MODELS
 
 # (file, make, model, year, size): two photos wide enough for the crop-pan study.
 PHOTOS = (

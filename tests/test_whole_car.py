@@ -72,8 +72,8 @@ def framed_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import torch
 
     from core.model import FramingHeads
-    from tests.modelfactory import make_model_file
     from training.framing import graft
+    from training.testmodels import make_model_file
 
     d = tmp_path_factory.mktemp("wholecar")
     base, _ = make_model_file(d / "base.onnx", size=64, padding="same")

@@ -43,6 +43,7 @@ from typing import Any
 
 import numpy as np
 
+from core.modelfile import write_model_file
 from core.pricing import (
     CONDITIONS,
     DEFAULT_DISPLAY_EDGES,
@@ -51,6 +52,7 @@ from core.pricing import (
     PriceInputs,
     PriceModel,
 )
+from training.attach_price import read_metadata, with_price_model
 from training.labels import (
     FIRST_REAL_MSRP_YEAR,
     LISTINGS_YEAR,
@@ -564,6 +566,22 @@ def write_report(report: dict[str, Any], out_dir: Path = REPORT_DIR) -> tuple[Pa
     return md, js
 
 
+def attach_price_model(model_path: Path, stanford_dir: Path, msrp_csv: Path, wheel: str | None = None,
+                       report_dir: Path | None = None) -> Path:
+    """Fit the price model for ``model_path``'s classes and write it into the file. The fit's
+    report goes to ``report_dir`` only when given: attaching to a split or trial model must not
+    overwrite the repository's training/reports/price.md."""
+    meta = read_metadata(model_path)
+    section, report = fitted(stanford_dir, msrp_csv, wheel, make_models=meta.make_models)
+    priced = sum(c["log_msrp"] is not None for c in section["classes"])
+    report["attached_to"] = {"file": model_path.name, "classes": len(section["classes"]), "priced": priced}
+    write_model_file(model_path, with_price_model(meta, section), model_path)
+    if report_dir is not None:
+        write_report(report, report_dir)
+    print(f"{model_path}: price_model attached ({priced} of {len(section['classes'])} classes priced)")
+    return model_path
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m training.price_fit", description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -582,8 +600,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         md, js = write_report(report)
         print(f"wrote {md} and {js}")
         return 0
-    from training.attach_price import attach_price_model
-
     attach_price_model(args.model, args.stanford, args.msrp, args.wheel, REPORT_DIR if args.report else None)
     return 0
 

@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from benchmarks.fakesite import FakeSite, default_faults
 from core.dataset import database
 from core.dataset.http_client import RetryPolicy
 from core.dataset.image_store import ImageStore
 from core.dataset.scrape import ScrapeConfig, Scraper
-from tests.dataset.fakesite import FakeSite, default_faults
 
 FIRST_ID, LAST_ID = 1000, 1036  # half-open: 36 listings, every fault of default_faults() inside
 # Retries fast enough for tests; the stall (0.6 s) outlasts the timeout (0.3 s).

@@ -9,7 +9,7 @@ demo runs it bigger and prints each stage's result and time as JSON lines::
     .venv/bin/python -m tests.dataset.end_to_end --out /tmp/carvalue-demo            # ~minutes
     .venv/bin/python -m tests.dataset.end_to_end --out /tmp/x --listings 40 --epochs 1 --size 32
 
-Stand-ins, said plainly: the site's photos are drawn (tests/dataset/fakesite.py); the junk
+Stand-ins, said plainly: the site's photos are drawn (benchmarks/fakesite.py); the junk
 filter's hand labels are made up (photo 2 of each listing "bad"), and without ``--trunk`` its
 features come from a random-weight MobileNetV2 trunk (the ImageNet one is not on this machine);
 the network starts from random weights (``--init random``).  Training streams the shards
@@ -30,9 +30,9 @@ from collections.abc import Callable
 from contextlib import redirect_stdout
 from pathlib import Path
 
+from benchmarks.fakesite import FakeSite, default_faults
 from core.dataset.cli import main as data_main
 from core.dataset.labels import BAD, GOOD, LabelFile
-from tests.dataset.fakesite import FakeSite, default_faults
 
 REPO = Path(__file__).resolve().parents[2]
 # Fast retries; a 2 s deadline holds on a busy machine, and the site's one stalled page (2.5 s) still outlasts it.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from benchmarks.fakesite import FakeSite, default_faults
 from core.dataset import database
 from core.dataset.dedup import dedup
 from core.dataset.http_client import RetryPolicy
@@ -12,7 +13,6 @@ from core.dataset.ids import IdRange, Shard, visit_order
 from core.dataset.image_store import ImageStore
 from core.dataset.scrape import Scraper
 from tests.dataset.conftest import FIRST_ID, LAST_ID, fast_config
-from tests.dataset.fakesite import FakeSite, default_faults
 
 SEED = 7
 MACHINES = 3

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.fakesite import FakeSite
 from core.dataset.cli import build_parser, main
 from core.dataset.labels import BAD, GOOD, LabelFile
 from tests.dataset.conftest import FAST, FIRST_ID, LAST_ID
-from tests.dataset.fakesite import FakeSite
 from tests.dataset.test_junk_filter import random_trunk
 
 REPO = Path(__file__).resolve().parents[2]

@@ -14,9 +14,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from benchmarks.fakesite import FakeSite
 from core.dataset import database
 from core.dataset.cli import EXIT_UNUSABLE_DATABASE, main
-from tests.dataset.fakesite import FakeSite
 
 SQLITE_HEADER = 100
 

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.fakesite import FakeSite
 from core.dataset import database
 from core.dataset.dedup import dedup
 from core.dataset.export import NotDeduplicated, records_from_db, split_of
 from core.dataset.image_store import ImageStore
 from core.dataset.shards import write_shards
-from tests.dataset.fakesite import FakeSite
 
 
 def test_stock_photos_are_dropped_and_the_rest_exported(scraped: tuple[Path, Path, FakeSite]) -> None:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.fakesite import MAKES
 from tests.dataset.end_to_end import run_pipeline
-from tests.dataset.fakesite import MAKES
 
 
 @pytest.mark.usefixtures("torch_threads_restored")

@@ -18,6 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from benchmarks.fakesite import FakeSite, Faults
 from core.dataset import database
 from core.dataset import scrape as scrape_module
 from core.dataset.http_client import RetryPolicy
@@ -31,7 +32,6 @@ from core.dataset.listing_page import (
 )
 from core.dataset.scrape import Scraper
 from tests.dataset.conftest import fast_config
-from tests.dataset.fakesite import FakeSite, Faults
 
 ALL_OUTCOMES = {"ok", "missing", "invalid", "error", "failed"}
 ALL_PHOTO_STATUSES = {"stored", "missing", "error", "failed", "bad_image", "bad_url", "lost"}

@@ -10,10 +10,10 @@ from email.utils import format_datetime
 
 import pytest
 
+from benchmarks.fakesite import FakeSite
 from core.dataset.http_client import RateLimiter, RetryPolicy, fetch, new_session, parse_retry_after
 from core.dataset.listing_page import ListingParseError, ListingUnavailable, parse_listing_page
 from tests.dataset.conftest import FAST
-from tests.dataset.fakesite import FakeSite
 
 
 def test_backoff_doubles_with_jitter_and_a_cap() -> None:

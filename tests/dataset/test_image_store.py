@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from benchmarks.fakesite import car_photo
 from core.dataset.image_store import ImageStore, check_sha256, encode_for_store, sha256_hex
 from core.dataset.listing_page import is_fetchable_url
 from core.preprocess import ImageLoadError
-from tests.dataset.fakesite import car_photo
 
 
 def test_put_writes_under_bucket_of_its_hash(tmp_path: Path) -> None:

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt
 
+from benchmarks.fakesite import car_photo
 from carvalue_gui.labeller import LabellerWindow
 from core.dataset.image_store import ImageStore
 from core.dataset.labels import LabelFile, LabelFileError
-from tests.dataset.fakesite import car_photo
 
 
 @pytest.fixture

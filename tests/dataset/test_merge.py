@@ -20,12 +20,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from benchmarks.fakesite import car_photo
 from core.dataset import database
 from core.dataset.cli import main
 from core.dataset.image_store import ImageStore, sha256_hex
 from core.dataset.merge import Part, merge
 from core.dataset.merge_versions import Version, rank, read_versions
-from tests.dataset.fakesite import car_photo
 from tests.dataset.merge_helpers import scrape_all, snapshot
 
 REPO = Path(__file__).resolve().parents[2]

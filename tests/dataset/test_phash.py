@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from benchmarks.fakesite import car_photo
 from core.dataset.phash import perceptual_hash_bytes, perceptual_hash_image, phash_bytes
 from core.preprocess import ImageLoadError
-from tests.dataset.fakesite import car_photo
 
 
 def gradient(w: int, h: int) -> Image.Image:

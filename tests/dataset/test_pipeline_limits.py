@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.fakesite import FakeSite
 from core.dataset import cli, database, image_store, shards
 from core.dataset.dedup import dedup
 from core.dataset.image_store import ImageStore
-from tests.dataset.fakesite import FakeSite
 
 REPO = Path(__file__).resolve().parents[2]
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0

@@ -10,9 +10,9 @@ import sys
 import time
 from pathlib import Path
 
+from benchmarks.fakesite import FakeSite
 from core.dataset.image_store import ImageStore, sha256_hex
 from tests.dataset.conftest import FAST, FIRST_ID, LAST_ID
-from tests.dataset.fakesite import FakeSite
 
 REPO = Path(__file__).resolve().parents[2]
 

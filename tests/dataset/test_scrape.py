@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from benchmarks.fakesite import FakeSite, Faults
 from core.dataset import database
 from core.dataset.http_client import USER_AGENT
 from core.dataset.image_store import ImageStore
 from core.dataset.scrape import LastingFailure, Scraper
 from tests.dataset.conftest import FIRST_ID, LAST_ID, fast_config
-from tests.dataset.fakesite import FakeSite, Faults
 
 OK_IDS = set(range(FIRST_ID, LAST_ID)) - {1003, 1013, 1027, 1007, 1031, 1011, 1023}
 
@@ -125,7 +125,7 @@ def test_failed_photos_are_retried_by_the_next_run(site: FakeSite, tmp_path: Pat
     def handle(h):  # type: ignore[no-untyped-def]
         if h.path.endswith("/p1001-0.jpg") and site.faults.photo_faults.get("p1001-0") == "always_500":
             site._count(h.path, "")
-            from tests.dataset.fakesite import _send
+            from benchmarks.fakesite import _send
             return _send(h, 503, b"busy", "text/plain")
         return original(h)
 

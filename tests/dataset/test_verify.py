@@ -7,13 +7,13 @@ import sqlite3
 import time
 from pathlib import Path
 
+from benchmarks.fakesite import FakeSite
 from core.dataset import database
 from core.dataset.dedup import dedup
 from core.dataset.export import records_from_db
 from core.dataset.image_store import ImageStore
 from core.dataset.verify import verify
 from tests.dataset.conftest import FAST
-from tests.dataset.fakesite import FakeSite
 
 
 def _damage(root: Path, conn: sqlite3.Connection) -> dict[str, str]:

@@ -6,8 +6,9 @@ and photos under ``initialState.inventory.<id>.images``.  The server binds 127.0
 serves at most ``max_concurrent`` requests at once, and stops with the fixture.
 
 Everything is deterministic: a listing's content and faults depend only on its ID, and
-"transient" faults fail the first request(s) for a URL and then succeed.  Also used by
-benchmarks/bench_pipeline.py.
+"transient" faults fail the first request(s) for a URL and then succeed.  Used by
+benchmarks/bench_pipeline.py and the data pipeline's tests (tests/dataset/); it lives here, not
+under tests/, because nothing outside the tests may import them.
 """
 
 from __future__ import annotations

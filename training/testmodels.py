@@ -1,4 +1,5 @@
-"""Write small CarValue model files with random weights for tests and benchmarks.
+"""Write small CarValue model files with random weights for tests, benchmarks and screenshots
+(docs/make_screenshot.py when there is no bundled model): training-side, it needs torch.
 
 Never used for the bundled model (random weights must not ship).
 """
