@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import sqlite3
-import subprocess
 import sys
 from pathlib import Path
 
@@ -376,14 +375,16 @@ def scrape_config(a: argparse.Namespace):  # -> ScrapeConfig
 
 
 def _label(a: argparse.Namespace) -> int:
-    """The labeller is a Qt program in carvalue_gui; core never imports Qt, so it runs as its own
-    process (the same interpreter), like `git foo` runs `git-foo`."""
+    """The labeller is a Qt program in carvalue_gui.  This is the one place core reaches the app's
+    package: an import inside this stage only (nothing else of core loads Qt), which the
+    import-linter contract "core never imports Qt" names as its single allowed exception."""
     from core.dataset import database
 
     database.connect(a.db, create=False, readonly=True).close()  # refuse a missing or damaged database here, before Qt starts
-    cmd = [sys.executable, "-m", "carvalue_gui.labeller", "--db", str(a.db), "--images", str(a.images),
-           "--labels", str(a.labels), "--seed", str(a.seed)]
-    return subprocess.call(cmd)
+    from carvalue_gui.labeller import main as labeller_main
+
+    return labeller_main(["--db", str(a.db), "--images", str(a.images), "--labels", str(a.labels),
+                          "--seed", str(a.seed)])
 
 
 if __name__ == "__main__":
