@@ -43,6 +43,7 @@ class CarPicker(QWidget):
         self._choices: dict[str, list[str]] = {}  # photo -> the cars the user named, latest last
         self._photo = ""
         self._suggestion = ""
+        self._make_only = False  # the suggestion is only the make (a car the classes lack)
         self._names_year = 0
         self.field = QLineEdit()
         self.field.setPlaceholderText(PLACEHOLDER)
@@ -88,12 +89,16 @@ class CarPicker(QWidget):
         """Show photo ``key``'s choice (no ``changed``: the caller prices the photo anyway)."""
         self._photo = key
         self._suggestion = ""
+        self._make_only = False
         self._show()
 
     def suggest_from(self, pred: Prediction | None) -> None:
         """Pre-fill with the photo's top answer, as a catalogue car (when the catalogue has it)."""
         self._suggestion = ""
-        if pred is not None and pred.whole_car.priced and pred.make_models:
+        self._make_only = False
+        if pred is not None and pred.unknown_car and pred.makes:  # a car the classes lack: its make
+            self._suggestion, self._make_only = pred.makes[0].label, True
+        elif pred is not None and pred.whole_car.priced and pred.make_models:
             car = price_data().catalogue.class_car(pred.make_models[0].label, self.year_of_sale())
             self._suggestion = car.name if car is not None else ""
         self._show()
@@ -137,7 +142,8 @@ class CarPicker(QWidget):
         self.field.setText(current or self._suggestion)
         self.field.blockSignals(False)
         self.undo.setEnabled(current is not None)
-        self.source.setText("your car" if current else ("the photo's answer" if self._suggestion else ""))
+        self.source.setText("your car" if current else ("the photo's make: add model and year" if self._make_only
+                                                        else "the photo's answer" if self._suggestion else ""))
 
     def _fill_names(self) -> None:
         year = self.year_of_sale()

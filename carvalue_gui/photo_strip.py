@@ -200,13 +200,16 @@ class PhotoStrip(QListWidget):
             rest = note or "estimating…"
         elif not pred.priced:
             rest = "no car" + (" in the crop" if crop else "")
+        elif pred.unknown_car:  # its make; the closest class's price is no answer
+            rest = f"{pred.makes[0].label if pred.makes else 'a car'}: not in the catalogue"
+            rest += f"\nif it were {pred.make_models[0].label}: {format_dollars(pred.median_price)}"
         else:
             rest = format_dollars(pred.median_price) + (" (crop)" if crop else "")
             rest += "" if pred.looks_like_car else " (part of a car?)"
             rest += f"\n{pred.make_models[0].label}"
         item.setText(f"{name}\n{rest}")
         item.setToolTip(f"{path}\n{rest}")
-        item.setData(WARN_ROLE, pred is not None and not pred.looks_like_car)  # the badge (RowDelegate)
+        item.setData(WARN_ROLE, pred is not None and (not pred.looks_like_car or pred.unknown_car))  # the badge
 
     def select(self, key: int) -> None:
         item = self._items.get(key)

@@ -31,6 +31,7 @@ from core.money import dollar_range, format_dollars
 from core.photo_price import describe, display_bounds
 from core.predictor import LabelProb, Prediction, reprice
 from core.pricing import PriceInputs
+from core.report import unknown_car_words
 
 TOP_K = 5
 PANEL_MIN_WIDTH = 340
@@ -38,6 +39,10 @@ PRICE_WIDEST = "$000,000"  # the big price's width: a six-figure price fits (the
 RANGES_HINT = "Likely: 1 in 2 cars like this sell in that range; 80%: 8 in 10 do."
 HINT_HTML = f"{_escape(RANGES_HINT)} <a href='#what'>What is this price?</a>"
 # In place of the ranges' words when there is no car: about as long, so nothing below moves.
+# The unknown-car line at its longest (a long make and the longest class name): the status line
+# is sized for it.
+LONGEST_UNKNOWN = ("? Mercedes-Benz, a model or year this app does not know (closest it knows: Chevrolet "
+                   "Silverado 1500 Classic Extended Cab 2007). Which car is it? Name it above.")
 NO_CAR_HINT = "No price: nothing here looks like a car. Name the car in the field below to price one."
 RANGES_PLAIN = ("The price is the middle (median) of what cars like this one sell for.\n"
                 "likely: half of them sell inside this range (1 in 2), a quarter below and a quarter above;\n"
@@ -320,17 +325,23 @@ class ResultPanel(QWidget):
             judged = pred.whole_car
             named = pred.price is not None and pred.price.car_source == "user"
             # Part of a car: the price is what the network says, not an answer: shown greyed.
-            self._grey_price(judged is WholeCar.NO and not named)
+            # A car the classes lack: the closest class's price is not this car's, shown greyed.
+            self._grey_price((judged is WholeCar.NO and not named) or pred.unknown_car)
             self.price_label.setText(format_dollars(pred.median_price))
             self.range_label.setText(price_range_text(pred))
-            self.caption.setText(caption_text(pred, self.price_inputs.inputs().year))
+            self.caption.setText(f"If it were {pred.make_models[0].label}" if pred.unknown_car else
+                                 caption_text(pred, self.price_inputs.inputs().year))
             self.price_label.setToolTip(price_tooltip(pred))
             self.make_models.set_items(pred.make_models[:TOP_K])
-            self.years.set_items(pred.years[:TOP_K])
+            years = pred.years[:TOP_K]
+            self.years.set_items((LabelProb(pred.year_words, years[0].probability), *years[1:]) if years else ())
             text = whole_car_message(judged, pred.covers_photo)
             if judged is WholeCar.NO_CAR:  # the user named the car: its price, the photo's verdict beside it
                 text = "No car found in the photo: the price is for the car you named."
-            if judged is WholeCar.YES:
+            if pred.unknown_car:
+                self.notice.setText(f"? {unknown_car_words(pred)}. Which car is it? Name it above.")
+                self.status.setCurrentWidget(self.notice)
+            elif judged is WholeCar.YES:
                 self.confidence_label.setText(f"✓ {text}")
                 self.status.setCurrentWidget(self.confidence_label)
             else:
@@ -368,8 +379,8 @@ def price_tooltip(pred: Prediction) -> str:
 
 def longest_status_texts() -> list[str]:
     """The whole-car line's longest texts: the status line is sized for them."""
-    return [whole_car_message(j, covers) for j in (WholeCar.UNSURE, WholeCar.NO, WholeCar.NO_CAR)
-            for covers in (False, True)]
+    return [*(whole_car_message(j, covers) for j in (WholeCar.UNSURE, WholeCar.NO, WholeCar.NO_CAR)
+              for covers in (False, True)), LONGEST_UNKNOWN]
 
 
 def status_label(style: str) -> QLabel:

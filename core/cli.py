@@ -24,7 +24,7 @@ from core.output import OutputError, check_open, write
 from core.predictor import MAX_SWEEP_POSITIONS, Prediction, Predictor, Sweep
 from core.preprocess import Box, ImageLoadError, load_photo
 from core.pricing import CONDITIONS, PriceInputs
-from core.report import PhotoResults, dumps, results_json
+from core.report import PhotoResults, dumps, results_json, unknown_car_words
 
 
 class UsageError(Exception):
@@ -201,10 +201,16 @@ def format_prediction(path: str, p: Prediction, predictor: Predictor) -> str:
         return "\n".join(lines)
     if judged is WholeCar.NO:
         lines.append("  price         (for part of a car: unreliable, see the whole-car line)")
+    if p.unknown_car:  # the closest class's price is not this car's
+        lines.append(f"  car           {unknown_car_words(p)}")
+        lines.append(f"  price         (if it were {p.make_models[0].label}: not this car's price; "
+                     "name the car with --car)")
     lines += price_lines(p)
-    for label, items in (("make/model", p.make_models), ("year", p.years)):
+    for label, items in (("make", p.makes[:len(p.make_models)]), ("body", p.bodies[:1]), ("make/model", p.make_models),
+                         ("year", p.years)):
         for j, lp in enumerate(items):
-            lines.append(f"  {label if j == 0 else '':<13} {lp.probability:6.1%}  {lp.label}")
+            shown = p.year_words if label == "year" and j == 0 else lp.label
+            lines.append(f"  {label if j == 0 else '':<13} {lp.probability:6.1%}  {shown}")
     lines.append(f"  whole car     {whole_car_message(judged, p.covers_photo, reset='--crop auto')}")
     if p.found_box is not None:
         f = p.found_box

@@ -135,6 +135,26 @@ class FramingSpec:
 
 
 @dataclass(frozen=True)
+class MakeSpec:
+    """Make and body type as outputs of their own, and whether the car is one the catalogue's
+    classes know (optional; training/make_head.py).
+
+    ``make_output``: (N, len(makes)) logits of the car's make, read so that a car whose model or
+    generation is not a class still gets its make; ``body_output``: (N, len(bodies)) logits of its
+    body type ("" when the file has none).  ``known_threshold``: the photo shows a car of the
+    classes (``known_car``) when its top make/model probability is at least this; below it, a car
+    the classes lack.  Set on held-out photos of known classes, measured on held-out families.
+    """
+
+    makes: tuple[str, ...] = ()
+    make_output: str = "make_logits"
+    bodies: tuple[str, ...] = ()
+    body_output: str = ""
+    known_threshold: float = 0.0
+    note: str = ""
+
+
+@dataclass(frozen=True)
 class ModelMetadata:
     make_models: tuple[str, ...]
     years: tuple[str, ...]
@@ -152,6 +172,8 @@ class ModelMetadata:
     # Format 2: how class probabilities become a price, as the file holds it (JSON; parsed once by
     # :attr:`parsed_price_model`, with core.pricing.PriceModel.from_dict).  None: the price head's value.
     price_model: dict[str, Any] | None = None
+    # Optional: make and body outputs and the known-car threshold (None: the file has neither).
+    make: MakeSpec | None = None
 
     @functools.cached_property
     def parsed_price_model(self) -> PriceModel | None:
@@ -173,6 +195,10 @@ class ModelMetadata:
             sizes[self.framing.whole_car_output] = 1
             if self.framing.car_output:
                 sizes[self.framing.car_output] = 1
+        if self.make is not None:
+            sizes[self.make.make_output] = len(self.make.makes)
+            if self.make.body_output:
+                sizes[self.make.body_output] = len(self.make.bodies)
         return sizes
 
     def to_json(self) -> str:
@@ -210,6 +236,7 @@ class ModelMetadata:
                 format_version=version,
                 framing=_framing(d.get("framing")),
                 price_model=_price_model(d.get("price_model")),
+                make=_make(d.get("make")),
             )
         except KeyError as e:
             raise ModelFileError(path, f"metadata is missing {e.args[0]!r}") from e
@@ -269,6 +296,17 @@ class ModelMetadata:
                     fail("framing.car_output must differ from the box and whole-car outputs")
                 if not (_is_number(fr.car_threshold) and 0 < fr.car_threshold < 1):
                     fail("framing.car_threshold must be a number in (0, 1)")
+        mk = self.make
+        if mk is not None:
+            taken = {*OUTPUT_NAMES, *((fr.box_output, fr.whole_car_output, fr.car_output) if fr else ())}
+            if len(mk.makes) < 2 or len(set(mk.makes)) != len(mk.makes):
+                fail("make.makes must name at least two makes, each once")
+            if mk.body_output and (len(mk.bodies) < 2 or len(set(mk.bodies)) != len(mk.bodies)):
+                fail("make.bodies must name at least two body types, each once")
+            if not mk.make_output or mk.make_output in taken or mk.body_output in (*taken, mk.make_output):
+                fail("make.make_output and make.body_output must be new output names")
+            if not (_is_number(mk.known_threshold) and 0 <= mk.known_threshold <= 1):
+                fail("make.known_threshold must be a number in [0, 1]")
         if self.price_model is not None:
             if self.format_version < 2:
                 fail("a price_model section needs format_version 2")
@@ -284,6 +322,16 @@ def _framing(d: Any) -> FramingSpec | None:
     spec = _build(FramingSpec, d, "framing")
     sources = tuple(dict(s) for s in spec.sources)
     return FramingSpec(**{**asdict(spec), "sources": sources})
+
+
+def _make(d: Any) -> MakeSpec | None:
+    if d is None:
+        return None
+    if not isinstance(d, dict):
+        raise TypeError("make must be an object")
+    spec = _build(MakeSpec, {k: v for k, v in d.items() if k not in ("makes", "bodies")}, "make")
+    return MakeSpec(**{**asdict(spec), "makes": _strings(d.get("makes", []), "make.makes"),
+                       "bodies": _strings(d.get("bodies", []), "make.bodies")})
 
 
 def _price_model(d: Any) -> dict[str, Any] | None:

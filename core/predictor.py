@@ -72,6 +72,14 @@ class Prediction:
     no_car: bool = False
     car_score: float = math.nan
     photo_size: tuple[int, int] | None = None  # original pixels of the photo it was made on
+    # Files with make outputs (training/make_head.py): the make and body type on their own (so a
+    # car whose model the classes lack still gets its make), and whether the car looks like one
+    # of the classes (None: the file cannot tell).  ``year_or_later``: a car the classes lack
+    # whose year piles up at the classes' last model year ("2012 or later", not "2012").
+    makes: tuple[LabelProb, ...] = ()
+    bodies: tuple[LabelProb, ...] = ()
+    known_car: bool | None = None
+    year_or_later: bool = False
 
     @property
     def covers_photo(self) -> bool:
@@ -98,6 +106,19 @@ class Prediction:
         return self.whole_car.priced or (self.price is not None and self.price.car_source == "user")
 
     @property
+    def unknown_car(self) -> bool:
+        """A whole car (or one the user did not name) that looks like none of the classes: its
+        make is the answer, the closest class only a comparison."""
+        return self.known_car is False and self.whole_car.priced and not (
+            self.price is not None and self.price.car_source == "user")
+
+    @property
+    def year_words(self) -> str:
+        """The top year as shown: "2012", or "2012 or later" for an unknown car at the last year."""
+        y = self.years[0].label
+        return f"{y} or later" if self.year_or_later else y
+
+    @property
     def top_make_model(self) -> LabelProb:
         return self.make_models[0]
 
@@ -112,6 +133,8 @@ class Prediction:
         d["whole_car"] = self.whole_car.value
         d["car_score"] = None if math.isnan(self.car_score) else self.car_score
         d["price"] = None if self.price is None else self.price.to_dict()
+        d["makes"] = [asdict(m) for m in self.makes[:5]]
+        d["bodies"] = [asdict(b) for b in self.bodies[:5]]
         d.pop("basis", None)
         return d
 
@@ -231,6 +254,8 @@ class Predictor:
         self._output_names = [o.name for o in session.get_outputs()]
         self._pool: ThreadPoolExecutor | None = None
         self._class_years = class_year_matrix(metadata.make_models, metadata.years)
+        years = [int(y) for y in metadata.years if y.isdigit()]
+        self._last_year: str | None = str(max(years)) if years else None  # the classes' last model year
         self._pool_lock = threading.Lock()
         # Year of sale, mileage and condition every new estimate is priced with (the CLI sets
         # them; the app reprices per photo with ``reprice``).
@@ -403,7 +428,11 @@ class Predictor:
         temps = self.metadata.temperatures
         outs = {k: v[:n] for k, v in raw.items()}
         outs[CONFIDENCE_LOGITS] = raw["make_model_logits"][:n]
-        for head, key in (("price", "price_logits"), ("make_model", "make_model_logits"), ("year", "year_logits")):
+        heads = [("price", "price_logits"), ("make_model", "make_model_logits"), ("year", "year_logits")]
+        mk = self.metadata.make
+        if mk is not None:
+            heads += [(h, k) for h, k in (("make", mk.make_output), ("body", mk.body_output)) if k in raw]
+        for head, key in heads:
             t = temps.get(head, 1.0)
             mean = (softmax(raw[key][:n], t) + softmax(raw[key][n:], t)) / 2
             outs[key] = (t * np.log(np.maximum(mean, 1e-300))).astype(np.float32)
@@ -435,6 +464,7 @@ class Predictor:
         else:
             conf = confidence_score(outs.get(CONFIDENCE_LOGITS, outs["make_model_logits"])[i], meta)
             looks, unsure = conf >= _threshold01(meta), False
+        makes, bodies, known, later = self._decode_make(outs, i, mm_p, year_p, top_k)
         return Prediction(
             median_price=price.median,
             price_low=price.likely[0],
@@ -453,7 +483,30 @@ class Predictor:
             photo_size=photo.original_size,
             price=price,
             basis=basis,
+            makes=makes,
+            bodies=bodies,
+            known_car=known,
+            year_or_later=later,
         )
+
+    def _decode_make(self, outs: dict[str, np.ndarray], i: int, mm_p: np.ndarray, year_p: np.ndarray,
+                     top_k: int) -> tuple[tuple[LabelProb, ...], tuple[LabelProb, ...], bool | None, bool]:
+        """Make and body (their own heads), known_car (the top class's probability against the
+        file's threshold) and whether the year reads "or later" (an unknown car whose top year
+        is the classes' last)."""
+        mk = self.metadata.make
+        if mk is None or mk.make_output not in outs:
+            return (), (), None, False
+        temps = self.metadata.temperatures
+        k = max(top_k, 5)  # the files list five makes whatever --top says
+        makes = top_labels(softmax(outs[mk.make_output][i], temps.get("make", 1.0)), mk.makes, k)
+        bodies: tuple[LabelProb, ...] = ()
+        if mk.body_output and mk.body_output in outs:
+            bodies = top_labels(softmax(outs[mk.body_output][i], temps.get("body", 1.0)), mk.bodies, k)
+        known = bool(float(mm_p.max()) >= mk.known_threshold)
+        later = not known and self._last_year is not None and \
+            self.metadata.years[int(np.argmax(year_p))] == self._last_year
+        return makes, bodies, known, later
 
 
 def reprice(pred: Prediction, meta: ModelMetadata, inputs: PriceInputs) -> Prediction:

@@ -42,6 +42,13 @@ def price_text_lines(est: PriceEstimate) -> list[str]:
             *(f"Price note: {n}" for n in w["notes"]), w["not_seen"]]
 
 
+def unknown_car_words(pred: Prediction) -> str:
+    """What an unknown car is called everywhere (window, CLI, clipboard): its make, then that
+    the model or year is not one the app knows, and the closest class it does."""
+    make = pred.makes[0].label if pred.makes else "A car"
+    return f"{make}, a model or year this app does not know (closest it knows: {pred.make_models[0].label})"
+
+
 def prediction_text(pred: Prediction, meta: ModelMetadata | None = None, top: int = 3) -> str:
     """A plain-text summary (the app's clipboard)."""
     c = pred.crop
@@ -54,8 +61,12 @@ def prediction_text(pred: Prediction, meta: ModelMetadata | None = None, top: in
         *(price_text_lines(pred.price) if pred.price is not None else
           [f"Estimated price: {format_dollars(pred.median_price)} "
            f"(likely {dollar_range(pred.price_low, pred.price_high, sep=' to ')})"]),
+        *([f"Car: {unknown_car_words(pred)}", "Price: if it were "
+           f"{pred.make_models[0].label}, not this car's"] if pred.unknown_car else []),
+        *([f"Make: {', '.join(f'{x.label} {x.probability:.0%}' for x in pred.makes[:top])}"] if pred.makes else []),
         "Make/model: " + ", ".join(f"{x.label} {x.probability:.0%}" for x in pred.make_models[:top]),
-        "Year: " + ", ".join(f"{x.label} {x.probability:.0%}" for x in pred.years[:top]),
+        "Year: " + ", ".join((pred.year_words if i == 0 else x.label) + f" {x.probability:.0%}"
+                             for i, x in enumerate(pred.years[:top])),
         f"Whole-car check: {pred.whole_car.value} (score {pred.confidence:.2f})",
     ]
     if meta is not None:
@@ -149,6 +160,7 @@ def csv_header(meta: ModelMetadata, top: int = TOP) -> list[str]:
         cols += [f"year_{i}", f"year_{i}_p"]
     cols += [f"p_{PriceBin(lo, hi, 0.0).label()}" for lo, hi in display_bounds(meta)]
     cols += ["range80_low", "range80_high", "year_of_sale", "mileage_mi", "condition", "car", "car_source"]
+    cols += ["known_car", "make_1", "make_1_p", "year_or_later"]
     return cols
 
 
@@ -166,6 +178,9 @@ def csv_row(pred: Prediction, kind: str, position: float | None, top: int = TOP)
             [f"{e.range80[0]:.2f}", f"{e.range80[1]:.2f}", e.year_of_sale,
              "" if e.inputs.mileage_mi is None else f"{e.inputs.mileage_mi:.0f}", e.inputs.condition or "",
              e.car or "", e.car_source or "photo"])
+    row += ["" if pred.known_car is None else int(pred.known_car),
+            *((pred.makes[0].label, f"{pred.makes[0].probability:.6f}") if pred.makes else ("", "")),
+            int(pred.year_or_later)]
     return row
 
 

@@ -42,6 +42,8 @@ class TrainConfig:
     test_fraction: float = 0.10  # held out; never used for training or for fitting anything
     max_make_models: int = 0  # 0 = every make/model in the training split; else the N most frequent
     limit: int = 0  # use only the first N records (after a seeded shuffle); 0 = all; tests/smoke runs
+    hold_out_families: str = ""  # "Toyota Camry,BMW 3 Series": every photo whose make + model starts with one
+    # of these (a leave-family-out run) is left out of training, validation and test alike
     # -- model --------------------------------------------------------------------------------
     init: InitMode = "keras"  # ImageNet start: keras (offline cache), torchvision, random; or model:
     # every weight from a CarValue model file (--pretrained-path), to fine-tune a trained model further

@@ -32,8 +32,9 @@ from PIL import Image, ImageEnhance
 from torch.utils.data import Dataset, Sampler
 
 from core.dataset.records import ImageRecord
+from core.geometry import Box
 from core.modelfile import UNKNOWN, InputSpec, PriceSpec
-from core.preprocess import Box, crop_resize, load_photo, normalise
+from core.preprocess import crop_resize, load_photo, normalise
 from training.config import FRAMED_LONG_SIDE
 from training.labels_csv import LABELS_CSV, LabelsCsvError, read_labels_csv
 
@@ -198,6 +199,24 @@ class Split:
                                             "files": [rel(records[i].image_path) for i in idx]}
                                      for part, idx in (("train", self.train), ("val", self.val),
                                                        ("test", self.test))}}, indent=1)
+
+
+def parse_families(text: str) -> tuple[str, ...]:
+    """``"Toyota Camry, BMW 3 Series"`` -> the families, trimmed, empty ones dropped."""
+    return tuple(f.strip() for f in text.split(",") if f.strip())
+
+
+def in_family(make_model: str, family: str) -> bool:
+    """Whether a class ("Toyota Camry Sedan", "Chevrolet Silverado 1500 Regular Cab") belongs to
+    a family ("Toyota Camry", "Chevrolet Silverado"): the family followed by nothing or a word
+    break, case-insensitive ("BMW 3 Series" takes "BMW 3 Series Wagon", "Audi TT" not "Audi TTS")."""
+    a, f = make_model.casefold().split(), family.casefold().split()
+    return len(f) > 0 and a[:len(f)] == f
+
+
+def without_families(records: Sequence[ImageRecord], families: Sequence[str]) -> list[ImageRecord]:
+    """The records of no family in ``families`` (a leave-family-out run's data)."""
+    return [r for r in records if not any(in_family(r.make_model, f) for f in families)]
 
 
 def split_by_group(records: Sequence[ImageRecord], val_fraction: float, test_fraction: float,

@@ -25,6 +25,9 @@ data=${DATA:-../shared/data/stanford-cars-train}
 name=${NAME:-$(basename "$root")}
 epochs1=${EPOCHS1:-16} low1=${LOW_RES_EPOCHS1:-16} epochs2=${EPOCHS2:-8} epochs3=${EPOCHS3:-2} size2=${SIZE2:-224}
 amp=(); [[ ${CPU_AMP:-0} == 1 ]] && amp=(--cpu-amp)
+# HOLD_OUT_FAMILIES="Toyota Camry,BMW 3 Series": a leave-family-out run (those families never seen);
+# UNTIL=STEP stops after that step (e.g. UNTIL=framing for a run only measured, never shipped).
+fam=(); [[ -n ${HOLD_OUT_FAMILIES:-} ]] && fam=(--hold-out-families "$HOLD_OUT_FAMILIES")
 # The last stage's resolution was picked on the split run with its test figures seen: every card says so.
 choice="The last training stage's resolution (288 px) was chosen after a 288-px and a 224-px version of it had both \
 been measured on the split run's 733 test photos, so the split run's held-out figures are not free of that choice \
@@ -50,25 +53,26 @@ timings=$root/timings.tsv
 step() {  # step NAME OUTPUT COMMAND...: run unless OUTPUT exists (a file the step writes, or a
           # marker touched when it succeeds), and log its wall clock (of the last, resumed, part)
   local name=$1 output=$2; shift 2
-  if [[ -e $output ]]; then echo "== $name: $output exists, skipped"; return; fi
+  if [[ -e $output ]]; then echo "== $name: $output exists, skipped"; [[ ${UNTIL:-} != "$name" ]] || exit 0; return; fi
   echo "== $name ($(date -u +%H:%M:%S))"
   local t0; t0=$(date +%s)
   "$@"
   [[ -e $output ]] || touch "$output"  # a training stage's marker
   local t1; t1=$(date +%s)
   printf '%s\t%s\t%s\t%s\n' "$name" "$(date -u -d "@$t0" +%FT%TZ)" "$(date -u -d "@$t1" +%FT%TZ)" $((t1 - t0)) >> "$timings"
+  if [[ ${UNTIL:-} == "$name" ]]; then echo "== stopped after $name (UNTIL)"; exit 0; fi
 }
 
 s1=$root/stage1 s2=$root/stage2 s3=$root/stage3 framing=$root/framing
-step stage1 "$s1/trained" "${train[@]}" "${amp[@]}" "${part[@]}" --out "$s1" \
+step stage1 "$s1/trained" "${train[@]}" "${amp[@]}" "${fam[@]}" "${part[@]}" --out "$s1" \
   --epochs "$epochs1" --low-res-size 160 --low-res-epochs "$low1" --size 224 --lr 3e-4 --warmup-steps 100 --probe-init
 step export1 "$s1/model/carvalue.onnx" .venv/bin/carvalue-train export "$s1" --out "$s1/model/carvalue.onnx" \
   --confidence energy --no-quantize --unmeasured
-step stage2 "$s2/trained" "${train[@]}" "${amp[@]}" "${part[@]}" --out "$s2" \
+step stage2 "$s2/trained" "${train[@]}" "${amp[@]}" "${fam[@]}" "${part[@]}" --out "$s2" \
   --init model --pretrained-path "$s1/model/carvalue.onnx" --epochs "$epochs2" --size "$size2" --lr 1e-4 --warmup-steps 50 --framed 0.5
 step export2 "$s2/model/carvalue.onnx" .venv/bin/carvalue-train export "$s2" --out "$s2/model/carvalue.onnx" \
   --confidence energy --no-quantize --unmeasured
-step stage3 "$s3/trained" "${train[@]}" "${amp[@]}" "${part[@]}" --out "$s3" \
+step stage3 "$s3/trained" "${train[@]}" "${amp[@]}" "${fam[@]}" "${part[@]}" --out "$s3" \
   --init model --pretrained-path "$s2/model/carvalue.onnx" --epochs "$epochs3" --size 288 --lr 5e-5 --warmup-steps 20 --framed 0.5 --notes "$choice"
 step export3 "$s3/model/carvalue.onnx" .venv/bin/carvalue-train export "$s3" --out "$s3/model/carvalue.onnx" \
   --name "$name" "${final_export[@]}"

@@ -56,8 +56,10 @@ from training.data import (
     EpochSampler,
     LabelSpace,
     collate,
+    parse_families,
     records_from_folder,
     split_by_group,
+    without_families,
 )
 from training.labels_csv import has_labels_csv, is_stanford_layout
 from training.metrics import TASKS, Collected, LossWeights, label_counts, multitask_loss, summarise
@@ -137,6 +139,8 @@ def load_records(cfg: TrainConfig) -> list[ImageRecord]:
         records = _stanford_records(src) or records_from_folder(src)
     else:
         raise FileNotFoundError(f"{src}: neither a listings database (.sqlite) nor a folder with labels.csv")
+    if cfg.hold_out_families:
+        records = without_families(records, parse_families(cfg.hold_out_families))
     if cfg.limit:
         rng = random.Random(cfg.seed)
         records = list(records)
