@@ -28,8 +28,9 @@ from PIL import Image
 from benchmarks.common import SAMPLE_PHOTO as SAMPLE
 from benchmarks.common import summary_ms, timeit
 from core.framing import CropMode
+from core.geometry import Box
 from core.predictor import Predictor, default_model_path
-from core.preprocess import Box, crop_to_input, load_photo
+from core.preprocess import crop_to_input, load_photo
 
 
 def framed_camera_photo(path: Path, size: tuple[int, int] = (4032, 3024)) -> Path:

@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng(0)
     W, H = photo.original_size
     applied, painted, forwards = [], [], []
-    from core.preprocess import Box
+    from core.geometry import Box
 
     # Where the time goes: stamps from the worker's forward pass and the panel update (wrapped
     # on the instances; the app's code is unchanged).

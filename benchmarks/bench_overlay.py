@@ -31,10 +31,11 @@ from pathlib import Path
 
 from benchmarks.common import SAMPLE_PHOTO as SAMPLE
 from benchmarks.common import camera_jpeg, summary_ms
+from core.geometry import Box
 from core.modelfile import physical_cores
 from core.occlusion import BATCH, GRID, PATCH, DriversJob, drivers_map
 from core.predictor import Predictor, default_model_path
-from core.preprocess import Box, load_photo
+from core.preprocess import load_photo
 
 REPO = Path(__file__).resolve().parent.parent
 PHONE_12MP = (4032, 3024)

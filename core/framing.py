@@ -14,8 +14,8 @@ from enum import Enum
 
 import numpy as np
 
+from core.geometry import Box, box_iou, input_region
 from core.modelfile import FramingSpec, InputSpec
-from core.preprocess import Box, input_region
 
 
 class CropMode(Enum):
@@ -98,14 +98,6 @@ def found_box(output: np.ndarray, crop: Box, spec: InputSpec, margin: float,
     bw, bh = (x1 - x0) * region.w, (y1 - y0) * region.h
     box = Box(bx - margin * bw, by - margin * bh, bw * (1 + 2 * margin), bh * (1 + 2 * margin))
     return box.clamp(image_size)
-
-
-def box_iou(a: Box, b: Box) -> float:
-    ix = max(0.0, min(a.x + a.w, b.x + b.w) - max(a.x, b.x))
-    iy = max(0.0, min(a.y + a.h, b.y + b.h) - max(a.y, b.y))
-    inter = ix * iy
-    union = a.w * a.h + b.w * b.h - inter
-    return inter / union if union > 0 else 0.0
 
 
 # A found box this close to the whole photo is the whole photo: the first pass's estimate stands.

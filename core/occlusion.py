@@ -24,9 +24,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
+from core.geometry import Box, input_region
 from core.modelfile import InputSpec
 from core.predictor import Predictor, reprice, softmax
-from core.preprocess import NEUTRAL_BACKGROUND, Box, Photo, crop_to_input, input_region, normalise
+from core.preprocess import NEUTRAL_BACKGROUND, Photo, crop_to_input, normalise
 from core.pricing import PriceInputs
 
 GRID = 7  # positions per side (the study's)

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
+from core.geometry import Box, input_region
 from core.modelfile import InputSpec
 
 MAX_PIXELS = 150_000_000  # larger photos are refused before any pixel is decoded
@@ -67,64 +68,6 @@ class ImageLoadError(ValueError):
         self.source = source
         self.reason = reason
         super().__init__(f"{source}: {reason}")
-
-
-@dataclass(frozen=True)
-class Box:
-    """A crop rectangle in original-image pixel coordinates (x, y = top-left corner)."""
-
-    x: float
-    y: float
-    w: float
-    h: float
-
-    @classmethod
-    def full(cls, size: tuple[int, int]) -> Box:
-        return cls(0.0, 0.0, float(size[0]), float(size[1]))
-
-    @classmethod
-    def parse(cls, text: str) -> Box:
-        """From ``"x,y,w,h"``: four finite numbers, width and height positive."""
-        parts = text.split(",")
-        if len(parts) != 4:
-            raise ValueError(f"crop must be x,y,w,h, got {text!r}")
-        try:
-            x, y, w, h = (float(p) for p in parts)
-        except ValueError:
-            raise ValueError(f"crop must be four numbers x,y,w,h, got {text!r}") from None
-        box = cls(x, y, w, h)
-        if not box.is_finite():
-            raise ValueError(f"crop values must be finite numbers, got {text!r}")
-        if w <= 0 or h <= 0:
-            raise ValueError(f"crop width and height must be positive, got {text!r}")
-        return box
-
-    def is_finite(self) -> bool:
-        return all(math.isfinite(v) for v in self.as_tuple())
-
-    def clamp(self, size: tuple[int, int], min_side: float = 1.0) -> Box:
-        """The box moved and shrunk as little as possible to lie inside an image of ``size``.
-
-        Any finite box works (negative, zero-sized, far outside, huge); a NaN or infinite
-        coordinate raises ValueError, since no position can be made of it."""
-        if not self.is_finite():
-            raise ValueError(f"crop box must be finite numbers, got {self.as_tuple()}")
-        iw, ih = float(size[0]), float(size[1])
-        w = min(max(self.w, min_side), iw)
-        h = min(max(self.h, min_side), ih)
-        x = min(max(self.x, 0.0), iw - w)
-        y = min(max(self.y, 0.0), ih - h)
-        return Box(x, y, w, h)
-
-    def scaled(self, factor: float) -> Box:
-        return Box(self.x * factor, self.y * factor, self.w * factor, self.h * factor)
-
-    def as_tuple(self) -> tuple[float, float, float, float]:
-        return (self.x, self.y, self.w, self.h)
-
-    @property
-    def center_x(self) -> float:
-        return self.x + self.w / 2
 
 
 @dataclass(frozen=True, eq=False)
@@ -473,16 +416,6 @@ def crop_resize(image: Image.Image, box: Box, spec: InputSpec) -> Image.Image:
     s = spec.size
     r = input_region(box, spec)
     return image.resize((s, s), Image.Resampling.BILINEAR, box=(r.x, r.y, r.x + r.w, r.y + r.h))
-
-
-def input_region(box: Box, spec: InputSpec) -> Box:
-    """The part of ``box`` that becomes the network's input: all of it when stretched; with
-    "center_crop", the central square of side crop_fraction * short side."""
-    if spec.resize != "center_crop":
-        return box
-    side = min(box.w, box.h) * spec.crop_fraction
-    cx, cy = box.x + box.w / 2, box.y + box.h / 2
-    return Box(cx - side / 2, cy - side / 2, side, side)
 
 
 def normalise(img: Image.Image, spec: InputSpec) -> np.ndarray:

@@ -20,9 +20,10 @@ from PySide6.QtCore import QPointF, Qt  # noqa: E402
 from carvalue_gui.drivers_overlay import MAX_ALPHA, RED, RES, dollars_change, heat_rgba  # noqa: E402
 from carvalue_gui.main_window import MainWindow  # noqa: E402
 from carvalue_gui.worker import CropRequest, DriversRequest, InferenceWorker  # noqa: E402
+from core.geometry import Box  # noqa: E402
 from core.occlusion import GRID, drivers_map  # noqa: E402
 from core.predictor import Predictor  # noqa: E402
-from core.preprocess import Box, photo_from_image  # noqa: E402
+from core.preprocess import photo_from_image  # noqa: E402
 from tests.gui_support import WAIT_MS, load, make_photo, wait_shown  # noqa: E402
 
 

@@ -12,9 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from core.framing import CropMode, Located, WholeCar, box_iou, found_box, parse_crop, verdict
+from core.framing import CropMode, Located, WholeCar, found_box, parse_crop, verdict
+from core.geometry import Box, box_iou
 from core.modelfile import FramingSpec, InputSpec
-from core.preprocess import Box, photo_from_image
+from core.preprocess import photo_from_image
 from training import compositing as comp
 
 torch = pytest.importorskip("torch")

@@ -20,9 +20,10 @@ from PySide6.QtGui import QDragEnterEvent, QGuiApplication, QImage  # noqa: E402
 from PySide6.QtWidgets import QApplication, QWidget  # noqa: E402
 
 from carvalue_gui.main_window import MainWindow, best_sweep_position, sweep_car  # noqa: E402
+from core.geometry import Box  # noqa: E402
 from core.money import format_dollars  # noqa: E402
 from core.predictor import Prediction, Predictor  # noqa: E402
-from core.preprocess import Box, load_photo  # noqa: E402
+from core.preprocess import load_photo  # noqa: E402
 from tests.gui_support import (  # noqa: E402
     WAIT_MS,
     assert_panel_shows,

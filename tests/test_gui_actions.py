@@ -24,7 +24,7 @@ from PySide6.QtWidgets import QApplication, QDialog, QFileDialog  # noqa: E402
 from carvalue_gui.box_history import SETTLE_MS  # noqa: E402
 from carvalue_gui.main_window import MainWindow  # noqa: E402
 from carvalue_gui.model_dialog import ModelDialog  # noqa: E402
-from core.preprocess import Box  # noqa: E402
+from core.geometry import Box  # noqa: E402
 from tests.gui_support import WAIT_MS, load, make_photo, wait_shown  # noqa: E402
 
 

@@ -11,8 +11,9 @@ pytest.importorskip("torch")
 
 from carvalue_gui.main_window import MainWindow  # noqa: E402
 from core.framing import CropMode  # noqa: E402
+from core.geometry import Box  # noqa: E402
 from core.predictor import Predictor  # noqa: E402
-from core.preprocess import Box, load_photo  # noqa: E402
+from core.preprocess import load_photo  # noqa: E402
 from tests.gui_support import WAIT_MS, assert_same, load, make_photo, open_window, wait_shown  # noqa: E402
 
 FOUND = (0.25, 0.5, 0.75, 1.0)  # where the test model always "finds" the car

@@ -17,8 +17,8 @@ pytest.importorskip("pyqtgraph")
 from PySide6.QtGui import QImage  # noqa: E402
 
 from carvalue_gui.main_window import MainWindow  # noqa: E402
+from core.geometry import Box  # noqa: E402
 from core.money import format_dollars  # noqa: E402
-from core.preprocess import Box  # noqa: E402
 from tests.gui_support import WAIT_MS, load, open_window, wait_shown  # noqa: E402
 
 

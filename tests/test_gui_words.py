@@ -15,8 +15,8 @@ pytest.importorskip("pyqtgraph")
 
 from carvalue_gui.sweep_plot import CLICK_TITLE, TITLES, followed_labels  # noqa: E402
 from core.framing import WholeCar  # noqa: E402
+from core.geometry import Box  # noqa: E402
 from core.predictor import LabelProb  # noqa: E402
-from core.preprocess import Box  # noqa: E402
 from tests.gui_support import WAIT_MS, load, make_photo, open_window, wait_shown  # noqa: E402
 from tests.pricefactory import make_priced_model_file  # noqa: E402
 

@@ -25,9 +25,9 @@ from PySide6.QtWidgets import QApplication, QDialog, QFileDialog  # noqa: E402
 from carvalue_gui.help_dialogs import HtmlDialog  # noqa: E402
 from carvalue_gui.main_window import MainWindow  # noqa: E402
 from carvalue_gui.model_dialog import ModelDialog  # noqa: E402
+from core.geometry import Box  # noqa: E402
 from core.modelfile import ConfidenceSpec, ModelMetadata, PriceSpec, open_session, write_model_file  # noqa: E402
 from core.photo_price import describe, display_bounds  # noqa: E402
-from core.preprocess import Box  # noqa: E402
 from core.pricing import PriceBin  # noqa: E402
 from tests.gui_support import WAIT_MS, load, make_photo, open_window, wait_shown  # noqa: E402
 from tests.pricefactory import price_section  # noqa: E402

@@ -24,7 +24,8 @@ from carvalue_gui.worker import (  # noqa: E402
     WarmUpJob,
     kind_of,
 )
-from core.preprocess import Box, photo_from_image  # noqa: E402
+from core.geometry import Box  # noqa: E402
+from core.preprocess import photo_from_image  # noqa: E402
 
 
 @given(st.lists(st.one_of(st.integers(0, 9).map(lambda i: ("put", i)), st.just(("take", None)),

@@ -16,9 +16,9 @@ from PIL import Image
 
 from core.cli import main
 from core.framing import WholeCar, verdict, whole_car_message
+from core.geometry import Box
 from core.modelfile import FramingSpec
 from core.predictor import MAX_SWEEP_POSITIONS, car_sweep_boxes
-from core.preprocess import Box
 
 SPEC = FramingSpec(threshold=0.3, unsure_below=0.6, car_output="car_logit", car_threshold=0.4)
 unit = st.floats(0, 1, allow_nan=False)

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from core.geometry import Box, input_region
 from core.modelfile import InputSpec
 from core.occlusion import (
     GRID,
@@ -20,7 +21,7 @@ from core.occlusion import (
     grid_cells,
 )
 from core.predictor import Predictor, reprice, softmax
-from core.preprocess import Box, Photo, crop_to_input, input_region, photo_from_image
+from core.preprocess import Photo, crop_to_input, photo_from_image
 from core.pricing import PriceInputs
 
 

@@ -49,8 +49,8 @@ def test_labels_never_overlap(width_px: int) -> None:
 
 def test_chart_draws_an_estimate(qtbot: object) -> None:
     from carvalue_gui.price_chart import PriceChart
+    from core.geometry import Box
     from core.predictor import Prediction
-    from core.preprocess import Box
 
     model = PriceModel.from_dict(price_section())
     probs = np.full(len(MAKE_MODELS), 0.01)

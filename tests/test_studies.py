@@ -17,8 +17,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+from core.geometry import Box
 from core.predictor import Predictor
-from core.preprocess import Box, load_photo
+from core.preprocess import load_photo
 from training.formatting import pct, usd
 from training.studies import background_swap, backgrounds, crop_pan, occlusion, ood, run_all
 from training.studies.backgrounds import all_backgrounds, photo_backgrounds

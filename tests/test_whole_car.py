@@ -46,7 +46,7 @@ def test_read_natural_refuses_an_unknown_kind(tmp_path: Path) -> None:
 @settings(max_examples=50, deadline=None)
 @given(w=st.integers(200, 900), h=st.integers(120, 600), seed=st.integers(0, 10_000))
 def test_sweep_parts_hold_at_most_half_the_car(w: int, h: int, seed: int) -> None:
-    from core.preprocess import Box
+    from core.geometry import Box
 
     rng = np.random.default_rng(seed)
     frame = Image.new("RGB", (w, h))

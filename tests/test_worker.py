@@ -21,7 +21,8 @@ from carvalue_gui.worker import (  # noqa: E402
     InferenceWorker,
     Synthetic,
 )
-from core.preprocess import Box, photo_from_image  # noqa: E402
+from core.geometry import Box  # noqa: E402
+from core.preprocess import photo_from_image  # noqa: E402
 
 
 class RecordingPredictor:

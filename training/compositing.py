@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageFilter
 
-from core.preprocess import Box
+from core.geometry import Box
 
 BLUR_SCALE = 4  # the blurred fill is blurred at 1/BLUR_SCALE of the frame's size
 

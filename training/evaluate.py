@@ -27,9 +27,10 @@ import torch
 from PIL import Image
 
 from core.dataset.records import ImageRecord
+from core.geometry import Box
 from core.model import CarValueNet, ModelConfig
 from core.modelfile import InputSpec
-from core.preprocess import IMAGE_SUFFIXES, Box, ImageLoadError, crop_resize, load_photo, normalise
+from core.preprocess import IMAGE_SUFFIXES, ImageLoadError, crop_resize, load_photo, normalise
 from training.checkpoint import Checkpoint, load_checkpoint
 from training.data import IGNORE, CarPhotos, LabelSpace, Split, split_by_group
 from training.formatting import json_safe, pct, usd

@@ -40,8 +40,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from core.geometry import Box
 from core.modelfile import InputSpec, ModelMetadata, open_session
-from core.preprocess import Box, crop_resize, normalise
+from core.preprocess import crop_resize, normalise
 from training import compositing as comp
 
 FEATURE_OUTPUT = "feature_map"

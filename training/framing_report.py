@@ -26,7 +26,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from core.framing import CropMode, box_iou
+from core.framing import CropMode
+from core.geometry import box_iou
 from core.predictor import Prediction, Predictor
 from core.preprocess import photo_from_image
 from training import compositing as comp

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from core.preprocess import Box
+from core.geometry import Box
 from training import compositing as comp
 from training.labels_csv import LABELS_CSV
 

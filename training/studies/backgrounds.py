@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from core.preprocess import Box
+from core.geometry import Box
 
 WALLPAPER_DIR = Path("/usr/share/backgrounds")
 # Photographs (checked by eye), relative to WALLPAPER_DIR, with their Debian package and licence.

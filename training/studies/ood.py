@@ -24,8 +24,9 @@ from typing import Any
 import matplotlib.pyplot as plt
 import numpy as np
 
+from core.geometry import Box
 from core.predictor import Predictor
-from core.preprocess import Box, Photo
+from core.preprocess import Photo
 from training.formatting import pct
 from training.studies.backgrounds import (
     Background,
