@@ -41,7 +41,7 @@ from core.catalogue import Catalogue, load_catalogue
 from core.framing import CropMode
 from core.modelfile import MakeSpec, open_session, write_model_file
 from core.predictor import Predictor
-from core.preprocess import ImageLoadError, photo_from_image
+from core.preprocess import Box, ImageLoadError, photo_from_image
 from training import compositing as comp
 from training.data import in_family, parse_families
 from training.framing import BackgroundPool, split_files, to_input, training_backgrounds
@@ -221,33 +221,38 @@ def graft(model: Path, heads: dict[str, Linear], spec: MakeSpec, out: Path) -> N
         write_model_file(raw, dataclasses.replace(meta, make=spec), out)
 
 
-def case_images(photos: Sequence[Photo], seed: int) -> Iterator[tuple[str, Image.Image, Photo]]:
-    """Each held-out photo as the tight crop and framed at 35% and 60% of a held-out background
-    (through ``--crop auto`` these are found and cropped as the app does)."""
+Case = tuple[str, Image.Image, Box, Photo]
+
+
+def case_images(photos: Sequence[Photo], seed: int) -> Iterator[Case]:
+    """Each held-out photo as the tight crop and framed at 35% and 60% of a held-out background,
+    with the pasted car's box (used only by a model file that cannot find the car itself)."""
     from training.negatives import background_files
 
     rng = np.random.default_rng(seed)
     bgs = BackgroundPool(background_files("test"))
     for ph in photos:
         car = _open(ph.path)
-        yield "tight", car, ph
+        yield "tight", car, Box.full(car.size), ph
         for cov in (0.35, 0.6):
             c = comp.compose(car, comp.random_recipe(rng, (cov, cov), fills=("photo",), long_side=1024), rng,
                              bgs.pick(rng))
-            yield f"framed {cov:.0%}", c.image, ph
+            yield f"framed {cov:.0%}", c.image, c.box, ph
 
 
-def measure(model: Path, cases: Iterator[tuple[str, Image.Image, Photo]], bodies: dict[str, str | None],
+def measure(model: Path, cases: Iterator[Case], bodies: dict[str, str | None],
             class_make: dict[str, str]) -> dict[str, dict[str, Any]]:
     """Per view: photos, make top-1 (the make head; and the classes' probabilities summed by
     make, the baseline), make/model top-1, body top-1, share called unknown (known_car false),
-    and each photo's top make/model probability (for thresholds)."""
+    and each photo's top make/model probability (for thresholds).  Predicted as the app does
+    (``--crop auto``); a model file without framing heads gets the pasted car's box instead."""
     pred = Predictor.load(model)
     n_classes = len(pred.metadata.make_models)
+    framed = pred.metadata.framing is not None
     out: dict[str, dict[str, Any]] = {}
-    for view, image, ph in cases:
+    for view, image, box, ph in cases:
         try:
-            p = pred.predict(photo_from_image(image), CropMode.AUTO, top_k=n_classes)
+            p = pred.predict(photo_from_image(image), CropMode.AUTO if framed else box, top_k=n_classes)
         except ImageLoadError:
             continue
         d = out.setdefault(view, {"photos": 0, "make_head": 0, "make_sum": 0, "make_model": 0, "body": 0,
@@ -321,6 +326,8 @@ def build(model: Path, data: Path, split_json: Path, out: Path, families: Sequen
     first.unlink()
     report: dict[str, Any] = {"threshold": threshold, "threshold_photos": len(val), "unknown_share_target": unknown_share,
                               "makes": len(makes), "training_views": len(who),
+                              "crop": "the car found (--crop auto)" if meta.framing is not None else
+                                      "the pasted car's box (the file has no framing heads)",
                               "known": _strip(measure(final, case_images(test, seed + 2), bodies, class_make))}
     if families:
         fam = family_photos(data, families)
@@ -347,6 +354,7 @@ def markdown(r: dict[str, Any]) -> str:
     fams = r.get("families")
     head = (f"known_car threshold {r['threshold']:.3f} (top make/model probability; set on {r['threshold_photos']} "
             f"held-out photos of known classes to call {100 * r['unknown_share_target']:.0f}% of them unknown).")
+    head += f" Photos predicted on {r.get('crop', 'the car found')}."
     if fams:
         head += f" Held-out families ({r['family_photos']} photos, never trained on): " + ", ".join(fams) + "."
     return head + "\n\n" + "\n".join(rows) + "\n"
