@@ -29,7 +29,7 @@ def test_natural_photos_split_by_category_never_by_photo(cats: list[tuple[str, i
         for p in ps:
             if p.kind != "car":  # whole cars are one category, split by photo (see split_by_category)
                 assert where.setdefault(p.group, part) == part  # a category sits in one part only
-    for kind in KINDS:
+    for kind in KINDS[1:]:  # whole cars go by a hash of each photo: a few may all land in one part
         groups = {p.group for p in photos if p.kind == kind}
         if len(groups) >= 3:  # each kind with enough categories reaches validation and test
             assert all(any(p.kind == kind for p in parts[part]) for part in ("val", "test"))

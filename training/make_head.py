@@ -46,6 +46,7 @@ from training import compositing as comp
 from training.data import in_family, parse_families
 from training.framing import BackgroundPool, split_files, to_input, training_backgrounds
 from training.labels_csv import LabelRow, read_labels_csv
+from training.onnx_features import session_with_tensor
 
 BODIES = ("sedan", "coupe", "convertible", "hatchback", "wagon", "suv", "pickup", "minivan", "van")
 _BODY_WORDS = {"sedan": "sedan", "coupe": "coupe", "convertible": "convertible", "hatchback": "hatchback",
@@ -123,16 +124,7 @@ def pooled_of(model: Any) -> str:
 
 def feature_session(model_path: Path, threads: int = 2) -> tuple[Any, Any]:
     """A session of the model file that also returns the pooled features (its last output)."""
-    import onnx
-    import onnxruntime as ort
-
-    m = onnx.load(str(model_path))
-    m.graph.output.append(onnx.helper.make_tensor_value_info(pooled_of(m), onnx.TensorProto.FLOAT, None))
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.log_severity_level = 3
-    sess = ort.InferenceSession(m.SerializeToString(), sess_options=opts, providers=["CPUExecutionProvider"])
-    return sess, open_session(model_path, threads=1)[1]
+    return session_with_tensor(model_path, pooled_of, threads)
 
 
 def features(model: Path, views: Iterator[tuple[Image.Image, Photo]], batch: int = 32) -> tuple[np.ndarray, list[Photo]]:

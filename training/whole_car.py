@@ -31,9 +31,9 @@ from typing import Any
 
 import numpy as np
 
-from core.modelfile import open_session
 from training import whole_car_data as wd
 from training.framing import BackgroundPool, split_files, to_input, training_backgrounds
+from training.onnx_features import session_with_tensor
 
 WHOLE_GEMM_WEIGHT = "framing/whole.0.weight"  # the branch's first layer in a framed file
 
@@ -47,17 +47,8 @@ def pooled_name(model: Any) -> str:
 
 
 def feature_session(model_path: Path, threads: int = 2) -> tuple[Any, Any]:
-    import onnx
-    import onnxruntime as ort
-
-    model = onnx.load(str(model_path))
-    model.graph.output.append(onnx.helper.make_tensor_value_info(pooled_name(model), onnx.TensorProto.FLOAT, None))
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.log_severity_level = 3
-    sess = ort.InferenceSession(model.SerializeToString(), sess_options=opts, providers=["CPUExecutionProvider"])
-    _, meta = open_session(model_path, threads=1)
-    return sess, meta
+    """A session of the framed model file that also returns the pooled features (last output)."""
+    return session_with_tensor(model_path, pooled_name, threads)
 
 
 def extract(sess: Any, spec: Any, samples: Iterator[wd.Sample], batch: int = 32,
