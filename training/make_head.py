@@ -352,6 +352,22 @@ def markdown(r: dict[str, Any]) -> str:
     return head + "\n\n" + "\n".join(rows) + "\n"
 
 
+def card_section(own: dict[str, Any], lfo: dict[str, Any] | None = None) -> str:
+    """The model card's section: this file's heads on held-out known photos, and the
+    leave-family-out run's figures (the only honest measure of a car the classes lack)."""
+    parts = ["## Make, body type and a car it does not know", "",
+             "Make and body type are softmax regressions on the pooled trunk features (training/make_head.py), "
+             "so a car whose model or generation is not a class still gets its make; `known_car` is false when "
+             "the top make/model probability is below a threshold. This file:", "", markdown(own)]
+    if lfo:
+        parts += ["The leave-family-out run (its trunk and heads never saw the held-out families; its own "
+                  "threshold set the same way):", "", markdown(lfo)]
+    else:
+        parts += ["No leave-family-out run is recorded for this file: how the make head does on a car "
+                  "the classes lack is not measured here.", ""]
+    return "\n".join(parts)
+
+
 def record(model: Path, report: dict[str, Any]) -> None:
     """The report's figures into the model file's metrics (``make``)."""
     _, meta = open_session(model, threads=1)
@@ -360,17 +376,29 @@ def record(model: Path, report: dict[str, Any]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m training.make_head", description=__doc__.split("\n\n")[0])
-    ap.add_argument("cmd", choices=["build"])
+    ap.add_argument("cmd", choices=["build", "record-lfo"],
+                    help="build: fit, graft, measure; record-lfo: write a leave-family-out run's "
+                         "make_report.json (--report) into --model's metrics")
     ap.add_argument("--model", type=Path, required=True)
-    ap.add_argument("--data", type=Path, required=True)
-    ap.add_argument("--split", type=Path, required=True)
-    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--data", type=Path)
+    ap.add_argument("--split", type=Path)
+    ap.add_argument("--out", type=Path)
     ap.add_argument("--families", default="", help="held-out families to measure (a leave-family-out run's)")
     ap.add_argument("--report", type=Path, help="folder for make_report.json / .md")
     ap.add_argument("--unknown-share", type=float, default=UNKNOWN_SHARE)
     ap.add_argument("--limit", type=int, default=0, help="photos per part, at most (smoke runs)")
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args(argv)
+    if a.cmd == "record-lfo":
+        if a.report is None:
+            ap.error("record-lfo needs --report (the leave-family-out run's report folder)")
+        lfo = json.loads((a.report / "make_report.json").read_text())
+        _, meta = open_session(a.model, threads=1)
+        write_model_file(a.model, dataclasses.replace(meta, metrics={**meta.metrics, "make_leave_family_out": lfo}),
+                         a.model)
+        return 0
+    if a.data is None or a.split is None or a.out is None:
+        ap.error("build needs --data, --split and --out")
     r = build(a.model, a.data, a.split, a.out, parse_families(a.families), a.unknown_share, a.seed, a.limit)
     record(a.out / "carvalue.onnx", r)
     rep = a.report or a.out

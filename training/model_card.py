@@ -288,6 +288,11 @@ def card_text(model: Path, reference_reports: str = "") -> str:
         from training.whole_car_eval import card_section as whole_car_section
 
         text += "\n" + whole_car_section(whole, meta.framing.sources if meta.framing is not None else ())
+    make = meta.metrics.get("make") if isinstance(meta.metrics, dict) else None
+    if isinstance(make, dict) and "known" in make:
+        from training.make_head import card_section as make_section
+
+        text += "\n" + make_section(make, meta.metrics.get("make_leave_family_out"))
     return text
 
 
