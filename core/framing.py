@@ -16,6 +16,7 @@ import numpy as np
 
 from core.geometry import Box, box_iou, input_region
 from core.modelfile import FramingSpec, InputSpec
+from core.scores import sigmoid
 
 
 class CropMode(Enum):
@@ -59,13 +60,6 @@ def verdict(score: float, spec: FramingSpec, car_score: float = math.nan) -> Who
     if spec.car_output and not math.isnan(car_score) and car_score < spec.car_threshold:
         return WholeCar.NO_CAR
     return WholeCar.NO
-
-
-def sigmoid(z: float) -> float:
-    """The logistic function, written so that no finite ``z`` overflows (NaN stays NaN)."""
-    if math.isnan(z):
-        return math.nan
-    return 1.0 / (1.0 + math.exp(-z)) if z >= 0 else math.exp(z) / (1.0 + math.exp(z))
 
 
 def whole_car_score(logit: float, spec: FramingSpec) -> float:

@@ -26,9 +26,10 @@ from PIL import Image
 
 from core.geometry import Box, input_region
 from core.modelfile import InputSpec
-from core.predictor import Predictor, reprice, softmax
+from core.predictor import Predictor, reprice
 from core.preprocess import NEUTRAL_BACKGROUND, Photo, crop_to_input, normalise
 from core.pricing import PriceInputs
+from core.scores import softmax
 
 GRID = 7  # positions per side (the study's)
 PATCH = 0.25  # the grey square's side as a fraction of the input's side (the study's)

@@ -30,6 +30,7 @@ from core.preprocess import (
 from core.pricing import PriceBasis, PriceBin, PriceEstimate, PriceInputs
 from core.pricing import bin_quantile as bin_quantile  # re-exported: it lived here
 from core.pricing import shown_median as shown_median  # re-exported: it lived here
+from core.scores import confidence, softmax
 
 BUNDLED_MODEL_NAME = "carvalue.onnx"
 CONFIDENCE_LOGITS = "_confidence_logits"  # with flip TTA: the photo's own make/model logits
@@ -462,7 +463,7 @@ class Predictor:
             looks, unsure = judged in (WholeCar.YES, WholeCar.UNSURE), judged is WholeCar.UNSURE
             no_car = judged is WholeCar.NO_CAR
         else:
-            conf = confidence_score(outs.get(CONFIDENCE_LOGITS, outs["make_model_logits"])[i], meta)
+            conf = confidence(outs.get(CONFIDENCE_LOGITS, outs["make_model_logits"])[i], meta.confidence)
             looks, unsure = conf >= _threshold01(meta), False
         makes, bodies, known, later = self._decode_make(outs, i, mm_p, year_p, top_k)
         return Prediction(
@@ -519,14 +520,6 @@ def reprice(pred: Prediction, meta: ModelMetadata, inputs: PriceInputs) -> Predi
                    price_bins=price.bins, price=price)
 
 
-def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    """Softmax over the last axis (one distribution per row of a batch)."""
-    z = np.asarray(logits, dtype=np.float64) / temperature
-    z = z - z.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
-
-
 def class_year_matrix(make_models: Sequence[str], years: Sequence[str]) -> np.ndarray | None:
     """(classes, years) 0/1 matrix when every make/model class names its model year (Stanford
     classes end in it: "Ford GT Coupe 2006"), with the Unknown class's row zero; else None."""
@@ -559,17 +552,6 @@ def top_labels(probs: np.ndarray, vocab: Sequence[str], k: int) -> tuple[LabelPr
     k = max(1, min(k, len(vocab)))
     idx = np.argsort(-probs, kind="stable")[:k]
     return tuple(LabelProb(vocab[j], float(probs[j])) for j in idx)
-
-
-def confidence_score(mm_logits: np.ndarray, meta: ModelMetadata) -> float:
-    """0..1 score of how much the crop looks like a whole car (see ConfidenceSpec)."""
-    spec = meta.confidence
-    if spec.method == "energy":
-        z = np.asarray(mm_logits, dtype=np.float64) / spec.temperature
-        energy = float(z.max() + np.log(np.exp(z - z.max()).sum()))
-        # The logistic 1 / (1 + exp(-x)) written so that no x overflows.
-        return float(0.5 * (1.0 + math.tanh((energy - spec.threshold) / (2.0 * spec.scale))))
-    return float(softmax(mm_logits, spec.temperature).max())
 
 
 def _threshold01(meta: ModelMetadata) -> float:

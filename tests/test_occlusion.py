@@ -20,9 +20,10 @@ from core.occlusion import (
     grey_value,
     grid_cells,
 )
-from core.predictor import Predictor, reprice, softmax
+from core.predictor import Predictor, reprice
 from core.preprocess import Photo, crop_to_input, photo_from_image
 from core.pricing import PriceInputs
+from core.scores import softmax
 
 
 @pytest.fixture(scope="module")

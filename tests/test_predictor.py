@@ -288,7 +288,7 @@ def test_sweep_positions_are_bounded_and_run_in_batches(predictor: Predictor) ->
 
 
 def test_flip_tta_averages_the_photo_and_its_mirror(model_file: Path) -> None:
-    from core.predictor import softmax
+    from core.scores import softmax
 
     plain = Predictor.load(model_file)
     tta = Predictor.load(model_file, flip_tta=True)

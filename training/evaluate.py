@@ -31,6 +31,7 @@ from core.geometry import Box
 from core.model import CarValueNet, ModelConfig
 from core.modelfile import InputSpec
 from core.preprocess import IMAGE_SUFFIXES, ImageLoadError, crop_resize, load_photo, normalise
+from core.scores import energy, log_softmax, max_prob
 from training.checkpoint import Checkpoint, load_checkpoint
 from training.data import IGNORE, CarPhotos, LabelSpace, Split, split_by_group
 from training.formatting import json_safe, pct, usd
@@ -39,7 +40,6 @@ from training.metrics import (
     cross_entropy,
     expected_calibration_error,
     fit_temperature,
-    log_softmax,
     shown_median_errors,
     summarise,
     topk,
@@ -161,16 +161,6 @@ def logits_for_images(model: CarValueNet, images: Sequence[Image.Image], spec: I
         t = torch.from_numpy(x).contiguous(memory_format=torch.channels_last)
         out.append(model(t)[2].double().numpy())
     return np.concatenate(out) if out else np.zeros((0, 0))
-
-
-def max_prob(logits: np.ndarray, temperature: float) -> np.ndarray:
-    return np.exp(log_softmax(logits, temperature)).max(axis=1)
-
-
-def energy(logits: np.ndarray, temperature: float) -> np.ndarray:
-    z = logits / temperature
-    m = z.max(axis=1)
-    return m + np.log(np.exp(z - m[:, None]).sum(axis=1))
 
 
 # -- the report --------------------------------------------------------------------------------

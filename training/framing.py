@@ -43,6 +43,7 @@ from PIL import Image
 from core.geometry import Box
 from core.modelfile import InputSpec, ModelMetadata, open_session
 from core.preprocess import crop_resize, normalise
+from core.scores import sigmoid
 from training import compositing as comp
 
 FEATURE_OUTPUT = "feature_map"
@@ -321,7 +322,7 @@ def choose_thresholds(logits: np.ndarray, whole: np.ndarray, kinds: np.ndarray, 
     whole cars of each kind (tight crops, framed photos, found boxes) are flagged, and at most
     ``unsure_share`` of them are flagged or shown as unsure.  Per kind, so that no kind of
     photo a user drops in is flagged more than the share (they score differently)."""
-    scores = 1 / (1 + np.exp(-logits))
+    scores = sigmoid(np.asarray(logits, dtype=np.float64))
     groups = {"tight": [], "framed": [], "found": []}
     for s, w, k in zip(scores, whole, kinds, strict=True):
         if w > 0.5:

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from core.scores import log_softmax
 from training.data import IGNORE, LabelSpace
 
 TASKS = ("price", "median", "make_model", "year")
@@ -69,12 +70,6 @@ class Collected:
     year_logits: np.ndarray
     cls_targets: np.ndarray  # (N, 3): price_bin, make_model, year; IGNORE where unknown
     median_targets: np.ndarray  # (N,), NaN where unknown
-
-
-def log_softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    z = logits / temperature
-    z = z - z.max(axis=1, keepdims=True)
-    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
 
 
 def cross_entropy(logits: np.ndarray, y: np.ndarray, temperature: float = 1.0) -> float:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.scores import sigmoid
 from training import whole_car_data as wd
 
 CAR_OUTPUT = "car_logit"
@@ -98,10 +99,6 @@ def train_head(train: dict[str, np.ndarray], hidden: int = 128, epochs: int = 20
     b0 = lin0.bias.detach().numpy() - w0 @ mu
     return Head(w0.astype(np.float32), b0.astype(np.float32), lin1.weight.detach().numpy().astype(np.float32),
                 lin1.bias.detach().numpy().astype(np.float32))
-
-
-def sigmoid(z: np.ndarray) -> np.ndarray:
-    return 1 / (1 + np.exp(-np.clip(z, -60, 60)))
 
 
 def choose_thresholds(head: Head, val: dict[str, np.ndarray], flag_share: float = 0.02,
