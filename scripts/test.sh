@@ -7,5 +7,7 @@ scripts/setup.sh dev,train
 export QT_QPA_PLATFORM=offscreen HF_HUB_OFFLINE=1
 .venv/bin/lint-imports
 .venv/bin/ruff check core carvalue_gui training tests benchmarks packaging
+# --run-slow: every test, the slow ones too (a plain `pytest` skips them while working);
+# --durations: the slowest tests in the log, to see which deserve the slow marker (over ~20 s).
 # pytest exits 5 when it collected nothing: that is a failure here too (set -e).
-.venv/bin/python -m pytest -q "$@"
+.venv/bin/python -m pytest -q --run-slow --durations=25 "$@"

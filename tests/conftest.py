@@ -15,6 +15,23 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("CARVALUE_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 
+# -- slow tests: skipped while working, run by scripts/test.sh (CI) -----------------------------
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--run-slow", action="store_true", default=False,
+                     help="also run the tests marked slow (scripts/test.sh, what CI runs, passes it)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``slow`` (over ~20 s here) are skipped unless ``--run-slow`` is given or a
+    ``-m`` expression chooses what runs (``-m slow`` runs only them)."""
+    if config.getoption("--run-slow") or config.getoption("markexpr", ""):
+        return
+    skip = pytest.mark.skip(reason="slow: run with --run-slow (scripts/test.sh does)")
+    for item in items:
+        if item.get_closest_marker("slow") is not None:
+            item.add_marker(skip)
+
+
 @pytest.fixture(autouse=True)
 def _isolated_user_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     base = tmp_path_factory.mktemp("userdirs")
@@ -25,7 +42,7 @@ def _isolated_user_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: p
 @pytest.fixture(scope="session")
 def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small CarValue model file with random weights (224 px input)."""
-    from tests.modelfactory import make_model_file
+    from training.testmodels import make_model_file
 
     path, _ = make_model_file(tmp_path_factory.mktemp("model") / "random.onnx")
     return path

@@ -35,6 +35,7 @@ def cluster(tmp_path: Path, url: str, *extra: str, scrape: tuple[str, ...] = ())
     return rc, json.loads(buf.getvalue()) if buf.getvalue().strip() else {}
 
 
+@pytest.mark.slow  # a local Dask cluster scrapes and merges: ~25 s
 def test_a_local_cluster_scrapes_the_range_and_merges_it(tmp_path: Path) -> None:
     site = steady_site()
     try:

@@ -217,6 +217,7 @@ def test_allow_list_covers_real_models() -> None:
     graphcheck.check_model_file(BUNDLED)
 
 
+@pytest.mark.slow  # exports and frames real models: ~28 s
 def test_factory_and_framed_models_pass(tmp_path: Path) -> None:
     from training.testmodels import make_framed_model_file, make_model_file
 

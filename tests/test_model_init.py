@@ -56,6 +56,7 @@ def _net_from(model_file: Path) -> torch.nn.Module:
     return net.eval()
 
 
+@pytest.mark.slow  # start_model trains and exports a model file (~55 s here); some tests train again (~50 s)
 def test_a_model_files_weights_give_its_own_outputs(start_model: tuple[Path, Path]) -> None:
     _, model_file = start_model
     net = _net_from(model_file)
@@ -69,6 +70,7 @@ def test_a_model_files_weights_give_its_own_outputs(start_model: tuple[Path, Pat
         np.testing.assert_allclose(e.reshape(g.shape), g.numpy(), atol=1e-4)
 
 
+@pytest.mark.slow  # start_model trains and exports a model file (~55 s here); some tests train again (~50 s)
 def test_fine_tune_from_a_model_file_records_where_it_started(start_model: tuple[Path, Path], tmp_path: Path) -> None:
     from training.checkpoint import load_checkpoint
     from training.model_init import read_metadata
@@ -89,6 +91,7 @@ def test_fine_tune_from_a_model_file_records_where_it_started(start_model: tuple
     assert "50% of samples framed" in card and "linear probe" not in card
 
 
+@pytest.mark.slow  # start_model trains and exports a model file (~55 s here); some tests train again (~50 s)
 def test_a_run_on_every_photo_ships_with_its_split_runs_held_out_figures(start_model: tuple[Path, Path],
                                                                           tmp_path: Path) -> None:
     """The shipped model trains on every photo but validation: nothing is left to test it on, so
@@ -152,6 +155,7 @@ def test_every_stage_of_a_fine_tuned_chain_is_compared() -> None:
     assert "2 stages back with epochs 12 vs 16" in _start_difference({}, [{"epochs": [12, 16]}])
 
 
+@pytest.mark.slow  # start_model trains and exports a model file (~55 s here); some tests train again (~50 s)
 def test_a_model_file_from_another_split_or_vocabulary_is_refused(start_model: tuple[Path, Path]) -> None:
     from training.model_init import ModelInitError, check_compatible, read_metadata
 
@@ -167,6 +171,7 @@ def test_a_model_file_from_another_split_or_vocabulary_is_refused(start_model: t
         check_compatible(meta, model_file, meta.make_models, ("1999", *meta.years[1:]), split)
 
 
+@pytest.mark.slow  # start_model trains and exports a model file (~55 s here); some tests train again (~50 s)
 def test_missing_or_misshapen_weights_are_an_error(start_model: tuple[Path, Path], tmp_path: Path) -> None:
     import onnx
 
@@ -245,6 +250,7 @@ def test_the_card_names_the_imagenet_start_of_a_chain_of_fine_tunes() -> None:
     assert "training stages" not in _start_line(stage2 | {"start_model_training": {"steps": 9}})
 
 
+@pytest.mark.slow  # start_model trains and exports a model file (~55 s here); some tests train again (~50 s)
 def test_the_model_card_is_written_again_from_the_model_file_alone(start_model: tuple[Path, Path],
                                                                    tmp_path: Path) -> None:
     """``python -m training.model_card`` rebuilds export's card from the file's metadata: every

@@ -164,6 +164,7 @@ def test_torch_and_onnx_agree(tmp_path: Path, padding: str) -> None:
         assert diff < 1e-4, (name, diff)
 
 
+@pytest.mark.slow  # exports a model to look at its graph: ~19 s
 def test_exported_graph_is_plain_convolutions(tmp_path: Path) -> None:
     """TF "same" padding must reach the file as Conv pads: no Pad or shape arithmetic per conv,
     which kept ONNX Runtime from its blocked layout and cost a third of the forward time."""

@@ -263,6 +263,7 @@ def test_resume_refuses_a_different_config(tiny_data: Path, unbroken_run: Path) 
     assert res.returncode != 0 and "different config" in res.stderr
 
 
+@pytest.mark.slow  # two training processes under torchrun: ~20 s
 def test_two_process_torchrun_gloo(tiny_data: Path, tmp_path: Path) -> None:
     torchrun = Path(PY).with_name("torchrun")
     if not torchrun.exists():

@@ -22,6 +22,8 @@ from training.checkpoint import load_checkpoint
 REPO = Path(__file__).resolve().parent.parent
 STEPS = 3  # the base run stops after 3 steps with all three checkpoints kept
 
+pytestmark = pytest.mark.slow  # 17 tests, each resumes a training run: 8-18 s each, minutes in all
+
 
 def _train(args: list[str]) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}

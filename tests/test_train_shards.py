@@ -25,6 +25,8 @@ pytest.importorskip("webdataset", reason="the train extra's webdataset (pip inst
 
 METRICS = ("val_make_model_top1", "val_price_acc", "val_year_within1")
 
+pytestmark = pytest.mark.slow  # trains from shards and from the database to compare them: 8-15 s a test
+
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:

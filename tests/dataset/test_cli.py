@@ -49,6 +49,7 @@ def test_bad_arguments_give_one_line_errors(tmp_path: Path, capsys: pytest.Captu
     assert build_parser().parse_args(["stats", "--db", "x"]).stage == "stats"
 
 
+@pytest.mark.slow  # every stage through the CLI, training included: ~18 s
 @pytest.mark.usefixtures("torch_threads_restored")
 def test_pipeline_end_to_end(site: FakeSite, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     db, images = str(tmp_path / "db.sqlite"), str(tmp_path / "images")

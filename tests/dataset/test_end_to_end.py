@@ -12,6 +12,8 @@ import pytest
 from benchmarks.fakesite import MAKES
 from tests.dataset.end_to_end import run_pipeline
 
+pytestmark = pytest.mark.slow  # every stage end to end: ~35 s on the 2-core machine
+
 
 @pytest.mark.usefixtures("torch_threads_restored")
 def test_scrape_to_predict_on_a_local_site(tmp_path: Path) -> None:
