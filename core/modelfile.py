@@ -15,7 +15,9 @@ import os
 import stat
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
+
+import numpy as np
 
 from core import graphcheck
 from core.atomic import atomic_path
@@ -64,7 +66,8 @@ class InputSpec:
 class PriceSpec:
     """Price ranges (dollar cutoffs) and how the median head maps to dollars.
 
-    The median head predicts ``z``; dollars = ``exp(z * log_std + log_mean)``.
+    The median head predicts ``z``; dollars = ``exp(z * log_std + log_mean)``.  The one place
+    that scaling is written, both ways (:meth:`to_z` for training targets, :meth:`to_dollars`).
     """
 
     edges: tuple[float, ...] = (10e3, 15e3, 20e3, 25e3, 30e3, 35e3, 40e3, 50e3, 60e3)
@@ -83,12 +86,22 @@ class PriceSpec:
         highs: list[float | None] = [*self.edges, None]
         return list(zip(lows, highs, strict=True))
 
-    def to_dollars(self, z: float) -> float:
-        """Dollars for the head's ``z``, at most PRICE_CEILING (a wild ``z`` cannot overflow); NaN
-        when ``z`` is not finite (a broken head: the photo fails rather than showing the cap)."""
-        if not math.isfinite(z):
-            return math.nan
-        return float(math.exp(min(z * self.log_std + self.log_mean, math.log(PRICE_CEILING))))
+    def to_z(self, price: float) -> float:
+        """The median head's target for ``price`` dollars (positive): ``(log price - log_mean) / log_std``."""
+        return (math.log(price) - self.log_mean) / self.log_std
+
+    @overload
+    def to_dollars(self, z: float) -> float: ...
+    @overload
+    def to_dollars(self, z: np.ndarray) -> np.ndarray: ...
+    def to_dollars(self, z: float | np.ndarray) -> float | np.ndarray:
+        """Dollars for the head's ``z`` (a number, or each of an array's), at most PRICE_CEILING
+        (a wild ``z`` cannot overflow); NaN where ``z`` is not finite (a broken head: the photo
+        fails rather than showing the cap)."""
+        v = np.asarray(z, dtype=np.float64)
+        dollars = np.exp(np.minimum(v * self.log_std + self.log_mean, math.log(PRICE_CEILING)))
+        dollars = np.where(np.isfinite(v), dollars, np.nan)
+        return float(dollars) if dollars.ndim == 0 else dollars
 
 
 @dataclass(frozen=True)

@@ -37,9 +37,9 @@ from core.modelfile import UNKNOWN, InputSpec, PriceSpec
 from core.preprocess import crop_resize, load_photo, normalise
 from training.config import FRAMED_LONG_SIDE
 from training.labels_csv import LABELS_CSV, LabelsCsvError, read_labels_csv
+from training.price_scale import DEFAULT_EDGES, price_scaling
 
 IGNORE = -100  # class target for "no label" (torch's cross-entropy ignore_index default)
-DEFAULT_EDGES: tuple[float, ...] = PriceSpec().edges
 KERAS_MEAN = (0.5, 0.5, 0.5)  # the Keras MobileNetV2 trunk expects x / 127.5 - 1
 KERAS_STD = (0.5, 0.5, 0.5)
 ClassKey = Literal["make_model", "make_model_year"]
@@ -83,8 +83,8 @@ class LabelSpace:
     years: tuple[str, ...]
     class_key: ClassKey = "make_model_year"
     edges: tuple[float, ...] = DEFAULT_EDGES
-    log_mean: float = math.log(20e3)
-    log_std: float = 1.0
+    log_mean: float = PriceSpec.log_mean  # the median head's scaling (PriceSpec's defaults)
+    log_std: float = PriceSpec.log_std
     meaning: str = ""
 
     def __post_init__(self) -> None:
@@ -105,9 +105,9 @@ class LabelSpace:
         if max_classes > 0:
             ranked = ranked[:max_classes]
         years = sorted({r.year for r in records if r.year is not None})
-        logs = np.log([r.price for r in records if r.price is not None and r.price > 0])
-        log_mean = float(logs.mean()) if len(logs) else math.log(20e3)
-        log_std = float(logs.std()) if len(logs) > 1 and logs.std() > 0 else 1.0
+        prices = [r.price for r in records if r.price is not None and r.price > 0]
+        default = PriceSpec()
+        log_mean, log_std = price_scaling(prices) if len(prices) > 1 else (default.log_mean, default.log_std)
         return cls(tuple(sorted(ranked)) + (UNKNOWN,), tuple(str(y) for y in years) + (UNKNOWN,),
                    class_key, tuple(edges), log_mean, log_std, meaning)
 
@@ -145,7 +145,7 @@ class LabelSpace:
         year = IGNORE if r.year is None else y_index.get(str(r.year), len(self.years) - 1)
         if r.price is not None and r.price > 0:
             price_bin = int(np.searchsorted(np.asarray(self.edges), r.price, side="right"))
-            median = (math.log(r.price) - self.log_mean) / self.log_std
+            median = self.price_spec().to_z(r.price)
         else:
             price_bin, median = IGNORE, math.nan
         return Targets(price_bin, median, make_model, year)

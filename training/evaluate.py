@@ -267,7 +267,7 @@ def baselines(train: Sequence[ImageRecord], test: Collected, labels: LabelSpace)
     keep = ~np.isnan(test.median_targets)
     if prices and keep.any():
         med = float(np.median(prices))
-        true = np.exp(test.median_targets[keep] * labels.log_std + labels.log_mean)
+        true = labels.price_spec().to_dollars(test.median_targets[keep])
         out["train_median_price_usd"] = med
         out["train_median_mae_usd"] = float(np.abs(true - med).mean())
         out["train_median_mape"] = float((np.abs(true - med) / true).mean())
@@ -382,8 +382,8 @@ def write_plots(out: Path, c: Collected, temps: dict[str, float], labels: LabelS
         plots["calibration"] = "calibration.png"
     m = ~np.isnan(c.median_targets)
     if m.any():
-        true = np.exp(c.median_targets[m] * labels.log_std + labels.log_mean)
-        pred = np.exp(c.median[m] * labels.log_std + labels.log_mean)
+        true = labels.price_spec().to_dollars(c.median_targets[m])
+        pred = labels.price_spec().to_dollars(c.median[m])
         fig, ax = plt.subplots(figsize=(5, 5))
         ax.scatter(true, pred, s=6, alpha=0.5)
         lo, hi = min(true.min(), pred.min()), max(true.max(), pred.max())

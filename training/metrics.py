@@ -154,8 +154,8 @@ def summarise(c: Collected, labels: LabelSpace) -> dict[str, float]:
     }
     keep = ~np.isnan(c.median_targets)
     if keep.any():
-        pred = np.exp(c.median[keep] * labels.log_std + labels.log_mean)
-        true = np.exp(c.median_targets[keep] * labels.log_std + labels.log_mean)
+        pred = labels.price_spec().to_dollars(c.median[keep])
+        true = labels.price_spec().to_dollars(c.median_targets[keep])
         out["median_mae_usd"] = float(np.abs(pred - true).mean())
         out["median_mape"] = float((np.abs(pred - true) / true).mean())
     else:
@@ -176,8 +176,8 @@ def shown_median_errors(c: Collected, labels: LabelSpace, price_temperature: flo
         return {}
     bounds = PriceSpec(edges=tuple(labels.edges)).bounds()
     probs = np.exp(log_softmax(c.price_logits[keep], price_temperature))
-    head = np.exp(c.median[keep] * labels.log_std + labels.log_mean)
-    true = np.exp(c.median_targets[keep] * labels.log_std + labels.log_mean)
+    head = labels.price_spec().to_dollars(c.median[keep])
+    true = labels.price_spec().to_dollars(c.median_targets[keep])
     shown, hist, outside = [], [], 0
     for h, p in zip(head, probs, strict=True):
         bins = [PriceBin(lo, hi, float(q)) for (lo, hi), q in zip(bounds, p, strict=True)]
