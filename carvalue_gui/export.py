@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import csv
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from core.atomic import atomic_open
 from core.modelfile import ModelMetadata
 from core.money import format_dollars
 from core.report import (
@@ -44,30 +44,7 @@ def write_json(path: str | os.PathLike[str], results: Sequence[PhotoResults], me
 
 
 def _atomic_write(path: Path, write: Any, newline: str | None = None) -> None:
-    """Write through a temp file renamed over ``path``, with the permissions a plain ``open``
-    would give (mkstemp's are 0600: an export is for sharing, so the umask decides)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        os.chmod(tmp, 0o666 & ~current_umask())
-        with os.fdopen(fd, "w", encoding="utf-8", newline=newline) as f:
-            write(f)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def current_umask() -> int:
-    """The process's umask (read from /proc where there is one: setting it to read it back is
-    not thread-safe)."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except OSError:
-        pass  # not Linux: read it the portable way below
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+    """Write through core.atomic (a temp file renamed over ``path``, with the permissions a plain
+    ``open`` would give: an export is for sharing, so the umask decides)."""
+    with atomic_open(path, "w", encoding="utf-8", newline=newline) as f:
+        write(f)

@@ -15,7 +15,8 @@ which no reader takes for the file).  Each write:
 
 ``atomic_write`` writes bytes or text; ``atomic_open`` yields a file object; ``atomic_path``
 yields the temp file's path for libraries that write by name (ONNX, safetensors, tarfile,
-SQLite); ``PendingFile`` is the same for a write that spans more than one block of code.
+SQLite); ``PendingFile`` is the same for a write that spans more than one block of code;
+``atomic_link`` publishes a hard link to an existing file the same way.
 
 Leaf module: standard library only, imports nothing of the project.
 """
@@ -66,6 +67,10 @@ def fsync_folder(folder: PathLike) -> None:
         os.close(fd)
 
 
+def _temp_name(path: Path) -> str:
+    return f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:12]}.tmp"
+
+
 class PendingFile:
     """A temp file that becomes ``path`` on ``commit()`` and disappears on ``discard()``.
 
@@ -80,7 +85,7 @@ class PendingFile:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             folder.mkdir(parents=True, exist_ok=True)
         while True:
-            tmp = folder / f".{self.path.name}.{os.getpid()}-{uuid.uuid4().hex[:12]}.tmp"
+            tmp = folder / _temp_name(self.path)
             try:
                 fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             except FileExistsError:
@@ -166,3 +171,22 @@ def atomic_write(path: PathLike, data: bytes | str, *, encoding: str = "utf-8",
     else:
         with atomic_open(path, "wb", temp_dir=temp_dir) as f:
             f.write(data)
+
+
+def atomic_link(source: PathLike, path: PathLike, *, temp_dir: PathLike | None = None) -> None:
+    """Hard-link ``source`` as ``path``: linked under a unique temp name (in ``temp_dir``, on the
+    same file system), then ``os.replace``d over ``path``, so a reader sees the old file or the
+    new one.  ``os.link``'s OSError is raised as it is (EXDEV: another file system; the caller
+    copies instead); no temp link is left behind."""
+    path = Path(path)
+    folder = Path(temp_dir) if temp_dir is not None else path.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = folder / _temp_name(path)
+    os.link(source, tmp)
+    try:
+        os.replace(tmp, path)
+        fsync_folder(path.parent)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)

@@ -10,7 +10,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.atomic import PendingFile, atomic_open, atomic_path, atomic_write, current_umask
+from core.atomic import (
+    PendingFile,
+    atomic_link,
+    atomic_open,
+    atomic_path,
+    atomic_write,
+    current_umask,
+)
 
 
 def _leftovers(folder: Path) -> list[str]:
@@ -78,3 +85,17 @@ def test_a_temp_dir_elsewhere_on_the_file_system(tmp_path: Path) -> None:
 def test_only_whole_file_modes(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="whole file"), atomic_open(tmp_path / "x", "a"):
         pass
+
+
+def test_a_hard_link_is_published_over_the_old_file_and_leaves_no_temp(tmp_path: Path) -> None:
+    (tmp_path / ".tmp").mkdir()
+    source, target = tmp_path / "source", tmp_path / "ab" / "target"
+    source.write_bytes(b"new")
+    target.parent.mkdir()
+    target.write_bytes(b"old")
+    atomic_link(source, target, temp_dir=tmp_path / ".tmp")
+    assert target.read_bytes() == b"new" and os.path.samefile(source, target)
+    assert list((tmp_path / ".tmp").iterdir()) == []
+    with pytest.raises(FileNotFoundError):  # os.link's own error, nothing left behind
+        atomic_link(tmp_path / "missing", target, temp_dir=tmp_path / ".tmp")
+    assert list((tmp_path / ".tmp").iterdir()) == [] and target.read_bytes() == b"new"

@@ -21,12 +21,12 @@ Why it is safe to kill and rerun:
 from __future__ import annotations
 
 import errno
-import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.atomic import atomic_link
 from core.dataset import database as db
 from core.dataset.dedup import DedupReport, dedup
 from core.dataset.image_store import TEMP_DIR, ImageStore, StoredFileError, sha256_hex
@@ -278,21 +278,12 @@ def _place_file(src: ImageStore, dst: ImageStore, sha: str, mode: str, report: M
 def _link(source: Path, dst: ImageStore, target: Path) -> bool:
     """Hard-link ``source`` to ``target`` through a temp name (atomic, like ``put``); False when the
     stores are on different file systems or links are not allowed, and the caller copies."""
-    tmp_dir = dst.root / TEMP_DIR
-    tmp_dir.mkdir(parents=True, exist_ok=True)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = tmp_dir / f"link-{os.getpid()}-{target.name}"
-    tmp.unlink(missing_ok=True)
     try:
-        os.link(source, tmp)
+        atomic_link(source, target, temp_dir=dst.root / TEMP_DIR)
     except OSError as e:
         if e.errno in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EOPNOTSUPP):  # then copy
             return False
         raise
-    try:
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
     return True
 
 

@@ -17,11 +17,11 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.atomic import PendingFile, atomic_write
 from core.dataset import database as db
 from core.dataset.export import split_of, usable_photos
 from core.dataset.image_store import ImageStore, StoredFileError
@@ -84,23 +84,22 @@ def write_shards(db_path: str | Path, images_root: str | Path, out_dir: str | Pa
     report = ShardReport()
     listings: set[int] = set()
     tar: tarfile.TarFile | None = None
-    tmp: Path | None = None
+    shard: PendingFile | None = None
     in_shard = 0
-    labels_tmp = out / f".{LABELS}.tmp"
+    labels_file = PendingFile(out / LABELS)
     labels = None
     finished = False
 
     def close_shard() -> None:
-        nonlocal tar, tmp
-        if tar is not None and tmp is not None:
+        nonlocal tar, shard
+        if tar is not None and shard is not None:
             tar.close()
-            final = out / f"shard-{len(report.shards):06d}.tar"
-            os.replace(tmp, final)
-            report.shards.append(final.name)
-        tar, tmp = None, None
+            shard.commit()
+            report.shards.append(shard.path.name)
+        tar, shard = None, None
 
     try:
-        labels = labels_tmp.open("w", encoding="utf-8")
+        labels = labels_file.open("w", encoding="utf-8")
         for photo in usable_photos(conn):
             try:
                 data = store.read(photo.sha256)
@@ -109,8 +108,8 @@ def write_shards(db_path: str | Path, images_root: str | Path, out_dir: str | Pa
                     "file is missing" if isinstance(e, FileNotFoundError) else f"cannot read file ({e.strerror or e})")
                 continue
             if tar is None:
-                tmp = out / f".shard-{len(report.shards):06d}.tar.tmp"
-                tar = tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT)
+                shard = PendingFile(out / f"shard-{len(report.shards):06d}.tar")
+                tar = tarfile.open(shard.tmp, "w", format=tarfile.USTAR_FORMAT)
                 in_shard = 0
             key = sample_key(photo.listing_id, photo.photo_index)
             split = split_of(str(photo.listing_id))
@@ -132,30 +131,30 @@ def write_shards(db_path: str | Path, images_root: str | Path, out_dir: str | Pa
     except OSError as e:
         raise ShardWriteError(f"shards in {out}: {e.strerror or e}; the shard being written was removed") from None
     finally:
-        _discard(tar, tmp)
+        _discard(tar, shard)
         conn.close()
         if not finished:  # stopped by an error: no half labels file either
             if labels is not None:
                 with contextlib.suppress(OSError):  # the error that stopped the run is the one reported
                     labels.close()
-            labels_tmp.unlink(missing_ok=True)
+            labels_file.discard()
     report.listings = len(listings)
     try:
-        os.replace(labels_tmp, out / LABELS)
+        labels_file.commit()
         _publish(out, report)
     except OSError as e:
         raise ShardWriteError(f"{out / 'index.json'}: {e.strerror or e}") from None
     return report
 
 
-def _discard(tar: tarfile.TarFile | None, tmp: Path | None) -> None:
+def _discard(tar: tarfile.TarFile | None, shard: PendingFile | None) -> None:
     """Close and delete a shard left half-written by an error (its close may fail as well: the
     disk is full; the file goes anyway)."""
     if tar is not None:
         with contextlib.suppress(OSError):  # the error that stopped the run is the one reported
             tar.close()  # closes the file even when its last write fails
-    if tmp is not None:
-        tmp.unlink(missing_ok=True)
+    if shard is not None:
+        shard.discard()
 
 
 def _publish(out: Path, report: ShardReport) -> None:
@@ -165,9 +164,4 @@ def _publish(out: Path, report: ShardReport) -> None:
             stale.unlink()
     index = {"shards": report.shards, "samples": report.samples, "listings": report.listings,
              "samples_by_split": report.by_split, "labels": LABELS}
-    tmp_index = out / ".index.json.tmp"
-    try:
-        tmp_index.write_text(json.dumps(index, indent=2))
-        os.replace(tmp_index, out / "index.json")
-    finally:
-        tmp_index.unlink(missing_ok=True)
+    atomic_write(out / "index.json", json.dumps(index, indent=2))
