@@ -23,11 +23,9 @@ from training.labels import (
     fit_depreciation,
     load_msrp_table,
     log_price_scaling,
-    make_model_vocabulary,
     price_scaling,
     price_spec,
     stanford_records,
-    year_vocabulary,
 )
 
 
@@ -146,11 +144,14 @@ def _records() -> list[ImageRecord]:
 
 
 def test_vocabularies_end_with_unknown() -> None:
+    """The one vocabulary: training.data.LabelSpace's (the top classes by count, then by name)."""
+    from training.data import LabelSpace
+
     recs = _records()
-    assert make_model_vocabulary(recs) == ("Audi TT 2012", "Audi A5 2011", "Audi TT 2007", "BMW M3 2012",
-                                           "Geo Metro", UNKNOWN)
-    assert make_model_vocabulary(recs, with_year=False, top_n=2) == ("Audi TT", "Audi A5", UNKNOWN)
-    assert year_vocabulary(recs) == ("2007", "2011", "2012", UNKNOWN)
+    space = LabelSpace.from_records(recs)
+    assert space.make_models == ("Audi A5 2011", "Audi TT 2007", "Audi TT 2012", "BMW M3 2012", "Geo Metro", UNKNOWN)
+    assert LabelSpace.from_records(recs, "make_model", max_classes=2).make_models == ("Audi A5", "Audi TT", UNKNOWN)
+    assert space.years == ("2007", "2011", "2012", UNKNOWN)
 
 
 def test_log_price_scaling_and_price_spec() -> None:

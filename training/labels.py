@@ -6,8 +6,8 @@ What a label means is split by job, each module small and named for what it hold
 - :mod:`training.msrp`: the MSRP table and how a (make, model, year) class matches it;
 - :mod:`training.depreciation`: the used Mercedes-Benz listings and the price-by-age curve;
 - :mod:`training.stanford`: Stanford photos and their derived used price (MSRP x retention);
-- :mod:`training.vocabulary`, :mod:`training.price_scale`: class/year vocabularies, price edges
-  and the median head's log-dollar scaling;
+- :mod:`training.price_scale`: price edges and the median head's log-dollar scaling (the
+  class and year vocabularies are ``training.data.LabelSpace``'s);
 - :mod:`training.labels_report`: ``training/reports/labels.{json,md}``.
 
 This module is the command line, and keeps every name it used to define importable from here.
@@ -55,7 +55,6 @@ from training.stanford import (
     read_stanford_labels,
     stanford_records,
 )
-from training.vocabulary import make_model_name, make_model_vocabulary, year_vocabulary
 
 _design = hinge_features  # the old private name; training.price_fit imports it
 
@@ -65,9 +64,8 @@ __all__ = [
     "DepreciationCurve", "DerivedLabels", "Listing", "ListingFilter", "MsrpMatch", "MsrpRow", "MsrpTable",
     "StanfordPhoto", "build_report", "depreciation_from_listings", "derive_class_prices",
     "derive_stanford_labels", "fit_depreciation", "load_mercedes_listings", "load_msrp_table",
-    "log_price_scaling", "main", "make_model_name", "make_model_vocabulary", "price_meaning",
-    "price_scaling", "price_spec", "read_stanford_labels", "stanford_records", "write_report",
-    "year_vocabulary",
+    "log_price_scaling", "main", "price_meaning", "price_scaling", "price_spec", "read_stanford_labels",
+    "stanford_records", "write_report",
 ]
 
 REPORT_DIR = Path(__file__).resolve().parent / "reports"
