@@ -33,7 +33,7 @@ from training.depreciation import (
     depreciation_from_listings,
     load_mercedes_listings,
 )
-from training.labels_csv import STANFORD_COLUMNS, read_labels_csv, too_small
+from training.labels_csv import STANFORD_COLUMNS, LabelRow, read_labels_csv
 from training.msrp import MODEL_ALIASES, MsrpMatch, MsrpTable, load_msrp_table
 
 # Ages are counted to the listings' own year by default: that is where the curve has data, and
@@ -41,26 +41,10 @@ from training.msrp import MODEL_ALIASES, MsrpMatch, MsrpTable, load_msrp_table
 DEFAULT_REFERENCE_YEAR = LISTINGS_YEAR
 
 
-@dataclass(frozen=True)
-class StanfordPhoto:
-    file: str
-    make: str
-    model: str
-    year: int
-    class_name: str
-    width: int = 0  # from labels.csv; 0 = not given
-    height: int = 0
-
-    @property
-    def too_small(self) -> bool:
-        """The app refuses photos this small (core.preprocess.MIN_SIDE), so training skips them."""
-        return too_small(self.width, self.height)
-
-
-def read_stanford_labels(folder: str | Path) -> list[StanfordPhoto]:
-    """Every photo of a Stanford-layout folder (``labels.csv`` with a year and class name each)."""
-    return [StanfordPhoto(r.file, r.make, r.model, r.year, r.class_name, r.width, r.height)
-            for r in read_labels_csv(folder, STANFORD_COLUMNS) if r.year is not None]
+def read_stanford_labels(folder: str | Path) -> list[LabelRow]:
+    """Every photo of a Stanford-layout folder (``labels.csv`` with a year and class name each):
+    its rows (training.labels_csv.LabelRow, the one row type) that name a year."""
+    return [r for r in read_labels_csv(folder, STANFORD_COLUMNS) if r.year is not None]
 
 
 @dataclass(frozen=True)
