@@ -274,7 +274,8 @@ def measure(model: Path, cases: Iterator[Case], bodies: dict[str, str | None],
 
 
 def build(model: Path, data: Path, split_json: Path, out: Path, families: Sequence[str] = (),
-          unknown_share: float = UNKNOWN_SHARE, seed: int = 0, limit: int = 0) -> dict[str, Any]:
+          unknown_share: float = UNKNOWN_SHARE, seed: int = 0, limit: int = 0,
+          natural: Path | None = None) -> dict[str, Any]:
     """Fit, graft, set the threshold, measure; the model file with its ``make`` section and
     ``metrics.make`` is ``out / carvalue.onnx``."""
     out.mkdir(parents=True, exist_ok=True)
@@ -321,6 +322,8 @@ def build(model: Path, data: Path, split_json: Path, out: Path, families: Sequen
                               "crop": "the car found (--crop auto)" if meta.framing is not None else
                                       "the pasted car's box (the file has no framing heads)",
                               "known": _strip(measure(final, case_images(test, seed + 2), bodies, class_make))}
+    if natural is not None:
+        report["natural_cars"] = natural_cars(final, natural)
     if families:
         fam = family_photos(data, families)
         if limit:
@@ -329,6 +332,25 @@ def build(model: Path, data: Path, split_json: Path, out: Path, families: Sequen
         report["family_photos"] = len(fam)
         report["held_out_families"] = _strip(measure(final, case_images(fam, seed + 3), bodies, class_make))
     return report
+
+
+def natural_cars(model: Path, natural: Path) -> dict[str, Any]:
+    """Share called unknown of the natural-photos folder's whole-car photos (Caltech 101 side
+    views, ImageNet cabs, jeeps...: makes and years not labelled, some perhaps classes it knows,
+    most probably not), through ``--crop auto``; no make or model is checked."""
+    from training import whole_car_data as wd
+
+    pred = Predictor.load(model)
+    cars = [p for p in wd.read_natural(natural) if p.kind == "car"]
+    unknown, n = 0, 0
+    for p in cars:
+        try:
+            r = pred.predict(photo_from_image(_open(p.path)), CropMode.AUTO)
+        except ImageLoadError:
+            continue
+        n += 1
+        unknown += r.known_car is False
+    return {"photos": n, "unknown": unknown / n if n else float("nan")}
 
 
 def _strip(r: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -343,6 +365,10 @@ def markdown(r: dict[str, Any]) -> str:
             rows.append(f"| {title} | {view} | {d['photos']} | {100 * d['make_top1']:.1f}% | "
                         f"{100 * d['make_top1_summed_classes']:.1f}% | {100 * d['make_model_top1']:.1f}% | "
                         f"{100 * d['body_top1']:.1f}% | {100 * d['unknown']:.1f}% |")
+    nat = r.get("natural_cars")
+    if nat:
+        rows.append(f"| natural car photos (makes not labelled: some may be classes it knows) | crop auto | "
+                    f"{nat['photos']} | | | | | {100 * nat['unknown']:.1f}% |")
     fams = r.get("families")
     head = (f"known_car threshold {r['threshold']:.3f} (top make/model probability; set on {r['threshold_photos']} "
             f"held-out photos of known classes to call {100 * r['unknown_share_target']:.0f}% of them unknown).")
@@ -386,6 +412,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--families", default="", help="held-out families to measure (a leave-family-out run's)")
     ap.add_argument("--report", type=Path, help="folder for make_report.json / .md")
     ap.add_argument("--unknown-share", type=float, default=UNKNOWN_SHARE)
+    ap.add_argument("--natural", type=Path, help="natural-photos folder: report the share of its car photos called unknown")
     ap.add_argument("--limit", type=int, default=0, help="photos per part, at most (smoke runs)")
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args(argv)
@@ -399,7 +426,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if a.data is None or a.split is None or a.out is None:
         ap.error("build needs --data, --split and --out")
-    r = build(a.model, a.data, a.split, a.out, parse_families(a.families), a.unknown_share, a.seed, a.limit)
+    r = build(a.model, a.data, a.split, a.out, parse_families(a.families), a.unknown_share, a.seed, a.limit,
+              a.natural)
     record(a.out / "carvalue.onnx", r)
     rep = a.report or a.out
     rep.mkdir(parents=True, exist_ok=True)
