@@ -14,7 +14,7 @@ from collections.abc import Callable
 from PySide6.QtCore import QObject, QTimer
 from PySide6.QtGui import QAction, QKeySequence, QUndoCommand, QUndoStack
 
-from core.preprocess import Box
+from core.geometry import Box
 
 SETTLE_MS = 300
 

@@ -16,7 +16,8 @@ from PySide6.QtGui import QColor, QFontMetrics, QKeyEvent, QMouseEvent, QPainter
 from PySide6.QtWidgets import QGraphicsItem, QGraphicsRectItem, QWidget
 
 from carvalue_gui.sharp_copy import SharpCopies, wanted_side
-from core.preprocess import Box, Photo
+from core.geometry import Box
+from core.preprocess import Photo
 
 NUDGE_FRACTION = 0.01  # arrow key: 1% of the photo's width/height; with Shift: 10%
 MIN_BOX_FRACTION = 0.05  # the box cannot shrink below 5% of the photo's side

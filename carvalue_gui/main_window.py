@@ -56,9 +56,10 @@ from carvalue_gui.worker import (
     SweepRequest,
 )
 from core.framing import WholeCar
+from core.geometry import Box
 from core.modelfile import ModelFileError
 from core.predictor import Prediction, Predictor, Sweep, default_model_path, reprice
-from core.preprocess import IMAGE_SUFFIXES, Box, ImageLoadError, Photo, photo_from_image
+from core.preprocess import IMAGE_SUFFIXES, ImageLoadError, Photo, photo_from_image
 from core.pricing import PriceInputs, current_year
 
 SWEEP_WIDTH = 0.5  # the sweep box is half the photo wide, full height (the seed's study)

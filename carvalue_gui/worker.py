@@ -24,9 +24,10 @@ from PySide6.QtCore import QObject, Signal
 
 from carvalue_gui.newest import Newest
 from core.framing import CropMode
+from core.geometry import Box
 from core.occlusion import DriversJob
 from core.predictor import PhotoError, Prediction, Predictor
-from core.preprocess import Box, Photo
+from core.preprocess import Photo
 from core.pricing import PriceInputs
 
 BATCH_CHUNK = 8  # photos per forward pass for the photo list; bounds a crop request's wait

@@ -17,12 +17,13 @@ from PIL import Image
 
 from core.carprice import named_car, with_user_car
 from core.framing import CropMode, WholeCar, parse_crop, whole_car_message
+from core.geometry import Box
 from core.modelfile import ModelFileError
 from core.money import dollar_range, format_dollars
 from core.names import printable
 from core.output import OutputError, check_open, write
 from core.predictor import MAX_SWEEP_POSITIONS, Prediction, Predictor, Sweep
-from core.preprocess import Box, ImageLoadError, load_photo
+from core.preprocess import ImageLoadError, load_photo
 from core.pricing import CONDITIONS, PriceInputs
 from core.report import PhotoResults, dumps, results_json, unknown_car_words
 

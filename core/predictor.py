@@ -16,10 +16,10 @@ import numpy as np
 from PIL import Image
 
 from core.framing import CropMode, Located, WholeCar, car_score, found_box, verdict, whole_car_score
+from core.geometry import Box
 from core.modelfile import ModelMetadata, open_session, physical_cores
 from core.photo_price import estimate_price
 from core.preprocess import (
-    Box,
     ImageLoadError,
     Photo,
     crop_to_input,

@@ -39,9 +39,10 @@ from PIL import Image, ImageOps
 
 from core.catalogue import Catalogue, load_catalogue
 from core.framing import CropMode
+from core.geometry import Box
 from core.modelfile import MakeSpec, open_session, write_model_file
 from core.predictor import Predictor
-from core.preprocess import Box, ImageLoadError, photo_from_image
+from core.preprocess import ImageLoadError, photo_from_image
 from training import compositing as comp
 from training.data import in_family, parse_families
 from training.framing import BackgroundPool, split_files, to_input, training_backgrounds
