@@ -12,7 +12,7 @@ from PySide6.QtWidgets import QDialog, QDialogButtonBox, QTextBrowser, QVBoxLayo
 from core.modelfile import ModelMetadata
 from core.money import whole_dollars
 from core.photo_price import describe, display_bounds
-from core.predictor import PriceBin
+from core.pricing import PriceBin
 
 LICENCE_KEYS = ("licence", "license", "data_licence", "data_license", "licence_note", "license_note")
 # Held-out figures shown first, in this order: (metrics key, label).

@@ -28,8 +28,6 @@ from core.preprocess import (
     photo_from_image,
 )
 from core.pricing import PriceBasis, PriceBin, PriceEstimate, PriceInputs
-from core.pricing import bin_quantile as bin_quantile  # re-exported: it lived here
-from core.pricing import shown_median as shown_median  # re-exported: it lived here
 from core.scores import confidence, softmax
 
 BUNDLED_MODEL_NAME = "carvalue.onnx"

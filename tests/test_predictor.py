@@ -19,9 +19,7 @@ from core.predictor import (
     PhotoError,
     Prediction,
     Predictor,
-    bin_quantile,
     default_model_path,
-    shown_median,
     sweep_boxes,
 )
 from core.preprocess import (
@@ -32,6 +30,7 @@ from core.preprocess import (
     photo_from_image,
     working_size,
 )
+from core.pricing import bin_quantile, shown_median
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -137,7 +136,7 @@ def test_shown_median_is_the_head_kept_inside_the_likely_range() -> None:
 
 
 def test_bin_quantile_interpolates() -> None:
-    from core.predictor import PriceBin
+    from core.pricing import PriceBin
 
     bins = [PriceBin(0, 10e3, 0.5), PriceBin(10e3, 20e3, 0.5), PriceBin(20e3, None, 0.0)]
     assert bin_quantile(bins, 0.25) == pytest.approx(5e3)

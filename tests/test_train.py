@@ -335,7 +335,7 @@ def test_shown_median_errors_use_the_apps_estimator() -> None:
     import numpy as np
 
     from core.modelfile import PriceSpec
-    from core.predictor import PriceBin, bin_quantile
+    from core.pricing import PriceBin, bin_quantile
     from training.data import LabelSpace
     from training.metrics import Collected, shown_median_errors
 
@@ -377,7 +377,7 @@ def test_unaugmented_training_sample_is_what_the_app_feeds(tmp_path: Path) -> No
 
 # -- bf16 autocast on CPU (--cpu-amp) ----------------------------------------------------------
 def test_autocast_context_is_bf16_on_cpu_only_when_asked() -> None:
-    from training.train import autocast_context
+    from training.metrics import autocast_context
 
     conv = torch.nn.Conv2d(3, 4, 3)
     x = torch.randn(1, 3, 8, 8)

@@ -16,7 +16,7 @@ from core.dataset.image_store import ImageStore
 from tests.synthetic_cars import CLASSES, tiny_train_args
 from training.checkpoint import load_checkpoint
 from training.config import TrainConfig
-from training.train import load_records
+from training.records import load_records
 
 REPO = Path(__file__).resolve().parent.parent
 

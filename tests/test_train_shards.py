@@ -18,8 +18,8 @@ from tests.test_train_db import make_listings_db
 from training.checkpoint import load_checkpoint
 from training.config import TrainConfig
 from training.data import Augment, CarPhotos, LabelSpace, sample_seed, split_by_group
+from training.records import class_key_of, load_records
 from training.shard_stream import ShardStream, shard_urls
-from training.train import _class_key, load_records
 
 pytest.importorskip("webdataset", reason="the train extra's webdataset (pip install .[train])")
 
@@ -69,8 +69,8 @@ def test_shards_give_the_databases_records_split_and_pixels(data: tuple[Path, Pa
                                             val_fraction=0.25, test_fraction=0.25))
     strip = [(r.group, r.make, r.model, r.year, r.price) for r in from_db]
     assert [(r.group, r.make, r.model, r.year, r.price) for r in from_shards] == strip
-    split_db = split_by_group(from_db, 0.25, 0.25, 0, class_key=_class_key(from_db))
-    split_sh = split_by_group(from_shards, 0.25, 0.25, 0, class_key=_class_key(from_shards))
+    split_db = split_by_group(from_db, 0.25, 0.25, 0, class_key=class_key_of(from_db))
+    split_sh = split_by_group(from_shards, 0.25, 0.25, 0, class_key=class_key_of(from_shards))
     assert split_db == split_sh
     held = {*split_sh.val, *split_sh.test}
     for i, r in enumerate(from_shards):  # held-out photos copied out of the tars, byte for byte

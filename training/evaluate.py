@@ -37,6 +37,7 @@ from training.data import IGNORE, CarPhotos, LabelSpace, Split, split_by_group
 from training.formatting import json_safe, pct, usd
 from training.metrics import (
     Collected,
+    collect,
     cross_entropy,
     expected_calibration_error,
     fit_temperature,
@@ -46,7 +47,7 @@ from training.metrics import (
     year_within,
 )
 from training.modeling import build_model
-from training.train import _class_key, collect, load_records
+from training.records import class_key_of, load_records
 
 CENTER_CROP_FRACTION = 224 / 256  # "resize the short side to 256, take the central 224"
 FLAG_RATE = 0.05  # at most this share of held-out car photos may be flagged "not a whole car"
@@ -76,7 +77,7 @@ def load_trained(run: str | os.PathLike[str]) -> Trained:
     ckpt = load_checkpoint(run)
     cfg = ckpt.config
     records = load_records(cfg)
-    split = split_by_group(records, cfg.val_fraction, cfg.test_fraction, cfg.seed, _class_key(records))
+    split = split_by_group(records, cfg.val_fraction, cfg.test_fraction, cfg.seed, class_key_of(records))
     if split.digest() != ckpt.meta.get("split", {}).get("sha256"):
         raise ValueError(f"{run}: the data under {cfg.data} no longer gives the run's split "
                          f"(hash mismatch); evaluate where the run was trained")

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader
 
+from core.modelfile import PriceSpec
+from core.pricing import PriceBin, bin_quantile, shown_median
 from core.scores import log_softmax
-from training.data import IGNORE, LabelSpace
+from training.data import IGNORE, CarPhotos, LabelSpace, collate
 
 TASKS = ("price", "median", "make_model", "year")
 
@@ -164,13 +171,10 @@ def summarise(c: Collected, labels: LabelSpace) -> dict[str, float]:
 
 
 def shown_median_errors(c: Collected, labels: LabelSpace, price_temperature: float) -> dict[str, float]:
-    """Errors of the median the app shows (``core.predictor.shown_median``: the median head kept
+    """Errors of the median the app shows (``core.pricing.shown_median``: the median head kept
     inside the price histogram's interquartile range at the model file's price temperature),
     of the head alone and of the histogram's own median, and how often the head falls outside
     that range.  Uses core's functions, so the figures are of exactly what users see."""
-    from core.modelfile import PriceSpec
-    from core.predictor import PriceBin, bin_quantile, shown_median
-
     keep = ~np.isnan(c.median_targets)
     if not keep.any():
         return {}
@@ -190,3 +194,37 @@ def shown_median_errors(c: Collected, labels: LabelSpace, price_temperature: flo
         out[f"{name}_mae_usd"] = float(np.abs(pred - true).mean())
         out[f"{name}_mape"] = float((np.abs(pred - true) / true).mean())
     return out
+
+
+# -- running the model over a dataset (the trainer's validation, the evaluation) ----------------
+def collect(model: nn.Module, dataset: CarPhotos, indices: Sequence[int], batch_size: int,
+            device: torch.device, channels_last: bool = True, size: int | None = None,
+            workers: int = 0) -> Collected:
+    """Run the (unwrapped) model over ``dataset[indices]`` in eval mode (evaluation view)."""
+    was_training = model.training
+    model.eval()
+    keys = [(i, -1, size or dataset.eval_spec.size) for i in indices]
+    loader = DataLoader(dataset, batch_size=batch_size, sampler=keys, num_workers=workers,  # type: ignore[arg-type]
+                        collate_fn=collate, pin_memory=device.type == "cuda")
+    outs: list[list[np.ndarray]] = [[], [], [], [], [], []]
+    with torch.no_grad():
+        for x, cls, med in loader:
+            x = x.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+            with autocast_context(device, True):
+                res = model(x)
+            for j, t in enumerate(res):
+                outs[j].append(t.float().cpu().numpy().astype(np.float64))
+            outs[4].append(cls.numpy())
+            outs[5].append(med.numpy().astype(np.float64))
+    model.train(was_training)
+    cat = [np.concatenate(o) if o else np.zeros((0,)) for o in outs]
+    return Collected(*cat)
+
+
+def autocast_context(device: torch.device, enabled: bool, cpu: bool = False) -> Any:
+    """bf16 autocast on CUDA when ``enabled``; on CPU only when ``cpu`` (``--cpu-amp``)."""
+    if device.type == "cuda" and enabled:
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    if device.type == "cpu" and cpu:
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return nullcontext()

@@ -18,7 +18,6 @@ import csv
 import json
 import math
 import os
-import random
 import shutil
 import sys
 import time
@@ -56,14 +55,19 @@ from training.data import (
     EpochSampler,
     LabelSpace,
     collate,
-    parse_families,
-    records_from_folder,
     split_by_group,
-    without_families,
 )
-from training.labels_csv import has_labels_csv, is_stanford_layout
-from training.metrics import TASKS, Collected, LossWeights, label_counts, multitask_loss, summarise
+from training.metrics import (
+    TASKS,
+    LossWeights,
+    autocast_context,
+    collect,
+    label_counts,
+    multitask_loss,
+    summarise,
+)
 from training.modeling import TrunkStart, build_model, model_config, set_train_mode, trunk_start
+from training.records import class_key_of, load_records
 from training.run_state import Dist, Run
 
 
@@ -120,45 +124,7 @@ def barrier(d: Dist) -> None:
         dist.barrier()
 
 
-# -- data --------------------------------------------------------------------------------------
-def load_records(cfg: TrainConfig) -> list[ImageRecord]:
-    """Records from the configured source: a listings database (the data pipeline's SQLite +
-    image store) or a folder with labels.csv; a Stanford-Cars folder gets derived prices from
-    ``training.labels``."""
-    src = Path(cfg.data)
-    if shard_source(cfg.data):
-        from training.shard_stream import records_from_shards
-
-        return records_from_shards(cfg.data, Path(cfg.out), lambda rs: split_by_group(
-            rs, cfg.val_fraction, cfg.test_fraction, cfg.seed, class_key=_class_key(rs)))
-    if src.suffix in (".sqlite", ".sqlite3", ".db"):
-        from core.dataset.export import records_from_db
-
-        records = list(records_from_db(src, Path(cfg.images_root) if cfg.images_root else None))
-    elif has_labels_csv(src):
-        records = _stanford_records(src) or records_from_folder(src)
-    else:
-        raise FileNotFoundError(f"{src}: neither a listings database (.sqlite) nor a folder with labels.csv")
-    if cfg.hold_out_families:
-        records = without_families(records, parse_families(cfg.hold_out_families))
-    if cfg.limit:
-        rng = random.Random(cfg.seed)
-        records = list(records)
-        rng.shuffle(records)
-        records = sorted(records[:cfg.limit], key=lambda r: str(r.image_path))
-    return records
-
-
-def _stanford_records(folder: Path) -> list[ImageRecord] | None:
-    """Stanford-layout folders (labels.csv with class_id) through training.labels, which joins
-    derived used prices; None when that module or layout is not there."""
-    if not is_stanford_layout(folder):
-        return None
-    from training import labels_adapter
-
-    return labels_adapter.stanford_records(folder)
-
-
+# -- data: training.records (load_records, class_key_of) ----------------------------------------
 # -- optimisation ------------------------------------------------------------------------------
 def make_optimizer(model: CarValueNet, cfg: TrainConfig) -> torch.optim.Optimizer:
     """AdamW; no weight decay on biases and BatchNorm; heads at ``lr * head_lr_mult``."""
@@ -187,40 +153,7 @@ def steps_per_epoch(n_train: int, cfg: TrainConfig, world: int) -> int:
     return (n_train // world) // cfg.batch_size
 
 
-# -- evaluation --------------------------------------------------------------------------------
-def collect(model: nn.Module, dataset: CarPhotos, indices: Sequence[int], batch_size: int,
-            device: torch.device, channels_last: bool = True, size: int | None = None,
-            workers: int = 0) -> Collected:
-    """Run the (unwrapped) model over ``dataset[indices]`` in eval mode (evaluation view)."""
-    was_training = model.training
-    model.eval()
-    keys = [(i, -1, size or dataset.eval_spec.size) for i in indices]
-    loader = DataLoader(dataset, batch_size=batch_size, sampler=keys, num_workers=workers,  # type: ignore[arg-type]
-                        collate_fn=collate, pin_memory=device.type == "cuda")
-    outs: list[list[np.ndarray]] = [[], [], [], [], [], []]
-    with torch.no_grad():
-        for x, cls, med in loader:
-            x = x.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
-            with autocast_context(device, True):
-                res = model(x)
-            for j, t in enumerate(res):
-                outs[j].append(t.float().cpu().numpy().astype(np.float64))
-            outs[4].append(cls.numpy())
-            outs[5].append(med.numpy().astype(np.float64))
-    model.train(was_training)
-    cat = [np.concatenate(o) if o else np.zeros((0,)) for o in outs]
-    return Collected(*cat)
-
-
-def autocast_context(device: torch.device, enabled: bool, cpu: bool = False) -> Any:
-    """bf16 autocast on CUDA when ``enabled``; on CPU only when ``cpu`` (``--cpu-amp``)."""
-    if device.type == "cuda" and enabled:
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    if device.type == "cpu" and cpu:
-        return torch.autocast("cpu", dtype=torch.bfloat16)
-    return nullcontext()
-
-
+# -- evaluation (collect and autocast_context live in training.metrics) ---------------------------
 def cpu_has_native_bf16() -> bool:
     """Whether oneDNN runs bf16 natively here (AVX512-BF16 or AMX); elsewhere it emulates it."""
     return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
@@ -250,7 +183,7 @@ def prepare(cfg: TrainConfig, d: Dist) -> Run:
     _refuse_other_runs(cfg, candidates, out)  # flags changed: refused before the data is read
     records = load_records(cfg)
     split = split_by_group(records, cfg.val_fraction, cfg.test_fraction, cfg.seed,
-                           class_key=_class_key(records))
+                           class_key=class_key_of(records))
     problems: list[CheckpointError] = []
     for i, path in enumerate(candidates):
         try:
@@ -379,19 +312,11 @@ def _framing_backgrounds(cfg: TrainConfig) -> tuple[str, ...]:
     return tuple(str(p) for p in background_files("train"))
 
 
-def _class_key(records: Sequence[ImageRecord]) -> Any:
-    """Stanford-style data (every photo its own group, model years fixed per class) classifies
-    make+model+year (its 196 classes); listings classify make+model and leave years to the
-    year head."""
-    one_photo_groups = len({r.group for r in records}) == len(records)
-    return "make_model_year" if one_photo_groups else "make_model"
-
-
 def _label_space(cfg: TrainConfig, train_records: Sequence[ImageRecord],
                  all_records: Sequence[ImageRecord]) -> LabelSpace:
     from training import labels_adapter
 
-    return labels_adapter.label_space(train_records, all_records, _class_key(all_records),
+    return labels_adapter.label_space(train_records, all_records, class_key_of(all_records),
                                       cfg.max_make_models)
 
 
