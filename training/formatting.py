@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from core.money import whole_dollars
+
 
 def missing(v: float | None) -> bool:
     """None or NaN: a figure that was not measured."""
@@ -20,8 +22,8 @@ def pct(v: float | None) -> str:
 
 
 def usd(v: float | None) -> str:
-    """12345.6 -> "$12,346"; None or NaN -> "n/a"."""
-    return "n/a" if missing(v) else f"${v:,.0f}"
+    """12345.6 -> "$12,346" (core.money.whole_dollars); None or NaN -> "n/a"."""
+    return "n/a" if missing(v) else whole_dollars(v)  # type: ignore[arg-type]
 
 
 def json_safe(o: Any) -> Any:

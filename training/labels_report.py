@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.money import whole_dollars
 from core.preprocess import MIN_SIDE
 from training.depreciation import LISTINGS_YEAR, Listing, ListingFilter, median_by_age
 from training.msrp import FIRST_REAL_MSRP_YEAR, MIN_PLAUSIBLE_MSRP
@@ -106,7 +107,7 @@ def write_report(report: dict[str, object], listings: Sequence[Listing], out_dir
         "Stanford's (\"TTS\" for \"TTS Coupe\"); `alias`: the alias table in `training/msrp.py`; "
         "`+nearest_year`: the nearest model year within 8 years of the class's year, its MSRP carried to the "
         f"class's year along the table's within-model MSRP trend ({report['msrp_trend_per_year']:+.4f} log-dollars a year). MSRP rows before "
-        f"{FIRST_REAL_MSRP_YEAR} (placeholders, mostly exactly $2,000) and under ${MIN_PLAUSIBLE_MSRP:,.0f} are never used. "
+        f"{FIRST_REAL_MSRP_YEAR} (placeholders, mostly exactly $2,000) and under {whole_dollars(MIN_PLAUSIBLE_MSRP)} are never used. "
         "The MSRP is the median over the matched model's trims of that year (a base-name prefix match "
         "such as \"Charger\" for \"Charger SRT-8\" prices the trim mix, not the performance trim).",
         "",

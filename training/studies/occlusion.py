@@ -24,7 +24,7 @@ from PIL import Image, ImageDraw
 
 from core.predictor import Predictor
 from core.preprocess import load_photo
-from training.formatting import pct
+from training.formatting import pct, usd
 from training.studies.common import (
     StudyArgs,
     as_photo,
@@ -187,7 +187,7 @@ def write_report(args: StudyArgs, predictor_line: str, note: str, data: dict[str
             gv = g[v]
             rows.append([gname, str(g["n"]), v, pct(gv["top1_agreement"]), f"{gv['mean_prob_change']:+.3f}",
                          f"{pct(g['clean_accuracy'])} -> {pct(gv['accuracy'])}",
-                         f"${gv['mean_abs_price_change']:,.0f}"])
+                         usd(gv["mean_abs_price_change"])])
     rep.table(["photos", "n", "occluder", "top-1 agreement", "p change", "accuracy clean -> occluded",
                "mean abs price change"], rows)
     alls = s["all"]
