@@ -33,11 +33,13 @@ from typing import Any
 
 import numpy as np
 
+from core.depreciation import ORDERED_CONDITIONS, VARIANT_KEYS
 from core.money import PRICE_CEILING, short_dollars
 
 PRICE_MODEL_VERSION = 1
-CONDITIONS: tuple[str, ...] = ("like-new", "excellent", "good", "fair", "salvage")
-VARIANT_KEYS: tuple[str, ...] = ("none", "mileage", "condition", "mileage+condition")
+# The conditions a user can name (best first) and the spread variants by inputs given: the
+# depreciation fit's (core/depreciation.py), the one list of each.
+CONDITIONS: tuple[str, ...] = ORDERED_CONDITIONS
 KM_PER_MILE = 1.609344
 MAX_MILES = 2_000_000.0
 DEFAULT_DISPLAY_EDGES: tuple[float, ...] = (2_500, 5_000, 7_500, 10_000, 15_000, 20_000, 25_000, 30_000, 40_000,
