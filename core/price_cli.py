@@ -23,7 +23,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn, TextIO
 
-from core.carprice import price_many
+from core.carprice import price_data, price_many
 from core.catalogue import CatalogueCar, NotInCatalogue
 from core.money import dollar_range, format_dollars
 from core.names import json_text, printable
@@ -145,8 +145,6 @@ def _inputs(cell: Any, defaults: argparse.Namespace) -> PriceInputs:
 
 def find_car(row: Row) -> CatalogueCar:
     """The row's catalogue car; raises NotInCatalogue / ValueError with a one-line reason."""
-    from core.carprice import price_data
-
     if row.error or row.inputs is None:
         raise ValueError(row.error or "unreadable row")
     return price_data().catalogue.lookup(row.name, row.inputs.year, row.year)
