@@ -11,17 +11,13 @@ from typing import Any
 
 from core.atomic import atomic_open
 from core.modelfile import ModelMetadata
-from core.money import format_dollars
 from core.report import (
     PhotoResults,
     csv_header,
     csv_rows,
     dumps,
-    prediction_text,
     results_json,
 )
-
-__all__ = ["PhotoResults", "format_dollars", "prediction_text", "results_json", "write_csv", "write_json"]
 
 
 def write_csv(path: str | os.PathLike[str], results: Sequence[PhotoResults], meta: ModelMetadata) -> int:

@@ -35,7 +35,7 @@ from PySide6.QtWidgets import (
 from carvalue_gui.box_history import BoxHistory
 from carvalue_gui.crop_view import NUDGE_FRACTION, CropView
 from carvalue_gui.drivers_overlay import DriversOverlay
-from carvalue_gui.export import PhotoResults, format_dollars, prediction_text, write_csv, write_json
+from carvalue_gui.export import write_csv, write_json
 from carvalue_gui.export_dialogs import ExportDialogs, titled_image
 from carvalue_gui.help_dialogs import HtmlDialog, about_html, crop_view_rows, shortcuts_html
 from carvalue_gui.loader import LoadedPhoto, PhotoLoader, make_thumbnail
@@ -58,9 +58,11 @@ from carvalue_gui.worker import (
 from core.framing import WholeCar
 from core.geometry import Box
 from core.modelfile import ModelFileError
+from core.money import format_dollars
 from core.predictor import Prediction, Predictor, Sweep, default_model_path, reprice
 from core.preprocess import IMAGE_SUFFIXES, ImageLoadError, Photo, photo_from_image
 from core.pricing import PriceInputs, current_year
+from core.report import PhotoResults, prediction_text
 
 SWEEP_WIDTH = 0.5  # the sweep box is half the photo wide, full height (the seed's study)
 # The map is asked for once the box has stood still this long after its estimate was shown, so

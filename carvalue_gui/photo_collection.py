@@ -14,10 +14,10 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from carvalue_gui.export import PhotoResults
 from core.geometry import Box
 from core.predictor import Prediction, Sweep
 from core.preprocess import Photo
+from core.report import PhotoResults
 
 # Decoded working copies kept in memory (at most 1024 px long: ~2.4 MB each); photos beyond this,
 # least recently selected first, keep their thumbnail and estimates and are decoded again when

@@ -21,10 +21,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from carvalue_gui.export import PhotoResults
 from core.modelfile import ModelMetadata
 from core.predictor import Prediction, Sweep, reprice
 from core.pricing import CONDITIONS, PriceInputs, current_year
+from core.report import PhotoResults
 
 NOT_GIVEN = "condition?"
 UNITS = ("mi", "km")
