@@ -199,3 +199,18 @@ def test_body_words() -> None:
     assert body_of("Toyota Camry Sedan 2012") == "sedan"
     assert body_of("Rolls-Royce Phantom Drophead Coupe Convertible 2012") == "convertible"
     assert body_of("Chevrolet Cobalt SS 2010") is None
+
+
+def test_the_card_says_what_was_measured_and_what_was_not() -> None:
+    pytest.importorskip("torch")
+    from training.make_head import card_section
+
+    view = {"photos": 10, "make_top1": 0.9, "make_top1_summed_classes": 0.8, "make_model_top1": 0.7,
+            "body_top1": 0.6, "unknown": 0.1}
+    own = {"threshold": 0.5, "threshold_photos": 10, "unknown_share_target": 0.1, "known": {"tight": view}}
+    text = card_section(own)
+    assert "| known classes | tight | 10 | 90.0% | 80.0% | 70.0% | 60.0% | 10.0% |" in text
+    assert "not measured here" in text
+    lfo = {**own, "families": ["Toyota Camry"], "family_photos": 39, "held_out_families": {"tight": view}}
+    text = card_section(own, lfo)
+    assert "Toyota Camry" in text and "| held-out families | tight |" in text and "not measured" not in text
