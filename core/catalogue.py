@@ -24,7 +24,6 @@ Leaf module: json + stdlib and core.report's dollar formatting (no numpy, no mod
 from __future__ import annotations
 
 import functools
-import json
 import math
 import re
 from dataclasses import dataclass
@@ -32,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from core.money import whole_dollars
-from core.paths import bundled
+from core.paths import load_json_resource
 
 CATALOGUE_VERSION = 1
 FIRST_YEAR = 1990  # the MSRP table's first model year: no car is carried back before it
@@ -227,9 +226,5 @@ class Catalogue:
 @functools.lru_cache(maxsize=4)
 def load_catalogue(path: str | None = None) -> Catalogue:
     """The bundled catalogue (or ``path``); raises OSError / ValueError naming the file."""
-    p = Path(path) if path else bundled(CATALOGUE_PATH)
-    try:
-        return Catalogue(json.loads(p.read_text(encoding="utf-8")))
-    except (KeyError, TypeError, IndexError, json.JSONDecodeError) as e:
-        raise ValueError(f"{p}: not a CarValue catalogue ({e})") from e
+    return load_json_resource(path, CATALOGUE_PATH, Catalogue, "CarValue catalogue")
 

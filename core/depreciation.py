@@ -21,7 +21,6 @@ Vectorised over rows: the app prices a mixture of classes, the evaluation 36,000
 from __future__ import annotations
 
 import functools
-import json
 import math
 import re
 from collections.abc import Mapping
@@ -31,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from core.paths import bundled
+from core.paths import load_json_resource
 
 DEPRECIATION_VERSION = 1
 DEPRECIATION_PATH = Path(__file__).resolve().parent.parent / "resources" / "price" / "depreciation.json"
@@ -203,8 +202,4 @@ def _vec(v: Any, n: int) -> np.ndarray:
 @functools.lru_cache(maxsize=4)
 def load_depreciation(path: str | None = None) -> Depreciation:
     """The bundled depreciation (or ``path``); raises OSError / ValueError naming the file."""
-    p = Path(path) if path else bundled(DEPRECIATION_PATH)
-    try:
-        return Depreciation(json.loads(p.read_text(encoding="utf-8")))
-    except (KeyError, TypeError, IndexError, json.JSONDecodeError) as e:
-        raise ValueError(f"{p}: not a CarValue depreciation file ({e})") from e
+    return load_json_resource(path, DEPRECIATION_PATH, Depreciation, "CarValue depreciation file")

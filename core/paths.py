@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 from platformdirs import PlatformDirs
 
 _DIRS = PlatformDirs("carvalue", appauthor=False)
+T = TypeVar("T")
 
 
 def cache_dir() -> Path:
@@ -34,3 +38,14 @@ def bundled(path: Path) -> Path:
         if inside.exists():
             return inside
     return path
+
+
+def load_json_resource(path: str | None, default: Path, parse: Callable[[Any], T], what: str) -> T:
+    """``parse`` of the JSON file ``path`` (the bundled ``default`` when None).  OSError as it
+    comes; a file that is not JSON or not the shape ``parse`` reads: ValueError naming the file
+    and ``what`` it is not (``parse``'s own ValueError passes as it is)."""
+    p = Path(path) if path else bundled(default)
+    try:
+        return parse(json.loads(p.read_text(encoding="utf-8")))
+    except (KeyError, TypeError, IndexError, json.JSONDecodeError) as e:
+        raise ValueError(f"{p}: not a {what} ({e})") from e
