@@ -7,6 +7,7 @@ about prices lives in ``core`` and every piece of drawing in the widgets. Newest
 each crop/sweep request gets a new id, and a result whose id is not the newest is dropped on
 arrival.
 """
+# Over 400 lines: MainWindow wires every widget; issue 31 moves its state out
 
 from __future__ import annotations
 

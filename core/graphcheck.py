@@ -14,6 +14,7 @@ ConstantOfShape, Expand, Tile or Range is bounded by the sizes it really makes, 
 size depends on numbers the check cannot follow (computed from the photo) is refused.
 ONNX Runtime constant-folds while it loads, so the check must come first.
 """
+# Over 400 lines: one allow-list of ONNX ops with the small shape rule of each, one table
 
 from __future__ import annotations
 

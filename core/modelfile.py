@@ -5,6 +5,7 @@ definition.  Reading needs only onnxruntime; writing imports the ``onnx`` packag
 (a training-side extra).  Every fault found while loading raises :class:`ModelFileError`
 whose message names the file and the fault.
 """
+# Over 400 lines: the model file's contract: metadata types, their parser and the writer
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
 """Predictions from a CarValue model file on ONNX Runtime (no torch in this import graph)."""
+# Over 400 lines: Predictor and its Prediction/Sweep types; issue 31 is cutting it down
 
 from __future__ import annotations
 

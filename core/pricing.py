@@ -21,6 +21,7 @@ The ``price_model`` section of a model file (written by ``training/price_fit.py`
 Class shares that have no MSRP (and ``Unknown``) are priced by the network's own price head, and
 the price says how large that share is.
 """
+# Over 400 lines: PriceModel and PriceEstimate: how a price is made and said, in one home
 
 from __future__ import annotations
 

@@ -13,6 +13,7 @@ dangling links, every needed system library is one the .deb depends on) and run 
 
 Runs on Linux; Windows/macOS use packaging/windows and packaging/macos (see README.md).
 """
+# Over 400 lines: one stdlib-only script the system python3 runs from a fresh checkout
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """Packaging: the self-test, the start-up probe, the bundle filter, the build helpers, and
 (marked slow) a real build installed into a temporary root and run from there."""
+# Over 400 lines: the packaging tests share the build module loaded by path
 
 from __future__ import annotations
 

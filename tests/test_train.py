@@ -1,4 +1,5 @@
 """Training: labels and masking, the split, checkpoints, exact resumption, torchrun (gloo)."""
+# Over 400 lines: the training loop's tests share the tiny-run fixtures
 
 from __future__ import annotations
 

@@ -12,6 +12,7 @@ Augmentation is deterministic per (seed, epoch, sample): the sampler hands the d
 ``(index, seed, size)`` triple, so the pixels a sample gets do not depend on worker processes,
 the number of ranks, or whether the run was resumed mid-epoch.
 """
+# Over 400 lines: records to batches (labels, group split, augmentation, sampler), top to bottom
 
 from __future__ import annotations
 

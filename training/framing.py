@@ -23,6 +23,7 @@ held-out negatives only.
       --data ../shared/data/stanford-cars-train --split training/reports/split-model/split.json \
       --out runs/framing
 """
+# Over 400 lines: the framing study end to end, sharing the trunk's feature extraction
 
 from __future__ import annotations
 

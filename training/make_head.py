@@ -22,6 +22,7 @@ the held-out families, and ``--families`` reports make top-1 and known_car on th
       --data ../shared/data/stanford-cars-train --split runs/lfo/stage3/split.json \\
       --families "Toyota Camry,BMW 3 Series" --out runs/lfo/make --report training/reports/make-lfo
 """
+# Over 400 lines: one study (issue 29): fit make/body heads, graft, measure, write the card
 
 from __future__ import annotations
 

@@ -33,6 +33,7 @@ Every wallpaper was looked at: none shows a vehicle (mate's Storm.jpg shows an e
 :data:`SOURCES_LICENCES` states each source's licence as read from its Debian copyright file,
 for the model file's provenance.  ``python -m training.negatives`` prints the counts.
 """
+# Over 400 lines: every not-a-car source behind one train/test split rule that sees all
 
 from __future__ import annotations
 

@@ -11,6 +11,7 @@ Determinism: the data order depends on (seed, epoch), each photo's augmentation 
 every step. A run resumed from any checkpoint therefore takes exactly the steps an unbroken run
 would have taken.
 """
+# Over 400 lines: the training loop, meant to be read top to bottom in one file
 
 from __future__ import annotations
 

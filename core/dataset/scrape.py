@@ -13,6 +13,7 @@ photo's outcome with the error, and the run goes on.  Failures that retrying can
 recorded as "failed", which a rerun skips (``--retry-failed`` tries them again); only trouble
 with the store or the database itself (disk full, permissions) stops the run.
 """
+# Over 400 lines: the Scraper's threads and its one-writer transactions, read in one place
 
 from __future__ import annotations
 
