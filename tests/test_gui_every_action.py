@@ -36,8 +36,7 @@ FOUND = (0.25, 0.5, 0.75, 1.0)  # where the test model "finds" the car (fraction
 PHOTO_SIZE = (400, 300)
 FOUND_BOX = Box(100, 150, 200, 150)  # FOUND on a 400x300 photo
 
-# The window's actions (attribute names) and the test below that uses each; the last test
-# checks that this covers every action the window has.
+# Each of the window's actions and its test below (the audit at the end checks this is all).
 TESTS = {
     "act_open": "test_ctrl_o_opens_the_photos_chosen",
     "act_open_folder": "test_ctrl_shift_o_opens_a_folder",
@@ -104,10 +103,6 @@ def texts(keys: list[QKeySequence]) -> list[str]:
 
 def shown_dialogs(window: MainWindow) -> list[QDialog]:
     return [d for d in window.findChildren(QDialog) if d.isVisible()]
-
-
-def settled(qtbot: Any) -> None:
-    qtbot.wait(SETTLE_MS + 100)  # the box's moves become one undo step
 
 
 def with_car(qtbot: Any, window: MainWindow, tmp_path: Path) -> None:
@@ -272,7 +267,7 @@ def test_undo_and_redo_keys_move_the_box_back_and_forth(qtbot: Any, win: MainWin
     with_car(qtbot, win, tmp_path)
     moved = Box(20, 10, 120, 90)
     win.crop_view.set_box(moved)
-    settled(qtbot)
+    qtbot.wait(SETTLE_MS + 100)  # the box's moves become one undo step
     press(qtbot, win, win.act_undo.shortcut())
     assert win.crop_view.box() == FOUND_BOX
     for k in redo_keys:  # each of the redo keys
@@ -363,6 +358,30 @@ def test_about_shows_the_version_and_the_model(qtbot: Any, win: MainWindow) -> N
     assert f"CarValue {app_version()}" in text and win.predictor is not None
     assert win.predictor.metadata.name in text
     dialogs[0].close()
+
+
+# -- the junk-filter labeller's keys (tests/dataset/test_labeller.py presses the others) ----------
+@pytest.mark.parametrize("quit_key", [Qt.Key.Key_Q, Qt.Key.Key_Escape])
+def test_labeller_space_skips_ctrl_z_undoes_and_q_or_esc_quits(qtbot: Any, tmp_path: Path, quit_key: Qt.Key) -> None:
+    from carvalue_gui.labeller import LabellerWindow
+    from core.dataset.image_store import ImageStore
+    from core.dataset.labels import LabelFile
+
+    store = ImageStore(tmp_path / "images")
+    hashes = [store.put(photo(tmp_path, f"{i}.jpg", i).read_bytes()) for i in range(3)]
+    labels = tmp_path / "labels.json"
+    w = LabellerWindow(hashes, store, LabelFile(labels))
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.keyClick(w, Qt.Key.Key_G)
+    qtbot.keyClick(w, Qt.Key.Key_Space)  # skip
+    assert w.current() == hashes[2]
+    qtbot.keyClick(w, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)  # undo the skip
+    assert w.current() == hashes[1]
+    qtbot.keyClick(w, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)  # undo "good"
+    assert w.current() == hashes[0] and LabelFile(labels).get(hashes[0]) is None
+    qtbot.keyClick(w, quit_key)
+    qtbot.waitUntil(lambda: not w.isVisible(), timeout=WAIT_MS)
 
 
 # -- the audit -------------------------------------------------------------------------------------
