@@ -30,7 +30,6 @@ import argparse
 import dataclasses
 import json
 import tempfile
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -48,7 +47,7 @@ from training import compositing as comp
 from training.data import in_family, parse_families
 from training.framing import BackgroundPool, split_files, to_input, training_backgrounds
 from training.labels_csv import LabelRow, read_labels_csv
-from training.onnx_features import session_with_tensor
+from training.onnx_features import in_batches, session_with_tensor
 
 BODIES = ("sedan", "coupe", "convertible", "hatchback", "wagon", "suv", "pickup", "minivan", "van")
 _BODY_WORDS = {"sedan": "sedan", "coupe": "coupe", "convertible": "convertible", "hatchback": "hatchback",
@@ -132,25 +131,13 @@ def feature_session(model_path: Path, threads: int = 2) -> tuple[Any, Any]:
 def features(model: Path, views: Iterator[tuple[Image.Image, Photo]], batch: int = 32) -> tuple[np.ndarray, list[Photo]]:
     sess, meta = feature_session(model)
     names = [o.name for o in sess.get_outputs()]
-    feats, who, chunk = [], [], []
-    t0, n = time.perf_counter(), 0
-
-    def flush() -> None:
+    feats: list[np.ndarray] = []
+    who: list[Photo] = []
+    for chunk in in_batches(views, batch, "views", 25):
         x = np.stack([to_input(im, meta.input) for im, _ in chunk])
         outs = dict(zip(names, sess.run(None, {sess.get_inputs()[0].name: x}), strict=True))
         feats.append(outs[names[-1]].reshape(len(chunk), -1).astype(np.float32))
         who.extend(ph for _, ph in chunk)
-        chunk.clear()
-
-    for v in views:
-        chunk.append(v)
-        if len(chunk) == batch:
-            flush()
-            n += batch
-            if n % (batch * 25) == 0:
-                print(f"  {n} views, {n / (time.perf_counter() - t0):.0f}/s", flush=True)
-    if chunk:
-        flush()
     return np.concatenate(feats), who
 
 

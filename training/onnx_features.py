@@ -4,11 +4,14 @@ training/make_head.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from core.modelfile import ModelMetadata, open_session
+
+T = TypeVar("T")
 
 
 def session_with_tensor(model_path: Path, tensor_of: Callable[[Any], str],
@@ -25,3 +28,20 @@ def session_with_tensor(model_path: Path, tensor_of: Callable[[Any], str],
     opts.log_severity_level = 3
     sess = ort.InferenceSession(m.SerializeToString(), sess_options=opts, providers=["CPUExecutionProvider"])
     return sess, open_session(model_path, threads=1)[1]
+
+
+def in_batches(items: Iterable[T], batch: int, what: str = "samples", every: int = 20) -> Iterator[list[T]]:
+    """``items`` in lists of ``batch`` (the last one shorter), printing how many went by and the
+    rate every ``every`` batches (feature passes over thousands of photos take minutes)."""
+    chunk: list[T] = []
+    n, t0 = 0, time.perf_counter()
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == batch:
+            yield chunk
+            chunk = []
+            n += batch
+            if n % (batch * every) == 0:
+                print(f"  {n} {what}, {n / (time.perf_counter() - t0):.0f}/s", flush=True)
+    if chunk:
+        yield chunk

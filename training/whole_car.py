@@ -33,7 +33,7 @@ import numpy as np
 
 from training import whole_car_data as wd
 from training.framing import BackgroundPool, split_files, to_input, training_backgrounds
-from training.onnx_features import session_with_tensor
+from training.onnx_features import in_batches, session_with_tensor
 
 WHOLE_GEMM_WEIGHT = "framing/whole.0.weight"  # the branch's first layer in a framed file
 
@@ -75,16 +75,8 @@ def extract(sess: Any, spec: Any, samples: Iterator[wd.Sample], batch: int = 32,
             cols["group"].append(s.group)
         chunk.clear()
 
-    n = 0
-    t0 = time.perf_counter()
-    for s in samples:
-        chunk.append(s)
-        if len(chunk) == batch:
-            flush()
-            n += batch
-            if n % (batch * 20) == 0:
-                print(f"  {n} samples, {n / (time.perf_counter() - t0):.0f}/s", flush=True)
-    if chunk:
+    for part in in_batches(samples, batch, "samples", 20):
+        chunk[:] = part
         flush()
     out = {k: np.concatenate(v) for k, v in cols.items() if k in ("feat", "old_logit", "energy", "top_prob")}
     out["label"] = np.asarray(cols["label"], np.int64)
