@@ -376,7 +376,8 @@ def card_section(own: dict[str, Any], lfo: dict[str, Any] | None = None) -> str:
              "the top make/model probability is below a threshold. This file:", "", markdown(own)]
     if lfo:
         parts += ["The leave-family-out run (its trunk and heads never saw the held-out families; its own "
-                  "threshold set the same way):", "", markdown(lfo)]
+                  "threshold set the same way)" + (f", {lfo['model']}" if lfo.get("model") else "") + ":", "",
+                  markdown(lfo)]
     else:
         parts += ["No leave-family-out run is recorded for this file: how the make head does on a car "
                   "the classes lack is not measured here.", ""]
