@@ -107,9 +107,10 @@ class Prediction:
 
     @property
     def unknown_car(self) -> bool:
-        """A whole car (or one the user did not name) that looks like none of the classes: its
-        make is the answer, the closest class only a comparison."""
-        return self.known_car is False and self.whole_car.priced and not (
+        """A whole car that looks like none of the classes, and the user has not named it: its
+        make is the answer, the closest class only a comparison.  (Part of a car keeps its own
+        warning: a wheel looks like no class either.)"""
+        return self.known_car is False and self.whole_car in (WholeCar.YES, WholeCar.UNSURE) and not (
             self.price is not None and self.price.car_source == "user")
 
     @property

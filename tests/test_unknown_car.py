@@ -214,3 +214,14 @@ def test_the_card_says_what_was_measured_and_what_was_not() -> None:
     lfo = {**own, "families": ["Toyota Camry"], "family_photos": 39, "held_out_families": {"tight": view}}
     text = card_section(own, lfo)
     assert "Toyota Camry" in text and "| held-out families | tight |" in text and "not measured" not in text
+
+
+def test_part_of_a_car_keeps_its_own_warning(unknown_model: Path, tmp_path: Path) -> None:
+    """A wheel looks like no class either: only a whole car is called a car the app does not know."""
+    from core.framing import WholeCar
+    from core.predictor import Predictor
+
+    pred = Predictor.load(unknown_model).predict(_photo(tmp_path))
+    part = dataclasses.replace(pred, looks_like_car=False, unsure=False)
+    assert part.whole_car is WholeCar.NO and part.known_car is False and not part.unknown_car
+    assert dataclasses.replace(pred, looks_like_car=True, unsure=True).unknown_car
