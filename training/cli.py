@@ -48,10 +48,11 @@ def main(argv: list[str] | None = None) -> int:
                        help="the model's name in its metadata, card and the app's model dialog (default: the run folder's)")
     args = parser.parse_args(argv)
     from training.checkpoint import CheckpointError
+    from training.distill import TeacherError
 
     try:
         return _run(parser, args)
-    except CheckpointError as e:  # a damaged or foreign checkpoint: one line, never a traceback
+    except (CheckpointError, TeacherError) as e:  # a damaged or foreign checkpoint or teacher: one line
         print(f"carvalue-train: {e}", file=sys.stderr)
         return 2
 

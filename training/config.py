@@ -89,6 +89,11 @@ class TrainConfig:
     loss_median: float = 1.0
     loss_make_model: float = 1.0
     loss_year: float = 1.0
+    # -- distillation (training/distill.py) ---------------------------------------------------
+    teacher: str = ""  # a CarValue model file whose flip-averaged make/model and year distributions the
+    # student also learns (computed once per training photo, cached in the run folder); "" = none
+    distill_alpha: float = 1.0  # weight of T^2 * KL(teacher_T || student_T), per head (make/model, year)
+    distill_temperature: float = 2.0  # T: both distributions softened by it
     # -- runtime ------------------------------------------------------------------------------
     seed: int = 0
     device: str = "auto"  # auto: cuda (LOCAL_RANK) when available, else cpu
@@ -137,6 +142,10 @@ class TrainConfig:
             problems.append("shuffle_buffer must be >= 0")
         if self.init == "model" and (not self.pretrained_path or not self.fold_bn):
             problems.append("--init model needs --pretrained-path MODEL.onnx and --fold-bn (a model file's weights are folded)")
+        if self.teacher and (self.distill_alpha < 0 or self.distill_temperature <= 0):
+            problems.append("distill_alpha must be >= 0 and distill_temperature > 0")
+        if self.teacher and shard_source(self.data):
+            problems.append("--teacher needs photos read by path (its logits are cached per photo), not shards")
         if problems:
             raise ValueError("invalid training config: " + "; ".join(problems))
 

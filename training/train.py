@@ -58,6 +58,7 @@ from training.data import (
     collate,
     split_by_group,
 )
+from training.distill import TeacherTargets, with_distillation
 from training.metrics import (
     TASKS,
     LossWeights,
@@ -336,6 +337,7 @@ def train(cfg: TrainConfig) -> Path:
     run = prepare(cfg, d)
     if d.main:
         (out / "split.json").write_text(run.split.to_json(run.records, Path(cfg.data)))
+    teacher = _teacher(run, out) if cfg.teacher else None  # refused before the probe's minutes
     fresh = run.progress.step == 0 and run.progress.batch == 0 and run.progress.epoch == 0
     if fresh and cfg.probe_init and cfg.init != "model":  # a model file's heads are trained already
         if d.main:
@@ -347,14 +349,27 @@ def train(cfg: TrainConfig) -> Path:
     if d.world > 1:
         model = DistributedDataParallel(run.model, device_ids=[d.local_rank] if d.device.type == "cuda" else None)
     try:
-        _loop(run, model, out)
+        _loop(run, model, out, teacher)
     finally:
         if d.world > 1 and dist.is_initialized():
             dist.destroy_process_group()
     return out
 
 
-def _loop(run: Run, model: nn.Module, out: Path) -> None:
+def _teacher(run: Run, out: Path) -> TeacherTargets:
+    """The teacher's logits of every training photo (rank 0 computes and caches them first)."""
+    from training.distill import provenance, teacher_targets
+
+    cfg = run.cfg
+    args = (cfg.teacher, [run.records[i] for i in run.split.train], run.labels.make_models, run.labels.years,
+            out, cfg.threads)
+    targets = teacher_targets(*args) if run.dist.main else None
+    barrier(run.dist)
+    run.provenance["teacher"] = provenance(cfg.teacher, cfg.distill_alpha, cfg.distill_temperature)
+    return targets if targets is not None else teacher_targets(*args)
+
+
+def _loop(run: Run, model: nn.Module, out: Path, teacher: TeacherTargets | None = None) -> None:
     cfg, d = run.cfg, run.dist
     weights = LossWeights(cfg.loss_price, cfg.loss_median, cfg.loss_make_model, cfg.loss_year)
     dataset = CarPhotos([run.records[i] for i in run.split.train], run.labels, run.eval_spec,
@@ -389,19 +404,21 @@ def _loop(run: Run, model: nn.Module, out: Path) -> None:
                                 collate_fn=collate, drop_last=True, pin_memory=d.device.type == "cuda",
                                 generator=torch.Generator().manual_seed(cfg.seed),
                                 prefetch_factor=4 if cfg.workers > 0 else None)
+        order = sampler.indices() if teacher is not None else []  # the epoch's photos, batch after batch
         bar = _bar(d.main and cfg.progress, per_epoch, skip_batches, f"epoch {epoch + 1}/{cfg.epochs} @{size}px")
         t0, seen = time.perf_counter(), 0
         set_train_mode(run.model, cfg)
         for batch_index, (x, cls, med) in enumerate(loader, start=skip_batches):
             torch.manual_seed(_step_seed(cfg.seed, step, d.rank))  # dropout: same draws on resume
-            parts = _train_step(run, model, x, cls, med, weights, memory_format)
+            rows = teacher.rows(order[batch_index * cfg.batch_size:][:len(x)]) if teacher else None
+            parts = _train_step(run, model, x, cls, med, weights, memory_format, rows)
             run.optimizer.step()
             run.scheduler.step()
             run.optimizer.zero_grad(set_to_none=True)
             step += 1
             seen += len(x)
             for k, v in parts.items():
-                sums[k] += v * len(x)
+                sums[k] = sums.get(k, 0.0) + v * len(x)
             sums["n"] += len(x)
             if bar is not None:
                 bar.update(1)
@@ -429,8 +446,10 @@ def _loop(run: Run, model: nn.Module, out: Path) -> None:
 
 
 def _train_step(run: Run, model: nn.Module, x: torch.Tensor, cls: torch.Tensor, med: torch.Tensor,
-                weights: LossWeights, memory_format: torch.memory_format) -> dict[str, float]:
-    """One optimizer step's forward/backward, in micro-batches (gradients accumulate)."""
+                weights: LossWeights, memory_format: torch.memory_format,
+                teacher_rows: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, float]:
+    """One optimizer step's forward/backward, in micro-batches (gradients accumulate); with
+    ``teacher_rows`` (the teacher's logits of the batch's photos) the distillation term is added."""
     cfg, d = run.cfg, run.dist
     counts = label_counts(cls, med)
     parts_sum = dict.fromkeys(("loss", *TASKS), 0.0)
@@ -445,10 +464,13 @@ def _train_step(run: Run, model: nn.Module, x: torch.Tensor, cls: torch.Tensor, 
             with autocast_context(d.device, cfg.amp, cfg.cpu_amp):
                 outputs = model(xb)
             loss, parts = multitask_loss(outputs, cb, mb, counts, weights, cfg.label_smoothing)
+            if teacher_rows is not None:
+                loss, parts = with_distillation(loss, parts, outputs, (teacher_rows[0][sl], teacher_rows[1][sl]),
+                                                cfg.distill_alpha, cfg.distill_temperature, len(x))
             loss.backward()
         parts_sum["loss"] += float(loss.detach())
         for k, v in parts.items():
-            parts_sum[k] += float(v.detach())
+            parts_sum[k] = parts_sum.get(k, 0.0) + float(v.detach())
     if cfg.grad_clip > 0:
         torch.nn.utils.clip_grad_norm_([p for p in run.model.parameters() if p.requires_grad], cfg.grad_clip)
     return parts_sum
@@ -481,7 +503,7 @@ def _epoch_row(run: Run, epoch: int, step: int, sums: dict[str, float], elapsed:
     row: dict[str, Any] = {"epoch": epoch + 1, "step": step, "size": size,
                            "lr": run.scheduler.get_last_lr()[0], "train_seconds": round(elapsed, 1),
                            "train_images_per_s": round(sums["n"] * run.dist.world / max(elapsed, 1e-9), 2)}
-    row.update({f"train_{k}": sums[k] / n for k in ("loss", *TASKS)})
+    row.update({f"train_{k}": sums[k] / n for k in ("loss", *TASKS, "distill") if k in sums})
     if run.split.val:
         val_set = CarPhotos([run.records[i] for i in run.split.val], run.labels, run.eval_spec)
         c = collect(run.model, val_set, range(len(val_set)), run.cfg.eval_batch, run.dist.device,
