@@ -47,12 +47,13 @@ def main(argv: list[str] | None = None) -> int:
     p_exp.add_argument("--name", default=None,
                        help="the model's name in its metadata, card and the app's model dialog (default: the run folder's)")
     args = parser.parse_args(argv)
+    from core.dataset.clip_model import ClipWeightsError
     from training.checkpoint import CheckpointError
     from training.distill import TeacherError
 
     try:
         return _run(parser, args)
-    except (CheckpointError, TeacherError) as e:  # a damaged or foreign checkpoint or teacher: one line
+    except (CheckpointError, TeacherError, ClipWeightsError) as e:  # one line, never a traceback
         print(f"carvalue-train: {e}", file=sys.stderr)
         return 2
 
@@ -76,11 +77,15 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         print(f"report: {report}")
         return 0
     if args.command == "export":
-        from training.export import export_run
+        from training.export import ExportRefused, export_run
 
-        path = export_run(args.run, args.out, args.eval_dir or None, quantize=args.quantize,
-                          confidence_method=args.confidence, reference=args.reference,
-                          unmeasured=args.unmeasured, name=args.name)
+        try:
+            path = export_run(args.run, args.out, args.eval_dir or None, quantize=args.quantize,
+                              confidence_method=args.confidence, reference=args.reference,
+                              unmeasured=args.unmeasured, name=args.name)
+        except ExportRefused as e:
+            print(f"carvalue-train: {e}", file=sys.stderr)
+            return 2
         print(f"model file: {path}")
         return 0
     return 2

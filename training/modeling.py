@@ -37,7 +37,14 @@ class TrunkStart:
 def trunk_start(cfg: TrainConfig) -> TrunkStart:
     """Read the converted ImageNet trunk's header (training/pretrained.py writes it): a Keras
     trunk wants TF "same" padding, eps 1e-3 and x/127.5-1 inputs; a torchvision one wants
-    symmetric padding, eps 1e-5 and ImageNet mean/std. ``random`` uses the Keras layout."""
+    symmetric padding, eps 1e-5 and ImageNet mean/std. ``random`` uses the Keras layout.
+    ``--arch clip-vit-b16``: the open_clip checkpoint and its input statistics."""
+    if cfg.arch == "clip-vit-b16":
+        from training import clip_arch
+
+        mean, std = clip_arch.input_norm(cfg.clip_config)
+        return TrunkStart("torch", 1e-5, mean, std, Path(cfg.init_weights),
+                          clip_arch.provenance(cfg.init_weights, cfg.clip_config))
     if cfg.init == "random":
         return TrunkStart("same", 1e-3, KERAS_MEAN, KERAS_STD, None, {"init": "random (no ImageNet weights)"})
     if cfg.init == "model":  # the weights are loaded after folding (build_model(trunk=None), then model_init)
@@ -60,7 +67,7 @@ def trunk_start(cfg: TrainConfig) -> TrunkStart:
 def model_config(cfg: TrainConfig, start: TrunkStart, num_price_bins: int, num_make_models: int,
                  num_years: int) -> ModelConfig:
     return ModelConfig(num_price_bins, num_make_models, num_years, padding=start.padding,
-                       bn_eps=start.bn_eps, dropout=cfg.dropout)
+                       bn_eps=start.bn_eps, dropout=cfg.dropout, architecture=cfg.arch)
 
 
 def fold_batchnorm(module: nn.Module) -> int:
@@ -99,6 +106,8 @@ def freeze_blocks(model: CarValueNet, n: int) -> list[nn.Module]:
 def set_train_mode(model: CarValueNet, cfg: TrainConfig) -> None:
     """Train mode, except frozen blocks (their BatchNorm statistics must not move)."""
     model.train()
+    if cfg.arch != "mobilenet_v2":
+        return  # a ViT has no BatchNorm statistics
     for block in model.features[:cfg.freeze_blocks]:
         block.eval()
 
@@ -106,7 +115,12 @@ def set_train_mode(model: CarValueNet, cfg: TrainConfig) -> None:
 def build_model(cfg: TrainConfig, mcfg: ModelConfig, trunk: Path | None) -> CarValueNet:
     """The network as the run trains it: ImageNet trunk from ``trunk`` (None: leave it as
     built, e.g. to load a checkpoint next), BatchNorm folded when ``cfg.fold_bn``,
-    ``features[:cfg.freeze_blocks]`` frozen."""
+    ``features[:cfg.freeze_blocks]`` frozen. ``--arch clip-vit-b16``: training/clip_arch.py."""
+    if cfg.arch == "clip-vit-b16":
+        from training import clip_arch
+
+        return clip_arch.build(cfg.clip_config, cfg.size, mcfg, None if trunk is None else str(trunk),  # type: ignore[return-value]
+                               cfg.freeze_blocks)
     model = CarValueNet(mcfg)
     if trunk is not None:
         from training.pretrained import load_pretrained_trunk

@@ -129,7 +129,13 @@ def barrier(d: Dist) -> None:
 # -- data: training.records (load_records, class_key_of) ----------------------------------------
 # -- optimisation ------------------------------------------------------------------------------
 def make_optimizer(model: CarValueNet, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """AdamW; no weight decay on biases and BatchNorm; heads at ``lr * head_lr_mult``."""
+    """AdamW; no weight decay on biases and BatchNorm; heads at ``lr * head_lr_mult``; a CLIP
+    tower's blocks with layer-wise decayed lrs (training/clip_arch.py)."""
+    if cfg.arch == "clip-vit-b16":
+        from training.clip_arch import param_groups
+
+        return torch.optim.AdamW(param_groups(model, cfg.lr, cfg.weight_decay, cfg.layer_decay,  # type: ignore[arg-type]
+                                              cfg.head_lr_mult), lr=cfg.lr, weight_decay=cfg.weight_decay)
     groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
     for name, p in model.named_parameters():
         if not p.requires_grad:
@@ -170,7 +176,7 @@ def resumable_fields() -> frozenset[str]:
                       "eval_batch", "notes", "device", "threads",
                       # used once, before the first step; a checkpoint already holds their result
                       "probe_init", "probe_steps", "probe_l2", "probe_max_images", "init",
-                      "pretrained_path"})
+                      "pretrained_path", "init_weights"})
 
 
 def prepare(cfg: TrainConfig, d: Dist) -> Run:

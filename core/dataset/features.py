@@ -9,7 +9,6 @@ Hugging Face hub forced offline.  Nothing here downloads anything.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
@@ -87,22 +86,17 @@ class ClipFeatures:
     dim = 512
 
     def __init__(self, weights: Path, model_name: str = "ViT-B-16", threads: int = 0) -> None:
-        weights = Path(weights)
-        if not weights.is_file():
-            raise FileNotFoundError(f"{weights}: CLIP weights file not found (it is never downloaded; "
-                                    "give a local open_clip ViT-B/16 checkpoint)")
-        os.environ["HF_HUB_OFFLINE"] = "1"  # belt and braces: open_clip must not reach the hub
-        try:
-            import open_clip
-        except ImportError:
-            raise ImportError("--features clip needs open_clip: pip install 'carvalue[clip]'") from None
         import torch
+
+        from core.dataset.clip_model import eval_transform, load_clip
 
         self._torch = torch
         if threads > 0:
             torch.set_num_threads(threads)
-        # A file path as `pretrained` makes open_clip load that checkpoint; no hub lookup.
-        self.model, _, self.preprocess = open_clip.create_model_and_transforms(model_name, pretrained=str(weights))
+        # The trainer's --arch clip-vit-b16 loads its trunk with the same function (never the hub).
+        self.model = load_clip(weights, model_name)
+        self.dim = int(self.model.visual.output_dim)
+        self.preprocess = eval_transform(self.model)
         self.model.eval()
 
     def __call__(self, images: Sequence[Image.Image]) -> np.ndarray:

@@ -180,38 +180,25 @@ def test_clip_is_local_only(tmp_path: Path) -> None:
 
 @pytest.mark.usefixtures("torch_threads_restored")
 def test_clip_loads_only_the_local_file_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """open_clip is an optional extra; a stand-in module records how it is called."""
-    import sys
-    import types
+    """A tiny random open_clip CLIP saved as the local weights file: the junk filter's features are
+    its image embeddings, read through the loader the trainer's --arch clip-vit-b16 uses."""
+    import os
 
     import torch
 
-    from core.dataset.features import CLIP, make_extractor
+    from core.dataset.features import CLIP, ClipFeatures
+    from tests.tiny_clip import write_tiny_clip
 
-    calls: list[tuple[str, str]] = []
-
-    class Model:
-        def eval(self) -> Model:
-            return self
-
-        def encode_image(self, x: torch.Tensor) -> torch.Tensor:
-            return x.flatten(1)[:, :512] + 1.0
-
-    def create(name: str, pretrained: str) -> tuple[Model, None, object]:
-        import os
-
-        assert os.environ.get("HF_HUB_OFFLINE") == "1"  # set before open_clip could look anything up
-        calls.append((name, pretrained))
-        return Model(), None, lambda im: torch.rand(3, 16, 32)
-
-    monkeypatch.setitem(sys.modules, "open_clip", types.SimpleNamespace(create_model_and_transforms=create))
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    weights = tmp_path / "vit_b16.bin"
-    weights.write_bytes(b"weights")
-    fx = make_extractor("clip", clip_weights=weights)
-    assert fx.name == CLIP and calls == [("ViT-B-16", str(weights))]
-    f = fx([Image.new("RGB", (64, 48))] * 2)
-    assert f.shape == (2, 512) and np.allclose(np.linalg.norm(f, axis=1), 1.0, atol=1e-5)
+    weights, config = write_tiny_clip(tmp_path)
+    fx = ClipFeatures(weights, model_name=str(config), threads=1)
+    assert os.environ.get("HF_HUB_OFFLINE") == "1"  # set before open_clip could look anything up
+    state = torch.load(weights, weights_only=True)
+    assert torch.equal(fx.model.visual.proj, state["visual.proj"])
+    images = [Image.new("RGB", (64, 48), (200, 30, 30)), Image.new("RGB", (40, 80), (20, 90, 200))]
+    f = fx(images)
+    assert fx.name == CLIP and f.shape == (2, fx.dim) == (2, 16)
+    assert np.allclose(np.linalg.norm(f, axis=1), 1.0, atol=1e-5) and not np.allclose(f[0], f[1])
 
 
 def test_clip_without_open_clip_says_how_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -222,5 +209,5 @@ def test_clip_without_open_clip_says_how_to_install(tmp_path: Path, monkeypatch:
     monkeypatch.setitem(sys.modules, "open_clip", None)  # import fails
     weights = tmp_path / "w.bin"
     weights.write_bytes(b"x")
-    with pytest.raises(ImportError, match=r"carvalue\[clip\]"):
+    with pytest.raises(ImportError, match=r"carvalue\[train\]"):
         make_extractor("clip", clip_weights=weights)

@@ -1,0 +1,116 @@
+"""``--arch clip-vit-b16 --init-weights FILE``: open_clip's ViT tower from a local file (a tiny
+random configuration here), trained with the usual heads and layer-wise lr decay."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from core.dataset.clip_model import ClipWeightsError, load_clip
+from core.model import ModelConfig
+from tests.synthetic_cars import make_folder, tiny_train_args
+from tests.tiny_clip import TINY_CLIP, write_tiny_clip
+from training import clip_arch
+from training.checkpoint import load_checkpoint
+from training.config import TrainConfig
+from training.train import make_optimizer
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _cli(args: list[str]) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    env.pop("HF_HUB_OFFLINE", None)  # the loader must set it itself
+    return subprocess.run([sys.executable, "-m", "training.cli", *args], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def clip_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return write_tiny_clip(tmp_path_factory.mktemp("clip"))
+
+
+def test_layer_wise_lrs_decay_from_the_heads_to_the_embeddings(clip_files: tuple[Path, Path]) -> None:
+    weights, config = clip_files
+    cfg = TrainConfig(data="x", arch="clip-vit-b16", init_weights=str(weights), clip_config=str(config), size=32,
+                      lr=1e-3, layer_decay=0.75, freeze_blocks=0)
+    net = clip_arch.build(str(config), 32, ModelConfig(10, 5, 4, architecture=cfg.arch), str(weights), 0)
+    lr_of = {id(p): g["lr"] for g in make_optimizer(net, cfg).param_groups for p in g["params"]}  # type: ignore[arg-type]
+    names = dict(net.named_parameters())
+    expected = {"features.conv1.weight": 1e-3 * 0.75 ** 3, "features.positional_embedding": 1e-3 * 0.75 ** 3,
+                "features.transformer.resblocks.0.attn.in_proj_weight": 1e-3 * 0.75 ** 2,
+                "features.transformer.resblocks.1.mlp.c_fc.weight": 1e-3 * 0.75,
+                "features.ln_post.weight": 1e-3, "features.proj": 1e-3, "make_model_head.weight": 1e-3}
+    for name, lr in expected.items():
+        assert lr_of[id(names[name])] == pytest.approx(lr), name
+    assert len(lr_of) == len(names)  # every parameter in exactly one group
+    frozen = clip_arch.build(str(config), 32, ModelConfig(10, 5, 4), str(weights), 1)
+    trainable = {n for n, p in frozen.named_parameters() if p.requires_grad}
+    assert "features.transformer.resblocks.1.attn.in_proj_weight" in trainable
+    assert not {"features.conv1.weight", "features.transformer.resblocks.0.attn.in_proj_weight"} & trainable
+
+
+def test_the_tower_is_the_files_and_takes_the_runs_input_size(clip_files: tuple[Path, Path]) -> None:
+    weights, config = clip_files
+    state = torch.load(weights, weights_only=True)
+    net = clip_arch.build(str(config), 32, ModelConfig(10, 5, 4), str(weights), 0)
+    for k, v in net.features.state_dict().items():
+        assert torch.equal(v, state[f"visual.{k}"]), k
+    wider = clip_arch.build(str(config), 48, ModelConfig(10, 5, 4), str(weights), 0)  # 6x6 patches, not 4x4
+    assert wider.features.positional_embedding.shape == (37, 32)
+    assert [o.shape for o in wider(torch.rand(2, 3, 48, 48))] == [(2, 10), (2,), (2, 5), (2, 4)]
+
+
+def test_training_steps_change_the_weights_resume_and_export_is_refused(
+        clip_files: tuple[Path, Path], tmp_path: Path) -> None:
+    weights, config = clip_files
+    data = make_folder(tmp_path / "data")
+    out = tmp_path / "run"
+    args = tiny_train_args(data, out, "--arch", "clip-vit-b16", "--init-weights", str(weights),
+                           "--clip-config", str(config), "--layer-decay", "0.75")
+    first = _cli([*args, "--max-steps", "2"])
+    assert first.returncode == 0, first.stderr[-3000:]
+    start = torch.load(weights, weights_only=True)
+    trained = load_file(str(load_checkpoint(out).weights_path))
+    changed = [k for k in trained if k.startswith("features.") and not torch.equal(trained[k], start["visual." + k[9:]])]
+    assert "features.transformer.resblocks.0.attn.in_proj_weight" in changed and "features.proj" in changed
+    second = _cli(args)  # resumes to the end
+    assert second.returncode == 0, second.stderr[-3000:]
+    ck = load_checkpoint(out)
+    assert ck.progress.epoch == 2 and ck.meta["model_config"]["architecture"] == "clip-vit-b16"
+    assert ck.meta["provenance"]["trunk"]["weights_file"] == weights.name
+    refused = _cli(["export", str(out), "--out", str(tmp_path / "m.onnx")])
+    assert refused.returncode == 2 and "cannot become the app's model file" in refused.stderr
+    assert "Traceback" not in refused.stderr
+
+
+def test_a_missing_weights_file_is_a_clear_error(tmp_path: Path) -> None:
+    data = make_folder(tmp_path / "data", cars_per_class=3)
+    res = _cli(tiny_train_args(data, tmp_path / "run", "--arch", "clip-vit-b16",
+                               "--init-weights", str(tmp_path / "ViT-B-16.bin")))
+    assert res.returncode == 2 and "CLIP weights file not found (it is never downloaded" in res.stderr
+    assert "Traceback" not in res.stderr
+    no_flag = _cli(tiny_train_args(data, tmp_path / "run2", "--arch", "clip-vit-b16"))
+    assert no_flag.returncode == 2 and "needs --init-weights FILE" in no_flag.stderr
+
+
+def test_weights_of_another_shape_or_no_checkpoint_are_clear_errors(clip_files: tuple[Path, Path],
+                                                                    tmp_path: Path) -> None:
+    _, config = clip_files
+    wide = {**TINY_CLIP, "vision_cfg": {**TINY_CLIP["vision_cfg"], "width": 64}}
+    wide_weights, _ = write_tiny_clip(tmp_path / "wide", config=wide)
+    with pytest.raises(ClipWeightsError, match=r"clip-0\.pt: not weights of this CLIP model .*size mismatch"):
+        load_clip(wide_weights, str(config))
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint, only text" * 10)
+    with pytest.raises(ClipWeightsError, match="junk.pt: not a readable CLIP checkpoint"):
+        load_clip(junk, str(config))
+    with pytest.raises(ClipWeightsError, match="no such open_clip model configuration"):
+        load_clip(wide_weights, "ViT-Q-99")
+    assert os.environ["HF_HUB_OFFLINE"] == "1"
