@@ -151,3 +151,37 @@ def test_resume_with_a_teacher_equals_the_unbroken_run_and_reuses_the_targets(
     assert all(torch.equal(a[k], b[k]) for k in a)
     changed = _train(tiny_train_args(data, out, "--teacher", str(teacher)))  # another temperature: refused
     assert changed.returncode == 2 and "different config" in changed.stderr
+
+
+def test_the_study_measures_both_runs_on_the_same_photos(plain_run: Path, taught_run: Path, teacher: Path) -> None:
+    from training.studies import distill_eval
+
+    report = distill_eval.measure([plain_run, taught_run], teacher)
+    test = report["sets"]["test"]
+    assert not report["teacher_split_rebuilt"]  # a random teacher records no split
+    for run in (plain_run, taught_run):
+        assert test[str(run)]["right"] == round(test[str(run)]["make_model_top1"] * test["n"])
+    paired = test["paired"]
+    assert (test[str(taught_run)]["right"] - test[str(plain_run)]["right"]
+            == paired["only_second_right"] - paired["only_first_right"])
+    assert "| test |" in distill_eval.markdown(report)
+
+
+def test_the_teachers_unseen_photos_are_its_rebuilt_split_checked_by_its_hash(plain_run: Path) -> None:
+    import dataclasses
+
+    from training.data import split_by_group
+    from training.evaluate import load_trained
+    from training.records import class_key_of
+    from training.studies.distill_eval import mcnemar_p, teacher_unseen
+
+    t = load_trained(plain_run)
+    theirs = split_by_group(t.records, 0.25, 0.0, 0, class_key_of(t.records))
+    meta = random_metadata(48)
+    prov = {"training": {"config": {"val_fraction": 0.25, "test_fraction": 0.0, "seed": 0}},
+            "split": {"sha256": theirs.digest()}}
+    assert teacher_unseen(t, dataclasses.replace(meta, provenance=prov)) == set(theirs.val)
+    prov["split"] = {"sha256": "0" * 64}
+    assert teacher_unseen(t, dataclasses.replace(meta, provenance=prov)) is None
+    assert mcnemar_p(0, 0) == 1.0 and mcnemar_p(5, 5) == 1.0
+    assert mcnemar_p(0, 6) == pytest.approx(2 / 64) and mcnemar_p(9, 1) == pytest.approx(22 / 1024)
