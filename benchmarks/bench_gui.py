@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         copies.append(dst)
 
     window = MainWindow(model_path=model)
-    window.sweep_step_ms = 0
+    window.sweeps.animation.step_ms = 0
     window.show()
     app.processEvents()
 
@@ -137,14 +137,14 @@ def main(argv: list[str] | None = None) -> int:
         expire.stop()
 
     def shown_latest() -> bool:
-        return window.panel.shown_request == window.latest_request_id and window.panel.shown is not None
+        return window.panel.shown_request == window.session.requests.latest and window.panel.shown is not None
 
     # 1. 24-MP JPEG: drop -> first result shown.
     t0 = time.perf_counter()
-    window.open_paths([str(photo_24mp)])
+    window.intake.open_paths([str(photo_24mp)])
     wait_for(lambda: window.current_entry() is not None and shown_latest())
     first_result_s = time.perf_counter() - t0
-    wait_for(lambda: window.batch_pending() == 0)
+    wait_for(lambda: window.session.batch_pending() == 0)
     entry = window.current_entry()
     assert entry is not None
     photo = entry.photo
@@ -259,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
         settle()
         singles16.append(sum(forward_once(b) for b in boxes16))
     predictor.sweep = real_sweep  # type: ignore[method-assign]
-    window.sweep_step_ms = 70
+    window.sweeps.animation.step_ms = 70
     t = time.perf_counter()
     finished: list[float] = []
     window.sweep_animation_finished.connect(lambda: finished.append(time.perf_counter()))
@@ -271,8 +271,8 @@ def main(argv: list[str] | None = None) -> int:
     gc.collect()
     before = rss_mb()
     t = time.perf_counter()
-    window.open_paths([str(many)])
-    wait_for(lambda: len(window.entries) >= args.photos + 1 and window.batch_pending() == 0, timeout=600)
+    window.intake.open_paths([str(many)])
+    wait_for(lambda: len(window.entries) >= args.photos + 1 and window.session.batch_pending() == 0, timeout=600)
     load_s = time.perf_counter() - t
     gc.collect()
     app.processEvents()

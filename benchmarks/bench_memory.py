@@ -94,8 +94,8 @@ def child(folder: str, count: int, model: str) -> dict[str, object]:
     finished: list[int] = []
     window.loading_finished.connect(finished.append)
     t = time.perf_counter()
-    job = window.open_paths([folder])
-    wait(lambda: job in finished and window.batch_pending() == 0, timeout=3600)
+    job = window.intake.open_paths([folder])
+    wait(lambda: job in finished and window.session.batch_pending() == 0, timeout=3600)
     seconds = time.perf_counter() - t
     samples.stop()
     app.processEvents()

@@ -54,5 +54,5 @@ def main(args: list[str]) -> int:
     startup_probe.install(app, window)  # no-op unless $CARVALUE_STARTUP_PROBE (benchmarks)
     window.show()
     if opts.paths:
-        window.open_paths(opts.paths)
+        window.intake.open_paths(opts.paths)
     return int(app.exec())

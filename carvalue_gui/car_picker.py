@@ -5,8 +5,9 @@ the price model can price, up to the year of sale), pre-filled with the photo's 
 Naming another car (Enter, or picking from the list) prices that car at once: no new pass
 through the network, since the price of a named car needs only the catalogue and the
 depreciation (core/carprice.py); the photo's own make/model/year answer stays beside it.  Each
-photo keeps its own choice, *Undo* steps back through that photo's choices to the photo's own
-answer, and an export says whose car each price is of (``car_source``: "user" or "photo").
+photo keeps its own choices in the photo session (carvalue_gui/photo_session.py), *Undo* steps
+back through them to the photo's own answer, and an export says whose car each price is of
+(``car_source``: "user" or "photo").
 """
 
 from __future__ import annotations
@@ -33,15 +34,16 @@ PLACEHOLDER = "Which car is it? e.g. Toyota Camry 2016"
 
 
 class CarPicker(QWidget):
-    """``changed`` is emitted when the shown photo's chosen car changes (or is undone)."""
+    """``named`` carries a catalogue car the user named for the shown photo; ``undone`` asks to
+    go back to the car named before. What is shown comes from ``show_choice``."""
 
-    changed = Signal()
+    named = Signal(str)
+    undone = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.year_of_sale: Callable[[], int] = current_year
-        self._choices: dict[str, list[str]] = {}  # photo -> the cars the user named, latest last
-        self._photo = ""
+        self._current: str | None = None  # the car the user named for the shown photo
         self._suggestion = ""
         self._make_only = False  # the suggestion is only the make (a car the classes lack)
         self._names_year = 0
@@ -80,14 +82,9 @@ class CarPicker(QWidget):
         self._show()
 
     # -- what the rest of the app asks -------------------------------------------------------
-    def car_for(self, key: str) -> str | None:
-        """The car the user named for photo ``key`` (None: the photo's own answer)."""
-        chosen = self._choices.get(key)
-        return chosen[-1] if chosen else None
-
-    def show_photo(self, key: str) -> None:
-        """Show photo ``key``'s choice (no ``changed``: the caller prices the photo anyway)."""
-        self._photo = key
+    def show_choice(self, car: str | None) -> None:
+        """Show the car the user named for the photo now shown (None: none yet); no signal."""
+        self._current = car
         self._suggestion = ""
         self._make_only = False
         self._show()
@@ -107,7 +104,7 @@ class CarPicker(QWidget):
     def commit(self) -> None:
         """Price the car typed in the field, if it is a catalogue car other than what is shown."""
         text = " ".join(self.field.text().split())
-        current = self.car_for(self._photo)
+        current = self._current
         if not text or text == (current or self._suggestion):
             self.error.hide()
             return
@@ -121,23 +118,18 @@ class CarPicker(QWidget):
         if car.name == (current or self._suggestion) and current is not None:
             self._show()
             return
-        self._choices.setdefault(self._photo, []).append(car.name)
-        self._show()
-        self.changed.emit()
+        self.named.emit(car.name)
 
     def undo_choice(self) -> None:
-        chosen = self._choices.get(self._photo)
-        if not chosen:
+        if self._current is None:
             return
-        chosen.pop()
         self.error.hide()
-        self._show()
-        self.changed.emit()
+        self.undone.emit()
 
     # -- display -------------------------------------------------------------------------------
     def _show(self) -> None:
         self._fill_names()
-        current = self.car_for(self._photo)
+        current = self._current
         self.field.blockSignals(True)
         self.field.setText(current or self._suggestion)
         self.field.blockSignals(False)

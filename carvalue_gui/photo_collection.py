@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from core.geometry import Box
 from core.predictor import Prediction, Sweep
@@ -23,6 +23,15 @@ from core.report import PhotoResults
 # least recently selected first, keep their thumbnail and estimates and are decoded again when
 # selected, so a folder of thousands of camera photos does not fill the memory.
 MAX_RESIDENT = 120
+
+
+@dataclass(frozen=True)
+class PhotoFields:
+    """A photo's mileage, unit and condition as typed (text, so a half-typed number is not lost)."""
+
+    mileage: str = ""
+    unit: str = "mi"
+    condition: str = ""
 
 
 @dataclass
@@ -36,6 +45,9 @@ class PhotoEntry:
     box: Box | None = None  # the user's crop box (None: whole photo)
     crop_prediction: Prediction | None = None  # for `box`
     sweep: Sweep | None = None
+    fields: PhotoFields = PhotoFields()  # as typed
+    valid_fields: PhotoFields = PhotoFields()  # the last that parsed: what the photo is priced with
+    cars: list[str] = field(default_factory=list)  # the cars the user named for it, latest last
 
     @property
     def reloadable(self) -> bool:

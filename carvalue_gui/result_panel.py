@@ -4,6 +4,7 @@ line saying what the price means and which model made it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from html import escape as _escape
 
 from PySide6.QtCore import Qt, Signal
@@ -29,8 +30,7 @@ from core.framing import WholeCar, whole_car_message
 from core.modelfile import ModelMetadata
 from core.money import dollar_range, format_dollars
 from core.photo_price import describe, display_bounds
-from core.predictor import LabelProb, Prediction, reprice
-from core.pricing import PriceInputs
+from core.predictor import LabelProb, Prediction
 from core.report import unknown_car_words
 
 TOP_K = 5
@@ -163,17 +163,14 @@ class ResultPanel(QWidget):
         self.hint.linkActivated.connect(lambda _: self.show_price_help())
         layout.addWidget(self.hint)
         self._help: HtmlDialog | None = None
-        # Mileage, condition, year of sale: reprice what is shown at once (no forward pass).
+        # Mileage, condition, year of sale, and "Which car is it?": what they price is the photo
+        # session's (``pricer`` prices an estimate with the shown photo's inputs, no forward pass).
         self._meta: ModelMetadata | None = None
+        self.pricer: Callable[[Prediction], Prediction] = lambda pred: pred
         self.price_inputs = PriceInputsWidget()
-        self.price_inputs.changed.connect(self._reprice)
         layout.addWidget(self.price_inputs)
-        # "Which car is it?": a car the user names is priced instead of the photo's answer (issue 28).
         self.car_picker = CarPicker()
         self.car_picker.year_of_sale = self.price_inputs.year.value
-        self.price_inputs.car_for = self.car_picker.car_for
-        self.price_inputs.photo_shown.connect(self.car_picker.show_photo)
-        self.car_picker.changed.connect(self.price_inputs.refresh)
         layout.addWidget(self.car_picker)
 
         # The whole-car verdict: one line that is always there (so the chart below never moves),
@@ -234,11 +231,12 @@ class ResultPanel(QWidget):
             self.caption.setText("Estimated price")
             self.hint.setToolTip(RANGES_PLAIN)
             return
-        self.set_model_line_year(self.price_inputs.inputs().year)
+        self.set_model_line_year(self.price_inputs.year.value())
 
-    def _reprice(self, inputs: PriceInputs) -> None:
+    def reprice(self) -> None:
+        """The shown photo's inputs or the year of sale changed: show the estimate priced anew."""
         if self._meta is not None:
-            self.set_model_line_year(inputs.year)
+            self.set_model_line_year(self.price_inputs.year.value())
         if self.shown is not None:
             self.show_prediction(self.shown_request, self.shown)
 
@@ -257,7 +255,7 @@ class ResultPanel(QWidget):
         """What the prices are (core.pricing's sentence for this model and year of sale)."""
         if self._meta is None:
             return ""
-        return describe(self._meta, self.price_inputs.inputs().year) or "a price estimate"
+        return describe(self._meta, self.price_inputs.year.value()) or "a price estimate"
 
     def price_help_html(self) -> str:
         """Everything the price says about itself, for "What is this price?"."""
@@ -293,8 +291,8 @@ class ResultPanel(QWidget):
             self.price_label.setStyleSheet("QLabel { color: #8a8a8a; }" if greyed else "")
 
     def show_prediction(self, request_id: int, pred: Prediction | None) -> None:
-        if pred is not None and self._meta is not None:  # priced with this photo's inputs
-            pred = reprice(pred, self._meta, self.price_inputs.inputs())
+        if pred is not None:  # priced with this photo's inputs
+            pred = self.pricer(pred)
         self.shown = pred
         self.shown_request = request_id
         self.car_picker.suggest_from(pred)
@@ -305,7 +303,7 @@ class ResultPanel(QWidget):
             self._grey_price(False)
             self.price_label.setText("—" if self._has_model else "No model")
             self.range_label.setText("")
-            self.caption.setText(f"Estimated price, {self.price_inputs.inputs().year}")
+            self.caption.setText(f"Estimated price, {self.price_inputs.year.value()}")
             self.confidence_label.setText("")
             self.status.setCurrentWidget(self.confidence_label)
             self.make_models.set_items(())
@@ -330,7 +328,7 @@ class ResultPanel(QWidget):
             self.price_label.setText(format_dollars(pred.median_price))
             self.range_label.setText(price_range_text(pred))
             self.caption.setText(f"If it were {pred.make_models[0].label}" if pred.unknown_car else
-                                 caption_text(pred, self.price_inputs.inputs().year))
+                                 caption_text(pred, self.price_inputs.year.value()))
             self.price_label.setToolTip(price_tooltip(pred))
             self.make_models.set_items(pred.make_models[:TOP_K])
             years = pred.years[:TOP_K]

@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     from carvalue_gui.main_window import MainWindow
 
     window = MainWindow(model_path=model)
-    window.sweep_step_ms = 0
+    window.sweeps.animation.step_ms = 0
     window.setGeometry(0, 0, *size)
     window.show()
 
@@ -100,12 +100,12 @@ def main(argv: list[str] | None = None) -> int:
         main_photo = framed_photo(main_photo, Path(args.framed), work / "framed.jpg")
     if args.photo:
         main_photo = Path(args.photo)
-    window.open_paths([str(main_photo)] + [str(images / n) for n in STRIP if (images / n).exists()])
-    wait_until(lambda: len(window.entries) >= 2 and window.batch_pending() == 0)
+    window.intake.open_paths([str(main_photo)] + [str(images / n) for n in STRIP if (images / n).exists()])
+    wait_until(lambda: len(window.entries) >= 2 and window.session.batch_pending() == 0)
     window.strip.select(1)
-    wait_until(lambda: window.panel.shown is not None and window.panel.shown_request == window.latest_request_id)
+    wait_until(lambda: window.panel.shown is not None and window.panel.shown_request == window.session.requests.latest)
     if not args.framed and not args.photo:
-        window.start_sweep()
+        window.act_sweep.trigger()
         wait_until(lambda: window.sweep_plot.sweep is not None)
         # Then the crop box (by default around most of the car, so the box, the histogram and
         # the sweep all show).
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         w, h = window.current_entry().photo.original_size  # type: ignore[union-attr]
         fx, fy, fw, fh = (float(v) for v in args.box.split(","))
         roi.setState({"pos": QPointF(fx * w, fy * h), "size": QPointF(fw * w, fh * h), "angle": 0.0})
-        wait_until(lambda: window.panel.shown_request == window.latest_request_id)
+        wait_until(lambda: window.panel.shown_request == window.session.requests.latest)
     for _ in range(20):  # let layouts and repaints settle (and a sharper copy of a large photo arrive)
         app.processEvents()
         time.sleep(0.05)

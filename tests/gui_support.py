@@ -59,7 +59,7 @@ def make_photos(tmp_path: Path) -> dict[str, list[Path]]:
 def open_window(qtbot: object, model_file: Path) -> MainWindow:
     w = MainWindow(model_path=str(model_file))
     qtbot.addWidget(w)  # type: ignore[attr-defined]
-    w.sweep_step_ms = 0
+    w.sweeps.animation.step_ms = 0
     w.show()
     return w
 
@@ -83,12 +83,12 @@ def drop(target: QWidget, paths: list[Path]) -> None:
 def load(qtbot: object, window: MainWindow, paths: list[Path], target: QWidget | None = None) -> None:
     with qtbot.waitSignal(window.loading_finished, timeout=WAIT_MS):  # type: ignore[attr-defined]
         drop(target or window.strip.viewport(), paths)
-    qtbot.waitUntil(lambda: window.batch_pending() == 0, timeout=WAIT_MS)  # type: ignore[attr-defined]
+    qtbot.waitUntil(lambda: window.session.batch_pending() == 0, timeout=WAIT_MS)  # type: ignore[attr-defined]
 
 
 def wait_shown(qtbot: object, window: MainWindow) -> Prediction:
     """Wait until the chart and text show the result of the newest request."""
-    qtbot.waitUntil(lambda: window.panel.shown_request == window.latest_request_id  # type: ignore[attr-defined]
+    qtbot.waitUntil(lambda: window.panel.shown_request == window.session.requests.latest  # type: ignore[attr-defined]
                     and window.panel.shown is not None, timeout=WAIT_MS)
     assert window.panel.shown is not None
     return window.panel.shown

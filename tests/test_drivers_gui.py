@@ -62,7 +62,7 @@ def test_toggle_on_shows_the_map_of_the_current_box_and_off_hides_it(qtbot: Any,
     entry = window.current_entry()
     assert entry is not None and m is not None
     assert m.box == window.crop_view.box() and m.source == entry.path
-    expected = drivers_map(predictor, entry.photo, m.box, price_inputs=window.panel.price_inputs.inputs())
+    expected = drivers_map(predictor, entry.photo, m.box, price_inputs=window.session.inputs_for(window.session.current))
     assert m.label == expected.label == window.panel.shown.top_make_model.label
     np.testing.assert_allclose(m.prob_drop, expected.prob_drop, atol=1e-5)
     np.testing.assert_allclose(m.price_change, expected.price_change, atol=1e-3 * expected.median_price)
@@ -84,7 +84,7 @@ def test_a_box_move_drops_the_map_and_only_the_newest_box_gets_one(qtbot: Any, w
     wait_shown(qtbot, window)
     window.crop_view.set_box(Box(20, 20, 150, 100))  # a box that can move
     wait_shown(qtbot, window)
-    window.set_drivers_shown(True)
+    window.act_drivers.trigger()
     overlay = window.drivers
     qtbot.waitUntil(lambda: overlay.shown is not None, timeout=WAIT_MS)
     assert overlay.shown.box == Box(20, 20, 150, 100)
@@ -112,7 +112,7 @@ def test_a_box_move_drops_the_map_and_only_the_newest_box_gets_one(qtbot: Any, w
 def test_another_photo_and_another_mode(qtbot: Any, window: MainWindow, tmp_path: Path) -> None:
     load(qtbot, window, [make_photo(tmp_path / "a.jpg", (320, 200), 1), make_photo(tmp_path / "b.jpg", (240, 240), 2)])
     wait_shown(qtbot, window)
-    window.set_drivers_shown(True)
+    window.act_drivers.trigger()
     overlay = window.drivers
     qtbot.waitUntil(lambda: overlay.shown is not None, timeout=WAIT_MS)
     m = overlay.shown
@@ -145,7 +145,7 @@ def test_a_map_that_fails_says_so_and_the_next_estimate_asks_again(qtbot: Any, w
     wait_shown(qtbot, window)
     real_job = worker_module.DriversJob
     monkeypatch.setattr(worker_module, "DriversJob", Broken)
-    window.set_drivers_shown(True)
+    window.act_drivers.trigger()
     overlay = window.drivers
     qtbot.waitUntil(lambda: "not available" in overlay.label.text(), timeout=WAIT_MS)
     assert "no room for the occluded copies" in overlay.label.text() and overlay.shown is None

@@ -20,7 +20,8 @@ from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QTimer  # noqa: E402
 from PySide6.QtGui import QDragEnterEvent, QGuiApplication, QImage  # noqa: E402
 from PySide6.QtWidgets import QApplication, QWidget  # noqa: E402
 
-from carvalue_gui.main_window import MainWindow, best_sweep_position, sweep_car  # noqa: E402
+from carvalue_gui.main_window import MainWindow  # noqa: E402
+from carvalue_gui.photo_session import best_sweep_position, sweep_car  # noqa: E402
 from core.geometry import Box  # noqa: E402
 from core.money import format_dollars  # noqa: E402
 from core.predictor import Prediction, Predictor  # noqa: E402
@@ -156,8 +157,9 @@ def test_paste_image_from_clipboard(qtbot: object, window: MainWindow, predictor
     arr = np.random.default_rng(3).integers(0, 255, (120, 200, 3), dtype=np.uint8)
     qimg = QImage(arr.tobytes(), 200, 120, 600, QImage.Format.Format_RGB888).copy()
     QGuiApplication.clipboard().setImage(qimg)
-    assert window.paste_image()
-    qtbot.waitUntil(lambda: window.batch_pending() == 0, timeout=WAIT_MS)  # type: ignore[attr-defined]
+    window.act_paste.trigger()
+    assert len(window.entries) == 1
+    qtbot.waitUntil(lambda: window.session.batch_pending() == 0, timeout=WAIT_MS)  # type: ignore[attr-defined]
     entry = window.current_entry()
     assert entry is not None and entry.path.startswith("<pasted")
     assert np.array_equal(np.asarray(entry.photo.image), arr)
@@ -257,11 +259,11 @@ def test_many_moves_only_the_newest_is_applied(qtbot: object, window: MainWindow
     applied: list[int] = []
     window.result_shown.connect(lambda rid, _p: applied.append(rid))
     runs_before = window.worker.runs["crop"]
-    first = window.latest_request_id + 1
+    first = window.session.requests.latest + 1
     moves = 60
     for i in range(moves):  # a burst, as fast as the ROI can emit
         roi.setPos(QPointF(2 + i * 2, 10))
-    last = window.latest_request_id
+    last = window.session.requests.latest
     assert last == first + moves - 1
     shown = wait_shown(qtbot, window)
     qtbot.wait(100)  # type: ignore[attr-defined] # let any stale result arrive: it must be dropped
@@ -277,7 +279,7 @@ def test_many_moves_only_the_newest_is_applied(qtbot: object, window: MainWindow
     for i in range(moves):
         roi.setPos(QPointF(120 - i, 20 + (i % 7)))
         qtbot.wait(1)  # type: ignore[attr-defined]
-    last = window.latest_request_id
+    last = window.session.requests.latest
     shown = wait_shown(qtbot, window)
     qtbot.wait(100)  # type: ignore[attr-defined]
     assert applied and applied[-1] == last and applied == sorted(applied)
@@ -323,11 +325,11 @@ def test_sweep_animation_walks_the_box_across(qtbot: object, window: MainWindow,
                                               photos: dict[str, list[Path]]) -> None:
     load(qtbot, window, photos["loose"][:1])
     wait_shown(qtbot, window)
-    window.sweep_step_ms = 5
+    window.sweeps.animation.step_ms = 5
     crops: list[Box] = []
     window.result_shown.connect(lambda _rid, p: crops.append(p.crop))
     with qtbot.waitSignal(window.sweep_animation_finished, timeout=WAIT_MS):  # type: ignore[attr-defined]
-        window.start_sweep()
+        window.act_sweep.trigger()
     sweep = window.sweep_plot.sweep
     assert sweep is not None
     # every position in turn, then back to the one that shows the car best (or the car found)
@@ -346,10 +348,10 @@ def test_export_csv_and_json_read_back(qtbot: object, window: MainWindow, photos
     load(qtbot, window, photos["loose"] + photos["folder"])
     wait_shown(qtbot, window)
     with qtbot.waitSignal(window.sweep_shown, timeout=WAIT_MS):  # type: ignore[attr-defined]
-        window.start_sweep()
+        window.act_sweep.trigger()
     n = len(window.entries)
-    assert window.export_predictions(str(tmp_path / "out.csv")) == n
-    assert window.export_predictions(str(tmp_path / "out.json")) == n
+    assert window.exports.export_predictions(str(tmp_path / "out.csv")) == n
+    assert window.exports.export_predictions(str(tmp_path / "out.json")) == n
 
     with open(tmp_path / "out.csv", newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
@@ -381,12 +383,12 @@ def test_copy_text_and_save_charts(qtbot: object, window: MainWindow, photos: di
                                    tmp_path: Path) -> None:
     load(qtbot, window, photos["loose"][:1])
     shown = wait_shown(qtbot, window)
-    text = window.copy_result()
+    text = window.exports.copy_result()
     assert QGuiApplication.clipboard().text() == text
     assert format_dollars(shown.median_price) in text and shown.make_models[0].label in text
     with qtbot.waitSignal(window.sweep_shown, timeout=WAIT_MS):  # type: ignore[attr-defined]
-        window.start_sweep()
-    written = window.save_charts(str(tmp_path / "chart.png"))
+        window.act_sweep.trigger()
+    written = window.exports.save_charts(str(tmp_path / "chart.png"))
     assert [Path(p).name for p in written] == ["chart.png"]  # both charts in one (test_gui_state)
     for p in written:
         img = QImage(p)
@@ -454,7 +456,7 @@ def test_settings_survive_a_restart(qtbot: object, model_file: Path, photos: dic
     first.resize(720, 560)  # fits the offscreen screen (800x800): restoreGeometry clamps to it
     first.main_split.setSizes([200, 300, 200])
     with qtbot.waitSignal(first.loading_finished, timeout=WAIT_MS):  # type: ignore[attr-defined]
-        first.open_paths([str(p) for p in photos["loose"]])
+        first.intake.open_paths([str(p) for p in photos["loose"]])
     sizes = first.main_split.sizes()
     size = (first.width(), first.height())
     assert size != (800, 800)  # not the default (clamped to the offscreen screen)
@@ -484,7 +486,7 @@ def test_corrupt_settings_file_gives_defaults(qtbot: object, model_file: Path) -
 def test_working_copies_beyond_the_limit_are_let_go_and_read_again(qtbot: object, window: MainWindow,
                                                                    photos: dict[str, list[Path]],
                                                                    predictor: Predictor) -> None:
-    window.max_resident = 2
+    window.session.photos.max_resident = 2
     load(qtbot, window, photos["loose"] + photos["folder"])
     entries = list(window.entries.values())
     assert len(entries) == len(photos["loose"]) + len(photos["in_folder"])
@@ -516,7 +518,7 @@ def test_a_big_folder_waits_for_the_estimator_instead_of_piling_up_decoded_photo
 
     monkeypatch.setattr(window.predictor, "predict_many", slow)
     window.loader.max_waiting = 10
-    window.max_resident = 4
+    window.session.photos.max_resident = 4
     most_waiting = [0]
 
     def count(*_: object) -> None:
@@ -528,7 +530,7 @@ def test_a_big_folder_waits_for_the_estimator_instead_of_piling_up_decoded_photo
     assert len(window.entries) == 48 and all(e.prediction is not None for e in window.entries.values())
     assert most_waiting[0] <= 10, f"{most_waiting[0]} decoded photos waited for the estimator"
     assert window.loader.waiting() == 0  # every slot came back
-    assert window.photos.resident_count() <= 4
+    assert window.session.photos.resident_count() <= 4
 
 
 def test_a_failing_prediction_is_reported_and_the_rest_go_on(qtbot: object, window: MainWindow,
@@ -573,7 +575,7 @@ from carvalue_gui.main_window import MainWindow
 
 def finish():
     wins = [w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible()]
-    if not wins or wins[0].batch_pending() or len(wins[0].entries) < 2 or wins[0].panel.shown is None:
+    if not wins or wins[0].session.batch_pending() or len(wins[0].entries) < 2 or wins[0].panel.shown is None:
         QTimer.singleShot(100, finish)
         return
     print("ENTRIES", len(wins[0].entries), "SHOWN", wins[0].panel.shown.median_price, flush=True)
@@ -600,9 +602,9 @@ def test_moving_the_box_during_a_sweep_keeps_the_users_box(qtbot: object, window
                                                            predictor: Predictor) -> None:
     load(qtbot, window, photos["loose"][:1])
     wait_shown(qtbot, window)
-    window.sweep_step_ms = 5
+    window.sweeps.animation.step_ms = 5
     with qtbot.waitSignal(window.sweep_shown, timeout=WAIT_MS):  # type: ignore[attr-defined]
-        window.start_sweep()
+        window.act_sweep.trigger()
         window.crop_view.set_box(Box(20, 20, 100, 90))  # before the sweep's batch is back
     qtbot.wait(200)  # type: ignore[attr-defined] # longer than an animation step
     assert window.sweep_plot.sweep is not None

@@ -87,11 +87,11 @@ def test_every_action_works_when_triggered(qtbot: Any, window: MainWindow, tmp_p
 
     with qtbot.waitSignal(window.loading_finished, timeout=WAIT_MS):
         window.act_open.trigger()
-    qtbot.waitUntil(lambda: window.batch_pending() == 0, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: window.session.batch_pending() == 0, timeout=WAIT_MS)
     assert [Path(e.path).name for e in window.entries.values()] == ["p0.jpg", "p1.jpg"]
     with qtbot.waitSignal(window.loading_finished, timeout=WAIT_MS):
         window.act_open_folder.trigger()
-    qtbot.waitUntil(lambda: window.batch_pending() == 0, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: window.session.batch_pending() == 0, timeout=WAIT_MS)
     assert any(e.path == str(in_folder) for e in window.entries.values())
 
     QGuiApplication.clipboard().setImage(QImage(str(photos[2])))

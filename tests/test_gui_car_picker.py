@@ -65,12 +65,12 @@ def test_typing_a_car_prices_it_per_photo_with_undo(qtbot: object, priced_model:
 
     # the export says whose car each price is of
     out = tmp_path / "out.json"
-    window.export_predictions(str(out))
+    window.exports.export_predictions(str(out))
     photos = {Path(p["source"]).name: p for p in json.loads(out.read_text())["photos"]}
     assert photos["a.jpg"]["prediction"]["price"]["car_source"] == "user"
     assert photos["a.jpg"]["prediction"]["price"]["car"] == "Toyota Camry 2016"
     assert photos["b.jpg"]["prediction"]["price"]["car_source"] == "photo"
-    assert window.export_predictions(str(tmp_path / "out.csv"))
+    assert window.exports.export_predictions(str(tmp_path / "out.csv"))
     rows = {Path(r["source"]).name: r for r in csv.DictReader((tmp_path / "out.csv").open()) if r["kind"] == "photo"}
     assert rows["a.jpg"]["car_source"] == "user" and rows["b.jpg"]["car_source"] == "photo"
 

@@ -112,7 +112,7 @@ def test_layout_holds_at_size(qtbot: object, priced_model: Path, tmp_path: Path,
     window.panel.price_inputs.mileage.setText("150000")
     wait_shown(qtbot, window)
     with qtbot.waitSignal(window.sweep_animation_finished, timeout=WAIT_MS):  # type: ignore[attr-defined]
-        window.start_sweep()
+        window.act_sweep.trigger()
     window.resize(*size)
     for _ in range(5):
         QApplication.processEvents()

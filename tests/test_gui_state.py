@@ -65,8 +65,8 @@ def test_export_after_a_reset_writes_no_old_crop_and_respects_the_umask(
     assert entry is not None and entry.box is None and entry.crop_prediction is None
     old = os.umask(0o022)
     try:
-        window.export_predictions(str(tmp_path / "out.csv"))
-        window.export_predictions(str(tmp_path / "out.json"))
+        window.exports.export_predictions(str(tmp_path / "out.csv"))
+        window.exports.export_predictions(str(tmp_path / "out.json"))
     finally:
         os.umask(old)
     with open(tmp_path / "out.csv", newline="", encoding="utf-8") as f:
@@ -80,16 +80,16 @@ def test_saved_charts_are_one_titled_png(qtbot: object, window: MainWindow,
                                          photos: dict[str, list[Path]], tmp_path: Path) -> None:
     load(qtbot, window, photos["loose"][:1])
     shown = wait_shown(qtbot, window)
-    title = window.chart_title()
+    title = window.exports.chart_title()
     assert Path(photos["loose"][0]).name in title and format_dollars(shown.median_price) in title
-    written = window.save_charts(str(tmp_path / "chart.png"))
+    written = window.exports.save_charts(str(tmp_path / "chart.png"))
     assert written == [str(tmp_path / "chart.png")]
     alone = QImage(written[0])
     assert alone.height() > window.panel.chart.height()  # the title band above the chart
     with qtbot.waitSignal(window.sweep_shown, timeout=WAIT_MS):  # type: ignore[attr-defined]
-        window.start_sweep()
-    qtbot.waitUntil(lambda: not window.sweep_animation.running(), timeout=WAIT_MS)  # type: ignore[attr-defined]
-    written = window.save_charts(str(tmp_path / "both.png"))
+        window.act_sweep.trigger()
+    qtbot.waitUntil(lambda: not window.sweeps.animation.running(), timeout=WAIT_MS)  # type: ignore[attr-defined]
+    written = window.exports.save_charts(str(tmp_path / "both.png"))
     assert written == [str(tmp_path / "both.png")]  # one file: no second "-sweep.png" beside it
     assert not (tmp_path / "both-sweep.png").exists()
     both = QImage(written[0])
@@ -114,7 +114,7 @@ def test_actions_with_nothing_to_act_on_are_disabled(qtbot: object, window: Main
                                                      photos: dict[str, list[Path]]) -> None:
     idle = (window.act_sweep, window.act_export, window.act_charts, window.act_copy, window.act_reset)
     assert not any(a.isEnabled() for a in idle), [a.text() for a in idle if a.isEnabled()]
-    assert window.start_sweep() == 0
+    assert window.sweeps.start() == 0
     said = [m for m in window.notices.messages if "Pan across" in m]
     assert said == ["Pan across needs a photo: open or drop one first"], said
     load(qtbot, window, photos["loose"][:1])
@@ -128,7 +128,7 @@ def test_without_a_model_pan_across_says_only_that(qtbot: object, tmp_path: Path
     qtbot.addWidget(w)  # type: ignore[attr-defined]
     load(qtbot, w, photos["loose"][:1])
     assert not w.act_sweep.isEnabled() and not w.act_export.isEnabled()
-    assert w.start_sweep() == 0
+    assert w.sweeps.start() == 0
     assert [m for m in w.notices.messages if "Pan across" in m] == [
         "Pan across needs a model: File > Open model…"]
 
@@ -215,18 +215,18 @@ def test_remove_photo_shows_the_next_one_and_the_last_leaves_an_empty_window(
     load(qtbot, window, photos["loose"])
     wait_shown(qtbot, window)
     first, second = window.entries.values()
-    assert window.remove_photo()
+    window.act_remove.trigger()
     assert list(window.entries) == [second.key] and window.strip.count() == 1
     assert window.current_entry() is second and window.crop_view.image_size() == second.size
     assert wait_shown(qtbot, window).source == second.path
     load(qtbot, window, photos["loose"][:1])  # removed photos can be opened again
     assert len(window.entries) == 2
-    window.remove_photo()
-    window.remove_photo()
+    window.act_remove.trigger()
+    window.act_remove.trigger()
     assert not window.entries and window.crop_view.image_size() is None
     assert window.panel.shown is None and window.panel.price_label.text() == "—"
     assert not window.act_remove.isEnabled() and not window.act_export.isEnabled()
-    assert window.loader.waiting() == 0 and window.batch_pending() == 0
+    assert window.loader.waiting() == 0 and window.session.batch_pending() == 0
 
 
 def test_clear_recent_files(qtbot: object, window: MainWindow, photos: dict[str, list[Path]]) -> None:
@@ -328,7 +328,7 @@ def test_undo_returns_to_the_car_found_when_the_box_was_automatic(qtbot: object,
     entry = window.current_entry()
     assert entry is not None and entry.box is None
     assert wait_shown(qtbot, window).crop == found
-    assert "the car found" in window.chart_title()
+    assert "the car found" in window.exports.chart_title()
 
 
 _json = st.recursive(

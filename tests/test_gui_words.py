@@ -41,7 +41,7 @@ def test_followed_labels_are_the_tops_along_the_sweep() -> None:
 def test_caption_ranges_and_meaning(qtbot: object, priced_model: Path, tmp_path: Path) -> None:
     window = open_window(qtbot, priced_model)
     panel = window.panel
-    year = panel.price_inputs.inputs().year
+    year = panel.price_inputs.year.value()
     assert panel.caption.text() == f"Estimated price, {year}"  # before any photo
     load(qtbot, window, [make_photo(tmp_path / "a.jpg", (400, 240), 1)])
     pred = wait_shown(qtbot, window)
@@ -90,7 +90,7 @@ def test_sweep_plot_follows_the_tops_and_says_click(qtbot: object, priced_model:
     load(qtbot, window, [make_photo(tmp_path / "a.jpg", (640, 240), 3)])
     wait_shown(qtbot, window)
     with qtbot.waitSignal(window.sweep_animation_finished, timeout=WAIT_MS):  # type: ignore[attr-defined]
-        window.start_sweep()
+        window.act_sweep.trigger()
     sweep = window.current_entry().sweep  # type: ignore[union-attr]
     tops = {p.make_models[0].label for p in sweep.predictions}
     assert set(plot.followed_all) <= tops and len(plot.followed_all) == min(3, len(tops))

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from carvalue_gui.price_inputs import PhotoFields, parse_inputs
+from carvalue_gui.photo_collection import PhotoFields
+from carvalue_gui.photo_session import parse_inputs
 from core.pricing import PriceInputs
 from tests.gui_support import load, make_photo, open_window, wait_shown
 from tests.pricefactory import make_priced_model_file
@@ -70,12 +71,12 @@ def test_mileage_and_condition_reprice_at_once_per_photo(qtbot: object, priced_m
 
     # the export prices each photo with its own fields
     out = tmp_path / "out.json"
-    window.export_predictions(str(out))
+    window.exports.export_predictions(str(out))
     photos = {Path(p["source"]).name: p for p in json.loads(out.read_text())["photos"]}
     assert photos["a.jpg"]["prediction"]["price"]["inputs"]["condition"] == "fair"
     assert photos["a.jpg"]["prediction"]["price"]["inputs"]["mileage_mi"] == 150_000
     assert photos["b.jpg"]["prediction"]["price"]["inputs"]["mileage_mi"] is None
-    rows = list(csv.DictReader((tmp_path / "out.csv").open()) if window.export_predictions(str(tmp_path / "out.csv"))
+    rows = list(csv.DictReader((tmp_path / "out.csv").open()) if window.exports.export_predictions(str(tmp_path / "out.csv"))
                 else [])
     by_source = {Path(r["source"]).name: r for r in rows if r["kind"] == "photo"}
     assert by_source["a.jpg"]["condition"] == "fair" and by_source["b.jpg"]["condition"] == ""
@@ -89,12 +90,12 @@ def test_year_of_sale_is_a_setting_that_does_not_go_stale(qtbot: object, priced_
 
     window = MainWindow(model_path=str(priced_model), settings=Settings(year_of_sale=2024))
     qtbot.addWidget(window)  # type: ignore[attr-defined]
-    assert window.panel.price_inputs.inputs().year == 2024
+    assert window.panel.price_inputs.year.value() == 2024
     assert "value in 2024" in window.panel.price_meaning() and "2024" in window.panel.caption.text()
-    window._store_layout()
+    window.close()  # the layout and the year of sale are stored
     assert window.settings.year_of_sale == 2024
     window.panel.price_inputs.year.setValue(current_year())
-    window._store_layout()
+    window.close()  # the layout and the year of sale are stored
     assert window.settings.year_of_sale == 0  # "this year", whichever year it is when next opened
     assert _from_dict({"year_of_sale": 1800}).year_of_sale == 0
     assert _from_dict({"year_of_sale": True}).year_of_sale == 0
@@ -105,7 +106,7 @@ def test_sweep_plot_prices_with_the_photos_fields(qtbot: object, priced_model: P
     load(qtbot, window, [make_photo(tmp_path / "c.jpg", (400, 240), 3)])
     wait_shown(qtbot, window)
     with qtbot.waitSignal(window.sweep_shown, timeout=15_000):  # type: ignore[attr-defined]
-        window.start_sweep()
+        window.act_sweep.trigger()
     before = window.sweep_plot.medians.copy()
     window.panel.price_inputs.mileage.setText("250000")
     after = window.sweep_plot.medians

@@ -69,8 +69,8 @@ def test_cli_json_and_app_export_have_one_schema(qtbot: object, model_file: Path
     window = open_window(qtbot, model_file)
     load(qtbot, window, [photo])
     with qtbot.waitSignal(window.sweep_shown, timeout=15_000):  # type: ignore[attr-defined]
-        window.start_sweep()
-    window.export_predictions(str(tmp_path / "out.json"))
+        window.act_sweep.trigger()
+    window.exports.export_predictions(str(tmp_path / "out.json"))
     app = json.loads((tmp_path / "out.json").read_text())
 
     assert cli["schema_version"] == app["schema_version"] == SCHEMA_VERSION
