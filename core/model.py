@@ -144,11 +144,17 @@ class CarValueNet(nn.Module):
         super().__init__()
         self.config = config
         self.features = mobilenet_v2_features(config.padding, config.bn_eps)
+        self._add_heads(FEATURE_DIM)
+
+    def _add_heads(self, dim: int) -> None:
+        """Dropout and the four heads on ``dim`` pooled features (a subclass with another trunk,
+        training/clip_arch.py, calls this after setting its ``features``)."""
+        config = self.config
         self.dropout = nn.Dropout(config.dropout)
-        self.price_head = nn.Linear(FEATURE_DIM, config.num_price_bins)
-        self.median_head = nn.Linear(FEATURE_DIM, 1)
-        self.make_model_head = nn.Linear(FEATURE_DIM, config.num_make_models)
-        self.year_head = nn.Linear(FEATURE_DIM, config.num_years)
+        self.price_head = nn.Linear(dim, config.num_price_bins)
+        self.median_head = nn.Linear(dim, 1)
+        self.make_model_head = nn.Linear(dim, config.num_make_models)
+        self.year_head = nn.Linear(dim, config.num_years)
         for head in (self.price_head, self.median_head, self.make_model_head, self.year_head):
             nn.init.normal_(head.weight, std=0.01)
             nn.init.zeros_(head.bias)

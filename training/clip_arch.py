@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from core.model import ModelConfig
+from core.model import CarValueNet, ModelConfig
 
 ARCH = "clip-vit-b16"
 _BLOCK = re.compile(r"^features\.transformer\.resblocks\.(\d+)\.")
@@ -36,23 +36,15 @@ _EMBEDDINGS = ("features.class_embedding", "features.positional_embedding", "fea
                "features.ln_pre.", "features.patch_dropout.")
 
 
-class ClipCarNet(nn.Module):
-    """open_clip's ViT image tower (``features``), dropout and CarValue's four heads; the outputs
-    are :class:`core.model.CarValueNet`'s, in the same order."""
+class ClipCarNet(CarValueNet):
+    """open_clip's ViT image tower (``features``) under CarValueNet's dropout and four heads (the
+    same outputs, in the same order)."""
 
     def __init__(self, visual: nn.Module, config: ModelConfig) -> None:
-        super().__init__()
+        nn.Module.__init__(self)  # not CarValueNet's: no MobileNetV2 trunk
         self.config = config
         self.features = visual
-        dim = int(visual.output_dim)  # type: ignore[arg-type]
-        self.dropout = nn.Dropout(config.dropout)
-        self.price_head = nn.Linear(dim, config.num_price_bins)
-        self.median_head = nn.Linear(dim, 1)
-        self.make_model_head = nn.Linear(dim, config.num_make_models)
-        self.year_head = nn.Linear(dim, config.num_years)
-        for head in (self.price_head, self.median_head, self.make_model_head, self.year_head):
-            nn.init.normal_(head.weight, std=0.01)
-            nn.init.zeros_(head.bias)
+        self._add_heads(int(visual.output_dim))  # type: ignore[arg-type]
 
     @property
     def num_blocks(self) -> int:
@@ -61,13 +53,6 @@ class ClipCarNet(nn.Module):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """The tower's pooled, projected features (N, output_dim)."""
         return self.features(x.contiguous())  # type: ignore[no-any-return]
-
-    def forward_head(self, f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        f = self.dropout(f)
-        return (self.price_head(f), self.median_head(f).squeeze(1), self.make_model_head(f), self.year_head(f))
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        return self.forward_head(self.forward_features(x))
 
 
 def clip_dict(clip_config: str, size: int) -> dict[str, Any]:
