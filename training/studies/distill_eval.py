@@ -90,27 +90,32 @@ def measure(runs: Sequence[Path], teacher: Path, batch: int = 64) -> dict[str, A
         sets["test_teacher_trained_on"] = [i for i in first.split.test if i not in unseen]
         sets["val_teacher_unseen"] = [i for i in first.split.val if i in unseen]
     device = torch.device("cpu")
-    right: dict[str, dict[str, np.ndarray]] = {}
+    every = sorted(set(first.split.val) | set(first.split.test))  # each photo run once, then sliced
+    where = {i: k for k, i in enumerate(every)}
+    right: dict[str, np.ndarray] = {}
+    scores: dict[str, dict[str, Any]] = {}
+    for run, t in zip(runs, trained, strict=True):
+        c = collect(t.model, CarPhotos(first.records, t.labels, t.spec("stretch")), every, batch, device, True)
+        right[str(run)] = (c.make_model_logits.argmax(axis=1) == c.cls_targets[:, 1]) & (c.cls_targets[:, 1] != IGNORE)
+        scores[str(run)] = {"logits": c.make_model_logits, "years": c.year_logits, "y": c.cls_targets}
+    teacher_right = _teacher_top1(session, meta, first, every)
     report: dict[str, Any] = {"runs": [str(r) for r in runs], "teacher": str(teacher),
                               "teacher_split_rebuilt": unseen is not None, "sets": {}}
     for name, idx in sets.items():
         if not idx:
             continue
+        rows = np.array([where[i] for i in idx])
         row: dict[str, Any] = {"n": len(idx)}
-        right[name] = {}
         for run, t in zip(runs, trained, strict=True):
-            ds = CarPhotos(first.records, t.labels, t.spec("stretch"))
-            c = collect(t.model, ds, idx, batch, device, True)
-            y = c.cls_targets[:, 1]
-            ok = (c.make_model_logits.argmax(axis=1) == y) & (y != IGNORE)
-            right[name][str(run)] = ok
-            row[str(run)] = {"make_model_top1": topk(c.make_model_logits, y, 1),
-                             "make_model_top5": topk(c.make_model_logits, y, 5),
-                             "year_within1": year_within(c.year_logits, c.cls_targets[:, 2], t.labels.years, 1),
-                             "right": int(ok.sum())}
-        row["teacher_make_model_top1"] = float(_teacher_top1(session, meta, first, idx).mean())
+            sc = scores[str(run)]
+            y = sc["y"][rows]
+            row[str(run)] = {"make_model_top1": topk(sc["logits"][rows], y[:, 1], 1),
+                             "make_model_top5": topk(sc["logits"][rows], y[:, 1], 5),
+                             "year_within1": year_within(sc["years"][rows], y[:, 2], t.labels.years, 1),
+                             "right": int(right[str(run)][rows].sum())}
+        row["teacher_make_model_top1"] = float(teacher_right[rows].mean())
         if len(runs) == 2:
-            a, b = (right[name][str(r)] for r in runs)
+            a, b = (right[str(r)][rows] for r in runs)
             only_a, only_b = int((a & ~b).sum()), int((b & ~a).sum())
             row["paired"] = {"only_first_right": only_a, "only_second_right": only_b,
                              "mcnemar_p": mcnemar_p(only_a, only_b)}
