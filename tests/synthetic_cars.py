@@ -7,6 +7,9 @@ steps; photos of one "car" (group) share a class, year and price, as listings do
 from __future__ import annotations
 
 import csv
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -56,3 +59,13 @@ def tiny_train_args(data: Path, out: Path, *extra: str) -> list[str]:
             "--lr", "3e-3", "--val-fraction", "0.25", "--test-fraction", "0.25", "--no-fold-bn",
             "--freeze-blocks", "0", "--no-probe-init", "--workers", "0", "--no-progress",
             "--checkpoint-every", "1", "--eval-batch", "8", "--threads", "1", *extra]
+
+
+def run_train_cli(args: list[str]) -> subprocess.CompletedProcess[str]:
+    """``python -m training.cli ARGS`` in a subprocess (one thread, no HF_HUB_OFFLINE from the
+    caller: code that needs it must set it itself)."""
+    repo = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": str(repo), "OMP_NUM_THREADS": "1"}
+    env.pop("HF_HUB_OFFLINE", None)
+    return subprocess.run([sys.executable, "-m", "training.cli", *args], cwd=repo, env=env, capture_output=True,
+                          text=True, timeout=300)

@@ -4,8 +4,6 @@ random configuration here), trained with the usual heads and layer-wise lr decay
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,21 +12,12 @@ from safetensors.torch import load_file
 
 from core.dataset.clip_model import ClipWeightsError, load_clip
 from core.model import ModelConfig
-from tests.synthetic_cars import make_folder, tiny_train_args
+from tests.synthetic_cars import make_folder, run_train_cli, tiny_train_args
 from tests.tiny_clip import TINY_CLIP, write_tiny_clip
 from training import clip_arch
 from training.checkpoint import load_checkpoint
 from training.config import TrainConfig
 from training.train import make_optimizer
-
-REPO = Path(__file__).resolve().parent.parent
-
-
-def _cli(args: list[str]) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    env.pop("HF_HUB_OFFLINE", None)  # the loader must set it itself
-    return subprocess.run([sys.executable, "-m", "training.cli", *args], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=300)
 
 
 @pytest.fixture(scope="module")
@@ -74,29 +63,29 @@ def test_training_steps_change_the_weights_resume_and_export_is_refused(
     out = tmp_path / "run"
     args = tiny_train_args(data, out, "--arch", "clip-vit-b16", "--init-weights", str(weights),
                            "--clip-config", str(config), "--layer-decay", "0.75")
-    first = _cli([*args, "--max-steps", "2"])
+    first = run_train_cli([*args, "--max-steps", "2"])
     assert first.returncode == 0, first.stderr[-3000:]
     start = torch.load(weights, weights_only=True)
     trained = load_file(str(load_checkpoint(out).weights_path))
     changed = [k for k in trained if k.startswith("features.") and not torch.equal(trained[k], start["visual." + k[9:]])]
     assert "features.transformer.resblocks.0.attn.in_proj_weight" in changed and "features.proj" in changed
-    second = _cli(args)  # resumes to the end
+    second = run_train_cli(args)  # resumes to the end
     assert second.returncode == 0, second.stderr[-3000:]
     ck = load_checkpoint(out)
     assert ck.progress.epoch == 2 and ck.meta["model_config"]["architecture"] == "clip-vit-b16"
     assert ck.meta["provenance"]["trunk"]["weights_file"] == weights.name
-    refused = _cli(["export", str(out), "--out", str(tmp_path / "m.onnx")])
+    refused = run_train_cli(["export", str(out), "--out", str(tmp_path / "m.onnx")])
     assert refused.returncode == 2 and "cannot become the app's model file" in refused.stderr
     assert "Traceback" not in refused.stderr
 
 
 def test_a_missing_weights_file_is_a_clear_error(tmp_path: Path) -> None:
     data = make_folder(tmp_path / "data", cars_per_class=3)
-    res = _cli(tiny_train_args(data, tmp_path / "run", "--arch", "clip-vit-b16",
+    res = run_train_cli(tiny_train_args(data, tmp_path / "run", "--arch", "clip-vit-b16",
                                "--init-weights", str(tmp_path / "ViT-B-16.bin")))
     assert res.returncode == 2 and "CLIP weights file not found (it is never downloaded" in res.stderr
     assert "Traceback" not in res.stderr
-    no_flag = _cli(tiny_train_args(data, tmp_path / "run2", "--arch", "clip-vit-b16"))
+    no_flag = run_train_cli(tiny_train_args(data, tmp_path / "run2", "--arch", "clip-vit-b16"))
     assert no_flag.returncode == 2 and "needs --init-weights FILE" in no_flag.stderr
 
 

@@ -3,9 +3,6 @@ teacher of other classes, and resumption with a teacher."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,19 +14,11 @@ from safetensors.torch import load_file
 from core.geometry import Box
 from core.modelfile import open_session
 from core.preprocess import crop_resize, load_photo, normalise
-from tests.synthetic_cars import make_folder, tiny_train_args
+from tests.synthetic_cars import make_folder, run_train_cli, tiny_train_args
 from training import distill
 from training.checkpoint import load_checkpoint
 from training.data import records_from_folder
 from training.testmodels import make_model_file, random_metadata
-
-REPO = Path(__file__).resolve().parent.parent
-
-
-def _train(args: list[str]) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "training.cli", *args], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=300)
 
 
 def _weights(run: Path) -> dict[str, torch.Tensor]:
@@ -44,7 +33,7 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def plain_run(data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("runs") / "plain"
-    res = _train(tiny_train_args(data, out))
+    res = run_train_cli(tiny_train_args(data, out))
     assert res.returncode == 0, res.stderr[-3000:]
     return out
 
@@ -60,7 +49,7 @@ def teacher(plain_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def taught_run(data: Path, teacher: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("runs") / "taught"
-    res = _train(tiny_train_args(data, out, "--teacher", str(teacher), "--distill-temperature", "3"))
+    res = run_train_cli(tiny_train_args(data, out, "--teacher", str(teacher), "--distill-temperature", "3"))
     assert res.returncode == 0, res.stderr[-3000:]
     return out
 
@@ -115,7 +104,7 @@ def test_loss_is_t_squared_kl_and_zero_when_the_student_agrees() -> None:
 
 def test_alpha_zero_equals_the_run_without_a_teacher_and_alpha_one_does_not(
         data: Path, plain_run: Path, teacher: Path, taught_run: Path, tmp_path: Path) -> None:
-    res = _train(tiny_train_args(data, tmp_path / "zero", "--teacher", str(teacher), "--distill-alpha", "0",
+    res = run_train_cli(tiny_train_args(data, tmp_path / "zero", "--teacher", str(teacher), "--distill-alpha", "0",
                                  "--distill-temperature", "3"))
     assert res.returncode == 0, res.stderr[-3000:]
     plain, zero, taught = _weights(plain_run), _weights(tmp_path / "zero"), _weights(taught_run)
@@ -128,10 +117,10 @@ def test_alpha_zero_equals_the_run_without_a_teacher_and_alpha_one_does_not(
 
 def test_a_teacher_of_other_classes_is_refused(data: Path, tmp_path: Path) -> None:
     foreign = make_model_file(tmp_path / "foreign.onnx", size=48)[0]  # the test vocabulary, not this data's
-    res = _train(tiny_train_args(data, tmp_path / "run", "--teacher", str(foreign)))
+    res = run_train_cli(tiny_train_args(data, tmp_path / "run", "--teacher", str(foreign)))
     assert res.returncode == 2
     assert "make/model classes are not this run's" in res.stderr and "Traceback" not in res.stderr
-    missing = _train(tiny_train_args(data, tmp_path / "run2", "--teacher", str(tmp_path / "nope.onnx")))
+    missing = run_train_cli(tiny_train_args(data, tmp_path / "run2", "--teacher", str(tmp_path / "nope.onnx")))
     assert missing.returncode == 2 and "no such teacher model file" in missing.stderr
 
 
@@ -139,17 +128,17 @@ def test_resume_with_a_teacher_equals_the_unbroken_run_and_reuses_the_targets(
         data: Path, teacher: Path, taught_run: Path, tmp_path: Path) -> None:
     out = tmp_path / "stopped"
     args = ["--teacher", str(teacher), "--distill-temperature", "3"]
-    first = _train(tiny_train_args(data, out, *args, "--max-steps", "3"))
+    first = run_train_cli(tiny_train_args(data, out, *args, "--max-steps", "3"))
     assert first.returncode == 0, first.stderr[-3000:]
     assert "logits of" in first.stdout
     cache = out / distill.TARGETS_FILE
     stamp = cache.stat().st_mtime_ns
-    second = _train(tiny_train_args(data, out, *args))
+    second = run_train_cli(tiny_train_args(data, out, *args))
     assert second.returncode == 0, second.stderr[-3000:]
     assert "logits of" not in second.stdout and cache.stat().st_mtime_ns == stamp
     a, b = _weights(taught_run), _weights(out)
     assert all(torch.equal(a[k], b[k]) for k in a)
-    changed = _train(tiny_train_args(data, out, "--teacher", str(teacher)))  # another temperature: refused
+    changed = run_train_cli(tiny_train_args(data, out, "--teacher", str(teacher)))  # another temperature: refused
     assert changed.returncode == 2 and "different config" in changed.stderr
 
 
