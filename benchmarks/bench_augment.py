@@ -1,5 +1,5 @@
 """Cost of one training sample in the DataLoader worker: a framed sample (the car composited
-into a larger picture, training/compositing.py) against a plain random resized crop of the same
+into a larger picture, training/data/compositing.py) against a plain random resized crop of the same
 photo, both through ``Augment`` to the 224- and 160-px normalised tensors, in this process; and
 the framed sample composed at the frame size fitted to the input (``--framed-long-side 0``)
 against the fixed 640-px frame.
@@ -23,8 +23,8 @@ from PIL import Image
 
 from benchmarks.common import STANFORD_IMAGES as PHOTOS
 from core.modelfile import InputSpec
-from training.data import Augment, _background_photo
-from training.negatives import background_files
+from training.data.dataset import Augment, _background_photo
+from training.data.negatives import background_files
 
 
 def ms_per_sample(aug: Augment, cars: list[Image.Image], repeat: int, size: int = 224) -> float:

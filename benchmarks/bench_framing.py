@@ -61,7 +61,7 @@ def _base_model(model: Path, out: Path) -> Path | None:
     import onnx
 
     from core.modelfile import open_session, write_model_file
-    from training.framing import classifier_graph
+    from training.framing.heads import classifier_graph
 
     _, meta = open_session(model, threads=1)
     if meta.framing is None:

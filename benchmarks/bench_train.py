@@ -19,10 +19,10 @@ import time
 import torch
 
 from core.model import CarValueNet, ModelConfig
-from training.config import TrainConfig
-from training.metrics import LossWeights, autocast_context, label_counts, multitask_loss
-from training.modeling import fold_batchnorm, freeze_blocks, set_train_mode
-from training.train import cpu_has_native_bf16, make_optimizer
+from training.loop.config import TrainConfig
+from training.loop.metrics import LossWeights, autocast_context, label_counts, multitask_loss
+from training.loop.modeling import fold_batchnorm, freeze_blocks, set_train_mode
+from training.loop.train import cpu_has_native_bf16, make_optimizer
 
 RECIPE = {"size": 224, "channels_last": True, "fold_bn": True, "micro_batch": 8, "freeze_blocks": 4,
           "bf16": False}

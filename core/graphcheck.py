@@ -30,7 +30,7 @@ from core import onnxwire
 from core.onnxwire import Graph, Node, Tensor
 
 # Present in resources/models/carvalue.onnx, the test factory's models (training/testmodels.py),
-# the framing graft (training/framing.py) and the int8 files training/export.py may write.
+# the framing graft (training/framing/heads.py) and the int8 files training/release/export.py may write.
 ALLOWED_OPS = frozenset({
     "Add", "Cast", "Clip", "Concat", "Constant", "ConstantOfShape", "Conv", "ConvInteger", "Div",
     "DynamicQuantizeLinear", "Equal", "Expand", "Gather", "Gemm", "GlobalAveragePool",

@@ -148,7 +148,7 @@ class CarValueNet(nn.Module):
 
     def _add_heads(self, dim: int) -> None:
         """Dropout and the four heads on ``dim`` pooled features (a subclass with another trunk,
-        training/clip_arch.py, calls this after setting its ``features``)."""
+        training/loop/clip_arch.py, calls this after setting its ``features``)."""
         config = self.config
         self.dropout = nn.Dropout(config.dropout)
         self.price_head = nn.Linear(dim, config.num_price_bins)

@@ -59,7 +59,7 @@ class InputSpec:
     resize: str = "stretch"
     crop_fraction: float = 1.0
     # Flip test-time augmentation: every crop and its mirror in one batch, probabilities averaged.
-    # Chosen per model on validation photos (training/framing.py), so the file says whether it pays.
+    # Chosen per model on validation photos (training/framing/heads.py), so the file says whether it pays.
     flip_tta: bool = False
 
 
@@ -141,7 +141,7 @@ class FramingSpec:
     found_margin: float = 0.0
     sources: tuple[dict[str, str], ...] = ()
     note: str = ""
-    # Optional (training/whole_car.py): an (N,) logit that the crop shows a car or part of one;
+    # Optional (training/framing/whole_car.py): an (N,) logit that the crop shows a car or part of one;
     # ``sigmoid(logit / temperature)`` below ``car_threshold`` is "no car".  "": the file cannot
     # tell no car from part of a car.
     car_output: str = ""
@@ -151,7 +151,7 @@ class FramingSpec:
 @dataclass(frozen=True)
 class MakeSpec:
     """Make and body type as outputs of their own, and whether the car is one the catalogue's
-    classes know (optional; training/make_head.py).
+    classes know (optional; training/framing/make_head.py).
 
     ``make_output``: (N, len(makes)) logits of the car's make, read so that a car whose model or
     generation is not a class still gets its make; ``body_output``: (N, len(bodies)) logits of its

@@ -26,7 +26,7 @@ def config_dir() -> Path:
 
 
 def pretrained_trunk_path() -> Path:
-    """Where training/pretrained.py caches the converted ImageNet MobileNetV2 trunk."""
+    """Where training/loop/pretrained.py caches the converted ImageNet MobileNetV2 trunk."""
     return cache_dir() / "mobilenet_v2_imagenet_keras160.safetensors"
 
 

@@ -67,12 +67,12 @@ class Prediction:
     # first pass found the car in the whole photo (None: not located, or no car seen).
     unsure: bool = False
     found_box: Box | None = None
-    # Files with a car output (training/whole_car.py): no car at all in the crop (a panda, a
+    # Files with a car output (training/framing/whole_car.py): no car at all in the crop (a panda, a
     # room) rather than part of one; its price is kept in the fields but is not an answer.
     no_car: bool = False
     car_score: float = math.nan
     photo_size: tuple[int, int] | None = None  # original pixels of the photo it was made on
-    # Files with make outputs (training/make_head.py): the make and body type on their own (so a
+    # Files with make outputs (training/framing/make_head.py): the make and body type on their own (so a
     # car whose model the classes lack still gets its make), and whether the car looks like one
     # of the classes (None: the file cannot tell).  ``year_or_later``: a car the classes lack
     # whose year piles up at the classes' last model year ("2012 or later", not "2012").

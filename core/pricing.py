@@ -5,7 +5,7 @@ Qt-free and torch-free: the app and the CLI both price here, and every sentence 
 about itself (what it is, its year, which inputs it used, what it does not see) comes from
 :meth:`PriceEstimate.words`, so the CLI's JSON and text, the app's text and the export agree.
 
-The ``price_model`` section of a model file (written by ``training/price_fit.py``) holds:
+The ``price_model`` section of a model file (written by ``training/price/model_fit.py``) holds:
 
 - ``classes``: per make/model class (index-aligned with the model's vocabulary) the log MSRP
   of the make/model/year and its model year (``null`` when the class has no MSRP);

@@ -131,12 +131,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def framed_photo(car_path: Path, background: Path, out: Path) -> Path:
-    """The car photo pasted whole into ``background`` as training/compositing.py frames it (a
-    held-out background of training/negatives.py, so the model never saw it), as a JPEG."""
+    """The car photo pasted whole into ``background`` as training/data/compositing.py frames it (a
+    held-out background of training/data/negatives.py, so the model never saw it), as a JPEG."""
     import numpy as np
     from PIL import Image
 
-    from training.compositing import FrameRecipe, compose
+    from training.data.compositing import FrameRecipe, compose
 
     with Image.open(car_path) as car, Image.open(background) as bg:
         recipe = FrameRecipe(coverage=0.3, aspect=3 / 2, fill="photo", cx=0.6, cy=0.85, long_side=1600,

@@ -3,7 +3,7 @@
 # a virtual environment in .venv, and the project with the chosen extras.
 #   scripts/setup.sh            # the app only (runtime dependencies)
 #   scripts/setup.sh dev,train  # plus tests and the training/export tools (torch 2.13.0 CPU)
-#                               # and, with train, the non-car image packages (training/negatives.py)
+#                               # and, with train, the non-car image packages (training/data/negatives.py)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 EXTRAS="${1:-}"
@@ -15,7 +15,7 @@ QT_LIBS=(libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 libdbus-
          binutils)  # strip/readelf for packaging/build.py (the slow packaging test skips without)
 SYSTEM_PKGS=("${QT_LIBS[@]}")
 if [[ ",$EXTRAS," == *",train,"* ]]; then
-  # Non-car images that train and test the whole-car check (training/negatives.py): desktop
+  # Non-car images that train and test the whole-car check (training/data/negatives.py): desktop
   # wallpapers (photos, abstract art) and public-domain clip art, ~350 MB installed; without
   # them the tests that read them skip and training has only the drawn negatives.
   SYSTEM_PKGS+=(mate-backgrounds gnome-backgrounds ukui-wallpapers plasma-workspace-wallpapers

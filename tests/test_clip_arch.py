@@ -14,10 +14,10 @@ from core.dataset.clip_model import ClipWeightsError, load_clip
 from core.model import ModelConfig
 from tests.synthetic_cars import make_folder, run_train_cli, tiny_train_args
 from tests.tiny_clip import TINY_CLIP, write_tiny_clip
-from training import clip_arch
-from training.checkpoint import load_checkpoint
-from training.config import TrainConfig
-from training.train import make_optimizer
+from training.loop import clip_arch
+from training.loop.checkpoint import load_checkpoint
+from training.loop.config import TrainConfig
+from training.loop.train import make_optimizer
 
 
 @pytest.fixture(scope="module")

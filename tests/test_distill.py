@@ -15,9 +15,9 @@ from core.geometry import Box
 from core.modelfile import open_session
 from core.preprocess import crop_resize, load_photo, normalise
 from tests.synthetic_cars import make_folder, run_train_cli, tiny_train_args
-from training import distill
-from training.checkpoint import load_checkpoint
-from training.data import records_from_folder
+from training.data.dataset import records_from_folder
+from training.loop import distill
+from training.loop.checkpoint import load_checkpoint
 from training.testmodels import make_model_file, random_metadata
 
 
@@ -159,9 +159,9 @@ def test_the_study_measures_both_runs_on_the_same_photos(plain_run: Path, taught
 def test_the_teachers_unseen_photos_are_its_rebuilt_split_checked_by_its_hash(plain_run: Path) -> None:
     import dataclasses
 
-    from training.data import split_by_group
-    from training.evaluate import load_trained
-    from training.records import class_key_of
+    from training.data.dataset import split_by_group
+    from training.data.records import class_key_of
+    from training.release.evaluate import load_trained
     from training.studies.distill_eval import mcnemar_p, teacher_unseen
 
     t = load_trained(plain_run)

@@ -35,7 +35,7 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def evaluated(trained_run: Path) -> Path:
-    from training.evaluate import evaluate_run, non_car_images
+    from training.release.evaluate import evaluate_run, non_car_images
 
     md = evaluate_run(trained_run, non_car={"sklearn samples": non_car_images([])})
     assert md.is_file()
@@ -62,8 +62,8 @@ def test_evaluation_report_has_metrics_baselines_calibration_and_plots(evaluated
 
 
 def test_export_round_trips_metadata_and_matches_torch(trained_run: Path, evaluated: Path, tmp_path: Path) -> None:
-    from training.evaluate import load_trained, onnx_parity
-    from training.export import export_run
+    from training.release.evaluate import load_trained, onnx_parity
+    from training.release.export import export_run
 
     out = export_run(trained_run, tmp_path / "models" / "carvalue.onnx", evaluated, quantize=True, bench_batches=2)
     pred = Predictor.load(out)
@@ -98,7 +98,7 @@ def test_export_round_trips_metadata_and_matches_torch(trained_run: Path, evalua
 
 def test_fp32_export_parity_on_random_inputs(trained_run: Path, tmp_path: Path) -> None:
     from core.model import export_onnx
-    from training.evaluate import load_trained
+    from training.release.evaluate import load_trained
 
     t = load_trained(trained_run)
     raw = tmp_path / "raw.onnx"
@@ -115,7 +115,7 @@ def test_fp32_export_parity_on_random_inputs(trained_run: Path, tmp_path: Path) 
 
 
 def test_export_with_energy_confidence(trained_run: Path, evaluated: Path, tmp_path: Path) -> None:
-    from training.export import export_run
+    from training.release.export import export_run
 
     out = export_run(trained_run, tmp_path / "e.onnx", evaluated, quantize=False, confidence_method="energy")
     pred = Predictor.load(out)
@@ -123,7 +123,7 @@ def test_export_with_energy_confidence(trained_run: Path, evaluated: Path, tmp_p
     report = json.loads((evaluated / "report.json").read_text())
     assert spec.method == "energy" and spec.threshold == pytest.approx(report["confidence"]["energy_alternative"]["threshold"])
     assert spec.scale > 0
-    from training.evaluate import load_trained
+    from training.release.evaluate import load_trained
 
     t = load_trained(trained_run)
     photo = t.records[t.split.test[0]].image_path

@@ -16,7 +16,7 @@ from core.framing import CropMode, Located, WholeCar, found_box, parse_crop, ver
 from core.geometry import Box, box_iou
 from core.modelfile import FramingSpec, InputSpec
 from core.preprocess import photo_from_image
-from training import compositing as comp
+from training.data import compositing as comp
 
 torch = pytest.importorskip("torch")
 
@@ -222,7 +222,7 @@ def test_auto_crop_keeps_the_photo_when_the_car_fills_it_or_no_car_is_seen(base_
 
 
 def test_grafting_leaves_the_classifier_bit_identical(base_model: Path, tmp_path: Path) -> None:
-    from training.framing import classifier_parity
+    from training.framing.heads import classifier_parity
 
     framed = _framed(base_model, tmp_path / "m.onnx", (0.1, 0.1, 0.9, 0.9), 1.0)
     x = np.random.default_rng(0).standard_normal((3, 3, 64, 64)).astype(np.float32)
@@ -287,7 +287,7 @@ def test_a_framed_model_can_be_framed_again(base_model: Path, tmp_path: Path) ->
     """Features and grafts start from the classifier alone, whether or not the file was framed."""
     import onnx
 
-    from training.framing import classifier_parity, feature_session, feature_tensor_name_of
+    from training.framing.heads import classifier_parity, feature_session, feature_tensor_name_of
 
     once = _framed(base_model, tmp_path / "once.onnx", (0.1, 0.1, 0.9, 0.9), 1.0)
     twice = _framed(once, tmp_path / "twice.onnx", (0.25, 0.5, 0.75, 1.0), 3.0)
@@ -330,7 +330,7 @@ def _scores(top1: float) -> dict[str, float]:
 
 
 def test_framing_card_lists_flip_rows_when_measured_and_reads_older_reports() -> None:
-    from training.framing_report import card_section
+    from training.framing.report import card_section
 
     framed = {"35%": {"auto": _scores(0.7), "full": _scores(0.2), "found_iou_median": 0.71}}
     old = {"tight": {"full": _scores(0.8), "auto": _scores(0.81)}, "framed": framed,
@@ -354,7 +354,7 @@ def test_framing_card_lists_flip_rows_when_measured_and_reads_older_reports() ->
 
 
 def test_margin_is_the_one_closest_to_zero_within_the_noise_of_the_best() -> None:
-    from training.framing import pick_margin
+    from training.framing.heads import pick_margin
 
     # the bundled model's validation figures (380 photos): tightening by 7.5% paid 5.5 points
     bundled = {-0.1: 0.782, -0.075: 0.789, -0.05: 0.784, -0.025: 0.755, 0.0: 0.734, 0.025: 0.729, 0.05: 0.703}
@@ -372,7 +372,7 @@ def test_trained_head_design_grafts_and_gives_a_box_inside_the_input(base_model:
     import torch
 
     from core.model import FramingHeads
-    from training.framing import feature_session, feature_tensor_name_of, graft
+    from training.framing.heads import feature_session, feature_tensor_name_of, graft
 
     torch.manual_seed(0)
     heads = FramingHeads().eval()

@@ -11,7 +11,7 @@ import pytest
 
 from core.dataset.records import ImageRecord
 from core.modelfile import UNKNOWN
-from training.labels import (
+from training.labels.build import (
     DEFAULT_EDGES,
     PRICE_MEANING,
     DepreciationCurve,
@@ -144,8 +144,8 @@ def _records() -> list[ImageRecord]:
 
 
 def test_vocabularies_end_with_unknown() -> None:
-    """The one vocabulary: training.data.LabelSpace's (the top classes by count, then by name)."""
-    from training.data import LabelSpace
+    """The one vocabulary: training.data.dataset.LabelSpace's (the top classes by count, then by name)."""
+    from training.data.dataset import LabelSpace
 
     recs = _records()
     space = LabelSpace.from_records(recs)
@@ -189,7 +189,7 @@ def test_stanford_records_one_group_per_photo(tmp_path: Path) -> None:
 @pytest.mark.needs_data
 def test_real_msrp_join_coverage(stanford_dir: Path) -> None:
     """Most Stanford classes find a real (2001+) MSRP; the pre-2001 placeholders never leak in."""
-    from training.labels import read_stanford_labels
+    from training.labels.build import read_stanford_labels
 
     msrp = stanford_dir.parent / "car-features-msrp" / "car_features_msrp.csv"
     if not msrp.exists():
@@ -204,7 +204,7 @@ def test_real_msrp_join_coverage(stanford_dir: Path) -> None:
 
 
 def test_label_space_takes_meaning_and_scaling_from_the_label_modules() -> None:
-    from training.labels_adapter import NO_PRICE_MEANING, label_space
+    from training.data.labels_adapter import NO_PRICE_MEANING, label_space
 
     recs = [ImageRecord(Path(f"{i}.jpg"), str(i), "Audi", "TT", 2012, p) for i, p in enumerate((10_000.0, 40_000.0))]
     space = label_space(recs, recs, "make_model_year", 0)

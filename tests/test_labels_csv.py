@@ -1,6 +1,6 @@
 """One owner for labels.csv and for the price edges.
 
-- ``training.labels_csv`` is the only code that opens a folder's labels.csv; every other reader
+- ``training.data.labels_csv`` is the only code that opens a folder's labels.csv; every other reader
   (trainer, Stanford labels, probe, studies, framing report) goes through it and agrees with it.
 - Bad input: any file of text cells gives rows or one ``path:line`` error, never another crash.
 - The price-range cutoffs are written once, as ``core.modelfile.PriceSpec``'s default.
@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core.modelfile import PriceSpec
-from training.labels_csv import (
+from training.data.labels_csv import (
     LabelsCsvError,
     has_labels_csv,
     is_stanford_layout,
@@ -53,21 +53,21 @@ def _python_files() -> list[Path]:
 
 # -- the one reader --------------------------------------------------------------------------------
 def test_only_labels_csv_module_names_the_file() -> None:
-    """No module but training/labels_csv.py builds a path to labels.csv (docs and help may name it)."""
+    """No module but training/data/labels_csv.py builds a path to labels.csv (docs and help may name it)."""
     owners = set()
     for path in _python_files():
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Constant) and node.value == "labels.csv":
                 owners.add(path.relative_to(REPO).as_posix())
-    assert owners == {"training/labels_csv.py"}
+    assert owners == {"training/data/labels_csv.py"}
 
 
 def test_every_reader_agrees_with_the_one_reader(tmp_path: Path) -> None:
-    from training.data import records_from_folder
-    from training.framing import stanford_classes
-    from training.probe import read_labels as probe_labels
-    from training.stanford import read_stanford_labels, stanford_records
+    from training.data.dataset import records_from_folder
+    from training.data.stanford import read_stanford_labels, stanford_records
+    from training.framing.heads import stanford_classes
     from training.studies.common import read_labels as study_labels
+    from training.studies.probe import read_labels as probe_labels
 
     folder = _stanford_folder(tmp_path)
     rows = read_labels_csv(folder)
@@ -112,7 +112,7 @@ def test_real_stanford_folder(stanford_dir: Path) -> None:
 ])
 def test_records_from_folder_bad_cells_give_one_line(tmp_path: Path, cells: list[str], why: str | None) -> None:
     """Before: year 'inf' raised OverflowError, a short row AttributeError (neither a DataError)."""
-    from training.data import DataError, records_from_folder
+    from training.data.dataset import DataError, records_from_folder
 
     folder = _write(tmp_path, ["file", "make", "model", "year", "price"], [cells])
     if why is None:
@@ -169,14 +169,14 @@ def test_any_cells_give_rows_or_one_error(tmp_path: Path, rows: list[list[str]])
 
 # -- price edges -----------------------------------------------------------------------------------
 def test_price_edges_come_from_the_model_file_contract() -> None:
-    import training.data
-    import training.labels
-    import training.price_scale
+    import training.data.dataset
+    import training.data.price_scale
+    import training.labels.build
 
     edges = PriceSpec().edges
-    assert training.data.DEFAULT_EDGES == edges
-    assert training.price_scale.DEFAULT_EDGES == edges
-    assert training.labels.DEFAULT_EDGES == edges
+    assert training.data.dataset.DEFAULT_EDGES == edges
+    assert training.data.price_scale.DEFAULT_EDGES == edges
+    assert training.labels.build.DEFAULT_EDGES == edges
 
 
 def test_price_edges_are_written_once() -> None:

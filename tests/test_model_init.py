@@ -16,8 +16,8 @@ from PIL import Image
 
 from core.modelfile import InputSpec
 from tests.synthetic_cars import make_folder, tiny_train_args
-from training.config import TrainConfig
-from training.data import Augment
+from training.data.dataset import Augment
+from training.loop.config import TrainConfig
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -36,7 +36,7 @@ def _folded(data: Path, out: Path, *extra: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def start_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    from training.export import export_run
+    from training.release.export import export_run
 
     data = make_folder(tmp_path_factory.mktemp("cars") / "data", cars_per_class=4)
     run = tmp_path_factory.mktemp("runs") / "start"
@@ -45,8 +45,8 @@ def start_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 def _net_from(model_file: Path) -> torch.nn.Module:
-    from training import model_init
-    from training.modeling import build_model, model_config, trunk_start
+    from training.loop import model_init
+    from training.loop.modeling import build_model, model_config, trunk_start
 
     cfg = TrainConfig(data="x", init="model", pretrained_path=str(model_file), freeze_blocks=0)
     meta = model_init.read_metadata(model_file)
@@ -72,8 +72,8 @@ def test_a_model_files_weights_give_its_own_outputs(start_model: tuple[Path, Pat
 
 @pytest.mark.slow  # start_model trains and exports a model file (~55 s here); some tests train again (~50 s)
 def test_fine_tune_from_a_model_file_records_where_it_started(start_model: tuple[Path, Path], tmp_path: Path) -> None:
-    from training.checkpoint import load_checkpoint
-    from training.model_init import read_metadata
+    from training.loop.checkpoint import load_checkpoint
+    from training.loop.model_init import read_metadata
 
     data, model_file = start_model
     out = tmp_path / "tuned"
@@ -83,7 +83,7 @@ def test_fine_tune_from_a_model_file_records_where_it_started(start_model: tuple
     assert trunk["init"] == "model" and trunk["padding"] == "same"
     assert trunk["start_model_sha256"] == __import__("hashlib").sha256(model_file.read_bytes()).hexdigest()
     assert ck.meta["split"]["sha256"] == read_metadata(model_file).provenance["split"]["sha256"]
-    from training.export import export_run
+    from training.release.export import export_run
 
     card = (export_run(out, out / "model" / "carvalue.onnx", quantize=False, bench_batches=1).parent
             / "MODEL_CARD.md").read_text()
@@ -97,8 +97,8 @@ def test_a_run_on_every_photo_ships_with_its_split_runs_held_out_figures(start_m
     """The shipped model trains on every photo but validation: nothing is left to test it on, so
     export needs the split run's model file and records its held-out figures as such."""
     from carvalue_gui.model_dialog import held_out_results
-    from training.export import export_run
-    from training.model_init import read_metadata
+    from training.loop.model_init import read_metadata
+    from training.release.export import export_run
 
     data, split_model = start_model
     out = tmp_path / "all"
@@ -127,7 +127,7 @@ def test_a_run_on_every_photo_ships_with_its_split_runs_held_out_figures(start_m
 
 
 def test_recipe_differences_ignore_paths_and_count_a_missing_setting_as_its_default() -> None:
-    from training.held_out_reference import recipe_differences, start_model_configs
+    from training.release.held_out_reference import recipe_differences, start_model_configs
 
     ours = {"lr": 1e-4, "framed": 0.0, "out": "runs/a", "test_fraction": 0.0, "threads": 1, "epochs": 8}
     theirs = {"lr": 1e-4, "out": "runs/b", "test_fraction": 0.1, "epochs": 16}  # older: no "framed"
@@ -139,8 +139,8 @@ def test_recipe_differences_ignore_paths_and_count_a_missing_setting_as_its_defa
 def test_every_stage_of_a_fine_tuned_chain_is_compared() -> None:
     """A stage-3 model records its stage-2 start, which records its stage-1 start: all three
     stages of the shipped run are compared with the split run's, not only the last two."""
-    from training.held_out_reference import start_model_configs
-    from training.model_card import _start_difference
+    from training.release.held_out_reference import start_model_configs
+    from training.release.model_card import _start_difference
 
     def chain(*configs: dict[str, object]) -> dict[str, object]:
         trunk: dict[str, object] = {"init": "keras"}
@@ -157,7 +157,7 @@ def test_every_stage_of_a_fine_tuned_chain_is_compared() -> None:
 
 @pytest.mark.slow  # start_model trains and exports a model file (~55 s here); some tests train again (~50 s)
 def test_a_model_file_from_another_split_or_vocabulary_is_refused(start_model: tuple[Path, Path]) -> None:
-    from training.model_init import ModelInitError, check_compatible, read_metadata
+    from training.loop.model_init import ModelInitError, check_compatible, read_metadata
 
     _, model_file = start_model
     meta = read_metadata(model_file)
@@ -175,7 +175,7 @@ def test_a_model_file_from_another_split_or_vocabulary_is_refused(start_model: t
 def test_missing_or_misshapen_weights_are_an_error(start_model: tuple[Path, Path], tmp_path: Path) -> None:
     import onnx
 
-    from training.model_init import ModelInitError, load_weights
+    from training.loop.model_init import ModelInitError, load_weights
 
     _, model_file = start_model
     net = _net_from(model_file)
@@ -238,7 +238,7 @@ def test_framed_samples_are_deterministic_and_shaped_like_the_others() -> None:
 
 
 def test_the_card_names_the_imagenet_start_of_a_chain_of_fine_tunes() -> None:
-    from training.model_card import _start_line
+    from training.release.model_card import _start_line
 
     keras = {"init": "keras", "source": "Keras MobileNetV2", "licence_note": "Apache-2.0."}
     stage2 = {"init": "model", "start_model": "s1.onnx", "start_model_trunk": keras}
@@ -253,10 +253,10 @@ def test_the_card_names_the_imagenet_start_of_a_chain_of_fine_tunes() -> None:
 @pytest.mark.slow  # start_model trains and exports a model file (~55 s here); some tests train again (~50 s)
 def test_the_model_card_is_written_again_from_the_model_file_alone(start_model: tuple[Path, Path],
                                                                    tmp_path: Path) -> None:
-    """``python -m training.model_card`` rebuilds export's card from the file's metadata: every
+    """``python -m training.release.model_card`` rebuilds export's card from the file's metadata: every
     training stage of the chain, the name given at export and the notes given to the stages."""
-    from training.export import export_run
-    from training.model_card import main
+    from training.release.export import export_run
+    from training.release.model_card import main
 
     data, model_file = start_model
     out = tmp_path / "tuned"

@@ -1,4 +1,4 @@
-"""Non-car images for the whole-car check (training/negatives.py).
+"""Non-car images for the whole-car check (training/data/negatives.py).
 
 A fake install (dpkg file lists pointing at files in a temp folder) tests the selection rules
 on any machine; the tests on the real Debian packages skip with a reason where they are absent.
@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from core.preprocess import ImageLoadError
-from training import negatives as neg
-from training.negatives import (
+from training.data import negatives as neg
+from training.data.negatives import (
     PACKAGES,
     SOURCES_LICENCES,
     background_files,

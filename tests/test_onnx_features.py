@@ -1,11 +1,11 @@
-"""training.onnx_features.in_batches: every item once, in order, in lists of the batch size."""
+"""training.framing.onnx_features.in_batches: every item once, in order, in lists of the batch size."""
 
 from __future__ import annotations
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from training.onnx_features import in_batches
+from training.framing.onnx_features import in_batches
 
 
 @given(n=st.integers(0, 200), batch=st.integers(1, 40))
@@ -24,7 +24,7 @@ def test_the_feature_pass_reads_one_pooled_vector_per_view(tmp_path) -> None:  #
     pytest.importorskip("torch")
     from PIL import Image
 
-    from training.make_head import Photo, features
+    from training.framing.make_head import Photo, features
     from training.testmodels import make_model_file
 
     model, _ = make_model_file(tmp_path / "m.onnx", size=64, padding="same")

@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from core.model import mobilenet_v2_features
-from training import pretrained
-from training.pretrained import (
+from training.loop import pretrained
+from training.loop.pretrained import (
     ConversionError,
     convert_keras_h5,
     convert_torchvision_file,
@@ -187,7 +187,7 @@ def test_safetensors_round_trip_keeps_weights_and_header(tmp_path: Path, keras_h
 
 
 def test_trunk_file_errors_are_clear(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="training.pretrained convert"):
+    with pytest.raises(FileNotFoundError, match="training.loop.pretrained convert"):
         read_trunk_info(tmp_path / "absent.safetensors")
     from safetensors.torch import save_file
 

@@ -1,4 +1,4 @@
-"""training.price_fit: repeats joined into cars, split by car, and a fit that recovers a known
+"""training.price.model_fit: repeats joined into cars, split by car, and a fit that recovers a known
 price formula with calibrated ranges (synthetic listings; the real report is training/reports)."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from core.pricing import PriceInputs, PriceModel
-from training.labels import MsrpRow, MsrpTable
-from training.price_fit import (
+from training.labels.build import MsrpRow, MsrpTable
+from training.price.model_fit import (
     HeadListing,
     cars_from_rows,
     evaluate,
@@ -141,9 +141,9 @@ def test_attaching_the_price_model_writes_no_report_unless_asked(tmp_path: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """The recipe attaches to split and trial models: the repository's price report stays as it is."""
     from tests.pricefactory import price_section
-    from training import price_fit
-    from training.attach_price import read_metadata
-    from training.price_fit import attach_price_model
+    from training.price import model_fit as price_fit
+    from training.price.attach import read_metadata
+    from training.price.model_fit import attach_price_model
     from training.testmodels import make_model_file
 
     model, _ = make_model_file(tmp_path / "m.onnx")

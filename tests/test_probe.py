@@ -10,7 +10,13 @@ import torch
 from torch import nn
 
 from core.model import mobilenet_v2_features
-from training.probe import batchnorm_agreement, bn_kind, holdout_split, summarise_bn, topk_accuracy
+from training.studies.probe import (
+    batchnorm_agreement,
+    bn_kind,
+    holdout_split,
+    summarise_bn,
+    topk_accuracy,
+)
 
 
 def test_holdout_split_takes_n_per_class_seeded() -> None:

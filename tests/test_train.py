@@ -20,9 +20,7 @@ from safetensors.torch import load_file
 from core.dataset.records import ImageRecord
 from core.modelfile import UNKNOWN, InputSpec
 from tests.synthetic_cars import make_folder, tiny_train_args
-from training.checkpoint import Progress, load_checkpoint, save_checkpoint
-from training.config import TrainConfig
-from training.data import (
+from training.data.dataset import (
     IGNORE,
     Augment,
     CarPhotos,
@@ -31,7 +29,9 @@ from training.data import (
     records_from_folder,
     split_by_group,
 )
-from training.metrics import LossWeights, label_counts, multitask_loss
+from training.loop.checkpoint import Progress, load_checkpoint, save_checkpoint
+from training.loop.config import TrainConfig
+from training.loop.metrics import LossWeights, label_counts, multitask_loss
 
 REPO = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -284,7 +284,7 @@ def test_two_process_torchrun_gloo(tiny_data: Path, tmp_path: Path) -> None:
 # -- model surgery and schedule ----------------------------------------------------------------
 def test_folding_batchnorm_keeps_the_eval_outputs() -> None:
     from core.model import CarValueNet, ModelConfig
-    from training.modeling import fold_batchnorm
+    from training.loop.modeling import fold_batchnorm
 
     torch.manual_seed(0)
     model = CarValueNet(ModelConfig(10, 5, 4, padding="same", bn_eps=1e-3))
@@ -308,7 +308,7 @@ def test_folding_batchnorm_keeps_the_eval_outputs() -> None:
 
 
 def test_lr_schedule_warms_up_then_decays_to_the_floor() -> None:
-    from training.train import lr_factor
+    from training.loop.train import lr_factor
 
     f = [lr_factor(s, total=100, warmup=10, min_fraction=0.01) for s in range(101)]
     assert f[0] == pytest.approx(0.1) and f[9] == pytest.approx(1.0)
@@ -337,8 +337,8 @@ def test_shown_median_errors_use_the_apps_estimator() -> None:
 
     from core.modelfile import PriceSpec
     from core.pricing import PriceBin, bin_quantile
-    from training.data import LabelSpace
-    from training.metrics import Collected, shown_median_errors
+    from training.data.dataset import LabelSpace
+    from training.loop.metrics import Collected, shown_median_errors
 
     edges = (10e3, 20e3)
     labels = LabelSpace(make_models=("A", "Unknown"), years=("2010", "Unknown"), edges=edges,
@@ -378,7 +378,7 @@ def test_unaugmented_training_sample_is_what_the_app_feeds(tmp_path: Path) -> No
 
 # -- bf16 autocast on CPU (--cpu-amp) ----------------------------------------------------------
 def test_autocast_context_is_bf16_on_cpu_only_when_asked() -> None:
-    from training.metrics import autocast_context
+    from training.loop.metrics import autocast_context
 
     conv = torch.nn.Conv2d(3, 4, 3)
     x = torch.randn(1, 3, 8, 8)
@@ -391,8 +391,8 @@ def test_autocast_context_is_bf16_on_cpu_only_when_asked() -> None:
 
 def test_cpu_amp_is_refused_where_the_cpu_would_emulate_bf16(tiny_data: Path, tmp_path: Path,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    from training import train as train_module
     from training.cli import main
+    from training.loop import train as train_module
 
     monkeypatch.setattr(train_module, "cpu_has_native_bf16", lambda: False)
     with pytest.raises(ValueError, match="--cpu-amp needs a CPU with native bf16"):

@@ -17,7 +17,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from tests.synthetic_cars import make_folder, tiny_train_args
-from training.checkpoint import load_checkpoint
+from training.loop.checkpoint import load_checkpoint
 
 REPO = Path(__file__).resolve().parent.parent
 STEPS = 3  # the base run stops after 3 steps with all three checkpoints kept

@@ -15,11 +15,11 @@ from core.dataset.shards import write_shards
 from core.modelfile import InputSpec
 from tests.synthetic_cars import tiny_train_args
 from tests.test_train_db import make_listings_db
-from training.checkpoint import load_checkpoint
-from training.config import TrainConfig
-from training.data import Augment, CarPhotos, LabelSpace, sample_seed, split_by_group
-from training.records import class_key_of, load_records
-from training.shard_stream import ShardStream, shard_urls
+from training.data.dataset import Augment, CarPhotos, LabelSpace, sample_seed, split_by_group
+from training.data.records import class_key_of, load_records
+from training.data.shard_stream import ShardStream, shard_urls
+from training.loop.checkpoint import load_checkpoint
+from training.loop.config import TrainConfig
 
 pytest.importorskip("webdataset", reason="the train extra's webdataset (pip install .[train])")
 
@@ -157,7 +157,7 @@ def test_split_by_node_and_worker(data: tuple[Path, Path], tmp_path: Path, monke
     batches in turn, every rank the same number of batches, no photo twice in an epoch."""
     from torch.utils.data import DataLoader
 
-    from training.data import collate
+    from training.data.dataset import collate
 
     _, shards = data
     records = load_records(TrainConfig(data=str(shards), out=str(tmp_path / "r"), probe_init=False))

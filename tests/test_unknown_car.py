@@ -18,7 +18,7 @@ from PIL import Image
 
 from core.cli import main
 from core.modelfile import MakeSpec, ModelFileError, ModelMetadata, open_session
-from training.data import in_family, parse_families, without_families
+from training.data.dataset import in_family, parse_families, without_families
 
 MAKES = ("Acura", "Audi", "Ford", "Geo", "Hyundai")
 
@@ -26,7 +26,7 @@ MAKES = ("Acura", "Audi", "Ford", "Geo", "Hyundai")
 def _grafted(tmp: Path, threshold: float, name: str) -> Path:
     pytest.importorskip("torch")
     from tests.pricefactory import make_priced_model_file
-    from training.make_head import BODIES, BODY_OUTPUT, MAKE_OUTPUT, Linear, graft
+    from training.framing.make_head import BODIES, BODY_OUTPUT, MAKE_OUTPUT, Linear, graft
 
     base = make_priced_model_file(tmp / f"{name}-base.onnx")
     rng = np.random.default_rng(1)
@@ -192,7 +192,7 @@ def test_without_families_drops_exactly_the_family(names: list[str]) -> None:
 
 def test_body_words() -> None:
     pytest.importorskip("torch")
-    from training.make_head import body_of
+    from training.framing.make_head import body_of
 
     assert body_of("Chevrolet Silverado 1500 Hybrid Crew Cab 2012") == "pickup"
     assert body_of("Ford E-Series Wagon Van 2012") == "van"
@@ -203,7 +203,7 @@ def test_body_words() -> None:
 
 def test_the_card_says_what_was_measured_and_what_was_not() -> None:
     pytest.importorskip("torch")
-    from training.make_head import card_section
+    from training.framing.make_head import card_section
 
     view = {"photos": 10, "make_top1": 0.9, "make_top1_summed_classes": 0.8, "make_model_top1": 0.7,
             "body_top1": 0.6, "unknown": 0.1}

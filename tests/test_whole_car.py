@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from training import whole_car_data as wd
+from training.framing import whole_car_data as wd
 
 KINDS = ("car", "vehicle_not_car", "car_part", "not_car")
 
@@ -72,7 +72,7 @@ def framed_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import torch
 
     from core.model import FramingHeads
-    from training.framing import graft
+    from training.framing.heads import graft
     from training.testmodels import make_model_file
 
     d = tmp_path_factory.mktemp("wholecar")
@@ -86,7 +86,7 @@ def framed_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_graft_replaces_the_head_and_nothing_else(framed_file: Path, tmp_path: Path) -> None:
     from core.framing import CropMode
     from core.predictor import Predictor
-    from training import whole_car_head as wh
+    from training.framing.heads import whole_car_head as wh
 
     rng = np.random.default_rng(0)
     head = wh.Head(rng.normal(0, 0.05, (16, 1280)).astype(np.float32), np.zeros(16, np.float32),
@@ -98,7 +98,7 @@ def test_graft_replaces_the_head_and_nothing_else(framed_file: Path, tmp_path: P
     fr = p.metadata.framing
     assert fr is not None and fr.car_output == "car_logit" and fr.car_threshold == 0.3 and fr.threshold == 0.2
     # The grafted graph computes what Head.logits does on the pooled features.
-    from training.whole_car import feature_session
+    from training.framing.whole_car import feature_session
 
     sess, meta = feature_session(out)
     x = rng.normal(0, 1, (3, 3, 64, 64)).astype(np.float32)
@@ -116,7 +116,7 @@ def test_graft_replaces_the_head_and_nothing_else(framed_file: Path, tmp_path: P
 
 
 def test_thresholds_keep_whole_cars_under_the_share() -> None:
-    from training import whole_car_head as wh
+    from training.framing.heads import whole_car_head as wh
 
     rng = np.random.default_rng(1)
     n = 400

@@ -4,6 +4,10 @@
     torchrun --nproc_per_node 8 -m training.cli train --data listings.sqlite --images-root store/ ...
     carvalue-train evaluate runs/stanford
     carvalue-train export runs/stanford --out resources/models/carvalue.onnx
+    carvalue-train whole-car-head build --features runs/whole-car --model M.onnx --out N.onnx
+
+Besides train, evaluate and export, every other training tool is a subcommand (the list below);
+``carvalue-train TOOL --help`` shows its own options.
 
 A run folder holds everything: checkpoints (config inside), log.csv, curves.png, split.json.
 Running ``train`` again with the same flags resumes it from its last checkpoint.
@@ -14,10 +18,43 @@ from __future__ import annotations
 import argparse
 import sys
 
-from training.config import add_flags, config_from_args
+from training.loop.config import add_flags, config_from_args
+
+# Every other tool of the pipeline: subcommand -> (module with main(argv), what it does).
+TOOLS: dict[str, tuple[str, str]] = {
+    "pretrained": ("training.loop.pretrained", "convert and cache the ImageNet MobileNetV2 trunk (once)"),
+    "labels": ("training.labels.build", "price labels of the Stanford classes, and their report"),
+    "negatives": ("training.data.negatives", "list the installed non-car images per split"),
+    "framing": ("training.framing.heads", "teach a model file where the car is and whether it is whole"),
+    "framing-report": ("training.framing.report", "held-out report on photos framed as people take them"),
+    "whole-car": ("training.framing.whole_car", "extract features for the natural-photo whole-car head"),
+    "whole-car-head": ("training.framing.whole_car_head", "train, threshold and graft the whole-car head"),
+    "whole-car-eval": ("training.framing.whole_car_eval", "measure the whole-car check as the app runs it"),
+    "make-head": ("training.framing.make_head", "make and body heads and known_car; leave-family-out"),
+    "model-card": ("training.release.model_card", "write a model file's MODEL_CARD.md from its metadata"),
+    "price-model": ("training.price.model_fit", "fit the per-photo price model of a model file"),
+    "price-check": ("training.price.check", "a model file's prices on held-out photos against MSRP"),
+    "price": ("training.price.build", "fit, calibrate, test and write the every-make price model"),
+    "price-catalogue": ("training.price.catalogue_build", "build resources/price/catalogue.json"),
+    "price-listing-names": ("training.price.listing_names", "write the listing-spelling test fixture"),
+    "probe": ("training.studies.probe", "linear probe of the converted trunk"),
+    "studies": ("training.studies.run_all", "run the four robustness studies"),
+    "distill-eval": ("training.studies.distill_eval", "measure the distillation study's two runs"),
+}
+
+
+def run_tool(name: str, argv: list[str]) -> int:
+    """Run a pipeline tool's own main with its arguments (its --help is its own)."""
+    import importlib
+
+    module = importlib.import_module(TOOLS[name][0])
+    return int(module.main(argv) or 0)
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in TOOLS:
+        return run_tool(argv[0], argv[1:])
     parser = argparse.ArgumentParser(prog="carvalue-train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -46,10 +83,12 @@ def main(argv: list[str] | None = None) -> int:
                             "training, whose card says it has no held-out figures")
     p_exp.add_argument("--name", default=None,
                        help="the model's name in its metadata, card and the app's model dialog (default: the run folder's)")
+    for name, (_module, what) in TOOLS.items():
+        sub.add_parser(name, help=what, add_help=False)  # dispatched above, before parsing
     args = parser.parse_args(argv)
     from core.dataset.clip_model import ClipWeightsError
-    from training.checkpoint import CheckpointError
-    from training.distill import TeacherError
+    from training.loop.checkpoint import CheckpointError
+    from training.loop.distill import TeacherError
 
     try:
         return _run(parser, args)
@@ -60,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if args.command == "train":
-        from training.train import train
+        from training.loop.train import train
 
         cfg = config_from_args(args)
         try:
@@ -71,13 +110,13 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         print(f"run folder: {out}")
         return 0
     if args.command == "evaluate":
-        from training.evaluate import evaluate_run
+        from training.release.evaluate import evaluate_run
 
         report = evaluate_run(args.run, args.out or None, args.model_file or None, args.batch, args.limit)
         print(f"report: {report}")
         return 0
     if args.command == "export":
-        from training.export import ExportRefused, export_run
+        from training.release.export import ExportRefused, export_run
 
         try:
             path = export_run(args.run, args.out, args.eval_dir or None, quantize=args.quantize,

@@ -17,7 +17,7 @@
 #
 # Each step is resumable: running the same command again resumes the training stage it stopped
 # in (mid-epoch) and skips the steps whose output exists. Commands and the why: RECIPES.md.
-# Needs: scripts/setup.sh dev,train and `python -m training.pretrained convert` (once).
+# Needs: scripts/setup.sh dev,train and `python -m training.loop.pretrained convert` (once).
 set -euo pipefail
 mode=${1:?usage: training/recipe.sh split|all ROOT [SPLIT.onnx]}
 root=${2:?usage: training/recipe.sh split|all ROOT [SPLIT.onnx]}
@@ -76,25 +76,25 @@ step stage3 "$s3/trained" "${train[@]}" "${amp[@]}" "${fam[@]}" "${part[@]}" --o
   --init model --pretrained-path "$s2/model/carvalue.onnx" --epochs "$epochs3" --size 288 --lr 5e-5 --warmup-steps 20 --framed 0.5 --notes "$choice"
 step export3 "$s3/model/carvalue.onnx" .venv/bin/carvalue-train export "$s3" --out "$s3/model/carvalue.onnx" \
   --name "$name" "${final_export[@]}"
-step price "$s3/model/price-attached" $py -m training.price_fit attach "$s3/model/carvalue.onnx"
-step framing "$framing/carvalue.onnx" $py -m training.framing build --model "$s3/model/carvalue.onnx" \
+step price "$s3/model/price-attached" $py -m training.price.model_fit attach "$s3/model/carvalue.onnx"
+step framing "$framing/carvalue.onnx" $py -m training.framing.heads build --model "$s3/model/carvalue.onnx" \
   --data "$data" --split "$s3/split.json" --out "$framing" --epochs 12
 # The whole-car check on natural photos (no car / part of a car / whole car): features, then the head.
 natural=${NATURAL:-../shared/data/natural-photos} wc=$root/whole-car
-step whole_car_features "$wc/features-test.npz" $py -m training.whole_car features --model "$framing/carvalue.onnx" \
+step whole_car_features "$wc/features-test.npz" $py -m training.framing.whole_car features --model "$framing/carvalue.onnx" \
   --data "$data" --split "$s3/split.json" --natural "$natural" --out "$wc" --train-cars 1600
-step whole_car "$wc/carvalue.onnx" $py -m training.whole_car_head build --features "$wc" \
+step whole_car "$wc/carvalue.onnx" $py -m training.framing.whole_car_head build --features "$wc" \
   --model "$framing/carvalue.onnx" --out "$wc/carvalue.onnx"
 framing=$wc  # the model file from here on
 echo "model file: $framing/carvalue.onnx (training took $(awk -F'\t' 'NR>1 {s+=$4} END {printf "%.1f", s/60}' "$timings") min)"
 # Reports (not part of making the model): held-out framing/non-car figures written into the file.
 report=$root/framing-report
-step framing_report "$report/report.json" $py -m training.framing_report --model "$framing/carvalue.onnx" \
+step framing_report "$report/report.json" $py -m training.framing.report --model "$framing/carvalue.onnx" \
   --data "$data" --split "$s3/split.json" --out "$report" --record
-step card "$framing/MODEL_CARD.md" $py -m training.model_card "$framing/carvalue.onnx" \
+step card "$framing/MODEL_CARD.md" $py -m training.release.model_card "$framing/carvalue.onnx" \
   --reference-reports "${REFERENCE_REPORTS:-}"
 if [[ $mode == split ]]; then
   cp "$framing/carvalue.onnx" "$root/split-model.onnx"
-  step price_check "$root/price_stanford.json" $py -m training.price_check --model "$root/split-model.onnx" \
+  step price_check "$root/price_stanford.json" $py -m training.price.check --model "$root/split-model.onnx" \
     --out "$root/price_stanford.json"  # training/reports/price_stanford.json: the bundled model's split run's
 fi

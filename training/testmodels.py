@@ -82,12 +82,12 @@ def make_framed_model_file(base: str | Path, out: str | Path, box: tuple[float, 
                            logit: float, threshold: float = 0.3, unsure_below: float = 0.6,
                            flip_tta: bool | None = None, car_logit: float | None = None,
                            car_threshold: float = 0.5) -> Path:
-    """``base`` with framing outputs of a known answer grafted in (training.framing.graft): the
+    """``base`` with framing outputs of a known answer grafted in (training.framing.heads.graft): the
     car is always at ``box`` (x0, y0, x1, y1 as fractions of the input) and the whole-car logit
-    is ``logit``; with ``car_logit``, also a car output (training/whole_car.py) of that value."""
+    is ``logit``; with ``car_logit``, also a car output (training/framing/whole_car.py) of that value."""
     import torch
 
-    from training.framing import graft
+    from training.framing.heads import graft
 
     class FixedFraming(torch.nn.Module):
         def __init__(self) -> None:

@@ -1,5 +1,5 @@
 """open_clip models from a local weights file: the one loader of the junk filter's CLIP features
-(core/dataset/features.py) and of the trainer's ``--arch clip-vit-b16`` (training/clip_arch.py).
+(core/dataset/features.py) and of the trainer's ``--arch clip-vit-b16`` (training/loop/clip_arch.py).
 
 Never the hub: ``HF_HUB_OFFLINE=1`` is set before open_clip is imported, the network is built
 from open_clip's bundled configuration (a name such as ``ViT-B-16``) or a JSON file holding such a

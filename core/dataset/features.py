@@ -1,7 +1,7 @@
 """Image features for the junk filter.
 
 Default: the ImageNet MobileNetV2 trunk (global-average-pooled 1280-d), read from the
-safetensors file that ``python -m training.pretrained convert`` writes (keys of
+safetensors file that ``python -m training.loop.pretrained convert`` writes (keys of
 ``mobilenet_v2_features(padding="same", bn_eps=1e-3)``, inputs scaled to [-1, 1]).
 Optional: CLIP ViT-B/16 through open_clip, loaded only from a local weights file, with the
 Hugging Face hub forced offline.  Nothing here downloads anything.
@@ -56,7 +56,7 @@ class MobileNetFeatures:
         if not path.is_file():
             raise FileNotFoundError(
                 f"{path}: the ImageNet MobileNetV2 trunk is not there. Make it with "
-                "`python -m training.pretrained convert`, or pass --trunk FILE (or use --features clip "
+                "`python -m training.loop.pretrained convert`, or pass --trunk FILE (or use --features clip "
                 "with --clip-weights FILE)")
         self.size = size
         self._torch = torch

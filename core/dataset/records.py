@@ -1,6 +1,6 @@
 """The unit training reads: one photo with its listing's labels.
 
-Both sources produce these: a folder + labels CSV (training/data.py) and the data pipeline's
+Both sources produce these: a folder + labels CSV (training/data/dataset.py) and the data pipeline's
 SQLite database + image store (core/dataset/export.py).  ``group`` is the car/listing the photo
 belongs to; splits are made over groups, never over photos.
 """

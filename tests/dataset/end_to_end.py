@@ -13,7 +13,7 @@ Stand-ins, said plainly: the site's photos are drawn (benchmarks/fakesite.py); t
 filter's hand labels are made up (photo 2 of each listing "bad"), and without ``--trunk`` its
 features come from a random-weight MobileNetV2 trunk (the ImageNet one is not on this machine);
 the network starts from random weights (``--init random``).  Training streams the shards
-through webdataset (training/shard_stream.py); ``--from-db`` trains from the database instead.
+through webdataset (training/data/shard_stream.py); ``--from-db`` trains from the database instead.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ def train_args(data: Path, images: Path | None, run: Path, epochs: int, size: in
 # Evaluation (its non-car set: scikit-learn's two sample photos, not the wallpaper folders) and
 # export in one interpreter: torch is imported once.
 _EVALUATE_EXPORT = (
-    "import sys; from training.evaluate import evaluate_run, non_car_images; from training.export import export_run; "
+    "import sys; from training.release.evaluate import evaluate_run, non_car_images; from training.release.export import export_run; "
     "evaluate_run(sys.argv[1], non_car={'sklearn samples': non_car_images([])}, batch=16); "
     "print(export_run(sys.argv[1], sys.argv[2], quantize=False))")
 

@@ -159,7 +159,7 @@ def test_mobilenet_features_from_a_trunk_file(tmp_path: Path) -> None:
 def test_missing_trunk_says_how_to_make_it(tmp_path: Path) -> None:
     from core.dataset.features import MobileNetFeatures
 
-    with pytest.raises(FileNotFoundError, match="python -m training.pretrained convert"):
+    with pytest.raises(FileNotFoundError, match="python -m training.loop.pretrained convert"):
         MobileNetFeatures()  # the isolated cache dir has none
     bad = tmp_path / "bad.safetensors"
     from safetensors.numpy import save_file

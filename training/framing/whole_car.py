@@ -1,0 +1,162 @@
+"""Retrain a framed model file's whole-car check on natural photos: no car / part of a car / whole car.
+
+The check reads the pooled trunk features (the vector the classifier reads) through a small
+MLP.  It used to learn "not a whole car" from graphics and partial views only, and passed half
+of natural non-car photos (a panda, a cassette tape): anything photographed on a blurred
+background looked like a car pasted into a frame.  Here the same kind of head learns from
+natural photos split by category (training/framing/whole_car_data.py), partial views as the pan sweep
+and careless boxes cut them, and the installed and drawn negatives, and gets a second output:
+
+- ``whole_car_logit``: the crop shows one whole car (as before: the found box, the tick);
+- ``car_logit``: the crop shows a car or part of one (below its threshold: "no car").
+
+Both come from one hidden layer on the pooled features, so a prediction costs what it did
+(two small matrix products on a 1280-vector).  The trunk, the classifier and the box head are
+untouched: only the whole-car branch of the graph is replaced (checked bit for bit on export).
+
+  python -m training.framing.whole_car build --model resources/models/carvalue.onnx \
+      --data ../shared/data/stanford-cars-train --split training/reports/bundled-model-160/split.json \
+      --natural ../shared/data/natural-photos --out runs/whole-car
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from training.framing import whole_car_data as wd
+from training.framing.heads import BackgroundPool, split_files, to_input, training_backgrounds
+from training.framing.onnx_features import in_batches, session_with_tensor
+
+WHOLE_GEMM_WEIGHT = "framing/whole.0.weight"  # the branch's first layer in a framed file
+
+
+def pooled_name(model: Any) -> str:
+    """The pooled feature vector the whole-car branch reads (input of its first Gemm)."""
+    for node in model.graph.node:
+        if node.op_type == "Gemm" and len(node.input) > 1 and node.input[1] == WHOLE_GEMM_WEIGHT:
+            return str(node.input[0])
+    raise ValueError("not a framed model file: no whole-car branch (framing/whole.0.weight) in its graph")
+
+
+def feature_session(model_path: Path, threads: int = 2) -> tuple[Any, Any]:
+    """A session of the framed model file that also returns the pooled features (last output)."""
+    return session_with_tensor(model_path, pooled_name, threads)
+
+
+def extract(sess: Any, spec: Any, samples: Iterator[wd.Sample], batch: int = 32,
+            pool: ThreadPoolExecutor | None = None) -> dict[str, np.ndarray]:
+    """Pooled features (fp16), the old whole-car logit, the make/model logits' energy and top
+    probability, and each sample's label, kind and group."""
+    names = [o.name for o in sess.get_outputs()]
+    cols: dict[str, list[Any]] = {k: [] for k in ("feat", "old_logit", "energy", "top_prob", "label", "kind", "group")}
+    chunk: list[wd.Sample] = []
+
+    def flush() -> None:
+        xs = list(pool.map(lambda s: to_input(s.image, spec), chunk)) if pool else [to_input(s.image, spec) for s in chunk]
+        outs = dict(zip(names, sess.run(None, {sess.get_inputs()[0].name: np.stack(xs)}), strict=True))
+        cols["feat"].append(outs[names[-1]].reshape(len(chunk), -1).astype(np.float16))
+        cols["old_logit"].append(np.ravel(outs["whole_car_logit"]).astype(np.float32))
+        z = outs["make_model_logits"].astype(np.float64)
+        m = z.max(axis=1, keepdims=True)
+        lse = (m + np.log(np.exp(z - m).sum(axis=1, keepdims=True))).ravel()
+        cols["energy"].append(lse.astype(np.float32))
+        cols["top_prob"].append(np.exp(z.max(axis=1) - lse).astype(np.float32))
+        for s in chunk:
+            cols["label"].append(s.label)
+            cols["kind"].append(s.kind)
+            cols["group"].append(s.group)
+        chunk.clear()
+
+    for part in in_batches(samples, batch, "samples", 20):
+        chunk[:] = part
+        flush()
+    out = {k: np.concatenate(v) for k, v in cols.items() if k in ("feat", "old_logit", "energy", "top_prob")}
+    out["label"] = np.asarray(cols["label"], np.int64)
+    out["kind"] = np.asarray(cols["kind"])
+    out["group"] = np.asarray(cols["group"])
+    return out
+
+
+def sample_streams(data: Path, split_json: Path, natural: Path, seed: int, framed: int,
+                   limit: int = 0, train_cars: int = 0) -> dict[str, Iterator[wd.Sample]]:
+    """train / val / test streams.  Cars: the split's train photos to train; its held-out photos
+    (whole_car_data.held_out_cars) set the thresholds (val) and are reported (test).  Natural photos by category.  Installed negatives: train / test
+    (training/data/negatives.py's own split), drawn graphics of different seeds."""
+    from training.framing.heads import non_car_samples as installed_non_car
+
+    files = split_files(split_json, data)
+    val_cars, test_cars = wd.held_out_cars(files)
+    train = files["train"]
+    if train_cars and train_cars < len(train):  # an even spread over the classes' photos
+        train = [train[i] for i in np.linspace(0, len(train) - 1, train_cars).round().astype(int)]
+    cars = {"train": train, "val": val_cars, "test": test_cars}
+    nat = wd.split_by_category(wd.read_natural(natural))
+    if limit:
+        cars = {k: v[:limit] for k, v in cars.items()}
+        nat = {k: v[: limit * 2] for k, v in nat.items()}
+    bgs = BackgroundPool(training_backgrounds())
+
+    def background(rng: np.random.Generator) -> Any:
+        return bgs.pick(rng)
+
+    def installed(part: str, s: int) -> Iterator[wd.Sample]:
+        neg_split = "test" if part == "test" else "train"
+        use_files = part != "val"  # the installed files are split train/test only
+        n_syn = 0 if limit else (600 if part == "train" else 150)
+        for x in installed_non_car(neg_split, n_syn, s + 1000, max_per_source=250 if part == "train" else 150,
+                                   files=use_files):
+            if limit and x.kind != "synthetic":
+                continue
+            yield wd.Sample(x.image, wd.NO_CAR, f"installed-{x.kind}", "")
+
+    def stream(part: str, s: int) -> Iterator[wd.Sample]:
+        yield from wd.car_samples(cars[part], background, s, framed=framed if part == "train" else 2)
+        yield from wd.natural_samples(nat[part], s)
+        yield from installed(part, s)
+        if part == "train":
+            yield from wd.grey_samples(cars[part])
+        yield from wd.window_samples(cars[part], background, s + 2000)
+
+    return {part: stream(part, seed + i) for i, part in enumerate(wd.PARTS)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m training.framing.whole_car", description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    f = sub.add_parser("features", help="extract the samples' pooled features into OUT/features-PART.npz")
+    f.add_argument("--model", type=Path, required=True)
+    f.add_argument("--data", type=Path, required=True)
+    f.add_argument("--split", type=Path, required=True)
+    f.add_argument("--natural", type=Path, required=True)
+    f.add_argument("--out", type=Path, required=True)
+    f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--framed", type=int, default=1)
+    f.add_argument("--limit", type=int, default=0, help="car photos per part (smoke runs)")
+    f.add_argument("--train-cars", type=int, default=3000, help="training car photos used (0: all)")
+    f.add_argument("--parts", default="train,val,test")
+    a = ap.parse_args(argv)
+    if a.cmd == "features":
+        a.out.mkdir(parents=True, exist_ok=True)
+        sess, meta = feature_session(a.model)
+        streams = sample_streams(a.data, a.split, a.natural, a.seed, a.framed, a.limit, a.train_cars)
+        with ThreadPoolExecutor(2) as pool:
+            for part in a.parts.split(","):
+                t0 = time.perf_counter()
+                d = extract(sess, meta.input, streams[part], pool=pool)
+                np.savez(a.out / f"features-{part}.npz", **d)
+                kinds, counts = np.unique(d["kind"], return_counts=True)
+                print(json.dumps({"part": part, "seconds": round(time.perf_counter() - t0),
+                                  "samples": dict(zip(kinds.tolist(), counts.tolist(), strict=True))}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
