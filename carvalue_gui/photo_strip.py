@@ -206,7 +206,9 @@ class PhotoStrip(QListWidget):
         else:
             rest = format_dollars(pred.median_price) + (" (crop)" if crop else "")
             rest += "" if pred.looks_like_car else " (part of a car?)"
-            rest += f"\n{pred.make_models[0].label}"
+            named = pred.price is not None and pred.price.car_source == "user"
+            rest += f"\n{pred.price.car} (your car)" if named and pred.price is not None else \
+                f"\n{pred.make_models[0].label}"
         item.setText(f"{name}\n{rest}")
         item.setToolTip(f"{path}\n{rest}")
         item.setData(WARN_ROLE, pred is not None and (not pred.looks_like_car or pred.unknown_car))  # the badge

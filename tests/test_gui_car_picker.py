@@ -46,6 +46,8 @@ def test_typing_a_car_prices_it_per_photo_with_undo(qtbot: object, priced_model:
     assert shown.make_models == base.make_models  # the photo's answer kept beside the price
     assert picker.field.text() == "Toyota Camry 2016" and picker.undo.isEnabled()
     assert "Toyota Camry 2016" in panel.caption.text()
+    row = window.strip._items[key_a].text()  # noqa: SLF001 - the list row as the user reads it
+    assert panel.price_label.text() in row and "Toyota Camry 2016 (your car)" in row
 
     # a car the catalogue lacks: said on one line, the price stays
     picker.field.clear()
