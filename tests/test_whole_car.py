@@ -86,7 +86,7 @@ def framed_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_graft_replaces_the_head_and_nothing_else(framed_file: Path, tmp_path: Path) -> None:
     from core.framing import CropMode
     from core.predictor import Predictor
-    from training.framing.heads import whole_car_head as wh
+    from training.framing import whole_car_head as wh
 
     rng = np.random.default_rng(0)
     head = wh.Head(rng.normal(0, 0.05, (16, 1280)).astype(np.float32), np.zeros(16, np.float32),
@@ -116,7 +116,7 @@ def test_graft_replaces_the_head_and_nothing_else(framed_file: Path, tmp_path: P
 
 
 def test_thresholds_keep_whole_cars_under_the_share() -> None:
-    from training.framing.heads import whole_car_head as wh
+    from training.framing import whole_car_head as wh
 
     rng = np.random.default_rng(1)
     n = 400
