@@ -8,16 +8,21 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 from safetensors.torch import load_file
 
 from core.dataset.clip_model import ClipWeightsError, load_clip
+from core.geometry import Box
 from core.model import ModelConfig
+from core.preprocess import crop_resize, load_photo, normalise
 from tests.synthetic_cars import make_folder, run_train_cli, tiny_train_args
 from tests.tiny_clip import TINY_CLIP, write_tiny_clip
 from training.loop import clip_arch
 from training.loop.checkpoint import load_checkpoint
 from training.loop.config import TrainConfig
+from training.loop.distill import teacher_targets
 from training.loop.train import make_optimizer
+from training.release.evaluate import load_trained
 
 
 @pytest.fixture(scope="module")
@@ -103,3 +108,30 @@ def test_weights_of_another_shape_or_no_checkpoint_are_clear_errors(clip_files: 
     with pytest.raises(ClipWeightsError, match="no such open_clip model configuration"):
         load_clip(wide_weights, "ViT-Q-99")
     assert os.environ["HF_HUB_OFFLINE"] == "1"
+
+
+def test_a_clip_run_teaches_the_mobilenet_student(clip_files: tuple[Path, Path], tmp_path: Path) -> None:
+    """A CLIP run cannot become a model file, but its folder can be --teacher: its last checkpoint
+    runs in torch at its own input size."""
+    weights, config = clip_files
+    data = make_folder(tmp_path / "data")
+    clip_run = tmp_path / "clip-run"
+    res = run_train_cli(tiny_train_args(data, clip_run, "--arch", "clip-vit-b16", "--init-weights", str(weights),
+                                        "--clip-config", str(config), "--size", "48", "--epochs", "1"))
+    assert res.returncode == 0, res.stderr[-3000:]
+    student = tmp_path / "student"
+    res = run_train_cli(tiny_train_args(data, student, "--teacher", str(clip_run), "--epochs", "1"))
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "teacher clip-run: logits of" in res.stdout and "48 px" in res.stdout
+    teacher = load_checkpoint(student).meta["provenance"]["teacher"]
+    assert teacher["model"] == "clip-run" and teacher["kind"].startswith("training run")
+    t = load_trained(clip_run)
+    records = t.part("train")[:2]
+    got = teacher_targets(clip_run, records, t.labels.make_models, t.labels.years, tmp_path / "targets")
+    spec = t.spec("stretch")
+    image = load_photo(records[0].image_path).image
+    x = torch.from_numpy(normalise(crop_resize(image, Box.full(image.size), spec), spec)[None])
+    flipped = torch.from_numpy(normalise(crop_resize(image.transpose(Image.Transpose.FLIP_LEFT_RIGHT), Box.full(image.size), spec), spec)[None])
+    with torch.no_grad():
+        mean = (t.model.eval()(x)[2] + t.model(flipped)[2]) / 2
+    assert torch.allclose(got.make_model[0], mean[0], atol=1e-5)

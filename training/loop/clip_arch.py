@@ -11,11 +11,11 @@ Layer-wise learning-rate decay (``--layer-decay d``): the heads and the tower's 
 projection train at the run's lr, transformer block ``i`` of ``L`` at ``lr * d ** (L - i)``, the
 patch and position embeddings at ``lr * d ** (L + 1)``: blocks near the input, whose features are
 the most general, move least. ``--freeze-blocks n`` freezes the embeddings and the first n blocks.
-bf16 autocast on CUDA is the trainer's (``--amp``, training/metrics.autocast_context).
+bf16 autocast on CUDA is the trainer's (``--amp``, training/loop/metrics.autocast_context).
 
 Such a run trains, resumes and is evaluated like any other; the app's model file holds the
 MobileNetV2 only (its graph check refuses a transformer's ops), so ``carvalue-train export``
-refuses a CLIP run: it is a model to measure, or, exported by other means, a teacher.
+refuses a CLIP run; its run folder can be the MobileNetV2's ``--teacher`` (training/loop/distill.py).
 """
 
 from __future__ import annotations

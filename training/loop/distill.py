@@ -1,7 +1,9 @@
-"""Distillation from a teacher model file: ``carvalue-train train ... --teacher MODEL.onnx``.
+"""Distillation from a teacher: ``carvalue-train train ... --teacher MODEL.onnx|RUN``.
 
 The teacher is a CarValue model file, run through ONNX Runtime exactly as the app runs it (its
-own input size and normalisation, the whole photo stretched to its square). Its make/model and
+own input size and normalisation, the whole photo stretched to its square), or a training run
+folder, whose last checkpoint runs in torch the same way: any architecture, so a
+``--arch clip-vit-b16`` run, which cannot become a model file, can teach. Its make/model and
 year logits are computed once per training photo, averaged over the photo and its mirror image,
 and kept in the run folder (``teacher-targets.npz``, rows keyed by photo path, with the teacher's
 sha256), so no teacher runs inside the training loop and a resumed run reuses them.
@@ -18,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +32,7 @@ from PIL import Image
 from core.atomic import atomic_open
 from core.dataset.records import ImageRecord
 from core.geometry import Box
-from core.modelfile import ModelFileError, ModelMetadata, open_session
+from core.modelfile import InputSpec, ModelFileError, open_session
 from core.preprocess import crop_resize, load_photo, normalise
 
 TARGETS_FILE = "teacher-targets.npz"
@@ -57,55 +59,102 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
-def check_vocabulary(meta: ModelMetadata, path: str | os.PathLike[str], make_models: Sequence[str],
+Logits = tuple[np.ndarray, np.ndarray]  # (make/model, year) logits of a batch
+
+
+@dataclass(frozen=True)
+class Teacher:
+    """An opened teacher: what it is called and its SHA-256 (of the model file, or of the run's
+    checkpoint weights), its vocabularies and input, and a function from a normalised batch
+    (N, 3, S, S) to its (make/model, year) logits."""
+
+    name: str
+    sha256: str
+    make_models: tuple[str, ...]
+    years: tuple[str, ...]
+    spec: InputSpec
+    forward: Callable[[np.ndarray], Logits]
+
+
+def open_teacher(teacher: str | os.PathLike[str], threads: int = 0) -> Teacher:
+    """A model file through ONNX Runtime, or a training run folder's last checkpoint in torch."""
+    path = Path(teacher)
+    if path.is_dir():
+        return _run_teacher(path)
+    if not path.is_file():
+        raise TeacherError(f"{path}: no such teacher model file or run folder")
+    try:
+        session, meta = open_session(path, threads=threads or None)
+    except ModelFileError as e:
+        raise TeacherError(f"teacher: {e}") from None
+    name = session.get_inputs()[0].name
+
+    def forward(x: np.ndarray) -> Logits:
+        m, y = session.run(["make_model_logits", "year_logits"], {name: x})
+        return np.asarray(m, np.float32), np.asarray(y, np.float32)
+
+    return Teacher(path.name, file_sha256(path), tuple(meta.make_models), tuple(meta.years), meta.input, forward)
+
+
+def _run_teacher(path: Path) -> Teacher:
+    from training.loop.checkpoint import CheckpointError, load_checkpoint
+    from training.release.evaluate import load_trained
+
+    try:
+        t = load_trained(path)
+    except (CheckpointError, ValueError, OSError, KeyError) as e:
+        raise TeacherError(f"{path}: not a training run that can teach ({e})") from None
+    model = t.model.eval()
+
+    @torch.no_grad()
+    def forward(x: np.ndarray) -> Logits:
+        out = model(torch.from_numpy(x))
+        return out[2].float().numpy(), out[3].float().numpy()
+
+    return Teacher(path.name, file_sha256(load_checkpoint(path).weights_path), tuple(t.labels.make_models),
+                   tuple(t.labels.years), t.spec("stretch"), forward)
+
+
+def check_vocabulary(teacher: Teacher, path: str | os.PathLike[str], make_models: Sequence[str],
                      years: Sequence[str]) -> None:
     """Refuse a teacher whose classes or years are not the student's, in the same order (its
     distributions would be over other things)."""
-    if tuple(meta.make_models) != tuple(make_models):
-        ours, theirs = set(make_models), set(meta.make_models)
+    if teacher.make_models != tuple(make_models):
+        ours, theirs = set(make_models), set(teacher.make_models)
         raise TeacherError(f"{path}: the teacher's {len(theirs)} make/model classes are not this run's "
                            f"{len(ours)} in the same order ({len(ours - theirs)} of ours missing, "
                            f"{len(theirs - ours)} not ours); a teacher must be trained on the same classes")
-    if tuple(meta.years) != tuple(years):
-        raise TeacherError(f"{path}: the teacher's years ({len(meta.years)}) are not this run's ({len(years)}) "
+    if teacher.years != tuple(years):
+        raise TeacherError(f"{path}: the teacher's years ({len(teacher.years)}) are not this run's ({len(years)}) "
                            "in the same order")
 
 
 def teacher_targets(teacher: str | os.PathLike[str], records: Sequence[ImageRecord], make_models: Sequence[str],
                     years: Sequence[str], out: Path, threads: int = 0, batch: int = 32) -> TeacherTargets:
     """The teacher's logits for ``records`` (the run's training photos, in order): read from
-    ``out/teacher-targets.npz`` where it holds them for this teacher file, the missing ones
-    computed and the file rewritten."""
-    path = Path(teacher)
-    if not path.is_file():
-        raise TeacherError(f"{path}: no such teacher model file")
-    try:
-        session, meta = open_session(path, threads=threads or None)
-    except ModelFileError as e:
-        raise TeacherError(f"teacher: {e}") from None
-    check_vocabulary(meta, path, make_models, years)
-    digest = file_sha256(path)
+    ``out/teacher-targets.npz`` where it holds them for this teacher, the missing ones computed
+    and the file rewritten."""
+    opened = open_teacher(teacher, threads)
+    check_vocabulary(opened, teacher, make_models, years)
     keys = [str(r.image_path) for r in records]
-    cached = _read_cache(out / TARGETS_FILE, digest)
+    cached = _read_cache(out / TARGETS_FILE, opened.sha256)
     missing = [i for i, k in enumerate(keys) if k not in cached]
     if missing:
-        print(f"teacher {path.name}: logits of {len(missing)} training photos (flip-averaged, "
-              f"{meta.input.size} px){'; ' + str(len(keys) - len(missing)) + ' cached' if cached else ''}", flush=True)
-        mm, yr = _teacher_logits(session, meta, [records[i] for i in missing], batch)
+        print(f"teacher {opened.name}: logits of {len(missing)} training photos (flip-averaged, "
+              f"{opened.spec.size} px){'; ' + str(len(keys) - len(missing)) + ' cached' if cached else ''}", flush=True)
+        mm, yr = _teacher_logits(opened, [records[i] for i in missing], batch)
         for j, i in enumerate(missing):
             cached[keys[i]] = (mm[j], yr[j])
-        _write_cache(out / TARGETS_FILE, digest, cached)
+        _write_cache(out / TARGETS_FILE, opened.sha256, cached)
     return TeacherTargets(torch.from_numpy(np.stack([cached[k][0] for k in keys])),
                           torch.from_numpy(np.stack([cached[k][1] for k in keys])))
 
 
-def _teacher_logits(session: object, meta: ModelMetadata, records: Sequence[ImageRecord], batch: int
-                    ) -> tuple[np.ndarray, np.ndarray]:
+def _teacher_logits(teacher: Teacher, records: Sequence[ImageRecord], batch: int) -> Logits:
     """(make/model, year) logits of each photo, the mean over the photo and its mirror image."""
     from training.framing.onnx_features import in_batches
 
-    spec = meta.input
-    name = session.get_inputs()[0].name  # type: ignore[attr-defined]
+    spec = teacher.spec
     mm: list[np.ndarray] = []
     yr: list[np.ndarray] = []
     for chunk in in_batches(records, batch, "teacher photos", every=25):
@@ -114,9 +163,9 @@ def _teacher_logits(session: object, meta: ModelMetadata, records: Sequence[Imag
             image = load_photo(r.image_path).image
             for view in (image, image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)):
                 views.append(normalise(crop_resize(view, Box.full(view.size), spec), spec))
-        m, y = session.run(["make_model_logits", "year_logits"], {name: np.stack(views)})  # type: ignore[attr-defined]
-        mm.append(np.asarray(m, np.float32).reshape(len(chunk), 2, -1).mean(axis=1))
-        yr.append(np.asarray(y, np.float32).reshape(len(chunk), 2, -1).mean(axis=1))
+        m, y = teacher.forward(np.stack(views))
+        mm.append(m.reshape(len(chunk), 2, -1).mean(axis=1))
+        yr.append(y.reshape(len(chunk), 2, -1).mean(axis=1))
     return np.concatenate(mm), np.concatenate(yr)
 
 
@@ -166,7 +215,15 @@ def with_distillation(loss: torch.Tensor, parts: dict[str, torch.Tensor], output
 
 
 def provenance(teacher: str | os.PathLike[str], alpha: float, temperature: float) -> dict[str, object]:
-    """What a student's model file records about its teacher."""
-    return {"model": Path(teacher).name, "sha256": file_sha256(teacher), "alpha": alpha,
-            "temperature": temperature, "targets": "make/model and year logits of the whole photo and "
-            "its mirror image, averaged, at the teacher's own input size"}
+    """What a student's model file records about its teacher (a model file's SHA-256, or a run
+    folder's checkpoint weights')."""
+    path = Path(teacher)
+    if path.is_dir():
+        from training.loop.checkpoint import load_checkpoint
+
+        digest, kind = file_sha256(load_checkpoint(path).weights_path), "training run (its last checkpoint)"
+    else:
+        digest, kind = file_sha256(path), "model file"
+    return {"model": path.name, "kind": kind, "sha256": digest, "alpha": alpha, "temperature": temperature,
+            "targets": "make/model and year logits of the whole photo and its mirror image, averaged, at the "
+            "teacher's own input size"}

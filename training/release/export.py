@@ -56,7 +56,7 @@ def export_run(run: str | os.PathLike[str], out: str | os.PathLike[str], eval_di
     if t.model_cfg.architecture != "mobilenet_v2":
         raise ExportRefused(f"{run}: a {t.model_cfg.architecture} run cannot become the app's model file, which "
                             "holds a MobileNetV2 (the app's graph check refuses a transformer's ops); measure it "
-                            "with `carvalue-train evaluate`")
+                            "with `carvalue-train evaluate`, or let it teach one (`carvalue-train train --teacher RUN`)")
     ref = None
     if not t.split.test and reference is not None:
         ref = reference_metrics(reference, json.loads(t.ckpt.config.to_json()),
