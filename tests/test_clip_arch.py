@@ -17,10 +17,12 @@ from core.model import ModelConfig
 from core.preprocess import crop_resize, load_photo, normalise
 from tests.synthetic_cars import make_folder, run_train_cli, tiny_train_args
 from tests.tiny_clip import TINY_CLIP, write_tiny_clip
+from training.data.dataset import IGNORE
 from training.loop import clip_arch
 from training.loop.checkpoint import load_checkpoint
 from training.loop.config import TrainConfig
 from training.loop.distill import teacher_targets
+from training.loop.metrics import LossWeights, autocast_context, label_counts, multitask_loss
 from training.loop.train import make_optimizer
 from training.release.evaluate import load_trained
 
@@ -135,3 +137,24 @@ def test_a_clip_run_teaches_the_mobilenet_student(clip_files: tuple[Path, Path],
     with torch.no_grad():
         mean = (t.model.eval()(x)[2] + t.model(flipped)[2]) / 2
     assert torch.allclose(got.make_model[0], mean[0], atol=1e-5)
+
+
+def test_a_step_under_bf16_autocast_has_finite_gradients(clip_files: tuple[Path, Path]) -> None:
+    """The trainer's autocast (bf16 on CUDA; on CPU only with --cpu-amp, emulated here, no GPU in the
+    tests): the tower computes in bf16, the losses in fp32, every trainable weight gets a finite gradient."""
+    weights, config = clip_files
+    net = clip_arch.build(str(config), 32, ModelConfig(10, 5, 4), str(weights), 0)
+    torch.manual_seed(0)
+    x = torch.rand(4, 3, 32, 32)
+    cls = torch.tensor([[1, 2, 3], [4, 0, IGNORE], [IGNORE, 1, 1], [0, 4, 2]])
+    med = torch.tensor([0.1, float("nan"), -0.2, 0.3])
+    with autocast_context(torch.device("cpu"), True, cpu=True):
+        feats = net.forward_features(x)
+        outputs = net.forward_head(feats)
+    assert feats.dtype == torch.bfloat16
+    loss, _ = multitask_loss(outputs, cls, med, label_counts(cls, med), LossWeights())
+    assert loss.dtype == torch.float32
+    loss.backward()
+    grads = [p.grad for p in net.parameters() if p.requires_grad]
+    assert all(g is not None and bool(torch.isfinite(g).all()) for g in grads)
+    assert float(net.features.transformer.resblocks[0].attn.in_proj_weight.grad.abs().sum()) > 0
