@@ -30,6 +30,7 @@ TOOLS: dict[str, tuple[str, str]] = {
     "whole-car": ("training.framing.whole_car", "extract features for the natural-photo whole-car head"),
     "whole-car-head": ("training.framing.whole_car_head", "train, threshold and graft the whole-car head"),
     "whole-car-eval": ("training.framing.whole_car_eval", "measure the whole-car check as the app runs it"),
+    "whole-car-vehicles": ("training.framing.vehicles_cv", "other vehicles, by leave-category-out"),
     "make-head": ("training.framing.make_head", "make and body heads and known_car; leave-family-out"),
     "model-card": ("training.release.model_card", "write a model file's MODEL_CARD.md from its metadata"),
     "price-model": ("training.price.model_fit", "fit the per-photo price model of a model file"),
