@@ -63,6 +63,7 @@ def test_the_tower_is_the_files_and_takes_the_runs_input_size(clip_files: tuple[
     assert [o.shape for o in wider(torch.rand(2, 3, 48, 48))] == [(2, 10), (2,), (2, 5), (2, 4)]
 
 
+@pytest.mark.slow  # three CLI runs: ~24 s here
 def test_training_steps_change_the_weights_resume_and_export_is_refused(
         clip_files: tuple[Path, Path], tmp_path: Path) -> None:
     weights, config = clip_files
@@ -112,6 +113,7 @@ def test_weights_of_another_shape_or_no_checkpoint_are_clear_errors(clip_files: 
     assert os.environ["HF_HUB_OFFLINE"] == "1"
 
 
+@pytest.mark.slow  # a CLIP run, then a student taught by it: ~20 s here
 def test_a_clip_run_teaches_the_mobilenet_student(clip_files: tuple[Path, Path], tmp_path: Path) -> None:
     """A CLIP run cannot become a model file, but its folder can be --teacher: its last checkpoint
     runs in torch at its own input size."""

@@ -115,6 +115,7 @@ def test_alpha_zero_equals_the_run_without_a_teacher_and_alpha_one_does_not(
     assert load_checkpoint(taught_run).meta["provenance"]["teacher"]["model"] == "teacher.onnx"
 
 
+@pytest.mark.slow  # two refused CLI runs, each importing torch: ~24 s here under load
 def test_a_teacher_of_other_classes_is_refused(data: Path, tmp_path: Path) -> None:
     foreign = make_model_file(tmp_path / "foreign.onnx", size=48)[0]  # the test vocabulary, not this data's
     res = run_train_cli(tiny_train_args(data, tmp_path / "run", "--teacher", str(foreign)))
@@ -124,6 +125,7 @@ def test_a_teacher_of_other_classes_is_refused(data: Path, tmp_path: Path) -> No
     assert missing.returncode == 2 and "no such teacher model file" in missing.stderr
 
 
+@pytest.mark.slow  # three CLI runs: ~20 s here
 def test_resume_with_a_teacher_equals_the_unbroken_run_and_reuses_the_targets(
         data: Path, teacher: Path, taught_run: Path, tmp_path: Path) -> None:
     out = tmp_path / "stopped"
