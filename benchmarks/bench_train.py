@@ -19,7 +19,7 @@ import time
 import torch
 
 from core.model import CarValueNet, ModelConfig
-from training.loop.config import TrainConfig
+from training.config import TrainConfig
 from training.loop.metrics import LossWeights, autocast_context, label_counts, multitask_loss
 from training.loop.modeling import fold_batchnorm, freeze_blocks, set_train_mode
 from training.loop.train import cpu_has_native_bf16, make_optimizer

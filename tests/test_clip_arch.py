@@ -17,14 +17,14 @@ from core.model import ModelConfig
 from core.preprocess import crop_resize, load_photo, normalise
 from tests.synthetic_cars import make_folder, run_train_cli, tiny_train_args
 from tests.tiny_clip import TINY_CLIP, write_tiny_clip
+from training.config import TrainConfig
 from training.data.dataset import IGNORE
 from training.loop import clip_arch
 from training.loop.checkpoint import load_checkpoint
-from training.loop.config import TrainConfig
 from training.loop.distill import teacher_targets
 from training.loop.metrics import LossWeights, autocast_context, label_counts, multitask_loss
 from training.loop.train import make_optimizer
-from training.release.evaluate import load_trained
+from training.loop.trained import load_trained
 
 
 @pytest.fixture(scope="module")

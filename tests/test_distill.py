@@ -163,7 +163,7 @@ def test_the_teachers_unseen_photos_are_its_rebuilt_split_checked_by_its_hash(pl
 
     from training.data.dataset import split_by_group
     from training.data.records import class_key_of
-    from training.release.evaluate import load_trained
+    from training.loop.trained import load_trained
     from training.studies.distill_eval import mcnemar_p, teacher_unseen
 
     t = load_trained(plain_run)

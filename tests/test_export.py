@@ -62,7 +62,8 @@ def test_evaluation_report_has_metrics_baselines_calibration_and_plots(evaluated
 
 
 def test_export_round_trips_metadata_and_matches_torch(trained_run: Path, evaluated: Path, tmp_path: Path) -> None:
-    from training.release.evaluate import load_trained, onnx_parity
+    from training.loop.trained import load_trained
+    from training.release.evaluate import onnx_parity
     from training.release.export import export_run
 
     out = export_run(trained_run, tmp_path / "models" / "carvalue.onnx", evaluated, quantize=True, bench_batches=2)
@@ -98,7 +99,7 @@ def test_export_round_trips_metadata_and_matches_torch(trained_run: Path, evalua
 
 def test_fp32_export_parity_on_random_inputs(trained_run: Path, tmp_path: Path) -> None:
     from core.model import export_onnx
-    from training.release.evaluate import load_trained
+    from training.loop.trained import load_trained
 
     t = load_trained(trained_run)
     raw = tmp_path / "raw.onnx"
@@ -123,7 +124,7 @@ def test_export_with_energy_confidence(trained_run: Path, evaluated: Path, tmp_p
     report = json.loads((evaluated / "report.json").read_text())
     assert spec.method == "energy" and spec.threshold == pytest.approx(report["confidence"]["energy_alternative"]["threshold"])
     assert spec.scale > 0
-    from training.release.evaluate import load_trained
+    from training.loop.trained import load_trained
 
     t = load_trained(trained_run)
     photo = t.records[t.split.test[0]].image_path

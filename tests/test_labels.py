@@ -11,7 +11,7 @@ import pytest
 
 from core.dataset.records import ImageRecord
 from core.modelfile import UNKNOWN
-from training.labels.build import (
+from training.data.labels.build import (
     DEFAULT_EDGES,
     PRICE_MEANING,
     DepreciationCurve,
@@ -189,7 +189,7 @@ def test_stanford_records_one_group_per_photo(tmp_path: Path) -> None:
 @pytest.mark.needs_data
 def test_real_msrp_join_coverage(stanford_dir: Path) -> None:
     """Most Stanford classes find a real (2001+) MSRP; the pre-2001 placeholders never leak in."""
-    from training.labels.build import read_stanford_labels
+    from training.data.labels.build import read_stanford_labels
 
     msrp = stanford_dir.parent / "car-features-msrp" / "car_features_msrp.csv"
     if not msrp.exists():

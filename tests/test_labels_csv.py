@@ -170,13 +170,13 @@ def test_any_cells_give_rows_or_one_error(tmp_path: Path, rows: list[list[str]])
 # -- price edges -----------------------------------------------------------------------------------
 def test_price_edges_come_from_the_model_file_contract() -> None:
     import training.data.dataset
+    import training.data.labels.build
     import training.data.price_scale
-    import training.labels.build
 
     edges = PriceSpec().edges
     assert training.data.dataset.DEFAULT_EDGES == edges
     assert training.data.price_scale.DEFAULT_EDGES == edges
-    assert training.labels.build.DEFAULT_EDGES == edges
+    assert training.data.labels.build.DEFAULT_EDGES == edges
 
 
 def test_price_edges_are_written_once() -> None:

@@ -16,8 +16,8 @@ from PIL import Image
 
 from core.modelfile import InputSpec
 from tests.synthetic_cars import make_folder, tiny_train_args
+from training.config import TrainConfig
 from training.data.dataset import Augment
-from training.loop.config import TrainConfig
 
 REPO = Path(__file__).resolve().parent.parent
 

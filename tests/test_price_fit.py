@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from core.pricing import PriceInputs, PriceModel
-from training.labels.build import MsrpRow, MsrpTable
+from training.data.labels.build import MsrpRow, MsrpTable
 from training.price.model_fit import (
     HeadListing,
     cars_from_rows,

@@ -20,6 +20,7 @@ from safetensors.torch import load_file
 from core.dataset.records import ImageRecord
 from core.modelfile import UNKNOWN, InputSpec
 from tests.synthetic_cars import make_folder, tiny_train_args
+from training.config import TrainConfig
 from training.data.dataset import (
     IGNORE,
     Augment,
@@ -30,7 +31,6 @@ from training.data.dataset import (
     split_by_group,
 )
 from training.loop.checkpoint import Progress, load_checkpoint, save_checkpoint
-from training.loop.config import TrainConfig
 from training.loop.metrics import LossWeights, label_counts, multitask_loss
 
 REPO = Path(__file__).resolve().parent.parent

@@ -14,9 +14,9 @@ from PIL import Image
 from core.dataset import database as db
 from core.dataset.image_store import ImageStore
 from tests.synthetic_cars import CLASSES, tiny_train_args
+from training.config import TrainConfig
 from training.data.records import load_records
 from training.loop.checkpoint import load_checkpoint
-from training.loop.config import TrainConfig
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -15,11 +15,11 @@ from core.dataset.shards import write_shards
 from core.modelfile import InputSpec
 from tests.synthetic_cars import tiny_train_args
 from tests.test_train_db import make_listings_db
+from training.config import TrainConfig
 from training.data.dataset import Augment, CarPhotos, LabelSpace, sample_seed, split_by_group
 from training.data.records import class_key_of, load_records
 from training.data.shard_stream import ShardStream, shard_urls
 from training.loop.checkpoint import load_checkpoint
-from training.loop.config import TrainConfig
 
 pytest.importorskip("webdataset", reason="the train extra's webdataset (pip install .[train])")
 

@@ -18,12 +18,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from training.loop.config import add_flags, config_from_args
+from training.config import add_flags, config_from_args
 
 # Every other tool of the pipeline: subcommand -> (module with main(argv), what it does).
 TOOLS: dict[str, tuple[str, str]] = {
     "pretrained": ("training.loop.pretrained", "convert and cache the ImageNet MobileNetV2 trunk (once)"),
-    "labels": ("training.labels.build", "price labels of the Stanford classes, and their report"),
+    "labels": ("training.data.labels.build", "price labels of the Stanford classes, and their report"),
     "negatives": ("training.data.negatives", "list the installed non-car images per split"),
     "framing": ("training.framing.heads", "teach a model file where the car is and whether it is whole"),
     "framing-report": ("training.framing.report", "held-out report on photos framed as people take them"),

@@ -36,9 +36,9 @@ from core.dataset.records import ImageRecord
 from core.geometry import Box
 from core.modelfile import UNKNOWN, InputSpec, PriceSpec
 from core.preprocess import crop_resize, load_photo, normalise
+from training.config import FRAMED_LONG_SIDE
 from training.data.labels_csv import LABELS_CSV, LabelsCsvError, read_labels_csv
 from training.data.price_scale import DEFAULT_EDGES, price_scaling
-from training.loop.config import FRAMED_LONG_SIDE
 
 IGNORE = -100  # class target for "no label" (torch's cross-entropy ignore_index default)
 KERAS_MEAN = (0.5, 0.5, 0.5)  # the Keras MobileNetV2 trunk expects x / 127.5 - 1

@@ -1,6 +1,6 @@
 """Where a run's photos come from, read the same way by the trainer and the evaluation: a
 listings database (the data pipeline's SQLite + image store), carvalue-data shards, or a folder
-with labels.csv (a Stanford-Cars folder gets derived prices from ``training.labels.build``); and which
+with labels.csv (a Stanford-Cars folder gets derived prices from ``training.data.labels.build``); and which
 class key such data is classified by."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from core.dataset.records import ImageRecord
+from training.config import TrainConfig, shard_source
 from training.data.dataset import (
     ClassKey,
     parse_families,
@@ -18,7 +19,6 @@ from training.data.dataset import (
     without_families,
 )
 from training.data.labels_csv import has_labels_csv, is_stanford_layout
-from training.loop.config import TrainConfig, shard_source
 
 
 def load_records(cfg: TrainConfig) -> list[ImageRecord]:
@@ -49,7 +49,7 @@ def load_records(cfg: TrainConfig) -> list[ImageRecord]:
 
 
 def stanford_records(folder: Path) -> list[ImageRecord] | None:
-    """Stanford-layout folders (labels.csv with class_id) through training.labels.build, which joins
+    """Stanford-layout folders (labels.csv with class_id) through training.data.labels.build, which joins
     derived used prices; None when that module or layout is not there."""
     if not is_stanford_layout(folder):
         return None

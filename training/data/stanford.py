@@ -4,13 +4,13 @@ Stanford Cars has make, model and model year but no price.  The price label is d
 this module is the one place that says exactly how:
 
 1. **MSRP (new).**  Each class (make, model, year) is joined to ``car_features_msrp.csv``
-   (:mod:`training.labels.msrp`: the median MSRP over the trims of the matched make/model/year; exact,
+   (:mod:`training.data.labels.msrp`: the median MSRP over the trims of the matched make/model/year; exact,
    whole-word prefix or alias match; the nearest year within 8, trend-adjusted; never the
    pre-2001 placeholders).
 2. **Depreciation.**  MSRP x the retention of a car ``reference_year - model_year`` years old
-   (:mod:`training.labels.depreciation`: a median regression of log price on age over 8,553 used
+   (:mod:`training.data.labels.depreciation`: a median regression of log price on age over 8,553 used
    Mercedes-Benz listings of ~2021).  The reference year defaults to the listings' year (2021):
-   the label is a 2021 used-market value, in nominal dollars.  ``python -m training.labels.build
+   the label is a 2021 used-market value, in nominal dollars.  ``python -m training.data.labels.build
    report`` writes the fit, its error and its assumptions.
 
 A class with no price gets ``price=None`` on its records: its price losses are masked.  A number
@@ -26,15 +26,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.dataset.records import ImageRecord
-from training.data.labels_csv import STANFORD_COLUMNS, LabelRow, read_labels_csv
-from training.labels.depreciation import (
+from training.data.labels.depreciation import (
     LISTINGS_YEAR,
     MERCEDES_LISTINGS,
     DepreciationCurve,
     depreciation_from_listings,
     load_mercedes_listings,
 )
-from training.labels.msrp import MODEL_ALIASES, MsrpMatch, MsrpTable, load_msrp_table
+from training.data.labels.msrp import MODEL_ALIASES, MsrpMatch, MsrpTable, load_msrp_table
+from training.data.labels_csv import STANFORD_COLUMNS, LabelRow, read_labels_csv
 
 # Ages are counted to the listings' own year by default: that is where the curve has data, and
 # adding 2021..2026 at Mercedes-Benz's rate roughly halves every price (see the report).

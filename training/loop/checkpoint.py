@@ -30,8 +30,8 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from core.atomic import atomic_write
+from training.config import TrainConfig
 from training.data.dataset import LabelSpace
-from training.loop.config import TrainConfig
 
 LAST = "last.json"
 STEP_NAME = re.compile(r"step-\d{8,}")

@@ -98,7 +98,7 @@ def open_teacher(teacher: str | os.PathLike[str], threads: int = 0) -> Teacher:
 
 def _run_teacher(path: Path) -> Teacher:
     from training.loop.checkpoint import CheckpointError, load_checkpoint
-    from training.release.evaluate import load_trained
+    from training.loop.trained import load_trained
 
     try:
         t = load_trained(path)

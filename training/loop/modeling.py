@@ -17,8 +17,8 @@ import torch
 from torch import nn
 
 from core.model import CarValueNet, ModelConfig, Padding
+from training.config import TrainConfig
 from training.data.dataset import KERAS_MEAN, KERAS_STD
-from training.loop.config import TrainConfig
 
 
 @dataclass(frozen=True)

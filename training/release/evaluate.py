@@ -19,7 +19,6 @@ import math
 import os
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,14 +28,12 @@ from PIL import Image
 
 from core.dataset.records import ImageRecord
 from core.geometry import Box
-from core.model import CarValueNet, ModelConfig
+from core.model import CarValueNet
 from core.modelfile import InputSpec
 from core.preprocess import IMAGE_SUFFIXES, ImageLoadError, crop_resize, load_photo, normalise
 from core.scores import energy, log_softmax, max_prob
-from training.data.dataset import IGNORE, CarPhotos, LabelSpace, Split, split_by_group
-from training.data.records import class_key_of, load_records
+from training.data.dataset import IGNORE, CarPhotos, LabelSpace
 from training.formatting import json_safe, pct, usd
-from training.loop.checkpoint import Checkpoint, load_checkpoint
 from training.loop.metrics import (
     Collected,
     collect,
@@ -48,46 +45,10 @@ from training.loop.metrics import (
     topk,
     year_within,
 )
-from training.loop.modeling import build_model
+from training.loop.trained import Trained, load_trained
 
 CENTER_CROP_FRACTION = 224 / 256  # "resize the short side to 256, take the central 224"
 FLAG_RATE = 0.05  # at most this share of held-out car photos may be flagged "not a whole car"
-
-
-# -- loading a trained run ---------------------------------------------------------------------
-@dataclass
-class Trained:
-    ckpt: Checkpoint
-    model: CarValueNet
-    model_cfg: ModelConfig
-    records: list[ImageRecord]
-    split: Split
-    labels: LabelSpace
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-
-    def spec(self, resize: str = "stretch", crop_fraction: float = 1.0, size: int | None = None) -> InputSpec:
-        return InputSpec(size or self.ckpt.config.size, self.mean, self.std, resize, crop_fraction)
-
-    def part(self, name: str) -> list[ImageRecord]:
-        return [self.records[i] for i in getattr(self.split, name)]
-
-
-def load_trained(run: str | os.PathLike[str]) -> Trained:
-    """A run's last checkpoint with its data and split rebuilt (and checked against the hash)."""
-    ckpt = load_checkpoint(run)
-    cfg = ckpt.config
-    records = load_records(cfg)
-    split = split_by_group(records, cfg.val_fraction, cfg.test_fraction, cfg.seed, class_key_of(records))
-    if split.digest() != ckpt.meta.get("split", {}).get("sha256"):
-        raise ValueError(f"{run}: the data under {cfg.data} no longer gives the run's split "
-                         f"(hash mismatch); evaluate where the run was trained")
-    mcfg = ModelConfig.from_dict(ckpt.meta["model_config"])
-    model = build_model(cfg, mcfg, trunk=None)
-    ckpt.load_weights(model)
-    model.eval()
-    norm = ckpt.meta["input"]
-    return Trained(ckpt, model, mcfg, records, split, ckpt.labels, tuple(norm["mean"]), tuple(norm["std"]))
 
 
 # -- images that are not (whole) cars ----------------------------------------------------------

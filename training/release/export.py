@@ -24,7 +24,8 @@ from core.model import export_onnx
 from core.modelfile import ConfidenceSpec, InputSpec, ModelMetadata, write_model_file
 from training.data.dataset import CarPhotos
 from training.formatting import json_safe
-from training.release.evaluate import Trained, evaluate_run, load_trained, onnx_parity
+from training.loop.trained import Trained, load_trained
+from training.release.evaluate import evaluate_run, onnx_parity
 from training.release.held_out_reference import reference_metrics, start_model_configs
 from training.release.model_card import card_text
 

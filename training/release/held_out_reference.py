@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from core.modelfile import open_session
-from training.loop.config import TrainConfig
+from training.config import TrainConfig
 from training.wheels import file_sha256
 
 # Settings that say where a run reads and writes, how it uses the machine, or how it reports:

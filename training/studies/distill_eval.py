@@ -30,7 +30,7 @@ from core.preprocess import crop_resize, load_photo, normalise
 from training.data.dataset import IGNORE, CarPhotos, split_by_group
 from training.data.records import class_key_of
 from training.loop.metrics import collect, topk, year_within
-from training.release.evaluate import Trained, load_trained
+from training.loop.trained import Trained, load_trained
 
 
 def teacher_unseen(t: Trained, meta: ModelMetadata) -> set[int] | None:

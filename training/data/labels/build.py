@@ -1,14 +1,14 @@
-"""Labels for the shared Stanford Cars photos, and ``python -m training.labels.build report``.
+"""Labels for the shared Stanford Cars photos, and ``python -m training.data.labels.build report``.
 
 What a label means is split by job, each module small and named for what it holds:
 
 - :mod:`training.data.labels_csv`: the one reader of a folder's ``labels.csv``;
-- :mod:`training.labels.msrp`: the MSRP table and how a (make, model, year) class matches it;
-- :mod:`training.labels.depreciation`: the used Mercedes-Benz listings and the price-by-age curve;
+- :mod:`training.data.labels.msrp`: the MSRP table and how a (make, model, year) class matches it;
+- :mod:`training.data.labels.depreciation`: the used Mercedes-Benz listings and the price-by-age curve;
 - :mod:`training.data.stanford`: Stanford photos and their derived used price (MSRP x retention);
 - :mod:`training.data.price_scale`: price edges and the median head's log-dollar scaling (the
   class and year vocabularies are ``training.data.dataset.LabelSpace``'s);
-- :mod:`training.labels.report`: ``training/reports/labels.{json,md}``.
+- :mod:`training.data.labels.report`: ``training/reports/labels.{json,md}``.
 
 This module is the command line, and keeps every name it used to define importable from here.
 """
@@ -20,6 +20,28 @@ import json
 import sys
 from pathlib import Path
 
+from training.data.labels.depreciation import (
+    LISTINGS_YEAR,
+    MERCEDES_LISTINGS,
+    MERCEDES_MEMBER,
+    DepreciationCurve,
+    Listing,
+    ListingFilter,
+    depreciation_from_listings,
+    fit_depreciation,
+    hinge_features,
+    load_mercedes_listings,
+)
+from training.data.labels.msrp import (
+    FIRST_REAL_MSRP_YEAR,
+    MIN_PLAUSIBLE_MSRP,
+    MODEL_ALIASES,
+    MsrpMatch,
+    MsrpRow,
+    MsrpTable,
+    load_msrp_table,
+)
+from training.data.labels.report import build_report, write_report
 from training.data.price_scale import DEFAULT_EDGES, log_price_scaling, price_scaling, price_spec
 from training.data.stanford import (
     DEFAULT_REFERENCE_YEAR,
@@ -32,28 +54,6 @@ from training.data.stanford import (
     read_stanford_labels,
     stanford_records,
 )
-from training.labels.depreciation import (
-    LISTINGS_YEAR,
-    MERCEDES_LISTINGS,
-    MERCEDES_MEMBER,
-    DepreciationCurve,
-    Listing,
-    ListingFilter,
-    depreciation_from_listings,
-    fit_depreciation,
-    hinge_features,
-    load_mercedes_listings,
-)
-from training.labels.msrp import (
-    FIRST_REAL_MSRP_YEAR,
-    MIN_PLAUSIBLE_MSRP,
-    MODEL_ALIASES,
-    MsrpMatch,
-    MsrpRow,
-    MsrpTable,
-    load_msrp_table,
-)
-from training.labels.report import build_report, write_report
 
 _design = hinge_features  # the old private name; training.price.model_fit imports it
 
@@ -71,7 +71,7 @@ REPORT_DIR = Path(__file__).resolve().parent / "reports"
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m training.labels.build", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m training.data.labels.build", description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("report", help="derive the labels and write training/reports/labels.{json,md}")
     r.add_argument("--data", type=Path, required=True, help="Stanford Cars folder (labels.csv + images/)")

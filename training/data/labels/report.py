@@ -16,10 +16,10 @@ import numpy as np
 
 from core.money import whole_dollars
 from core.preprocess import MIN_SIDE
+from training.data.labels.depreciation import LISTINGS_YEAR, Listing, ListingFilter, median_by_age
+from training.data.labels.msrp import FIRST_REAL_MSRP_YEAR, MIN_PLAUSIBLE_MSRP
 from training.data.price_scale import DEFAULT_EDGES, log_price_scaling
 from training.data.stanford import DerivedLabels, read_stanford_labels
-from training.labels.depreciation import LISTINGS_YEAR, Listing, ListingFilter, median_by_age
-from training.labels.msrp import FIRST_REAL_MSRP_YEAR, MIN_PLAUSIBLE_MSRP
 
 
 def build_report(d: DerivedLabels) -> dict[str, object]:
@@ -77,7 +77,7 @@ def write_report(report: dict[str, object], listings: Sequence[Listing], out_dir
     lines = [
         "# Labels for the Stanford Cars photos",
         "",
-        "Written by `python -m training.labels.build report --data ../shared/data/stanford-cars-train` "
+        "Written by `python -m training.data.labels.build report --data ../shared/data/stanford-cars-train` "
         "(numbers below are from that run).",
         "",
         "## What the price label is",
@@ -104,7 +104,7 @@ def write_report(report: dict[str, object], listings: Sequence[Listing], out_dir
         *[f"| {m} | {n} |" for m, n in report["match_methods"].items()],  # type: ignore[union-attr]
         "",
         "`exact`: same model name; `prefix`: the longest MSRP model name that is a whole-word prefix of "
-        "Stanford's (\"TTS\" for \"TTS Coupe\"); `alias`: the alias table in `training/labels/msrp.py`; "
+        "Stanford's (\"TTS\" for \"TTS Coupe\"); `alias`: the alias table in `training/data/labels/msrp.py`; "
         "`+nearest_year`: the nearest model year within 8 years of the class's year, its MSRP carried to the "
         f"class's year along the table's within-model MSRP trend ({report['msrp_trend_per_year']:+.4f} log-dollars a year). MSRP rows before "
         f"{FIRST_REAL_MSRP_YEAR} (placeholders, mostly exactly $2,000) and under {whole_dollars(MIN_PLAUSIBLE_MSRP)} are never used. "
