@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtGui import QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QFileDialog,
     QLabel,
@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from carvalue_gui.actions import action
 from carvalue_gui.crop_control import CropControl
 from carvalue_gui.crop_view import NUDGE_FRACTION, CropView
 from carvalue_gui.drivers_control import DriversControl
@@ -153,29 +154,22 @@ class MainWindow(QMainWindow):
         s.repriced.connect(self._on_repriced)
 
     def _build_actions(self) -> None:
-        def act(text: str, slot: object, shortcut: QKeySequence | str | None = None) -> QAction:
-            a = QAction(text, self)
-            if shortcut is not None:
-                a.setShortcut(QKeySequence(shortcut))
-            # ``triggered`` passes its ``checked`` flag: the slot is called with no argument.
-            a.triggered.connect(lambda _checked=False: slot())  # type: ignore[operator]
-            return a
-
         i, e = self.intake, self.exports
         self.act_open, self.act_open_folder, self.act_paste = i.act_open, i.act_open_folder, i.act_paste
         self.recent_menu = i.recent_menu
         self.act_export, self.act_charts, self.act_copy = e.act_export, e.act_charts, e.act_copy
         self.act_sweep, self.act_drivers = self.sweeps.action, self.drivers_control.action
-        self.act_model = act("Open &model…", self._ask_open_model, "Ctrl+M")
-        self.act_model_info = act("Model &details…", self.show_model_dialog)
-        self.act_quit = act("&Quit", self.close, QKeySequence.StandardKey.Quit)
-        self.act_reset = act("&Reset crop box to the car", self.crop_view.reset_box, "Ctrl+R")
-        self.act_whole = act("Crop box on the &whole photo", self.crop_view.whole_photo_box, "Ctrl+Shift+R")
+        self.act_model = action(self, "Open &model…", self._ask_open_model, "Ctrl+M")
+        self.act_model_info = action(self, "Model &details…", self.show_model_dialog)
+        self.act_quit = action(self, "&Quit", self.close, QKeySequence.StandardKey.Quit)
+        self.act_reset = action(self, "&Reset crop box to the car", self.crop_view.reset_box, "Ctrl+R")
+        self.act_whole = action(self, "Crop box on the &whole photo", self.crop_view.whole_photo_box, "Ctrl+Shift+R")
         self.act_undo, self.act_redo = self.box_history.actions(self)
-        self.act_remove = act("Re&move photo", self.remove_photo, QKeySequence.StandardKey.Delete)
-        self.act_remove.setToolTip("Remove the selected photo from the list (the file stays)")
-        self.act_about = act("&About CarValue", self.show_about)
-        self.act_shortcuts = act("&Keyboard shortcuts", self.show_shortcuts, QKeySequence.StandardKey.HelpContents)
+        self.act_remove = action(self, "Re&move photo", self.remove_photo, QKeySequence.StandardKey.Delete,
+                                 tip="Remove the selected photo from the list (the file stays)")
+        self.act_about = action(self, "&About CarValue", self.show_about)
+        self.act_shortcuts = action(self, "&Keyboard shortcuts", self.show_shortcuts,
+                                    QKeySequence.StandardKey.HelpContents)
         menus = {"&File": (self.act_open, self.act_open_folder, self.act_paste, self.recent_menu, None,
                            self.act_model, self.act_model_info, None, self.act_export, self.act_charts, None,
                            self.act_quit),

@@ -14,9 +14,10 @@ from pathlib import Path
 
 from PIL import Image
 from PySide6.QtCore import QObject, Signal
-from PySide6.QtGui import QAction, QGuiApplication, QImage, QKeySequence
+from PySide6.QtGui import QGuiApplication, QImage, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QMenu, QWidget
 
+from carvalue_gui.actions import action
 from carvalue_gui.loader import LoadedPhoto, PhotoLoader, make_thumbnail
 from carvalue_gui.notices import NoticeArea
 from carvalue_gui.photo_collection import PhotoEntry
@@ -44,15 +45,9 @@ class PhotoIntake(QObject):
         loader.progress.connect(self._on_progress)
         loader.finished.connect(self._on_finished)
 
-        def act(text: str, slot: Callable[[], object], shortcut: QKeySequence | str) -> QAction:
-            a = QAction(text, parent)
-            a.setShortcut(QKeySequence(shortcut))
-            a.triggered.connect(lambda _checked=False: slot())
-            return a
-
-        self.act_open = act("&Open photos…", self.ask_open_photos, QKeySequence.StandardKey.Open)
-        self.act_open_folder = act("Open &folder…", self.ask_open_folder, "Ctrl+Shift+O")
-        self.act_paste = act("&Paste image", self.paste_image, QKeySequence.StandardKey.Paste)
+        self.act_open = action(parent, "&Open photos…", self.ask_open_photos, QKeySequence.StandardKey.Open)
+        self.act_open_folder = action(parent, "Open &folder…", self.ask_open_folder, "Ctrl+Shift+O")
+        self.act_paste = action(parent, "&Paste image", self.paste_image, QKeySequence.StandardKey.Paste)
         self.recent_menu = QMenu("Open &recent", parent)
         self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
 

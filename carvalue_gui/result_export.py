@@ -10,7 +10,6 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QRect, Qt
 from PySide6.QtGui import (
-    QAction,
     QColor,
     QFont,
     QFontMetrics,
@@ -22,6 +21,7 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QFileDialog, QStatusBar, QWidget
 
+from carvalue_gui.actions import action
 from carvalue_gui.export import write_csv, write_json
 from carvalue_gui.notices import NoticeArea
 from carvalue_gui.photo_session import PhotoSession
@@ -38,16 +38,9 @@ class ResultExport(QObject):
         self.parent_widget, self.session, self.panel, self.sweep_plot = parent, session, panel, sweep_plot
         self.notices, self.status_bar, self.start_dir = notices, status_bar, start_dir
 
-        def act(text: str, slot: Callable[[], object], shortcut: QKeySequence | str | None = None) -> QAction:
-            a = QAction(text, parent)
-            if shortcut is not None:
-                a.setShortcut(QKeySequence(shortcut))
-            a.triggered.connect(lambda _checked=False: slot())
-            return a
-
-        self.act_export = act("&Export predictions…", self.ask_export, "Ctrl+E")
-        self.act_charts = act("Save &charts as PNG…", self.ask_save_charts)
-        self.act_copy = act("&Copy result as text", self.copy_result, QKeySequence.StandardKey.Copy)
+        self.act_export = action(parent, "&Export predictions…", self.ask_export, "Ctrl+E")
+        self.act_charts = action(parent, "Save &charts as PNG…", self.ask_save_charts)
+        self.act_copy = action(parent, "&Copy result as text", self.copy_result, QKeySequence.StandardKey.Copy)
 
     # == writing ================================================================================
     def export_predictions(self, path: str) -> int:

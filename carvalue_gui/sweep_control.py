@@ -12,9 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
-from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QWidget
 
+from carvalue_gui.actions import action
 from carvalue_gui.box_history import BoxHistory
 from carvalue_gui.crop_view import CropView
 from carvalue_gui.notices import NoticeArea
@@ -44,10 +44,8 @@ class SweepControl(QObject):
         self.animation = SweepAnimation(self)
         self.animation.step.connect(self._on_step)
         self.animation.finished.connect(self._on_animation_finished)
-        self.action = QAction("Pan &across", parent)
-        self.action.setShortcut(QKeySequence("Ctrl+P"))
-        self.action.setToolTip("Sweep the crop box along the photo and plot the estimate")
-        self.action.triggered.connect(lambda _checked=False: self.start())
+        self.action = action(parent, "Pan &across", self.start, "Ctrl+P",
+                             tip="Sweep the crop box along the photo and plot the estimate")
         worker.sweep_done.connect(self._on_done)
         plot.position_clicked.connect(self.move_to)
 

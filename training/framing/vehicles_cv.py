@@ -20,9 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from core.scores import sigmoid
 from training.framing import whole_car_data as wd
-from training.framing.whole_car_head import Head, choose_thresholds, load_part, train_head
+from training.framing.whole_car_head import choose_thresholds, load_part, train_head
 
 VEHICLE = "natural-vehicle_not_car"
 BIG_CATEGORY = 10  # photos: a category this large is a fold of its own
@@ -44,10 +43,6 @@ def without(data: dict[str, np.ndarray], groups: set[str]) -> dict[str, np.ndarr
     return {k: v[keep] for k, v in data.items()}
 
 
-def flagged(head: Head, th: dict[str, float], feat: np.ndarray) -> np.ndarray:
-    return sigmoid(head.logits(feat)[:, 0]) < th["threshold"]
-
-
 def measure(parts: dict[str, dict[str, np.ndarray]], epochs: int = 20, seed: int = 0) -> dict[str, dict[str, float]]:
     """Per fold (and for the validation and test categories): vehicle photos and the share flagged."""
     train, val, test = parts["train"], parts["val"], parts["test"]
@@ -56,7 +51,7 @@ def measure(parts: dict[str, dict[str, np.ndarray]], epochs: int = 20, seed: int
         head = train_head(without(train, groups), epochs=epochs, seed=seed)
         th = choose_thresholds(head, val)
         held = (train["kind"] == VEHICLE) & np.isin(train["group"], sorted(groups))
-        f = flagged(head, th, train["feat"][held])
+        f = head.flagged(train["feat"][held], th)
         out[f"held out of training: {name}"] = {"n": int(held.sum()), "flagged": float(f.mean())}
     head = train_head(train, epochs=epochs, seed=seed)
     th = choose_thresholds(head, val)
@@ -64,7 +59,7 @@ def measure(parts: dict[str, dict[str, np.ndarray]], epochs: int = 20, seed: int
         m = data["kind"] == VEHICLE
         if m.any():
             out[f"{part} categories (never trained on)"] = {"n": int(m.sum()),
-                                                            "flagged": float(flagged(head, th, data["feat"][m]).mean())}
+                                                            "flagged": float(head.flagged(data["feat"][m], th).mean())}
     n = sum(int(v["n"]) for v in out.values())
     out["all"] = {"n": n, "flagged": sum(v["n"] * v["flagged"] for v in out.values()) / max(n, 1)}
     return out

@@ -44,6 +44,15 @@ class Head:
         h = np.maximum(feat.astype(np.float32) @ self.w0.T + self.b0, 0)
         return h @ self.w1.T + self.b1
 
+    def probs(self, feat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(N,) probabilities of a whole car and of a car (or part of one)."""
+        z = self.logits(feat)
+        return sigmoid(z[:, 0]), sigmoid(z[:, 1])
+
+    def flagged(self, feat: np.ndarray, th: dict[str, float]) -> np.ndarray:
+        """(N,) True where the crop is not shown as a whole car at thresholds ``th``."""
+        return self.probs(feat)[0] < th["threshold"]
+
 
 def load_part(folder: Path, part: str) -> dict[str, np.ndarray]:
     with np.load(folder / f"features-{part}.npz") as z:
@@ -114,8 +123,7 @@ def choose_thresholds(head: Head, val: dict[str, np.ndarray], flag_share: float 
     cars of each kind (tight crops, framed photos, found boxes, natural car photos) and the
     unsure band at most ``unsure_share``; the car threshold calls at most ``part_as_no_car`` of
     the parts of cars "no car" (a part should be told to widen, not that there is no car)."""
-    z = head.logits(val["feat"])
-    whole, car = sigmoid(z[:, 0]), sigmoid(z[:, 1])
+    whole, car = head.probs(val["feat"])
     kinds = val["kind"]
     per_kind = [whole[kinds == k] for k in WHOLE_KINDS if np.sum(kinds == k) >= MIN_KIND]
     flag = min(float(np.quantile(v, flag_share)) for v in per_kind)
@@ -130,9 +138,8 @@ def measure(head: Head, data: dict[str, np.ndarray], th: dict[str, float]) -> di
     """Per kind of sample: how many, the share flagged (not shown as a whole car), the share
     called "no car", and the same for the old head (its logit at its own threshold is given by
     the caller through ``old_threshold``)."""
-    z = head.logits(data["feat"])
-    whole, car = sigmoid(z[:, 0]), sigmoid(z[:, 1])
-    flagged = whole < th["threshold"]
+    _, car = head.probs(data["feat"])
+    flagged = head.flagged(data["feat"], th)
     no_car = flagged & (car < th["car_threshold"])
     old_flag = sigmoid(data["old_logit"]) < th.get("old_threshold", 0.5)
     out: dict[str, dict[str, float]] = {}
