@@ -176,3 +176,44 @@ def test_the_teachers_unseen_photos_are_its_rebuilt_split_checked_by_its_hash(pl
     assert teacher_unseen(t, dataclasses.replace(meta, provenance=prov)) is None
     assert mcnemar_p(0, 0) == 1.0 and mcnemar_p(5, 5) == 1.0
     assert mcnemar_p(0, 6) == pytest.approx(2 / 64) and mcnemar_p(9, 1) == pytest.approx(22 / 1024)
+
+
+def test_crop_targets_are_the_teachers_logits_of_the_batch_as_the_student_sees_it(
+        plain_run: Path, teacher: Path) -> None:
+    """--distill-targets crop: the student's normalised batch, un-normalised, resized to the
+    teacher's input and normalised its way, is what the teacher runs on."""
+    from core.modelfile import InputSpec
+
+    labels = load_checkpoint(plain_run).labels
+    student = InputSpec(size=32, mean=(0.4, 0.5, 0.6), std=(0.2, 0.25, 0.3))
+    ct = distill.crop_teacher(teacher, labels.make_models, labels.years, student)
+    rng = np.random.default_rng(0)
+    pixels = rng.random((3, 32, 32, 3), dtype=np.float32)  # the crops, RGB in [0, 1]
+    mean, std = np.array(student.mean, np.float32), np.array(student.std, np.float32)
+    x = torch.from_numpy(((pixels - mean) / std).transpose(0, 3, 1, 2).copy())
+    mm, yr = ct.for_batch([7, 8, 9], x)
+    session, meta = open_session(teacher, threads=1)
+    up = torch.nn.functional.interpolate(torch.from_numpy(pixels.transpose(0, 3, 1, 2).copy()), size=(48, 48),
+                                         mode="bilinear", align_corners=False).numpy()
+    tm, ts = np.array(meta.input.mean, np.float32).reshape(1, 3, 1, 1), np.array(meta.input.std, np.float32).reshape(1, 3, 1, 1)
+    want = session.run(["make_model_logits", "year_logits"], {session.get_inputs()[0].name: (up - tm) / ts})
+    np.testing.assert_allclose(mm.numpy(), want[0], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(yr.numpy(), want[1], rtol=1e-4, atol=1e-4)
+    other, _ = ct.for_batch([7, 8, 9], x.flip(-1))
+    assert not torch.allclose(other, mm, atol=1e-4)  # a mirrored batch is taught as what it is
+
+
+def test_a_run_taught_on_its_crops_trains_records_it_and_differs_from_the_cached_one(
+        data: Path, teacher: Path, taught_run: Path, tmp_path: Path) -> None:
+    out = tmp_path / "crop"
+    res = run_train_cli(tiny_train_args(data, out, "--teacher", str(teacher), "--distill-temperature", "3",
+                                        "--distill-targets", "crop"))
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert not (out / distill.TARGETS_FILE).exists()  # nothing cached: the teacher ran on the batches
+    prov = load_checkpoint(out).meta["provenance"]["teacher"]
+    assert "as the student saw it" in prov["targets"]
+    a, b = _weights(taught_run), _weights(out)
+    assert not all(torch.equal(a[k], b[k]) for k in a)
+    header, *rows = (out / "log.csv").read_text().splitlines()
+    distill_col = header.split(",").index("train_distill")
+    assert all(float(r.split(",")[distill_col]) > 0 for r in rows)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 RatioMode = Literal["absolute", "relative", "mixed"]
+DistillTargets = Literal["photo", "crop"]
 InitMode = Literal["keras", "torchvision", "random", "model"]
 Arch = Literal["mobilenet_v2", "clip-vit-b16"]
 
@@ -100,6 +101,9 @@ class TrainConfig:
     # and year distributions the student also learns (computed once per training photo, cached in the run folder)
     distill_alpha: float = 1.0  # weight of T^2 * KL(teacher_T || student_T), per head (make/model, year)
     distill_temperature: float = 2.0  # T: both distributions softened by it
+    # photo: the teacher's flip-averaged logits of the whole photo, computed once and cached; crop: the teacher
+    # runs on every training batch as the student sees it (its own crop, flip and framing; "consistent" teaching)
+    distill_targets: DistillTargets = "photo"
     # -- runtime ------------------------------------------------------------------------------
     seed: int = 0
     device: str = "auto"  # auto: cuda (LOCAL_RANK) when available, else cpu
@@ -159,8 +163,9 @@ class TrainConfig:
             problems.append("layer_decay must be in (0, 1]")
         if self.teacher and (self.distill_alpha < 0 or self.distill_temperature <= 0):
             problems.append("distill_alpha must be >= 0 and distill_temperature > 0")
-        if self.teacher and shard_source(self.data):
-            problems.append("--teacher needs photos read by path (its logits are cached per photo), not shards")
+        if self.teacher and self.distill_targets == "photo" and shard_source(self.data):
+            problems.append("--teacher needs photos read by path (its logits are cached per photo), not shards; "
+                            "or --distill-targets crop")
         if problems:
             raise ValueError("invalid training config: " + "; ".join(problems))
 

@@ -6,13 +6,16 @@ folder, whose last checkpoint runs in torch the same way: any architecture, so a
 ``--arch clip-vit-b16`` run, which cannot become a model file, can teach. Its make/model and
 year logits are computed once per training photo, averaged over the photo and its mirror image,
 and kept in the run folder (``teacher-targets.npz``, rows keyed by photo path, with the teacher's
-sha256), so no teacher runs inside the training loop and a resumed run reuses them.
+sha256), so no teacher runs inside the training loop and a resumed run reuses them. With
+``--distill-targets crop`` the teacher instead runs on every training batch as the student sees it
+(the same random crop, flip and framing, resized to the teacher's input): "consistent" teaching
+(Beyer et al. 2022, "Knowledge distillation: A good teacher is patient and consistent"), at the
+cost of one teacher forward per training photo per epoch.
 
 The loss adds ``alpha * T**2 * KL(softmax(teacher / T) || softmax(student / T))`` for the
 make/model head and for the year head to the usual losses (Hinton et al. 2015: the ``T**2``
-keeps the gradients' scale when the temperature changes). The targets are of the whole photo,
-while the student sees its augmented crop of it: cheaper than running the teacher on every crop,
-and measured in training/reports/RESULTS.md.
+keeps the gradients' scale when the temperature changes). Both kinds of
+targets are measured in training/reports/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -52,6 +55,10 @@ class TeacherTargets:
     def rows(self, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
         idx = torch.as_tensor(list(indices), dtype=torch.long)
         return self.make_model[idx], self.year[idx]
+
+    def for_batch(self, indices: Sequence[int], x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The rows of the batch's photos (``x``, the batch itself, is not looked at)."""
+        return self.rows(indices)
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:
@@ -113,6 +120,36 @@ def _run_teacher(path: Path) -> Teacher:
 
     return Teacher(path.name, file_sha256(load_checkpoint(path).weights_path), tuple(t.labels.make_models),
                    tuple(t.labels.years), t.spec("stretch"), forward)
+
+
+@dataclass(frozen=True)
+class CropTeacher:
+    """The teacher run on each training batch as the student sees it (``--distill-targets crop``)."""
+
+    teacher: Teacher
+    student: InputSpec  # how the batch was normalised
+
+    def for_batch(self, indices: Sequence[int], x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The teacher's (make/model, year) logits of the batch ``x`` (N, 3, S, S) as the student
+        sees it: un-normalised, resized to the teacher's input (bilinear) and normalised its way.
+        ``indices`` (which photos they are) are not needed."""
+        t = self.teacher.spec
+        with torch.no_grad():
+            img = x.float() * torch.tensor(self.student.std).view(1, 3, 1, 1) + torch.tensor(self.student.mean).view(1, 3, 1, 1)
+            if img.shape[-1] != t.size or img.shape[-2] != t.size:
+                img = F.interpolate(img, size=(t.size, t.size), mode="bilinear", align_corners=False,
+                                    antialias=img.shape[-1] > t.size)
+            img = (img - torch.tensor(t.mean).view(1, 3, 1, 1)) / torch.tensor(t.std).view(1, 3, 1, 1)
+            mm, yr = self.teacher.forward(np.ascontiguousarray(img.numpy(), dtype=np.float32))
+        return torch.from_numpy(mm), torch.from_numpy(yr)
+
+
+def crop_teacher(teacher: str | os.PathLike[str], make_models: Sequence[str], years: Sequence[str],
+                 student: InputSpec, threads: int = 0) -> CropTeacher:
+    """The opened teacher, its vocabulary checked against the run's, for ``--distill-targets crop``."""
+    opened = open_teacher(teacher, threads)
+    check_vocabulary(opened, teacher, make_models, years)
+    return CropTeacher(opened, student)
 
 
 def check_vocabulary(teacher: Teacher, path: str | os.PathLike[str], make_models: Sequence[str],
@@ -214,7 +251,8 @@ def with_distillation(loss: torch.Tensor, parts: dict[str, torch.Tensor], output
     return loss + alpha * term, {**parts, "distill": term}
 
 
-def provenance(teacher: str | os.PathLike[str], alpha: float, temperature: float) -> dict[str, object]:
+def provenance(teacher: str | os.PathLike[str], alpha: float, temperature: float, targets: str = "photo"
+               ) -> dict[str, object]:
     """What a student's model file records about its teacher (a model file's SHA-256, or a run
     folder's checkpoint weights')."""
     path = Path(teacher)
@@ -224,6 +262,9 @@ def provenance(teacher: str | os.PathLike[str], alpha: float, temperature: float
         digest, kind = file_sha256(load_checkpoint(path).weights_path), "training run (its last checkpoint)"
     else:
         digest, kind = file_sha256(path), "model file"
+    said = ("make/model and year logits of each training batch as the student saw it (its crop, flip and "
+            "framing), resized to the teacher's own input size" if targets == "crop" else
+            "make/model and year logits of the whole photo and its mirror image, averaged, at the "
+            "teacher's own input size")
     return {"model": path.name, "kind": kind, "sha256": digest, "alpha": alpha, "temperature": temperature,
-            "targets": "make/model and year logits of the whole photo and its mirror image, averaged, at the "
-            "teacher's own input size"}
+            "targets": said}

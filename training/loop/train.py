@@ -59,7 +59,7 @@ from training.loop.checkpoint import (
     read_checkpoint,
     save_checkpoint,
 )
-from training.loop.distill import TeacherTargets, with_distillation
+from training.loop.distill import CropTeacher, TeacherTargets, with_distillation
 from training.loop.metrics import (
     TASKS,
     LossWeights,
@@ -368,20 +368,25 @@ def train(cfg: TrainConfig) -> Path:
     return out
 
 
-def _teacher(run: Run, out: Path) -> TeacherTargets:
-    """The teacher's logits of every training photo (rank 0 computes and caches them first)."""
-    from training.loop.distill import provenance, teacher_targets
+def _teacher(run: Run, out: Path) -> TeacherTargets | CropTeacher:
+    """The teacher's logits of every training photo (rank 0 computes and caches them first), or
+    with ``--distill-targets crop`` the opened teacher, to run on every batch."""
+    from training.loop.distill import crop_teacher, provenance, teacher_targets
 
     cfg = run.cfg
+    if cfg.distill_targets == "crop":
+        opened = crop_teacher(cfg.teacher, run.labels.make_models, run.labels.years, run.eval_spec, cfg.threads)
+        run.provenance["teacher"] = provenance(cfg.teacher, cfg.distill_alpha, cfg.distill_temperature, "crop")
+        return opened
     args = (cfg.teacher, [run.records[i] for i in run.split.train], run.labels.make_models, run.labels.years,
             out, cfg.threads)
     targets = teacher_targets(*args) if run.dist.main else None
     barrier(run.dist)
-    run.provenance["teacher"] = provenance(cfg.teacher, cfg.distill_alpha, cfg.distill_temperature)
+    run.provenance["teacher"] = provenance(cfg.teacher, cfg.distill_alpha, cfg.distill_temperature, "photo")
     return targets if targets is not None else teacher_targets(*args)
 
 
-def _loop(run: Run, model: nn.Module, out: Path, teacher: TeacherTargets | None = None) -> None:
+def _loop(run: Run, model: nn.Module, out: Path, teacher: TeacherTargets | CropTeacher | None = None) -> None:
     cfg, d = run.cfg, run.dist
     weights = LossWeights(cfg.loss_price, cfg.loss_median, cfg.loss_make_model, cfg.loss_year)
     dataset = CarPhotos([run.records[i] for i in run.split.train], run.labels, run.eval_spec,
@@ -416,13 +421,14 @@ def _loop(run: Run, model: nn.Module, out: Path, teacher: TeacherTargets | None 
                                 collate_fn=collate, drop_last=True, pin_memory=d.device.type == "cuda",
                                 generator=torch.Generator().manual_seed(cfg.seed),
                                 prefetch_factor=4 if cfg.workers > 0 else None)
-        order = sampler.indices() if teacher is not None else []  # the epoch's photos, batch after batch
+        # the epoch's photos, batch after batch (cached targets are looked up by photo)
+        order = sampler.indices() if isinstance(teacher, TeacherTargets) else []
         bar = _bar(d.main and cfg.progress, per_epoch, skip_batches, f"epoch {epoch + 1}/{cfg.epochs} @{size}px")
         t0, seen = time.perf_counter(), 0
         set_train_mode(run.model, cfg)
         for batch_index, (x, cls, med) in enumerate(loader, start=skip_batches):
             torch.manual_seed(_step_seed(cfg.seed, step, d.rank))  # dropout: same draws on resume
-            rows = teacher.rows(order[batch_index * cfg.batch_size:][:len(x)]) if teacher else None
+            rows = teacher.for_batch(order[batch_index * cfg.batch_size:][:len(x)], x) if teacher else None
             parts = _train_step(run, model, x, cls, med, weights, memory_format, rows)
             run.optimizer.step()
             run.scheduler.step()

@@ -4,11 +4,14 @@
 #
 #   training/studies/distill_study.sh ROOT TEACHER.onnx      # e.g. runs/distill resources/models/carvalue.onnx
 #
-# Arms: ROOT/base (no teacher) and ROOT/distill (--teacher TEACHER), identical otherwise: stage 1 of
+# Arms: ROOT/base (no teacher), ROOT/distill (--teacher TEACHER, its cached targets of the whole photo) and
+# ROOT/crop (--teacher TEACHER --distill-targets crop: the teacher run on each batch as the student sees it),
+# identical otherwise: stage 1 of
 # training/recipe.sh cut to EPOCHS (4) epochs, all at 160 px (the model file says 224 px), seed 0, the
-# split's training photos. ARMS="base distill" picks which arms to train (both at once: PARALLEL=1, one
+# split's training photos. ARMS="base distill" (the default; or "crop") picks which arms to train (both at once: PARALLEL=1, one
 # thread each). Every step resumes: run the same command again after an interruption.
-# The report is ROOT/distill-eval.json (+ .md); wall clocks in ROOT/timings.tsv.
+# The reports are ROOT/distill-eval.json (+ .md; base against distill) and ROOT/crop-eval.json (base against
+# crop), each made once both of its arms are trained; wall clocks in ROOT/timings.tsv.
 set -euo pipefail
 root=${1:?usage: distill_study.sh ROOT TEACHER.onnx}
 teacher=${2:?usage: distill_study.sh ROOT TEACHER.onnx}
@@ -43,12 +46,16 @@ for a in $arms; do
   case $a in
     base) flags=() ;;
     distill) flags=(--teacher "$teacher" --distill-alpha "${ALPHA:-1.0}" --distill-temperature "${TEMPERATURE:-2.0}") ;;
-    *) echo "unknown arm $a (base or distill)" >&2; exit 2 ;;
+    crop) flags=(--teacher "$teacher" --distill-alpha "${ALPHA:-1.0}" --distill-temperature "${TEMPERATURE:-2.0}"
+                 --distill-targets crop) ;;
+    *) echo "unknown arm $a (base, distill or crop)" >&2; exit 2 ;;
   esac
   if [[ ${PARALLEL:-0} == 1 ]]; then arm "$a" "${flags[@]}" & pids+=($!); else arm "$a" "${flags[@]}"; fi
 done
 for p in "${pids[@]}"; do wait "$p"; done
-if [[ -e $root/base/trained && -e $root/distill/trained ]]; then
-  $py -m training.studies.distill_eval --runs "$root/base" "$root/distill" --teacher "$teacher" \
-    --out "$root/distill-eval"
-fi
+for taught in distill crop; do
+  report=$root/$([[ $taught == distill ]] && echo distill-eval || echo crop-eval)
+  if [[ -e $root/base/trained && -e $root/$taught/trained && ! -e $report.json ]]; then
+    $py -m training.studies.distill_eval --runs "$root/base" "$root/$taught" --teacher "$teacher" --out "$report"
+  fi
+done
