@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 from safetensors.torch import load_file
 
@@ -111,6 +113,48 @@ def test_weights_of_another_shape_or_no_checkpoint_are_clear_errors(clip_files: 
     with pytest.raises(ClipWeightsError, match="no such open_clip model configuration"):
         load_clip(wide_weights, "ViT-Q-99")
     assert os.environ["HF_HUB_OFFLINE"] == "1"
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_a_damaged_weights_file_loads_or_is_a_clear_error(clip_files: tuple[Path, Path], tmp_path: Path,
+                                                          data: st.DataObject) -> None:
+    """Whatever a weights file holds (truncated, bytes overwritten, another format, another state
+    dict), load_clip loads it or raises ClipWeightsError: never another exception."""
+    weights, config = clip_files
+    good = weights.read_bytes()
+    how = data.draw(st.sampled_from(["truncated", "overwritten", "random", "safetensors"]), label="how")
+    suffix = ".pt"
+    if how == "truncated":
+        blob = good[:data.draw(st.integers(0, len(good) - 1), label="length")]
+    elif how == "overwritten":
+        at = data.draw(st.integers(0, len(good) - 1), label="at")
+        patch = data.draw(st.binary(min_size=1, max_size=64), label="patch")
+        blob = good[:at] + patch + good[at + len(patch):]
+    elif how == "random":
+        blob = data.draw(st.binary(max_size=2048), label="bytes")
+        suffix = data.draw(st.sampled_from([".pt", ".bin", ".safetensors"]), label="suffix")
+    else:  # a well-formed safetensors file of arbitrary tensors: some keys right, some shapes wrong
+        from safetensors.torch import save_file
+
+        state = torch.load(weights, weights_only=True)
+        keys = data.draw(st.lists(st.sampled_from(sorted(state)), unique=True, max_size=6), label="keys")
+        extra = data.draw(st.lists(st.text("abcdef.", min_size=1, max_size=12), unique=True, max_size=3), label="extra")
+        shapes = {k: tuple(state[k].shape) if data.draw(st.booleans(), label=f"{k} right shape") else (3,)
+                  for k in keys}
+        tensors = {k: torch.zeros(shape) for k, shape in shapes.items()}
+        tensors.update({k: torch.zeros(2) for k in extra if k not in tensors})
+        path = tmp_path / "state.safetensors"
+        save_file(tensors, str(path))
+        blob, suffix = path.read_bytes(), ".safetensors"
+    path = tmp_path / f"weights{suffix}"
+    path.write_bytes(blob)
+    try:
+        model = load_clip(path, str(config))
+    except ClipWeightsError as e:
+        assert str(path) in str(e)
+    else:
+        assert sum(p.numel() for p in model.parameters()) > 0
 
 
 @pytest.mark.slow  # a CLIP run, then a student taught by it: ~20 s here

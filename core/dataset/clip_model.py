@@ -21,7 +21,9 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import struct
 import sys
+import zipfile
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -121,8 +123,9 @@ def load_clip(weights: str | os.PathLike[str], config: str | os.PathLike[str] | 
     model = build_clip(config)
     try:
         state = open_clip.factory.load_state_dict(str(path))
-    except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError, StopIteration,
-            SafetensorError) as e:
+    except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError, StopIteration, SafetensorError,
+            IndexError, KeyError, TypeError, AttributeError, struct.error, zipfile.BadZipFile) as e:
+        # what torch's weights-only unpickler and safetensors raise on bytes that are not a checkpoint
         raise ClipWeightsError(f"{path}: not a readable CLIP checkpoint ({type(e).__name__}: "
                                f"{' '.join(str(e).split())[:200]})") from None
     if not isinstance(state, dict):
