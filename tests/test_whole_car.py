@@ -132,3 +132,83 @@ def test_thresholds_keep_whole_cars_under_the_share() -> None:
     assert np.mean(scores[label == wd.WHOLE, 0] < th["threshold"]) <= 0.02 + 1 / n
     assert np.mean(scores[label == wd.PART, 1] < th["car_threshold"]) <= 0.10 + 1 / n
     assert th["threshold"] <= th["unsure_below"]
+
+
+@pytest.fixture(scope="module")
+def framed_file_96(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A framed test model file at 96 px: its feature map is 3x3, one cell per grid block."""
+    pytest.importorskip("torch")
+    import torch
+
+    from core.model import FramingHeads
+    from training.framing.heads import graft
+    from training.testmodels import make_model_file
+
+    d = tmp_path_factory.mktemp("wholecar96")
+    base, _ = make_model_file(d / "base.onnx", size=96, padding="same")
+    torch.manual_seed(0)
+    graft(base, FramingHeads(), {"threshold": 0.3, "unsure_below": 0.6,
+                                 "sources": ({"name": "test", "licence": "none"},)}, d / "framed.onnx")
+    return d / "framed.onnx"
+
+
+def test_a_grid_head_grafted_reads_the_feature_maps_blocks(framed_file_96: Path, tmp_path: Path) -> None:
+    from training.framing import whole_car_head as wh
+    from training.framing.whole_car import feature_session, grid_means
+
+    rng = np.random.default_rng(2)
+    head = wh.Head(rng.normal(0, 0.05, (16, 9 * 1280)).astype(np.float32), np.zeros(16, np.float32),
+                   rng.normal(0, 1, (2, 16)).astype(np.float32), np.asarray([0.5, -0.5], np.float32), "grid")
+    out = tmp_path / "grid.onnx"
+    th = {"threshold": 0.2, "unsure_below": 0.4, "car_threshold": 0.3}
+    wh.graft(framed_file_96, head, th, out, "test")
+    assert wh.parity(framed_file_96, out) == 0.0  # classifier and box: bit for bit
+    sess, _ = feature_session(out, grid=True)
+    x = rng.normal(0, 1, (3, 3, 96, 96)).astype(np.float32)
+    outs = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, {sess.get_inputs()[0].name: x}), strict=True))
+    fmap = outs[[o.name for o in sess.get_outputs()][-1]]
+    assert fmap.shape[2:] == (3, 3)
+    expected = head.logits(head.x({"grid": grid_means(fmap)}))
+    assert np.allclose(outs["whole_car_logit"], expected[:, 0], atol=1e-4)
+    assert np.allclose(outs["car_logit"], expected[:, 1], atol=1e-4)
+    # mirrored inputs give other block means, so the head can tell where the car is cut off
+    assert not np.allclose(grid_means(fmap), grid_means(fmap[..., ::-1]))
+    again = tmp_path / "again.onnx"  # a second graft reuses the grid nodes
+    wh.graft(out, head, th, again, "test")
+    assert wh.parity(out, again) == 0.0
+
+
+def test_grid_means_are_the_blocks_row_by_row() -> None:
+    from training.framing.whole_car import grid_means
+
+    fmap = np.arange(2 * 4 * 9 * 9, dtype=np.float32).reshape(2, 4, 9, 9)
+    g = grid_means(fmap)
+    assert g.shape == (2, 9, 4)
+    assert np.allclose(g[1, 5, 2], fmap[1, 2, 3:6, 6:9].mean())  # block row 1, column 2
+    assert np.allclose(g.mean(axis=1), fmap.mean(axis=(2, 3)))  # their mean is the pooled vector
+    with pytest.raises(ValueError, match="does not split"):
+        grid_means(np.zeros((1, 4, 7, 7), np.float32))
+
+
+@pytest.mark.parametrize("layout", ["edges", "grid"])
+def test_a_head_on_where_the_car_is_learns_what_pooling_cannot_see(layout: str) -> None:
+    """Whole or part differs only in which side of the crop a feature sits: the pooled vector is
+    the same for both, the folded edges/grid head tells them apart."""
+    pytest.importorskip("torch")
+    from training.framing import whole_car_head as wh
+
+    rng = np.random.default_rng(3)
+    n, c = 800, 6
+    label = np.where(np.arange(n) % 2 == 0, wd.WHOLE, wd.PART)
+    grid = rng.normal(0, 0.3, (n, 9, c)).astype(np.float32)
+    left = label == wd.WHOLE
+    grid[left, 0::3, 0] += 2.0  # the left column of whole cars, the right column of parts
+    grid[~left, 2::3, 0] += 2.0
+    data = {"grid": grid.astype(np.float16), "feat": grid.mean(axis=1).astype(np.float16), "label": label,
+            "kind": np.where(left, "tight", "sweep-half")}
+    accuracy = {}
+    for lay in ("pooled", layout):
+        head = wh.train_head(data, hidden=16, epochs=30, seed=0, layout=lay)
+        whole, _ = head.probs(head.x(data))
+        accuracy[lay] = float(np.mean((whole > 0.5) == left))
+    assert accuracy[layout] > 0.95 and accuracy["pooled"] < 0.7

@@ -97,8 +97,8 @@ class TrainConfig:
     loss_make_model: float = 1.0
     loss_year: float = 1.0
     # -- distillation (training/loop/distill.py) ---------------------------------------------------
-    teacher: str = ""  # a CarValue model file, or a training run folder (any --arch), whose flip-averaged make/model
-    # and year distributions the student also learns (computed once per training photo, cached in the run folder)
+    teacher: str = ""  # a CarValue model file, or a training run folder (any --arch), whose make/model and year
+    # distributions the student also learns (see distill_targets)
     distill_alpha: float = 1.0  # weight of T^2 * KL(teacher_T || student_T), per head (make/model, year)
     distill_temperature: float = 2.0  # T: both distributions softened by it
     # photo: the teacher's flip-averaged logits of the whole photo, computed once and cached; crop: the teacher

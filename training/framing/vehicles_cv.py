@@ -21,7 +21,13 @@ from pathlib import Path
 import numpy as np
 
 from training.framing import whole_car_data as wd
-from training.framing.whole_car_head import choose_thresholds, load_part, train_head
+from training.framing.whole_car_head import (
+    LAYOUTS,
+    PART_WEIGHT,
+    choose_thresholds,
+    load_part,
+    train_head,
+)
 
 VEHICLE = "natural-vehicle_not_car"
 BIG_CATEGORY = 10  # photos: a category this large is a fold of its own
@@ -43,23 +49,24 @@ def without(data: dict[str, np.ndarray], groups: set[str]) -> dict[str, np.ndarr
     return {k: v[keep] for k, v in data.items()}
 
 
-def measure(parts: dict[str, dict[str, np.ndarray]], epochs: int = 20, seed: int = 0) -> dict[str, dict[str, float]]:
+def measure(parts: dict[str, dict[str, np.ndarray]], epochs: int = 20, seed: int = 0, layout: str = "pooled",
+            part_weight: float = PART_WEIGHT) -> dict[str, dict[str, float]]:
     """Per fold (and for the validation and test categories): vehicle photos and the share flagged."""
     train, val, test = parts["train"], parts["val"], parts["test"]
     out: dict[str, dict[str, float]] = {}
     for name, groups in folds(train).items():
-        head = train_head(without(train, groups), epochs=epochs, seed=seed)
+        head = train_head(without(train, groups), epochs=epochs, seed=seed, layout=layout, part_weight=part_weight)
         th = choose_thresholds(head, val)
         held = (train["kind"] == VEHICLE) & np.isin(train["group"], sorted(groups))
-        f = head.flagged(train["feat"][held], th)
+        f = head.flagged(head.x(train, held), th)
         out[f"held out of training: {name}"] = {"n": int(held.sum()), "flagged": float(f.mean())}
-    head = train_head(train, epochs=epochs, seed=seed)
+    head = train_head(train, epochs=epochs, seed=seed, layout=layout, part_weight=part_weight)
     th = choose_thresholds(head, val)
     for part, data in (("validation", val), ("test", test)):
         m = data["kind"] == VEHICLE
         if m.any():
             out[f"{part} categories (never trained on)"] = {"n": int(m.sum()),
-                                                            "flagged": float(head.flagged(data["feat"][m], th).mean())}
+                                                            "flagged": float(head.flagged(head.x(data, m), th).mean())}
     n = sum(int(v["n"]) for v in out.values())
     out["all"] = {"n": n, "flagged": sum(v["n"] * v["flagged"] for v in out.values()) / max(n, 1)}
     return out
@@ -70,8 +77,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--features", type=Path, required=True, help="the folder `carvalue-train whole-car` wrote")
     ap.add_argument("--out", type=Path, required=True, help="report (.json)")
     ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--layout", choices=LAYOUTS, default="pooled", help="what the head reads (whole_car_head.LAYOUTS)")
+    ap.add_argument("--part-weight", type=float, default=PART_WEIGHT)
     a = ap.parse_args(argv)
-    r = measure({p: load_part(a.features, p) for p in wd.PARTS}, epochs=a.epochs)
+    r = measure({p: load_part(a.features, p) for p in wd.PARTS}, epochs=a.epochs, layout=a.layout,
+                part_weight=a.part_weight)
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(r, indent=1))
     for k, v in r.items():

@@ -38,31 +38,75 @@ from training.framing.onnx_features import in_batches, session_with_tensor
 WHOLE_GEMM_WEIGHT = "framing/whole.0.weight"  # the branch's first layer in a framed file
 
 
+GRID_BLOCKS_NODE = "framing/whole_grid_blocks"  # a grid-reading head's first node (whole_car_head._read_grid)
+
+
 def pooled_name(model: Any) -> str:
-    """The pooled feature vector the whole-car branch reads (input of its first Gemm)."""
+    """The pooled feature vector the classifier reads: the whole-car branch's input, or where that
+    branch reads the feature map's blocks, the map's mean over its cells."""
     for node in model.graph.node:
         if node.op_type == "Gemm" and len(node.input) > 1 and node.input[1] == WHOLE_GEMM_WEIGHT:
-            return str(node.input[0])
+            if not any(n.name == GRID_BLOCKS_NODE for n in model.graph.node):
+                return str(node.input[0])
+            fmap = feature_map_name(model)
+            for n in model.graph.node:
+                attrs = {a.name: a for a in n.attribute}
+                if (n.op_type == "ReduceMean" and n.input[0] == fmap and "axes" in attrs and "keepdims" in attrs
+                        and list(attrs["axes"].ints) == [2, 3] and attrs["keepdims"].i == 0):
+                    return str(n.output[0])
+            raise ValueError("no mean of the feature map over its cells in the graph")
     raise ValueError("not a framed model file: no whole-car branch (framing/whole.0.weight) in its graph")
 
 
-def feature_session(model_path: Path, threads: int = 2) -> tuple[Any, Any]:
-    """A session of the framed model file that also returns the pooled features (last output)."""
-    return session_with_tensor(model_path, pooled_name, threads)
+def feature_map_name(model: Any) -> str:
+    """The trunk's last feature map (N, C, H, W), which the pooled vector is the mean of."""
+    for node in model.graph.node:
+        if node.name == GRID_BLOCKS_NODE:
+            return str(node.input[0])
+    pooled = pooled_name(model)
+    node = next(n for n in model.graph.node if pooled in n.output)
+    if node.op_type not in ("ReduceMean", "GlobalAveragePool"):
+        raise ValueError(f"the pooled features come from a {node.op_type}, not a mean over the feature map")
+    return str(node.input[0])
+
+
+def feature_session(model_path: Path, threads: int = 2, grid: bool = False) -> tuple[Any, Any]:
+    """A session of the framed model file that also returns the pooled features (last output),
+    or with ``grid`` the feature map they are the mean of."""
+    return session_with_tensor(model_path, feature_map_name if grid else pooled_name, threads)
+
+
+GRID = 3  # the feature map's cells pooled in GRID x GRID blocks (a 9x9 map: 3x3 cells each)
+
+
+def grid_means(fmap: np.ndarray, grid: int = GRID) -> np.ndarray:
+    """(N, grid*grid, C) means of the map's blocks, row by row (top-left first); the map's sides
+    must divide by ``grid``."""
+    n, c, h, w = fmap.shape
+    if h % grid or w % grid:
+        raise ValueError(f"a {h}x{w} feature map does not split into {grid}x{grid} blocks")
+    blocks = fmap.reshape(n, c, grid, h // grid, grid, w // grid).mean(axis=(3, 5))
+    return blocks.reshape(n, c, grid * grid).transpose(0, 2, 1)
 
 
 def extract(sess: Any, spec: Any, samples: Iterator[wd.Sample], batch: int = 32,
             pool: ThreadPoolExecutor | None = None) -> dict[str, np.ndarray]:
     """Pooled features (fp16), the old whole-car logit, the make/model logits' energy and top
-    probability, and each sample's label, kind and group."""
+    probability, and each sample's label, kind and group; where the session's last output is the
+    feature map (``feature_session(..., grid=True)``), also its block means (``grid``, fp16)."""
     names = [o.name for o in sess.get_outputs()]
-    cols: dict[str, list[Any]] = {k: [] for k in ("feat", "old_logit", "energy", "top_prob", "label", "kind", "group")}
+    cols: dict[str, list[Any]] = {k: [] for k in ("feat", "grid", "old_logit", "energy", "top_prob", "label",
+                                                  "kind", "group")}
     chunk: list[wd.Sample] = []
 
     def flush() -> None:
         xs = list(pool.map(lambda s: to_input(s.image, spec), chunk)) if pool else [to_input(s.image, spec) for s in chunk]
         outs = dict(zip(names, sess.run(None, {sess.get_inputs()[0].name: np.stack(xs)}), strict=True))
-        cols["feat"].append(outs[names[-1]].reshape(len(chunk), -1).astype(np.float16))
+        last = outs[names[-1]]
+        if last.ndim == 4:  # the feature map: the pooled vector is its mean
+            cols["grid"].append(grid_means(last).astype(np.float16))
+            last = last.mean(axis=(2, 3))
+        cols["feat"].append(last.reshape(len(chunk), -1).astype(np.float16))
         cols["old_logit"].append(np.ravel(outs["whole_car_logit"]).astype(np.float32))
         z = outs["make_model_logits"].astype(np.float64)
         m = z.max(axis=1, keepdims=True)
@@ -78,7 +122,8 @@ def extract(sess: Any, spec: Any, samples: Iterator[wd.Sample], batch: int = 32,
     for part in in_batches(samples, batch, "samples", 20):
         chunk[:] = part
         flush()
-    out = {k: np.concatenate(v) for k, v in cols.items() if k in ("feat", "old_logit", "energy", "top_prob")}
+    out = {k: np.concatenate(v) for k, v in cols.items()
+           if k in ("feat", "grid", "old_logit", "energy", "top_prob") and v}
     out["label"] = np.asarray(cols["label"], np.int64)
     out["kind"] = np.asarray(cols["kind"])
     out["group"] = np.asarray(cols["group"])
@@ -142,10 +187,12 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("--limit", type=int, default=0, help="car photos per part (smoke runs)")
     f.add_argument("--train-cars", type=int, default=3000, help="training car photos used (0: all)")
     f.add_argument("--parts", default="train,val,test")
+    f.add_argument("--grid", action="store_true", help=f"also the feature map's {GRID}x{GRID} block means "
+                   "(for a head that sees where in the crop the car is)")
     a = ap.parse_args(argv)
     if a.cmd == "features":
         a.out.mkdir(parents=True, exist_ok=True)
-        sess, meta = feature_session(a.model)
+        sess, meta = feature_session(a.model, grid=a.grid)
         streams = sample_streams(a.data, a.split, a.natural, a.seed, a.framed, a.limit, a.train_cars)
         with ThreadPoolExecutor(2) as pool:
             for part in a.parts.split(","):

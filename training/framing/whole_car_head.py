@@ -18,6 +18,7 @@ import math
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -32,12 +33,37 @@ WHOLE_KINDS = ("tight", "framed", "found", "natural-car", "tight-grey")
 MIN_KIND = 50
 
 
+# What a head is trained on, from the feature map's 3x3 block means (whole_car.grid_means, row by row):
+# "pooled" the mean of all (the vector the classifier reads); "edges" that and the means of the left,
+# right, top and bottom thirds (where a car is cut off); "grid" every block. Each is a linear map of
+# the blocks, so an "edges" or "grid" head folds into one first layer on the nine blocks.
+LAYOUTS = ("pooled", "edges", "grid")
+_THIRD = 1 / 3
+LAYOUT_MAPS: dict[str, np.ndarray] = {
+    "pooled": np.full((1, 9), 1 / 9),
+    "edges": np.array([[1 / 9] * 9,
+                       [_THIRD, 0, 0, _THIRD, 0, 0, _THIRD, 0, 0],  # left column
+                       [0, 0, _THIRD, 0, 0, _THIRD, 0, 0, _THIRD],  # right column
+                       [_THIRD, _THIRD, _THIRD, 0, 0, 0, 0, 0, 0],  # top row
+                       [0, 0, 0, 0, 0, 0, _THIRD, _THIRD, _THIRD]]),  # bottom row
+    "grid": np.eye(9),
+}
+
+
 @dataclasses.dataclass(frozen=True)
 class Head:
     w0: np.ndarray  # (H, D), standardisation folded in
     b0: np.ndarray  # (H,)
     w1: np.ndarray  # (2, H): whole, car
     b1: np.ndarray  # (2,)
+    reads: str = "pooled"  # "pooled": D = C, the pooled vector; "grid": D = 9 C, the 3x3 block means row by row
+
+    def x(self, data: dict[str, np.ndarray], rows: np.ndarray | None = None) -> np.ndarray:
+        """The head's input for the samples of ``data`` (those where ``rows`` is True, or all)."""
+        if self.reads == "grid":
+            g = data["grid"] if rows is None else data["grid"][rows]
+            return g.reshape(len(g), -1)
+        return data["feat"] if rows is None else data["feat"][rows]
 
     def logits(self, feat: np.ndarray) -> np.ndarray:
         """(N, 2) whole and car logits, as the grafted graph computes them."""
@@ -76,14 +102,30 @@ def sample_weights(kind: np.ndarray, label: np.ndarray, part_weight: float = PAR
     return np.where(label == wd.PART, w * part_weight, w)
 
 
+def layout_inputs(data: dict[str, np.ndarray], layout: str) -> np.ndarray:
+    """(N, k C) float32: the ``layout``'s k vectors of each sample (LAYOUT_MAPS)."""
+    if layout == "pooled":
+        return data["feat"].astype(np.float32)
+    if "grid" not in data:
+        raise ValueError(f"a head on {layout!r} needs the feature map's block means: extract with --grid")
+    a = LAYOUT_MAPS[layout].astype(np.float32)
+    g = data["grid"]
+    out = np.empty((len(g), a.shape[0], g.shape[2]), np.float32)
+    for s in range(0, len(g), 2048):  # in chunks: the blocks are fp16 and large
+        out[s:s + 2048] = np.einsum("kb,nbc->nkc", a, g[s:s + 2048].astype(np.float32))
+    return out.reshape(len(g), -1)
+
+
 def train_head(train: dict[str, np.ndarray], hidden: int = 128, epochs: int = 20, seed: int = 0,
-               lr: float = 2e-3, weight_decay: float = 1e-2, part_weight: float = PART_WEIGHT) -> Head:
-    """AdamW on the two BCE losses (whole car; a car at all), features standardised."""
+               lr: float = 2e-3, weight_decay: float = 1e-2, part_weight: float = PART_WEIGHT,
+               layout: str = "pooled") -> Head:
+    """AdamW on the two BCE losses (whole car; a car at all), features standardised; the
+    ``layout``'s inputs (LAYOUTS), folded into a first layer on the block means unless pooled."""
     import torch
     import torch.nn.functional as F
 
     torch.manual_seed(seed)
-    x = train["feat"].astype(np.float32)
+    x = layout_inputs(train, layout)
     mu, sd = x.mean(0), x.std(0) + 1e-3
     xt = torch.from_numpy((x - mu) / sd)
     label = train["label"]
@@ -113,8 +155,13 @@ def train_head(train: dict[str, np.ndarray], hidden: int = 128, epochs: int = 20
     lin0, lin1 = net[1], net[4]
     w0 = lin0.weight.detach().numpy() / sd[None, :]
     b0 = lin0.bias.detach().numpy() - w0 @ mu
+    reads = "pooled"
+    if layout != "pooled":  # (H, k, C) on the layout's vectors -> (H, 9, C) on the blocks themselves
+        w0 = np.einsum("hkc,kb->hbc", w0.reshape(hidden, -1, x.shape[1] // LAYOUT_MAPS[layout].shape[0]),
+                       LAYOUT_MAPS[layout]).reshape(hidden, -1)
+        reads = "grid"
     return Head(w0.astype(np.float32), b0.astype(np.float32), lin1.weight.detach().numpy().astype(np.float32),
-                lin1.bias.detach().numpy().astype(np.float32))
+                lin1.bias.detach().numpy().astype(np.float32), reads)
 
 
 def choose_thresholds(head: Head, val: dict[str, np.ndarray], flag_share: float = 0.02,
@@ -123,7 +170,7 @@ def choose_thresholds(head: Head, val: dict[str, np.ndarray], flag_share: float 
     cars of each kind (tight crops, framed photos, found boxes, natural car photos) and the
     unsure band at most ``unsure_share``; the car threshold calls at most ``part_as_no_car`` of
     the parts of cars "no car" (a part should be told to widen, not that there is no car)."""
-    whole, car = head.probs(val["feat"])
+    whole, car = head.probs(head.x(val))
     kinds = val["kind"]
     per_kind = [whole[kinds == k] for k in WHOLE_KINDS if np.sum(kinds == k) >= MIN_KIND]
     flag = min(float(np.quantile(v, flag_share)) for v in per_kind)
@@ -138,8 +185,9 @@ def measure(head: Head, data: dict[str, np.ndarray], th: dict[str, float]) -> di
     """Per kind of sample: how many, the share flagged (not shown as a whole car), the share
     called "no car", and the same for the old head (its logit at its own threshold is given by
     the caller through ``old_threshold``)."""
-    _, car = head.probs(data["feat"])
-    flagged = head.flagged(data["feat"], th)
+    x = head.x(data)
+    _, car = head.probs(x)
+    flagged = head.flagged(x, th)
     no_car = flagged & (car < th["car_threshold"])
     old_flag = sigmoid(data["old_logit"]) < th.get("old_threshold", 0.5)
     out: dict[str, dict[str, float]] = {}
@@ -165,6 +213,8 @@ def graft(model_path: Path, head: Head, th: dict[str, float], out: Path, note: s
 
     model = onnx.load(str(model_path))
     g = model.graph
+    if head.reads == "grid":
+        _read_grid(model, _feature_map_shape(model_path))
     inits = {i.name: i for i in g.initializer}
     for name, arr in (("framing/whole.0.weight", head.w0), ("framing/whole.0.bias", head.b0),
                       ("framing/whole.2.weight", head.w1), ("framing/whole.2.bias", head.b1)):
@@ -200,6 +250,52 @@ def graft(model_path: Path, head: Head, th: dict[str, float], out: Path, note: s
         write_model_file(raw, new_meta, out)
 
 
+GRID_INPUT = "framing/whole_grid"  # (N, 9 C): the feature map's 3x3 block means, row by row
+
+
+def _read_grid(model: Any, fmap_shape: tuple[int, int, int]) -> None:
+    """Make the whole-car branch's first layer read the feature map's 3x3 block means (row by
+    row, each block's C channels: whole_car.grid_means) instead of the pooled vector: a Reshape
+    into blocks, a ReduceMean over each, a Transpose and a Reshape (ops a model file may hold),
+    added once. ``fmap_shape``: the map's (C, H, W)."""
+    from onnx import helper, numpy_helper
+
+    from training.framing.whole_car import GRID, GRID_BLOCKS_NODE, feature_map_name
+
+    g = model.graph
+    first = next(n for n in g.node if n.op_type == "Gemm" and n.input[1] == "framing/whole.0.weight")
+    if first.input[0] == GRID_INPUT:
+        return
+    c, h, w = fmap_shape
+    if h % GRID or w % GRID:
+        raise ValueError(f"a {h}x{w} feature map does not split into {GRID}x{GRID} blocks")
+    blocks, flat = "framing/whole_grid_blocks_shape", "framing/whole_grid_shape"
+    g.initializer.extend([
+        numpy_helper.from_array(np.asarray([0, c, GRID, h // GRID, GRID, w // GRID], dtype=np.int64), blocks),
+        numpy_helper.from_array(np.asarray([0, GRID * GRID * c], dtype=np.int64), flat)])
+    nodes = [helper.make_node("Reshape", [feature_map_name(model), blocks], ["framing/whole_grid_blocks"],
+                              name=GRID_BLOCKS_NODE),
+             helper.make_node("ReduceMean", ["framing/whole_grid_blocks"], ["framing/whole_grid_means"],
+                              axes=[3, 5], keepdims=0, name="framing/whole_grid_means"),
+             helper.make_node("Transpose", ["framing/whole_grid_means"], ["framing/whole_grid_nhwc"],
+                              perm=[0, 2, 3, 1], name="framing/whole_grid_nhwc"),
+             helper.make_node("Reshape", ["framing/whole_grid_nhwc", flat], [GRID_INPUT], name="framing/whole_grid")]
+    at = list(g.node).index(first)
+    for k, n in enumerate(nodes):
+        g.node.insert(at + k, n)
+    first.input[0] = GRID_INPUT
+
+
+def _feature_map_shape(model_path: Path) -> tuple[int, int, int]:
+    """(C, H, W) of the model file's trunk feature map, from one run on a blank input."""
+    from training.framing.whole_car import feature_session
+
+    sess, meta = feature_session(model_path, threads=1, grid=True)
+    x = np.zeros((1, 3, meta.input.size, meta.input.size), np.float32)
+    fmap = sess.run(None, {sess.get_inputs()[0].name: x})[-1]
+    return int(fmap.shape[1]), int(fmap.shape[2]), int(fmap.shape[3])
+
+
 def with_natural_sources(sources: Sequence[dict[str, str]]) -> tuple[dict[str, str], ...]:
     """The framing section's sources with the natural-photos folder's added (once)."""
     names = {s["name"] for s in sources}
@@ -207,13 +303,13 @@ def with_natural_sources(sources: Sequence[dict[str, str]]) -> tuple[dict[str, s
 
 
 def parity(a: Path, b: Path, n: int = 8, seed: int = 0) -> float:
-    """Largest difference of every output the two files share but the whole-car logit."""
+    """Largest difference of every output the two files share but the whole-car and car logits."""
     from core.modelfile import open_session
 
     sa, meta = open_session(a, threads=2)
     sb, _ = open_session(b, threads=2)
     x = np.random.default_rng(seed).normal(0, 1, (n, 3, meta.input.size, meta.input.size)).astype(np.float32)
-    names = [o.name for o in sa.get_outputs() if o.name != WHOLE_OUTPUT]
+    names = [o.name for o in sa.get_outputs() if o.name not in (WHOLE_OUTPUT, CAR_OUTPUT)]
     oa = sa.run(names, {sa.get_inputs()[0].name: x})
     ob = sb.run(names, {sb.get_inputs()[0].name: x})
     return float(max(np.abs(p - q).max() for p, q in zip(oa, ob, strict=True)))
@@ -229,18 +325,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--part-weight", type=float, default=PART_WEIGHT, help="how much more parts of cars weigh")
+    ap.add_argument("--layout", choices=LAYOUTS, default="pooled",
+                    help="what the head reads: the pooled features, and where in the crop (edges, grid: "
+                    "features extracted with --grid)")
     a = ap.parse_args(argv)
     train, val, test = (load_part(a.features, p) for p in wd.PARTS)
-    head = train_head(train, a.hidden, a.epochs, a.seed, part_weight=a.part_weight)
+    head = train_head(train, a.hidden, a.epochs, a.seed, part_weight=a.part_weight, layout=a.layout)
     th = choose_thresholds(head, val)
     from core.modelfile import open_session
 
     _, meta = open_session(a.model, threads=1)
     assert meta.framing is not None
     th_old = {**th, "old_threshold": meta.framing.threshold}
-    report = {"thresholds": th, "val": measure(head, val, th_old), "test": measure(head, test, th_old),
+    report = {"layout": a.layout, "part_weight": a.part_weight, "thresholds": th, "val": measure(head, val, th_old), "test": measure(head, test, th_old),
               "samples": {p: int(len(d["label"])) for p, d in zip(wd.PARTS, (train, val, test), strict=True)}}
-    note = ("whole-car and car heads on the pooled trunk features (training/framing/whole_car.py): whole cars (tight, "
+    reads = {"pooled": "the pooled trunk features",
+             "edges": "the pooled trunk features and those of the crop's left, right, top and bottom thirds",
+             "grid": "the trunk's features pooled in a 3x3 grid over the crop"}[a.layout]
+    note = (f"whole-car and car heads on {reads} (training/framing/whole_car.py): whole cars (tight, "
             "framed, found, natural car photos), parts of cars (half a side view as the pan sweep cuts it, a "
             "bumper or wheel, 8-40% crops) and no car (natural photos split by category, installed wallpapers and "
             "clip art, drawn graphics); thresholds on validation categories and photos: at most 2% of the whole "
