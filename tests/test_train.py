@@ -281,6 +281,48 @@ def test_two_process_torchrun_gloo(tiny_data: Path, tmp_path: Path) -> None:
     assert len((out / "log.csv").read_text().splitlines()) == 3
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _two_nodes(args: list[str], torchrun: Path) -> list[subprocess.CompletedProcess[str]]:
+    """``training.cli args`` under torchrun as two nodes of one process each on localhost (gloo),
+    as two machines would run it: each launched on its own with --nnodes 2 and its --node_rank."""
+    port = _free_port()
+    procs = [subprocess.Popen([str(torchrun), "--nnodes", "2", "--nproc_per_node", "1", "--node_rank", str(rank),
+                               "--master_addr", "127.0.0.1", "--master_port", str(port), "-m", "training.cli", *args],
+                              cwd=REPO, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for rank in (0, 1)]
+    out = []
+    for p in procs:
+        stdout, stderr = p.communicate(timeout=300)
+        out.append(subprocess.CompletedProcess(p.args, p.returncode, stdout, stderr))
+    return out
+
+
+@pytest.mark.slow  # two torchrun launches of two nodes each: ~40 s
+def test_two_node_torchrun_on_localhost_trains_stops_and_resumes(tiny_data: Path, tmp_path: Path) -> None:
+    torchrun = Path(PY).with_name("torchrun")
+    if not torchrun.exists():
+        pytest.skip(f"torchrun not found beside {PY}")
+    out = tmp_path / "nodes"
+    args = tiny_train_args(tiny_data, out, "--batch-size", "2", "--micro-batch", "2")
+    first = _two_nodes([*args, "--max-steps", "3"], torchrun)
+    assert all(r.returncode == 0 for r in first), [r.stderr[-2000:] for r in first]
+    stopped = load_checkpoint(out)
+    assert stopped.meta["world_size"] == 2 and stopped.progress.step == 3
+    second = _two_nodes(args, torchrun)  # the same command again on both machines resumes
+    assert all(r.returncode == 0 for r in second), [r.stderr[-2000:] for r in second]
+    ck = load_checkpoint(out)
+    assert ck.meta["world_size"] == 2
+    assert ck.progress == Progress(2, 0, 8)  # 16 photos / 2 nodes / batch 2 = 4 steps an epoch, 2 epochs
+    assert len((out / "log.csv").read_text().splitlines()) == 3
+
+
 # -- model surgery and schedule ----------------------------------------------------------------
 def test_folding_batchnorm_keeps_the_eval_outputs() -> None:
     from core.model import CarValueNet, ModelConfig
