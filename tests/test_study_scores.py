@@ -1,0 +1,44 @@
+"""The studies behind two issue-27/29 decisions: which whole-car head (validation only) and which
+score tells an unknown car from a known one."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from training.framing import whole_car_data as wd
+
+
+def test_unknown_scores_rank_far_features_and_flat_logits_as_unknown() -> None:
+    from training.studies.unknown_scores import fit_scores
+
+    rng = np.random.default_rng(0)
+    means = rng.normal(0, 3, (4, 8))
+    train_class = np.repeat(np.arange(4), 50)
+    train = means[train_class] + rng.normal(0, 0.5, (200, 8))
+    known = means[np.arange(20) % 4] + rng.normal(0, 0.5, (20, 8))
+    far = rng.normal(0, 0.5, (20, 8)) - 6  # away from every class
+    w = means / np.linalg.norm(means, axis=1, keepdims=True)
+    scores = fit_scores(train, train_class, k=5)
+    assert len(scores) == 5
+    for name, score in scores.items():
+        s_known, s_far = score(known, known @ w.T * 3), score(far, far @ w.T * 3)
+        assert s_known.shape == (20,) and np.isfinite(s_known).all()
+        if "Mahalanobis" in name or "nearest" in name:
+            assert s_known.min() > s_far.max(), name  # every known photo above every far one
+
+
+def test_layout_study_reports_each_kind_on_validation() -> None:
+    pytest.importorskip("torch")
+    from training.studies.whole_car_layouts import variant_figures
+
+    rng = np.random.default_rng(1)
+    n, c = 300, 4
+    label = np.repeat([wd.WHOLE, wd.PART, wd.NO_CAR], n // 3)
+    kind = np.repeat(["tight", "sweep-half", "natural-not_car"], n // 3)
+    grid = rng.normal(0, 1, (n, 9, c)).astype(np.float32)
+    grid[label == wd.WHOLE, :, 0] += 2
+    data = {"grid": grid.astype(np.float16), "feat": grid.mean(1).astype(np.float16), "label": label, "kind": kind}
+    fig = variant_figures(data, data, "edges", 2.0, hidden=8)
+    assert set(fig) == {"half side views", "all parts of cars", "natural non-car", "whole: tight"}
+    assert fig["whole: tight"] <= 0.05 and fig["half side views"] > 0.5
