@@ -176,6 +176,15 @@ def test_a_grid_head_grafted_reads_the_feature_maps_blocks(framed_file_96: Path,
     again = tmp_path / "again.onnx"  # a second graft reuses the grid nodes
     wh.graft(out, head, th, again, "test")
     assert wh.parity(out, again) == 0.0
+    pooled = wh.Head(rng.normal(0, 0.05, (16, 1280)).astype(np.float32), np.zeros(16, np.float32),
+                     rng.normal(0, 1, (2, 16)).astype(np.float32), np.asarray([0.5, -0.5], np.float32))
+    back = tmp_path / "back.onnx"  # and a pooled head grafted over it reads the pooled vector again
+    wh.graft(again, pooled, th, back, "test")
+    sess, _ = feature_session(back)
+    outs = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, {sess.get_inputs()[0].name: x}), strict=True))
+    feat = outs[[o.name for o in sess.get_outputs()][-1]]
+    assert np.allclose(feat, fmap.mean(axis=(2, 3)), atol=1e-5)
+    assert np.allclose(outs["whole_car_logit"], pooled.logits(feat)[:, 0], atol=1e-4)
 
 
 def test_grid_means_are_the_blocks_row_by_row() -> None:

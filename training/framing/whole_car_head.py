@@ -215,6 +215,8 @@ def graft(model_path: Path, head: Head, th: dict[str, float], out: Path, note: s
     g = model.graph
     if head.reads == "grid":
         _read_grid(model, _feature_map_shape(model_path))
+    else:
+        _read_pooled(model)
     inits = {i.name: i for i in g.initializer}
     for name, arr in (("framing/whole.0.weight", head.w0), ("framing/whole.0.bias", head.b0),
                       ("framing/whole.2.weight", head.w1), ("framing/whole.2.bias", head.b1)):
@@ -284,6 +286,22 @@ def _read_grid(model: Any, fmap_shape: tuple[int, int, int]) -> None:
     for k, n in enumerate(nodes):
         g.node.insert(at + k, n)
     first.input[0] = GRID_INPUT
+
+
+def _read_pooled(model: Any) -> None:
+    """Make the whole-car branch's first layer read the pooled vector again where an earlier graft
+    had it read the blocks (whose nodes, then unused, are dropped)."""
+    from training.framing.whole_car import pooled_name
+
+    g = model.graph
+    first = next(n for n in g.node if n.op_type == "Gemm" and n.input[1] == "framing/whole.0.weight")
+    if first.input[0] != GRID_INPUT:
+        return
+    first.input[0] = pooled_name(model)  # the mean of the map over its cells
+    for n in [n for n in g.node if n.name.startswith("framing/whole_grid")]:
+        g.node.remove(n)
+    for i in [i for i in g.initializer if i.name.startswith("framing/whole_grid")]:
+        g.initializer.remove(i)
 
 
 def _feature_map_shape(model_path: Path) -> tuple[int, int, int]:
