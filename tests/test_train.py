@@ -454,3 +454,30 @@ def test_cpu_amp_trains_in_bf16_and_a_run_cannot_switch_it(tiny_data: Path, unbr
     assert all(torch.isfinite(v).all() for v in b.values())
     refused = _train(tiny_train_args(tiny_data, unbroken_run, "--cpu-amp"))
     assert refused.returncode != 0 and "different config" in refused.stderr
+
+
+def test_make_loss_is_the_cross_entropy_of_the_classes_summed_by_make() -> None:
+    from training.loop.metrics import class_makes, make_loss
+
+    makes, class_make = class_makes(("Audi A4 2012", "Audi S5 2012", "BMW M3 2012", UNKNOWN),
+                                    {"Audi A4 2012": "Audi", "Audi S5 2012": "Audi", "BMW M3 2012": "BMW"})
+    assert makes == ("Audi", "BMW") and class_make.tolist() == [0, 0, 1, -1]
+    torch.manual_seed(0)
+    z = torch.randn(4, 4)
+    targets = torch.tensor([0, 2, 3, -100])  # Audi, BMW, Unknown (no make), unlabelled
+    p = torch.softmax(z, dim=1)
+    want = -(torch.log(p[0, 0] + p[0, 1]) + torch.log(p[1, 2])) / 4
+    assert torch.allclose(make_loss(z, targets, class_make, 4), want, atol=1e-6)
+    # the make is right whichever Audi class wins: a confusion inside the make costs nothing more
+    sure_a4, sure_s5 = torch.tensor([[9.0, 0, 0, 0]]), torch.tensor([[0, 9.0, 0, 0]])
+    one = torch.tensor([0])
+    assert torch.allclose(make_loss(sure_a4, one, class_make, 1), make_loss(sure_s5, one, class_make, 1))
+    assert float(make_loss(z, torch.tensor([3, -100]), class_make, 2)) == 0.0
+
+
+def test_a_run_with_the_make_loss_trains_and_logs_it(tiny_data: Path, tmp_path: Path) -> None:
+    res = _train(tiny_train_args(tiny_data, tmp_path / "make", "--loss-make", "1"))
+    assert res.returncode == 0, res.stderr[-3000:]
+    header, *rows = (tmp_path / "make" / "log.csv").read_text().splitlines()
+    col = header.split(",").index("train_make")
+    assert all(float(r.split(",")[col]) > 0 for r in rows)

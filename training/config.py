@@ -96,6 +96,9 @@ class TrainConfig:
     loss_median: float = 1.0
     loss_make_model: float = 1.0
     loss_year: float = 1.0
+    # the make as an output of its own (issue 29): the make/model logits summed by make (log-sum-exp)
+    # against the photo's make, so classes of one make share what the trunk learns; 0 = off
+    loss_make: float = 0.0
     # -- distillation (training/loop/distill.py) ---------------------------------------------------
     teacher: str = ""  # a CarValue model file, or a training run folder (any --arch), whose make/model and year
     # distributions the student also learns (see distill_targets)

@@ -28,13 +28,16 @@ amp=(); [[ ${CPU_AMP:-0} == 1 ]] && amp=(--cpu-amp)
 # HOLD_OUT_FAMILIES="Toyota Camry,BMW 3 Series": a leave-family-out run (those families never seen);
 # UNTIL=STEP stops after that step (e.g. UNTIL=framing for a run only measured, never shipped).
 fam=(); [[ -n ${HOLD_OUT_FAMILIES:-} ]] && fam=(--hold-out-families "$HOLD_OUT_FAMILIES")
+# LOSS_MAKE=W: every training stage also learns the make, weighted W (--loss-make; off by default).
+makeloss=(); [[ -n ${LOSS_MAKE:-} ]] && makeloss=(--loss-make "$LOSS_MAKE")
 # The last stage's resolution was picked on the split run with its test figures seen: every card says so.
 choice="The last training stage's resolution (288 px) was chosen after a 288-px and a 224-px version of it had both \
 been measured on the split run's 733 test photos, so the split run's held-out figures are not free of that choice \
 (training/RECIPES.md)."
 py=.venv/bin/python
 train=(.venv/bin/carvalue-train train --data "$data" --batch-size 32 --micro-batch "${MICRO_BATCH:-8}"
-       --weight-decay 0.02 --label-smoothing 0.1 --fold-bn --freeze-blocks 4 --workers "${WORKERS:-2}" --seed 0 --no-progress --device "${DEVICE:-auto}")
+       --weight-decay 0.02 --label-smoothing 0.1 --fold-bn --freeze-blocks 4 --workers "${WORKERS:-2}" --seed 0 --no-progress --device "${DEVICE:-auto}"
+       "${makeloss[@]}")
 case $mode in
   split) part=(); final_export=(--confidence energy) ;;
   all) ref=${3:?all needs the split-run model file}

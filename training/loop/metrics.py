@@ -66,6 +66,34 @@ def multitask_loss(outputs: tuple[torch.Tensor, ...], cls_targets: torch.Tensor,
     return total, parts
 
 
+def class_makes(make_models: Sequence[str], make_of: dict[str, str]) -> tuple[tuple[str, ...], torch.Tensor]:
+    """(makes, (classes,) index of each make/model class's make, -1 for a class with none: Unknown)."""
+    makes = tuple(sorted({make_of[c] for c in make_models if c in make_of}))
+    return makes, torch.tensor([makes.index(make_of[c]) if c in make_of else -1 for c in make_models])
+
+
+def make_loss(mm_logits: torch.Tensor, mm_targets: torch.Tensor, class_make: torch.Tensor, count: int
+              ) -> torch.Tensor:
+    """Cross-entropy of the make: -log of the make's probability, the sum of its classes' make/model
+    probabilities (each make's logit is the log-sum-exp of its classes' logits), summed over the
+    photos whose class has a make and divided by ``count`` (the batch's labelled photos, as the
+    other losses)."""
+    n_makes = int(class_make.max()) + 1
+    if n_makes == 0:
+        return mm_logits.sum() * 0.0
+    cm = class_make.to(mm_logits.device)
+    groups = torch.arange(n_makes, device=mm_logits.device)[:, None] == cm[None, :]
+    groups = torch.cat([groups, (cm < 0)[None, :]])  # and the classes of no make (Unknown): their own column
+    z = mm_logits.float()[:, None, :].masked_fill(~groups[None], float("-inf"))  # (N, makes + 1, classes)
+    make_logits = torch.logsumexp(z, dim=-1)  # softmax over these = the classes' probabilities summed by make
+    target = torch.where(mm_targets >= 0, class_make.to(mm_targets.device)[mm_targets.clamp(min=0)],
+                         torch.full_like(mm_targets, -1))
+    keep = target >= 0
+    if not bool(keep.any()):
+        return mm_logits.sum() * 0.0
+    return F.cross_entropy(make_logits[keep], target[keep], reduction="sum") / max(count, 1)
+
+
 # -- held-out metrics (numpy, from collected outputs) -----------------------------------------
 @dataclass
 class Collected:

@@ -45,6 +45,7 @@ from training.data.dataset import (
     CarPhotos,
     EpochSampler,
     LabelSpace,
+    class_name,
     collate,
     split_by_group,
 )
@@ -64,8 +65,10 @@ from training.loop.metrics import (
     TASKS,
     LossWeights,
     autocast_context,
+    class_makes,
     collect,
     label_counts,
+    make_loss,
     multitask_loss,
     summarise,
 )
@@ -389,6 +392,11 @@ def _teacher(run: Run, out: Path) -> TeacherTargets | CropTeacher:
 def _loop(run: Run, model: nn.Module, out: Path, teacher: TeacherTargets | CropTeacher | None = None) -> None:
     cfg, d = run.cfg, run.dist
     weights = LossWeights(cfg.loss_price, cfg.loss_median, cfg.loss_make_model, cfg.loss_year)
+    class_make = None
+    if cfg.loss_make > 0:  # each class's make, from the training photos' records
+        train_records = [run.records[i] for i in run.split.train]
+        key = run.labels.class_key
+        _, class_make = class_makes(run.labels.make_models, {class_name(r, key): r.make for r in train_records if r.make})
     dataset = CarPhotos([run.records[i] for i in run.split.train], run.labels, run.eval_spec,
                         Augment(cfg.rrc_min_area, (cfg.rrc_ratio_min, cfg.rrc_ratio_max),
                                 cfg.rrc_ratio_mode, cfg.hflip, cfg.color_jitter, cfg.framed,
@@ -429,7 +437,7 @@ def _loop(run: Run, model: nn.Module, out: Path, teacher: TeacherTargets | CropT
         for batch_index, (x, cls, med) in enumerate(loader, start=skip_batches):
             torch.manual_seed(_step_seed(cfg.seed, step, d.rank))  # dropout: same draws on resume
             rows = teacher.for_batch(order[batch_index * cfg.batch_size:][:len(x)], x) if teacher else None
-            parts = _train_step(run, model, x, cls, med, weights, memory_format, rows)
+            parts = _train_step(run, model, x, cls, med, weights, memory_format, rows, class_make)
             run.optimizer.step()
             run.scheduler.step()
             run.optimizer.zero_grad(set_to_none=True)
@@ -465,7 +473,8 @@ def _loop(run: Run, model: nn.Module, out: Path, teacher: TeacherTargets | CropT
 
 def _train_step(run: Run, model: nn.Module, x: torch.Tensor, cls: torch.Tensor, med: torch.Tensor,
                 weights: LossWeights, memory_format: torch.memory_format,
-                teacher_rows: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, float]:
+                teacher_rows: tuple[torch.Tensor, torch.Tensor] | None = None,
+                class_make: torch.Tensor | None = None) -> dict[str, float]:
     """One optimizer step's forward/backward, in micro-batches (gradients accumulate); with
     ``teacher_rows`` (the teacher's logits of the batch's photos) the distillation term is added."""
     cfg, d = run.cfg, run.dist
@@ -482,6 +491,9 @@ def _train_step(run: Run, model: nn.Module, x: torch.Tensor, cls: torch.Tensor, 
             with autocast_context(d.device, cfg.amp, cfg.cpu_amp):
                 outputs = model(xb)
             loss, parts = multitask_loss(outputs, cb, mb, counts, weights, cfg.label_smoothing)
+            if class_make is not None:  # --loss-make: the make as an output of its own
+                parts["make"] = make_loss(outputs[2], cb[:, 1], class_make, counts["make_model"])
+                loss = loss + cfg.loss_make * parts["make"]
             if teacher_rows is not None:
                 loss, parts = with_distillation(loss, parts, outputs, (teacher_rows[0][sl], teacher_rows[1][sl]),
                                                 cfg.distill_alpha, cfg.distill_temperature, len(x))
@@ -521,7 +533,7 @@ def _epoch_row(run: Run, epoch: int, step: int, sums: dict[str, float], elapsed:
     row: dict[str, Any] = {"epoch": epoch + 1, "step": step, "size": size,
                            "lr": run.scheduler.get_last_lr()[0], "train_seconds": round(elapsed, 1),
                            "train_images_per_s": round(sums["n"] * run.dist.world / max(elapsed, 1e-9), 2)}
-    row.update({f"train_{k}": sums[k] / n for k in ("loss", *TASKS, "distill") if k in sums})
+    row.update({f"train_{k}": sums[k] / n for k in ("loss", *TASKS, "make", "distill") if k in sums})
     if run.split.val:
         val_set = CarPhotos([run.records[i] for i in run.split.val], run.labels, run.eval_spec)
         c = collect(run.model, val_set, range(len(val_set)), run.cfg.eval_batch, run.dist.device,
