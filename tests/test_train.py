@@ -264,11 +264,17 @@ def test_resume_refuses_a_different_config(tiny_data: Path, unbroken_run: Path) 
     assert res.returncode != 0 and "different config" in res.stderr
 
 
-@pytest.mark.slow  # two training processes under torchrun: ~20 s
-def test_two_process_torchrun_gloo(tiny_data: Path, tmp_path: Path) -> None:
-    torchrun = Path(PY).with_name("torchrun")
-    if not torchrun.exists():
+@pytest.fixture
+def torchrun() -> Path:
+    """The torchrun beside this Python (the test is skipped where there is none)."""
+    path = Path(PY).with_name("torchrun")
+    if not path.exists():
         pytest.skip(f"torchrun not found beside {PY}")
+    return path
+
+
+@pytest.mark.slow  # two training processes under torchrun: ~20 s
+def test_two_process_torchrun_gloo(tiny_data: Path, tmp_path: Path, torchrun: Path) -> None:
     out = tmp_path / "ddp"
     args = tiny_train_args(tiny_data, out, "--batch-size", "2", "--micro-batch", "2")
     res = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "training.cli", *args],
@@ -305,10 +311,8 @@ def _two_nodes(args: list[str], torchrun: Path) -> list[subprocess.CompletedProc
 
 
 @pytest.mark.slow  # two torchrun launches of two nodes each: ~40 s
-def test_two_node_torchrun_on_localhost_trains_stops_and_resumes(tiny_data: Path, tmp_path: Path) -> None:
-    torchrun = Path(PY).with_name("torchrun")
-    if not torchrun.exists():
-        pytest.skip(f"torchrun not found beside {PY}")
+def test_two_node_torchrun_on_localhost_trains_stops_and_resumes(tiny_data: Path, tmp_path: Path,
+                                                                  torchrun: Path) -> None:
     out = tmp_path / "nodes"
     args = tiny_train_args(tiny_data, out, "--batch-size", "2", "--micro-batch", "2")
     first = _two_nodes([*args, "--max-steps", "3"], torchrun)

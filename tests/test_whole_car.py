@@ -66,8 +66,8 @@ def test_car_samples_label_whole_cars_and_parts(tmp_path: Path) -> None:
                      "corner": wd.PART, "partial": wd.PART}
 
 
-@pytest.fixture(scope="module")
-def framed_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def _framed_model_file(d: Path, size: int) -> Path:
+    """A framed test model file (random weights, the framing heads grafted) at ``size`` px."""
     pytest.importorskip("torch")
     import torch
 
@@ -75,12 +75,16 @@ def framed_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from training.framing.heads import graft
     from training.testmodels import make_model_file
 
-    d = tmp_path_factory.mktemp("wholecar")
-    base, _ = make_model_file(d / "base.onnx", size=64, padding="same")
+    base, _ = make_model_file(d / "base.onnx", size=size, padding="same")
     torch.manual_seed(0)
     graft(base, FramingHeads(), {"threshold": 0.3, "unsure_below": 0.6,
                                  "sources": ({"name": "test", "licence": "none"},)}, d / "framed.onnx")
     return d / "framed.onnx"
+
+
+@pytest.fixture(scope="module")
+def framed_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _framed_model_file(tmp_path_factory.mktemp("wholecar"), 64)
 
 
 def test_graft_replaces_the_head_and_nothing_else(framed_file: Path, tmp_path: Path) -> None:
@@ -137,19 +141,7 @@ def test_thresholds_keep_whole_cars_under_the_share() -> None:
 @pytest.fixture(scope="module")
 def framed_file_96(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A framed test model file at 96 px: its feature map is 3x3, one cell per grid block."""
-    pytest.importorskip("torch")
-    import torch
-
-    from core.model import FramingHeads
-    from training.framing.heads import graft
-    from training.testmodels import make_model_file
-
-    d = tmp_path_factory.mktemp("wholecar96")
-    base, _ = make_model_file(d / "base.onnx", size=96, padding="same")
-    torch.manual_seed(0)
-    graft(base, FramingHeads(), {"threshold": 0.3, "unsure_below": 0.6,
-                                 "sources": ({"name": "test", "licence": "none"},)}, d / "framed.onnx")
-    return d / "framed.onnx"
+    return _framed_model_file(tmp_path_factory.mktemp("wholecar96"), 96)
 
 
 def test_a_grid_head_grafted_reads_the_feature_maps_blocks(framed_file_96: Path, tmp_path: Path) -> None:

@@ -41,21 +41,27 @@ WHOLE_GEMM_WEIGHT = "framing/whole.0.weight"  # the branch's first layer in a fr
 GRID_BLOCKS_NODE = "framing/whole_grid_blocks"  # a grid-reading head's first node (whole_car_head._read_grid)
 
 
+def whole_branch_gemm(model: Any) -> Any:
+    """The whole-car branch's first layer (the Gemm whose weight is WHOLE_GEMM_WEIGHT)."""
+    for node in model.graph.node:
+        if node.op_type == "Gemm" and len(node.input) > 1 and node.input[1] == WHOLE_GEMM_WEIGHT:
+            return node
+    raise ValueError("not a framed model file: no whole-car branch (framing/whole.0.weight) in its graph")
+
+
 def pooled_name(model: Any) -> str:
     """The pooled feature vector the classifier reads: the whole-car branch's input, or where that
     branch reads the feature map's blocks, the map's mean over its cells."""
-    for node in model.graph.node:
-        if node.op_type == "Gemm" and len(node.input) > 1 and node.input[1] == WHOLE_GEMM_WEIGHT:
-            if not any(n.name == GRID_BLOCKS_NODE for n in model.graph.node):
-                return str(node.input[0])
-            fmap = feature_map_name(model)
-            for n in model.graph.node:
-                attrs = {a.name: a for a in n.attribute}
-                if (n.op_type == "ReduceMean" and n.input[0] == fmap and "axes" in attrs and "keepdims" in attrs
-                        and list(attrs["axes"].ints) == [2, 3] and attrs["keepdims"].i == 0):
-                    return str(n.output[0])
-            raise ValueError("no mean of the feature map over its cells in the graph")
-    raise ValueError("not a framed model file: no whole-car branch (framing/whole.0.weight) in its graph")
+    first = whole_branch_gemm(model)
+    if not any(n.name == GRID_BLOCKS_NODE for n in model.graph.node):
+        return str(first.input[0])
+    fmap = feature_map_name(model)
+    for n in model.graph.node:
+        attrs = {a.name: a for a in n.attribute}
+        if (n.op_type == "ReduceMean" and n.input[0] == fmap and "axes" in attrs and "keepdims" in attrs
+                and list(attrs["axes"].ints) == [2, 3] and attrs["keepdims"].i == 0):
+            return str(n.output[0])
+    raise ValueError("no mean of the feature map over its cells in the graph")
 
 
 def feature_map_name(model: Any) -> str:

@@ -262,10 +262,15 @@ def _read_grid(model: Any, fmap_shape: tuple[int, int, int]) -> None:
     added once. ``fmap_shape``: the map's (C, H, W)."""
     from onnx import helper, numpy_helper
 
-    from training.framing.whole_car import GRID, GRID_BLOCKS_NODE, feature_map_name
+    from training.framing.whole_car import (
+        GRID,
+        GRID_BLOCKS_NODE,
+        feature_map_name,
+        whole_branch_gemm,
+    )
 
     g = model.graph
-    first = next(n for n in g.node if n.op_type == "Gemm" and n.input[1] == "framing/whole.0.weight")
+    first = whole_branch_gemm(model)
     if first.input[0] == GRID_INPUT:
         return
     c, h, w = fmap_shape
@@ -291,10 +296,10 @@ def _read_grid(model: Any, fmap_shape: tuple[int, int, int]) -> None:
 def _read_pooled(model: Any) -> None:
     """Make the whole-car branch's first layer read the pooled vector again where an earlier graft
     had it read the blocks (whose nodes, then unused, are dropped)."""
-    from training.framing.whole_car import pooled_name
+    from training.framing.whole_car import pooled_name, whole_branch_gemm
 
     g = model.graph
-    first = next(n for n in g.node if n.op_type == "Gemm" and n.input[1] == "framing/whole.0.weight")
+    first = whole_branch_gemm(model)
     if first.input[0] != GRID_INPUT:
         return
     first.input[0] = pooled_name(model)  # the mean of the map over its cells
