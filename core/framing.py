@@ -62,6 +62,25 @@ def verdict(score: float, spec: FramingSpec, car_score: float = math.nan) -> Who
     return WholeCar.NO
 
 
+def part_signals(score: float, top_prob: float, car: Box | None, crop: Box) -> tuple[float, float, float]:
+    """What the part-of-a-car rule reads, all known after the crop's forward pass: the whole-car
+    score as a logit, the log of the top make/model probability (a part is named less surely),
+    and the log width/height of the car the box head finds in the crop (of the crop when it
+    finds none): a car seen from any side is about as wide as tall or wider, half a side view
+    is taller than wide."""
+    s = min(max(score, 1e-6), 1 - 1e-6)
+    b = car if car is not None else crop
+    return (math.log(s / (1 - s)), math.log(max(top_prob, 1e-9)), math.log(max(b.w, 1e-6) / max(b.h, 1e-6)))
+
+
+def looks_partial(signals: tuple[float, ...], spec: FramingSpec) -> bool:
+    """The file's part-of-a-car rule (a logistic regression fitted on validation photos, its cut
+    in ``part_bias``) says this crop holds part of a car; False for a file without one."""
+    if not spec.part_weights or len(signals) != len(spec.part_weights):
+        return False
+    return sum(w * x for w, x in zip(spec.part_weights, signals, strict=True)) + spec.part_bias < 0
+
+
 def whole_car_score(logit: float, spec: FramingSpec) -> float:
     """0..1: sigmoid of the whole-car logit at the spec's temperature (0 for a logit that is
     not a number: nothing is claimed to be a whole car on a broken output)."""

@@ -36,6 +36,7 @@ UNKNOWN = "Unknown"
 # a softmax temperature outside TEMPERATURE_RANGE turns logits into inf or 0/0.
 TEMPERATURE_RANGE = (1e-2, 1e2)
 MAX_INPUT_SIZE = 4096
+PART_SIGNAL_COUNT = 3  # core.framing.part_signals: whole-car logit, log top class probability, log car aspect
 
 
 class ModelFileError(Exception):
@@ -146,6 +147,10 @@ class FramingSpec:
     # tell no car from part of a car.
     car_output: str = ""
     car_threshold: float = 0.5
+    # Optional (training/framing/part_rule.py): a crop judged whole is called part of a car when
+    # ``part_weights . core.framing.part_signals(...) + part_bias < 0``; () = no such rule.
+    part_weights: tuple[float, ...] = ()
+    part_bias: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -310,6 +315,9 @@ class ModelMetadata:
                     fail("framing.car_output must differ from the box and whole-car outputs")
                 if not (_is_number(fr.car_threshold) and 0 < fr.car_threshold < 1):
                     fail("framing.car_threshold must be a number in (0, 1)")
+            if fr.part_weights and (len(fr.part_weights) != PART_SIGNAL_COUNT
+                                    or not all(abs(w) <= 1e3 for w in (*fr.part_weights, fr.part_bias))):
+                fail(f"framing.part_weights must be {PART_SIGNAL_COUNT} numbers, each and part_bias within +-1000")
         mk = self.make
         if mk is not None:
             taken = {*OUTPUT_NAMES, *((fr.box_output, fr.whole_car_output, fr.car_output) if fr else ())}

@@ -16,7 +16,17 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from core.framing import CropMode, Located, WholeCar, car_score, found_box, verdict, whole_car_score
+from core.framing import (
+    CropMode,
+    Located,
+    WholeCar,
+    car_score,
+    found_box,
+    looks_partial,
+    part_signals,
+    verdict,
+    whole_car_score,
+)
 from core.geometry import Box
 from core.modelfile import ModelMetadata, open_session, physical_cores
 from core.photo_price import estimate_price
@@ -80,6 +90,8 @@ class Prediction:
     bodies: tuple[LabelProb, ...] = ()
     known_car: bool | None = None
     year_or_later: bool = False
+    # core.framing.part_signals of the crop the verdict was made on (files with framing heads)
+    part_signals: tuple[float, ...] = ()
 
     @property
     def covers_photo(self) -> bool:
@@ -403,7 +415,8 @@ class Predictor:
                 first = preds[i]
                 preds[i] = replace(second, found_box=first.found_box, confidence=first.confidence,
                                    looks_like_car=first.looks_like_car, unsure=first.unsure,
-                                   no_car=first.no_car, car_score=first.car_score)
+                                   no_car=first.no_car, car_score=first.car_score,
+                                   part_signals=first.part_signals)
         return preds
 
     def _forward(self, pairs: Sequence[tuple[Photo, Box | None]]) -> tuple[dict[str, np.ndarray], list[Box]]:
@@ -454,12 +467,17 @@ class Predictor:
         basis = PriceBasis(mm_p, bins, head, year_probs(year_p, meta.years))
         price = estimate_price(meta, basis, self.price_inputs)
         fr = meta.framing
-        no_car, car = False, math.nan
+        no_car, car, signals = False, math.nan, ()
         if fr is not None and fr.whole_car_output in outs:
             conf = whole_car_score(float(np.ravel(outs[fr.whole_car_output][i])[0]), fr)
             if fr.car_output and fr.car_output in outs:
                 car = car_score(float(np.ravel(outs[fr.car_output][i])[0]), fr)
             judged = verdict(conf, fr, car)
+            car_box = found_box(outs[fr.box_output][i], box, meta.input, 0.0, photo.original_size) \
+                if fr.box_output in outs else None
+            signals = part_signals(conf, float(mm_p.max()), car_box, box)
+            if judged in (WholeCar.YES, WholeCar.UNSURE) and looks_partial(signals, fr):
+                judged = WholeCar.NO
             looks, unsure = judged in (WholeCar.YES, WholeCar.UNSURE), judged is WholeCar.UNSURE
             no_car = judged is WholeCar.NO_CAR
         else:
@@ -488,6 +506,7 @@ class Predictor:
             bodies=bodies,
             known_car=known,
             year_or_later=later,
+            part_signals=signals,
         )
 
     def _decode_make(self, outs: dict[str, np.ndarray], i: int, mm_p: np.ndarray, year_p: np.ndarray,
