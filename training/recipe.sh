@@ -12,7 +12,7 @@
 # MICRO_BATCH (8); CPU_AMP=1 trains in bf16 autocast (--cpu-amp; needs a CPU with native bf16).
 # WORKERS: DataLoader workers (2: feeds the framed stages faster than 1 and changes no sample).
 # DEVICE=cuda|cpu (default auto: a GPU when there is one; not a recipe setting).
-# The model file is ROOT/whole-car/carvalue.onnx with MODEL_CARD.md beside it, named after ROOT
+# The model file is ROOT/part-rule/carvalue.onnx with MODEL_CARD.md beside it, named after ROOT
 # (NAME=... to choose); REFERENCE_REPORTS=DIR names where the split run's reports are kept.
 #
 # Each step is resumable: running the same command again resumes the training stage it stopped
@@ -88,7 +88,11 @@ step whole_car_features "$wc/features-test.npz" $py -m training.framing.whole_ca
   --data "$data" --split "$s3/split.json" --natural "$natural" --out "$wc" --train-cars 1600
 step whole_car "$wc/carvalue.onnx" $py -m training.framing.whole_car_head build --features "$wc" \
   --model "$framing/carvalue.onnx" --out "$wc/carvalue.onnx"
-framing=$wc  # the model file from here on
+# The part-of-a-car rule (found car's shape, top class probability, whole-car score) on validation cars.
+rule=$root/part-rule
+step part_rule "$rule/carvalue.onnx" $py -m training.framing.part_rule --model "$wc/carvalue.onnx" \
+  --data "$data" --split "$s3/split.json" --out "$rule/carvalue.onnx"
+framing=$rule  # the model file from here on
 echo "model file: $framing/carvalue.onnx (training took $(awk -F'\t' 'NR>1 {s+=$4} END {printf "%.1f", s/60}' "$timings") min)"
 # Reports (not part of making the model): held-out framing/non-car figures written into the file.
 report=$root/framing-report

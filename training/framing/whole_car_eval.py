@@ -135,7 +135,7 @@ def record(model: Path, r: dict[str, dict[str, Any]], categories: list[str]) -> 
     model.chmod(0o644)
 
 
-def card_section(w: dict[str, Any], sources: Sequence[dict[str, str]] = ()) -> str:
+def card_section(w: dict[str, Any], sources: Sequence[dict[str, str]] = (), rule: dict[str, Any] | None = None) -> str:
     """The model card's section on the whole-car check (from ``metrics.whole_car``), with the
     licences of the photos and graphics it learnt from (the framing section's ``sources``)."""
     rows = ["| held-out photos | photos | flagged (not shown as a whole car) | called \"no car\" | make/model top-1 |",
@@ -152,6 +152,11 @@ def card_section(w: dict[str, Any], sources: Sequence[dict[str, str]] = ()) -> s
                       "predict` as it runs by default (`--crop auto`) on photos and categories used neither to train "
                       "it nor to set its thresholds"
                       + (f" ({len(cats)} natural-photo categories)" if cats else "") + ":", "", *rows, "",
+                      *([f"A crop the head passes is called part of a car when a logistic rule on "
+                         f"{', '.join(rule.get('signals', []))} says so (training/framing/part_rule.py; fitted on "
+                         f"{rule.get('photos', '?')} validation cars' whole and partial views, no kind of whole car "
+                         f"flagged more than {100 * float(rule.get('allow', 0)):.0f} point more often there); the "
+                         "figures above include it.", ""] if isinstance(rule, dict) else []),
                       *(["Sources of natural photos, backgrounds and negatives, with their licences:", "",
                          *(f"- {d.get('name', '?')}: {d.get('licence', '?')}" for d in sources), ""]
                         if sources else [])])

@@ -287,7 +287,8 @@ def card_text(model: Path, reference_reports: str = "") -> str:
     if isinstance(whole, dict) and "by_kind" in whole:
         from training.framing.whole_car_eval import card_section as whole_car_section
 
-        text += "\n" + whole_car_section(whole, meta.framing.sources if meta.framing is not None else ())
+        text += "\n" + whole_car_section(whole, meta.framing.sources if meta.framing is not None else (),
+                                          meta.metrics.get("part_rule"))
     make = meta.metrics.get("make") if isinstance(meta.metrics, dict) else None
     if isinstance(make, dict) and "known" in make:
         from training.framing.make_head import card_section as make_section
