@@ -1,4 +1,4 @@
-"""Study (not shipped): does a part of a car (half a side view, 8-40% of it, a bumper) give itself
+"""Study (the exploration before training/framing/part_rule.py, which is what shipped): does a part of a car (half a side view, 8-40% of it, a bumper) give itself
 away in what the app already computes, beside the whole-car score?  Each held-out car photo is
 predicted as ``carvalue predict`` does (``CropMode.AUTO``) whole (tight, framed at 35% and 60%)
 and as three parts of it (whole_car_eval.car_cases); per prediction a few numbers the predictor
@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ from core.framing import CropMode, WholeCar
 from core.predictor import Prediction, Predictor
 from core.preprocess import ImageLoadError, photo_from_image
 from training.framing.heads import split_files
+from training.framing.part_rule import rates
 from training.framing.whole_car_data import held_out_cars
 from training.framing.whole_car_eval import car_cases
 
@@ -57,13 +57,6 @@ def collect(pred: Predictor, photos: list[Path], seed: int) -> tuple[list[str], 
         x.append(signals(p))
         flagged.append(p.whole_car not in (WholeCar.YES, WholeCar.UNSURE))
     return kinds, np.asarray(x, np.float64), np.asarray(flagged)
-
-
-def rates(kinds: list[str], flags: np.ndarray) -> dict[str, float]:
-    by: dict[str, list[bool]] = defaultdict(list)
-    for k, f in zip(kinds, flags, strict=True):
-        by[k].append(bool(f))
-    return {k: round(float(np.mean(v)), 4) for k, v in sorted(by.items())}
 
 
 def main(argv: list[str] | None = None) -> int:
