@@ -315,8 +315,8 @@ class ModelMetadata:
                     fail("framing.car_output must differ from the box and whole-car outputs")
                 if not (_is_number(fr.car_threshold) and 0 < fr.car_threshold < 1):
                     fail("framing.car_threshold must be a number in (0, 1)")
-            if fr.part_weights and (len(fr.part_weights) != PART_SIGNAL_COUNT
-                                    or not all(abs(w) <= 1e3 for w in (*fr.part_weights, fr.part_bias))):
+            if (fr.part_weights and len(fr.part_weights) != PART_SIGNAL_COUNT) \
+                    or not all(abs(w) <= 1e3 for w in (*fr.part_weights, fr.part_bias)):
                 fail(f"framing.part_weights must be {PART_SIGNAL_COUNT} numbers, each and part_bias within +-1000")
         mk = self.make
         if mk is not None:

@@ -310,7 +310,8 @@ def test_a_zero_temperature_file_is_refused_by_the_cli(tmp_path: Path, model_fil
 _FRAMING_PATHS: list[tuple[str | int, ...]] = [
     ("framing",), ("framing", "box_output"), ("framing", "whole_car_output"), ("framing", "temperature"),
     ("framing", "threshold"), ("framing", "unsure_below"), ("framing", "found_margin"), ("framing", "sources"),
-    ("framing", "sources", 0), ("framing", "note"),
+    ("framing", "sources", 0), ("framing", "note"), ("framing", "part_weights"), ("framing", "part_weights", 1),
+    ("framing", "part_bias"),
 ]
 
 
@@ -324,7 +325,8 @@ def test_fuzzed_framing_section_loads_valid_or_raises_model_file_error(
     d = _meta_dict()
     d["framing"] = {"box_output": "car_box", "whole_car_output": "whole_car_logit", "temperature": 1.0,
                     "threshold": 0.1, "unsure_below": 0.2, "found_margin": -0.05,
-                    "sources": [{"name": "x", "licence": "y"}], "note": ""}
+                    "sources": [{"name": "x", "licence": "y"}], "note": "", "part_weights": [0.6, 1.1, 3.7],
+                    "part_bias": 2.0}
     for path, value in edits:
         d = _mutated(d, path, value)
     try:
@@ -339,6 +341,8 @@ def test_fuzzed_framing_section_loads_valid_or_raises_model_file_error(
     assert isinstance(fr.box_output, str) and isinstance(fr.whole_car_output, str) and fr.box_output != fr.whole_car_output
     assert fr.temperature > 0 and 0 < fr.threshold <= fr.unsure_below < 1 and -0.25 <= fr.found_margin <= 0.5
     assert all(isinstance(s, dict) for s in fr.sources) and isinstance(fr.note, str)
+    assert fr.part_weights == () or (len(fr.part_weights) == 3 and all(abs(w) <= 1e3 for w in fr.part_weights))
+    assert isinstance(fr.part_bias, float) and abs(fr.part_bias) <= 1e3
     assert all(math.isfinite(x) for x in _all_numbers(json.loads(meta.to_json())))
 
 

@@ -45,7 +45,7 @@ def test_the_rule_is_the_sign_of_its_sum_and_absent_without_weights(x: tuple[flo
 
 
 @pytest.mark.parametrize("weights,bias", [([1.0, 2.0], 0.0), ([1.0, 2.0, "x"], 0.0), ([1.0, 1.0, 1.0], 1e9),
-                                          ([float("nan")] * 3, 0.0)])
+                                          ([float("nan")] * 3, 0.0), ([], 1e9)])
 def test_a_damaged_rule_in_the_model_file_is_named(weights: list[object], bias: float) -> None:
     d = json.loads(random_metadata().to_json())
     d["format_version"] = 2

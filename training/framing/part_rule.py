@@ -83,7 +83,7 @@ def fit(kinds: list[str], x: np.ndarray, flagged: np.ndarray, allow: float) -> t
     w = lr.coef_[0] / scale
     b0 = float(lr.intercept_[0] - (lr.coef_[0] * mean / scale).sum())
     score = x @ w + b0
-    limits = {k: rates(kinds, flagged)[k] + allow for k in set(kinds) if k.startswith("whole")}
+    limits = {k: r + allow for k, r in rates(kinds, flagged).items() if k.startswith("whole")}
     best = -np.inf  # cut c: part when score < c; the largest c that keeps every whole kind in bounds
     for c in np.sort(score[whole]):
         flags = flagged | (score < c)
