@@ -1,7 +1,9 @@
-"""The studies behind two issue-27/29 decisions: which whole-car head (validation only) and which
-score tells an unknown car from a known one."""
+"""The studies behind issue-27/29 decisions: which whole-car head (validation only), which score
+tells an unknown car from a known one, and what an ImageNet classifier beside the model would add."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -64,3 +66,38 @@ def test_known_signals_fold_fits_on_one_half_and_measures_the_other() -> None:
     assert r["rule: unseen families called unknown"] > 0.9
     assert r["top probability alone: unseen families called unknown"] < 0.25
     assert r["weights"]["class entropy"] < 0  # type: ignore[index]
+
+
+def test_imagenet_teacher_loads_only_whole_lite0_weights(tmp_path: Path) -> None:
+    import torch
+
+    from training.studies.imagenet_teacher import Lite0, VehicleScore, load_lite0
+
+    net = Lite0()
+    good = tmp_path / "lite0.pth"
+    torch.save(net.state_dict(), good)
+    loaded = load_lite0(good)
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        score = VehicleScore(loaded)(x)
+        assert torch.allclose(loaded(x), net.eval()(x))
+    assert score.shape == (2,) and torch.isfinite(score).all()
+    bad = tmp_path / "half.pth"
+    torch.save({k: v for k, v in net.state_dict().items() if not k.startswith("_blocks.3.")}, bad)
+    with pytest.raises(ValueError, match="do not map"):
+        load_lite0(bad)
+
+
+def test_imagenet_teacher_pairs_cached_rows_with_photos_by_category() -> None:
+    from types import SimpleNamespace
+
+    from training.studies.imagenet_teacher import vehicle_rows
+
+    v = "natural-vehicle_not_car"
+    tr = {"kind": np.array(["tight", v, v, "natural-not_car", v]), "group": np.array(["a.jpg", "c/bus", "c/bike", "c/cat", "c/bus"])}
+    photos = [SimpleNamespace(group="c/bus", path=Path("bus1")), SimpleNamespace(group="c/bike", path=Path("bike1")),
+              SimpleNamespace(group="c/bus", path=Path("bus2"))]
+    names = vehicle_rows(tr, photos)
+    assert list(names[[1, 2, 4]]) == ["bus1", "bike1", "bus2"]
+    with pytest.raises(ValueError, match="not this data's cache"):
+        vehicle_rows(tr, photos[:2])

@@ -22,10 +22,8 @@ view each, predicted as the app does (``Predictor``, the whole crop).
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 
@@ -35,6 +33,7 @@ from core.preprocess import photo_from_image
 from training.data.dataset import in_family
 from training.data.labels_csv import read_labels_csv
 from training.framing.make_head import Photo, _open, family_photos, photos_by_part
+from training.studies.unknown_scores import lfo_study_parser
 
 SIGNALS = ("log top make/model probability", "log top make (classes summed by make)", "log top make (make head)",
            "make head agrees with the classes' make", "log make head probability of the top class's make",
@@ -89,13 +88,8 @@ def fold_result(s: dict[str, np.ndarray], fit_fam: np.ndarray, test_fam: np.ndar
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m training.studies.known_signals", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--model", type=Path, required=True, help="a leave-family-out run's model file with make heads")
-    ap.add_argument("--data", type=Path, required=True)
-    ap.add_argument("--split", type=Path, required=True, help="that run's split.json")
-    ap.add_argument("--families-from", type=Path, required=True, help="its make report (names the held-out families)")
+    ap = lfo_study_parser("known_signals", __doc__, "a leave-family-out run's model file with make heads")
     ap.add_argument("--share", type=float, default=0.10, help="known validation photos called unknown")
-    ap.add_argument("--out", type=Path, required=True)
     a = ap.parse_args(argv)
     families = json.loads(a.families_from.read_text())["families"]
     parts = photos_by_part(a.data, a.split)

@@ -89,14 +89,21 @@ def fit_scores(train_feat: np.ndarray, train_class: np.ndarray, k: int = 10) -> 
             "Mahalanobis (nearest class mean)": mahalanobis, f"cosine to the {k}th nearest training photo": knn}
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m training.studies.unknown_scores", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--model", type=Path, required=True, help="a leave-family-out run's model file")
+def lfo_study_parser(module: str, doc: str | None, model_help: str) -> argparse.ArgumentParser:
+    """The arguments every leave-family-out study takes: the run's model file, data, split and
+    make report (which names the held-out families), and where to write."""
+    ap = argparse.ArgumentParser(prog=f"python -m training.studies.{module}", description=(doc or "").split("\n\n")[0])
+    ap.add_argument("--model", type=Path, required=True, help=model_help)
     ap.add_argument("--data", type=Path, required=True)
     ap.add_argument("--split", type=Path, required=True, help="that run's split.json")
     ap.add_argument("--families-from", type=Path, required=True, help="its make report (names the held-out families)")
-    ap.add_argument("--share", type=float, default=0.10, help="known validation photos called unknown")
     ap.add_argument("--out", type=Path, required=True)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = lfo_study_parser("unknown_scores", __doc__, "a leave-family-out run's model file")
+    ap.add_argument("--share", type=float, default=0.10, help="known validation photos called unknown")
     a = ap.parse_args(argv)
     families = json.loads(a.families_from.read_text())["families"]
     parts = photos_by_part(a.data, a.split)
