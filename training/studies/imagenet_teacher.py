@@ -21,8 +21,8 @@ What this measures, on photos that set nothing but the cut:
   leave-category-out verdict of the head alone, with the teacher, and with the teacher run only
   when the head's whole-car probability is below ``--gate`` (and the share of whole cars that
   would run it: the gate's cost);
-- the cost: the teacher's forward pass against one prediction on a crop box (a crop move, as
-  ``benchmarks/bench_whole_car`` times it), alternating rounds.
+- the cost is a benchmark's: ``benchmarks/bench_imagenet_teacher`` (its forward pass against one
+  prediction on a crop box, as ``benchmarks/bench_whole_car`` times a crop move).
 
 The bundled model's split.json is its run's stage3/split.json; where that run folder is gone,
 ``training.data.dataset.split_by_group`` with the file's seed and fractions (seed 0, 5% validation,
@@ -163,12 +163,17 @@ def to_tensor(image: Image.Image, size: int) -> np.ndarray:
     return a.transpose(2, 0, 1)
 
 
-def onnx_scorer(score: VehicleScore, size: int, out: Path) -> Callable[[np.ndarray], np.ndarray]:
+def onnx_scorer(score: VehicleScore, size: int, out: Path, spin: bool = True) -> Callable[[np.ndarray], np.ndarray]:
+    """The score as an ONNX Runtime session.  ``spin=False``: its threads sleep between runs
+    instead of spinning, so they do not take the cores from the app's own session just after."""
     import onnxruntime as ort
 
     torch.onnx.export(score, (torch.zeros(1, 3, size, size),), str(out), input_names=["image"],
                       output_names=["vehicle_score"], opset_version=17, dynamo=False)
-    sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    so = ort.SessionOptions()
+    if not spin:
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    sess = ort.InferenceSession(str(out), so, providers=["CPUExecutionProvider"])
     return lambda x: sess.run(None, {"image": x})[0]
 
 
@@ -188,28 +193,6 @@ def car_rows(pred: Any, cases: Any, teacher: Callable[[np.ndarray], np.ndarray],
         rows.append({"kind": kind, "flagged": not p.looks_like_car, "whole": p.confidence,
                      "score": float(teacher(to_tensor(crop, size)[None])[0])})
     return rows
-
-
-def cost_ratio(pred: Any, teacher: Callable[[np.ndarray], np.ndarray], size: int, rounds: int = 7) -> dict[str, float]:
-    import tempfile
-
-    from benchmarks.bench_framing import framed_camera_photo
-    from benchmarks.common import timeit
-    from core.framing import CropMode
-    from core.preprocess import load_photo
-
-    with tempfile.TemporaryDirectory() as tmp:
-        photo = load_photo(framed_camera_photo(Path(tmp) / "framed.jpg"))
-    box = pred.predict(photo, CropMode.AUTO).crop
-    x = np.random.default_rng(0).random((1, 3, size, size), dtype=np.float32)
-
-    def median_ms(f: Callable[[], object]) -> float:
-        return float(np.median(timeit(f, 30, warmup=1)) * 1000)
-
-    pairs = [(median_ms(lambda: pred.predict(photo, box)), median_ms(lambda: teacher(x))) for _ in range(rounds)]
-    p, t = np.median([a for a, _ in pairs]), np.median([b for _, b in pairs])
-    return {"prediction_ms": float(p), "teacher_ms": float(t),
-            "ratio_with_teacher": float(np.median([(a + b) / a for a, b in pairs]))}
 
 
 def vehicle_rows(tr: dict[str, np.ndarray], photos: list[Any]) -> np.ndarray:
@@ -327,7 +310,6 @@ def main(argv: list[str] | None = None) -> int:
                 car_whole = np.array([r["whole"] for r in rep_rows if not r["flagged"]])
                 one["leave-category-out"] = gated(verdicts, car_whole, cut, GATES)
             report["cuts"][f"cut flags at most {car_flag:.1%} of each kind of whole car (threshold half)"] = one
-        report["cost"] = cost_ratio(pred, teacher, a.size)
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(report, indent=1))
     print(json.dumps(report, indent=1))
