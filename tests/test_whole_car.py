@@ -66,6 +66,28 @@ def test_car_samples_label_whole_cars_and_parts(tmp_path: Path) -> None:
                      "corner": wd.PART, "partial": wd.PART}
 
 
+def test_eval_cases_paste_into_the_pool_given_and_say_which_background(tmp_path: Path) -> None:
+    """whole_car_eval.car_cases frames each car on the pool it is given (not the default test
+    backgrounds), and the pool names the background of each framed case (flags_by_background
+    counts flags per background so)."""
+    from training.framing.heads import BackgroundPool
+    from training.framing.whole_car_eval import car_cases
+
+    car = tmp_path / "car.jpg"
+    Image.new("RGB", (300, 150), (200, 30, 30)).save(car)
+    bgs = []
+    for name, colour in (("blue.png", (0, 0, 255)), ("green.png", (0, 255, 0))):
+        Image.new("RGB", (800, 600), colour).save(tmp_path / name)
+        bgs.append(tmp_path / name)
+    pool = BackgroundPool(bgs)
+    seen = []
+    for kind, _, _ in car_cases([car] * 4, seed=3, bgs=pool):
+        if "framed" in kind:
+            assert pool.last is not None, "the case was not framed on the pool given"
+            seen.append(pool.last.name)
+    assert len(seen) == 8 and set(seen) == {"blue.png", "green.png"}
+
+
 def _framed_model_file(d: Path, size: int) -> Path:
     """A framed test model file (random weights, the framing heads grafted) at ``size`` px."""
     pytest.importorskip("torch")

@@ -162,11 +162,13 @@ class BackgroundPool:
     def __init__(self, files: Sequence[Path]) -> None:
         self.files = list(files)
         self._cache: dict[int, Image.Image] = {}
+        self.last: Path | None = None  # the file the last pick came from (a study's per-background figures)
 
     def pick(self, rng: np.random.Generator) -> Image.Image | None:
         if not self.files:
             return None
         i = int(rng.integers(len(self.files)))
+        self.last = self.files[i]
         if i not in self._cache:
             from training.data.negatives import load_negative
 

@@ -34,13 +34,14 @@ def held_out_cars(data: Path, split_json: Path) -> list[Path]:
     return wd.held_out_cars(split_files(split_json, data))[1]
 
 
-def car_cases(photos: list[Path], seed: int) -> Iterator[tuple[str, Any, str | None]]:
+def car_cases(photos: list[Path], seed: int, bgs: BackgroundPool | None = None) -> Iterator[tuple[str, Any, str | None]]:
     """(kind, image, true class or None) for each held-out car photo: the tight crop, framed at
-    35% and 60% of the frame on held-out backgrounds, and three parts of it (< 50% of the car)."""
+    35% and 60% of the frame on held-out backgrounds (``bgs``; by default the test ones), and
+    three parts of it (< 50% of the car)."""
     from training.data.negatives import background_files
 
     rng = np.random.default_rng(seed)
-    bgs = BackgroundPool(background_files("test"))
+    bgs = bgs or BackgroundPool(background_files("test"))
     for path in photos:
         car = wd._open_rgb(path)
         yield "whole: tight crop", car, path.name
