@@ -101,3 +101,15 @@ def test_imagenet_teacher_pairs_cached_rows_with_photos_by_category() -> None:
     assert list(names[[1, 2, 4]]) == ["bus1", "bike1", "bus2"]
     with pytest.raises(ValueError, match="not this data's cache"):
         vehicle_rows(tr, photos[:2])
+
+
+def test_family_index_names_each_photos_family_in_the_order_given() -> None:
+    from types import SimpleNamespace
+
+    from training.studies.unknown_scores import family_index
+
+    photos = [SimpleNamespace(row=SimpleNamespace(make=mk, model=md)) for mk, md in
+              (("BMW", "3 Series Sedan"), ("Toyota", "Camry Sedan"), ("BMW", "3 Series Wagon"))]
+    assert family_index(photos, ["Toyota Camry", "BMW 3 Series"]).tolist() == [1, 0, 1]  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="BMW 3 Series Sedan is not of any held-out family"):
+        family_index(photos, ["Toyota Camry"])  # type: ignore[arg-type]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ from training.framing import whole_car_data as wd
 from training.framing.whole_car_head import (
     LAYOUTS,
     PART_WEIGHT,
+    Head,
     choose_thresholds,
     load_part,
     train_head,
@@ -49,15 +51,24 @@ def without(data: dict[str, np.ndarray], groups: set[str]) -> dict[str, np.ndarr
     return {k: v[keep] for k, v in data.items()}
 
 
+def fold_heads(train: dict[str, np.ndarray], val: dict[str, np.ndarray], epochs: int = 20, seed: int = 0,
+               layout: str = "pooled", part_weight: float = PART_WEIGHT,
+               ) -> Iterator[tuple[str, Head, dict[str, float], np.ndarray]]:
+    """Per fold: its name, the head trained without its categories, that head's thresholds
+    (chosen on validation as for the shipped head), and which rows of ``train`` are the fold's
+    vehicle photos."""
+    for name, groups in folds(train).items():
+        head = train_head(without(train, groups), epochs=epochs, seed=seed, layout=layout, part_weight=part_weight)
+        th = choose_thresholds(head, val)
+        yield name, head, th, (train["kind"] == VEHICLE) & np.isin(train["group"], sorted(groups))
+
+
 def measure(parts: dict[str, dict[str, np.ndarray]], epochs: int = 20, seed: int = 0, layout: str = "pooled",
             part_weight: float = PART_WEIGHT) -> dict[str, dict[str, float]]:
     """Per fold (and for the validation and test categories): vehicle photos and the share flagged."""
     train, val, test = parts["train"], parts["val"], parts["test"]
     out: dict[str, dict[str, float]] = {}
-    for name, groups in folds(train).items():
-        head = train_head(without(train, groups), epochs=epochs, seed=seed, layout=layout, part_weight=part_weight)
-        th = choose_thresholds(head, val)
-        held = (train["kind"] == VEHICLE) & np.isin(train["group"], sorted(groups))
+    for name, head, th, held in fold_heads(train, val, epochs, seed, layout, part_weight):
         f = head.flagged(head.x(train, held), th)
         out[f"held out of training: {name}"] = {"n": int(held.sum()), "flagged": float(f.mean())}
     head = train_head(train, epochs=epochs, seed=seed, layout=layout, part_weight=part_weight)

@@ -217,23 +217,19 @@ def head_verdicts(features: Path, photos: list[Any], vehicles: dict[str, float])
     """Leave-category-out over the vehicle folds (training/framing/vehicles_cv.py): for each vehicle
     photo of a fold, the fold's head's whole-car probability, whether it passed it as a whole car,
     and the teacher's score."""
-    from training.framing.vehicles_cv import VEHICLE, folds, without
-    from training.framing.whole_car_head import choose_thresholds, load_part, train_head
+    from training.framing.vehicles_cv import fold_heads
+    from training.framing.whole_car_head import load_part
 
-    parts = {p: load_part(features, p) for p in ("train", "val")}
-    tr = parts["train"]
-    tr["name"] = vehicle_rows(tr, photos)
+    tr, val = load_part(features, "train"), load_part(features, "val")
+    names = vehicle_rows(tr, photos)
     whole_p: list[float] = []
     passed_head: list[bool] = []
     scores: list[float] = []
-    for groups in folds(tr).values():
-        head = train_head(without(tr, groups), epochs=20, seed=0)
-        th = choose_thresholds(head, parts["val"])
-        held = (tr["kind"] == VEHICLE) & np.isin(tr["group"], sorted(groups))
-        w, _ = head.probs(head.x({k: v[held] for k, v in tr.items()}))
-        whole_p += w.tolist()
-        passed_head += (w >= th["threshold"]).tolist()
-        scores += [vehicles[str(n)] for n in tr["name"][held]]
+    for _, head, th, held in fold_heads(tr, val):
+        x = head.x(tr, held)
+        whole_p += head.probs(x)[0].tolist()
+        passed_head += (~head.flagged(x, th)).tolist()
+        scores += [vehicles[str(n)] for n in names[held]]
     return {"whole": np.array(whole_p), "passed": np.array(passed_head), "score": np.array(scores)}
 
 
@@ -281,12 +277,13 @@ def main(argv: list[str] | None = None) -> int:
         cut_rows = car_rows(pred, car_cases(cut_half, 12), teacher, a.size)
         kinds = sorted({r["kind"] for r in cut_rows})
         rep_rows = car_rows(pred, car_cases(report_half, 11), teacher, a.size)
-        natural = {str(p.path): p for p in wd.read_natural(a.natural) if p.kind in ("vehicle_not_car", "car")}
+        all_natural = wd.read_natural(a.natural)
+        natural = {str(p.path): p for p in all_natural if p.kind in ("vehicle_not_car", "car")}
         nat_score = {name: float(teacher(to_tensor(wd._open_rgb(p.path), a.size)[None])[0]) for name, p in natural.items()}
         verdicts = None
         if a.features:
             vehicles = {name: s for name, s in nat_score.items() if natural[name].kind == "vehicle_not_car"}
-            train_photos = wd.split_by_category(wd.read_natural(a.natural))["train"]
+            train_photos = wd.split_by_category(all_natural)["train"]
             verdicts = head_verdicts(a.features, train_photos, vehicles)
         report: dict[str, Any] = {"size": a.size, "cuts": {}}
         for car_flag in a.car_flag:

@@ -30,10 +30,9 @@ import numpy as np
 from core.geometry import Box
 from core.predictor import Predictor
 from core.preprocess import photo_from_image
-from training.data.dataset import in_family
 from training.data.labels_csv import read_labels_csv
 from training.framing.make_head import Photo, _open, family_photos, photos_by_part
-from training.studies.unknown_scores import lfo_study_parser
+from training.studies.unknown_scores import family_index, lfo_study_parser
 
 SIGNALS = ("log top make/model probability", "log top make (classes summed by make)", "log top make (make head)",
            "make head agrees with the classes' make", "log make head probability of the top class's make",
@@ -101,9 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, photos in sets.items():
         print(f"{name}: {len(photos)} photos", flush=True)
         s[name] = signals(pred, photos, class_make)
-    which = np.array([next(i for i, f in enumerate(families) if in_family(f"{ph.row.make} {ph.row.model}", f))
-                      for ph in fam_photos])
-    half = which % 2 == 0  # families 1, 3, 5... against 2, 4, 6...
+    half = family_index(fam_photos, families) % 2 == 0  # families 1, 3, 5... against 2, 4, 6...
     folds = {"fit on even families, test on odd": fold_result(s, half, ~half, a.share),
              "fit on odd families, test on even": fold_result(s, ~half, half, a.share)}
     report = {"model": str(a.model), "families": families, "share": a.share, "signals": list(SIGNALS),

@@ -24,7 +24,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from training.data.dataset import in_family
+from training.data.labels_csv import read_labels_csv
 from training.framing.make_head import (
     family_photos,
     features,
@@ -32,7 +32,13 @@ from training.framing.make_head import (
     photos_by_part,
     training_views,
 )
-from training.studies.unknown_scores import classifier, lfo_study_parser, logits_of, tight_views
+from training.studies.unknown_scores import (
+    classifier,
+    family_index,
+    lfo_study_parser,
+    logits_of,
+    tight_views,
+)
 
 SHIPPED = "L2 1e-3, smoothing 0.1 (shipped)"
 VARIANTS: dict[str, dict[str, float]] = {SHIPPED: {"l2": 1e-3, "smoothing": 0.1}, "L2 1e-2": {"l2": 1e-2, "smoothing": 0.1},
@@ -83,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     from core.modelfile import open_session
 
     _, meta = open_session(a.model, threads=1)
-    class_make = [next((r.make for r in (ph.row for ph in who) if r.class_name == lab), "") for lab in meta.make_models]
+    make_of = {r.class_name: r.make for r in read_labels_csv(a.data)}
+    class_make = [make_of.get(lab, "") for lab in meta.make_models]
 
     def summed(f: np.ndarray) -> np.ndarray:
         return summed_by_make(softmax(logits_of(f.astype(np.float64), w, b)), class_make, makes)
@@ -91,8 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     preds = predictors(x_train, y_train, makes, summed)
     y_fam = np.array([makes.index(ph.make) if ph.make in makes else -1 for ph in fam])
     y_test = np.array([makes.index(ph.make) for ph in parts["test"]])
-    which = np.array([next(i for i, f in enumerate(families) if in_family(f"{ph.row.make} {ph.row.model}", f))
-                      for ph in fam])
+    which = family_index(fam, families)
     halves = {"even": which % 2 == 0, "odd": which % 2 == 1}
     top1 = {name: {"known test": float(np.mean(p(x_test).argmax(1) == y_test)),
                    **{h: float(np.mean(p(x_fam[m]).argmax(1) == y_fam[m])) for h, m in halves.items()}}

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from training.data.dataset import in_family
 from training.framing.make_head import Photo, _open, family_photos, features, photos_by_part
 
 Scores = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (features, logits) -> how known (higher: known)
@@ -99,6 +100,19 @@ def lfo_study_parser(module: str, doc: str | None, model_help: str) -> argparse.
     ap.add_argument("--families-from", type=Path, required=True, help="its make report (names the held-out families)")
     ap.add_argument("--out", type=Path, required=True)
     return ap
+
+
+def family_index(photos: Sequence[Photo], families: Sequence[str]) -> np.ndarray:
+    """For each photo of the held-out families, the index in ``families`` of the family it is of
+    (the studies cut the families in halves by it: even against odd)."""
+    out = []
+    for ph in photos:
+        name = f"{ph.row.make} {ph.row.model}"
+        i = next((i for i, f in enumerate(families) if in_family(name, f)), None)
+        if i is None:
+            raise ValueError(f"{name} is not of any held-out family ({', '.join(families)})")
+        out.append(i)
+    return np.array(out)
 
 
 def main(argv: list[str] | None = None) -> int:
