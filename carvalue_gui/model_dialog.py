@@ -62,6 +62,8 @@ def number(key: str, v: float | int) -> str:
         return f"{v:.1%}"
     if v == 0 or 1e-2 <= abs(v) < 1e6:
         return f"{v:.4g}"
+    if abs(v) < 1e-3:
+        return f"{v:.2e}"  # 3.64e-04, not 0.000364 ('.3g' writes six decimals down to 1e-4)
     return f"{v:.3g}"  # 0.00781, not 0.007812: at most three significant digits below 0.01
 
 

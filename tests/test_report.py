@@ -105,3 +105,5 @@ def test_model_figures_keep_few_digits() -> None:
 
     assert number("x", 0.0078125) == "0.00781" and number("x", 0.5) == "0.5"
     assert number("mae_usd", 10618.4) == "$10,618"
+    # below 0.001, where '.3g' still wrote six decimals (hypothesis found 0.000364 in Model details)
+    assert number("x", 0.00036422636337472006) == "3.64e-04" and number("x", -2.5e-9) == "-2.50e-09"
