@@ -137,7 +137,7 @@ def extract(sess: Any, spec: Any, samples: Iterator[wd.Sample], batch: int = 32,
 
 
 def sample_streams(data: Path, split_json: Path, natural: Path, seed: int, framed: int,
-                   limit: int = 0, train_cars: int = 0) -> dict[str, Iterator[wd.Sample]]:
+                   limit: int = 0, train_cars: int = 0, natural_backgrounds: bool = True) -> dict[str, Iterator[wd.Sample]]:
     """train / val / test streams.  Cars: the split's train photos to train; its held-out photos
     (whole_car_data.held_out_cars) set the thresholds (val) and are reported (test).  Natural photos by category.  Installed negatives: train / test
     (training/data/negatives.py's own split), drawn graphics of different seeds."""
@@ -158,6 +158,10 @@ def sample_streams(data: Path, split_json: Path, natural: Path, seed: int, frame
     def background(rng: np.random.Generator) -> Any:
         return bgs.pick(rng)
 
+    # Each part's cars are also framed on its own categories' natural photos (never the held-out
+    # ones): without them, natural scenes behind a car looked like "no car".
+    natural_bgs = {part: BackgroundPool([p.path for p in nat[part] if p.kind == "not_car"]) for part in wd.PARTS}
+
     def installed(part: str, s: int) -> Iterator[wd.Sample]:
         neg_split = "test" if part == "test" else "train"
         use_files = part != "val"  # the installed files are split train/test only
@@ -170,6 +174,8 @@ def sample_streams(data: Path, split_json: Path, natural: Path, seed: int, frame
 
     def stream(part: str, s: int) -> Iterator[wd.Sample]:
         yield from wd.car_samples(cars[part], background, s, framed=framed if part == "train" else 2)
+        if natural_backgrounds:
+            yield from wd.natural_framed_samples(cars[part], natural_bgs[part].pick, s + 3000)
         yield from wd.natural_samples(nat[part], s)
         yield from installed(part, s)
         if part == "train":
@@ -193,13 +199,16 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("--limit", type=int, default=0, help="car photos per part (smoke runs)")
     f.add_argument("--train-cars", type=int, default=3000, help="training car photos used (0: all)")
     f.add_argument("--parts", default="train,val,test")
+    f.add_argument("--no-natural-backgrounds", action="store_true",
+                   help="frame cars on the installed backgrounds only (the head before 2026-12-08)")
     f.add_argument("--grid", action="store_true", help=f"also the feature map's {GRID}x{GRID} block means "
                    "(for a head that sees where in the crop the car is)")
     a = ap.parse_args(argv)
     if a.cmd == "features":
         a.out.mkdir(parents=True, exist_ok=True)
         sess, meta = feature_session(a.model, grid=a.grid)
-        streams = sample_streams(a.data, a.split, a.natural, a.seed, a.framed, a.limit, a.train_cars)
+        streams = sample_streams(a.data, a.split, a.natural, a.seed, a.framed, a.limit, a.train_cars,
+                                 natural_backgrounds=not a.no_natural_backgrounds)
         with ThreadPoolExecutor(2) as pool:
             for part in a.parts.split(","):
                 t0 = time.perf_counter()

@@ -55,6 +55,23 @@ def car_cases(photos: list[Path], seed: int, bgs: BackgroundPool | None = None) 
         yield "part: 8-40% of the car", comp.partial_view(car, rng), None
 
 
+def natural_backgrounds(natural: Path) -> list[Path]:
+    """Natural photos of the *test* categories with no car in them (a panda, a kitchen, a field):
+    hundreds of held-out backgrounds, where the installed test split has a handful."""
+    return [p.path for p in wd.split_by_category(wd.read_natural(natural))["test"] if p.kind == "not_car"]
+
+
+def framed_cases(photos: list[Path], seed: int, bgs: BackgroundPool, where: str) -> Iterator[tuple[str, Any, str | None]]:
+    """Each held-out car photo framed at 35% and 60% of the frame on a background of ``bgs``
+    (kinds named ``where``): car_cases' composites on another pool, their own random stream."""
+    rng = np.random.default_rng(seed)
+    for path in photos:
+        car = wd._open_rgb(path)
+        for cov in (0.35, 0.6):
+            r = comp.random_recipe(rng, (cov, cov), fills=("photo",), long_side=1024)
+            yield f"whole: framed {where}, car at {cov:.0%} of the frame", comp.compose(car, r, rng, bgs.pick(rng)).image, path.name
+
+
 def natural_cases(natural: Path) -> Iterator[tuple[str, Any, str | None]]:
     names = {"not_car": "no car: natural photo", "vehicle_not_car": "no car: other vehicle",
              "car_part": "part: natural car part", "car": "whole: natural car photo"}
@@ -175,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--installed", type=int, default=150, help="installed negatives per source")
     ap.add_argument("--limit", type=int, default=0, help="car and natural photos, at most (smoke runs)")
     ap.add_argument("--record", action="store_true", help="write the figures into the model file's metrics")
+    ap.add_argument("--natural-backgrounds", action="store_true",
+                    help="also frame each held-out car on natural photos of the test categories (many backgrounds)")
     a = ap.parse_args(argv)
     models = {"before": a.baseline, "after": a.model} if a.baseline else {"after": a.model}
     labels = {Path(f).name: name for f, (name, _) in stanford_classes(a.data).items()}
@@ -184,6 +203,9 @@ def main(argv: list[str] | None = None) -> int:
 
         cars = held_out_cars(a.data, a.split)
         yield from car_cases(cars[:a.limit] if a.limit else cars, a.seed)
+        if a.natural_backgrounds:
+            yield from framed_cases(cars[:a.limit] if a.limit else cars, a.seed + 1,
+                                    BackgroundPool(natural_backgrounds(a.natural)), "on a held-out natural photo")
         natural = natural_cases(a.natural)
         yield from itertools.islice(natural, a.limit) if a.limit else natural
         yield from installed_cases(a.installed)

@@ -29,7 +29,7 @@ CAR_OUTPUT = "car_logit"
 WHOLE_OUTPUT = "whole_car_logit"
 # Each kept under the flag share on validation; a kind with fewer than MIN_KIND samples there
 # (natural car photos: a handful) is measured, not used to set the threshold (its quantile is noise).
-WHOLE_KINDS = ("tight", "framed", "found", "natural-car", "tight-grey")
+WHOLE_KINDS = ("tight", "framed", "framed-natural", "found", "natural-car", "tight-grey")
 MIN_KIND = 50
 
 
