@@ -88,6 +88,47 @@ def test_eval_cases_paste_into_the_pool_given_and_say_which_background(tmp_path:
     assert len(seen) == 8 and set(seen) == {"blue.png", "green.png"}
 
 
+def test_cars_framed_on_natural_photos_are_whole_cars_on_the_pool_given(tmp_path: Path) -> None:
+    """The head's natural-background composites (kind framed-natural) and whole_car_eval's
+    (framed_cases) put each car on a picture of the pool they are given, labelled a whole car."""
+    from training.framing.heads import BackgroundPool
+    from training.framing.whole_car_eval import framed_cases
+
+    car = tmp_path / "car.jpg"
+    Image.new("RGB", (300, 150), (200, 30, 30)).save(car)
+    rng = np.random.default_rng(0)
+    for name in ("field.png", "kitchen.png"):  # textured pictures (compose matches their colours to the car's)
+        Image.fromarray(rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)).save(tmp_path / name)
+    pool = BackgroundPool([tmp_path / "field.png"])
+    samples = list(wd.natural_framed_samples([car, car], pool.pick, seed=1))
+    assert [(s.kind, s.label) for s in samples] == [("framed-natural", wd.WHOLE)] * 2
+    assert pool.last == tmp_path / "field.png"
+    other = list(wd.natural_framed_samples([car, car], BackgroundPool([tmp_path / "kitchen.png"]).pick, seed=1))
+    for a, b in zip(samples, other, strict=True):  # the same car and frame, another picture behind it
+        assert a.image.size == b.image.size and np.asarray(a.image).std() > 10
+        assert not np.array_equal(np.asarray(a.image), np.asarray(b.image))
+    cases = list(framed_cases([car] * 3, seed=2, bgs=pool, where="on a test photo"))
+    assert [k for k, _, _ in cases] == ["whole: framed on a test photo, car at 35% of the frame",
+                                        "whole: framed on a test photo, car at 60% of the frame"] * 3
+    assert all(name == "car.jpg" for _, _, name in cases)
+
+
+def test_each_parts_natural_backgrounds_are_its_own_categories_without_cars(tmp_path: Path) -> None:
+    """Cars are framed on natural photos of their own part's categories only: a threshold or
+    reported background is never a training category's, and no background holds a car."""
+    from training.framing.whole_car import natural_background_pools
+
+    photos = [wd.NaturalPhoto(tmp_path / f"{cat}-{i}.jpg", "src", cat, kind)
+              for cat, kind in (("panda", "not_car"), ("kitchen", "not_car"), ("cab", "car"), ("bus", "vehicle_not_car"))
+              for i in range(2)]
+    parts = wd.split_by_category(photos)
+    pools = natural_background_pools(parts)
+    for part, pool in pools.items():
+        want = {p.path for p in parts[part] if p.kind == "not_car"}
+        assert set(pool.files) == want
+    assert sum(len(p.files) for p in pools.values()) == 4
+
+
 def _framed_model_file(d: Path, size: int) -> Path:
     """A framed test model file (random weights, the framing heads grafted) at ``size`` px."""
     pytest.importorskip("torch")

@@ -136,6 +136,13 @@ def extract(sess: Any, spec: Any, samples: Iterator[wd.Sample], batch: int = 32,
     return out
 
 
+def natural_background_pools(nat: dict[str, list[wd.NaturalPhoto]]) -> dict[str, BackgroundPool]:
+    """Per part, the natural photos of its own categories with no car in them, to frame that
+    part's cars on (never a held-out category's): without them, a natural scene behind a car
+    looked like "no car" to the head."""
+    return {part: BackgroundPool([p.path for p in nat.get(part, []) if p.kind == "not_car"]) for part in wd.PARTS}
+
+
 def sample_streams(data: Path, split_json: Path, natural: Path, seed: int, framed: int,
                    limit: int = 0, train_cars: int = 0, natural_backgrounds: bool = True) -> dict[str, Iterator[wd.Sample]]:
     """train / val / test streams.  Cars: the split's train photos to train; its held-out photos
@@ -158,9 +165,7 @@ def sample_streams(data: Path, split_json: Path, natural: Path, seed: int, frame
     def background(rng: np.random.Generator) -> Any:
         return bgs.pick(rng)
 
-    # Each part's cars are also framed on its own categories' natural photos (never the held-out
-    # ones): without them, natural scenes behind a car looked like "no car".
-    natural_bgs = {part: BackgroundPool([p.path for p in nat[part] if p.kind == "not_car"]) for part in wd.PARTS}
+    natural_bgs = natural_background_pools(nat)
 
     def installed(part: str, s: int) -> Iterator[wd.Sample]:
         neg_split = "test" if part == "test" else "train"

@@ -193,7 +193,7 @@ def natural_framed_samples(photos: Sequence[Path], backgrounds: comp.BackgroundS
     framed at 35% on held-out natural photos were flagged (whole_car_eval --natural-backgrounds)."""
     rng = np.random.default_rng(seed)
     for path in photos:
-        c = comp.compose(_open_rgb(path), comp.random_recipe(rng, (0.15, 1.0)), rng, backgrounds(rng))
+        c = comp.compose(_open_rgb(path), comp.random_recipe(rng, (0.15, 1.0), fills=("photo",)), rng, backgrounds(rng))
         yield Sample(c.image, WHOLE, "framed-natural", path.name)
 
 
