@@ -151,6 +151,10 @@ class FramingSpec:
     # ``part_weights . core.framing.part_signals(...) + part_bias < 0``; () = no such rule.
     part_weights: tuple[float, ...] = ()
     part_bias: float = 0.0
+    # Optional (training/framing/second_look.py): where the first pass on a whole photo sees no
+    # whole car, predict on the box the box head found anyway and let that crop's verdict stand
+    # when it is a whole car (or unsure): a car small in a busy scene.  False: the first pass decides.
+    second_look: bool = False
 
 
 @dataclass(frozen=True)

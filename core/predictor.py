@@ -273,6 +273,8 @@ class Predictor:
         # Year of sale, mileage and condition every new estimate is priced with (the CLI sets
         # them; the app reprices per photo with ``reprice``).
         self.price_inputs = PriceInputs()
+        # A second look at the box found where the first pass sees no whole car (FramingSpec).
+        self.second_look = metadata.framing is not None and metadata.framing.second_look
 
     def _preprocess_pool(self) -> ThreadPoolExecutor:
         """Threads that crop and resize a batch's inputs side by side: Pillow's resampling and
@@ -390,25 +392,37 @@ class Predictor:
     def _predict_pairs(self, pairs: Sequence[tuple[Photo, Box | CropMode | None]], top_k: int) -> list[Prediction]:
         """One batch for all pairs; then, for the pairs whose crop is CropMode.AUTO and whose
         first pass (the whole photo) found a car that does not fill the photo, a second batch on
-        the found boxes.  So an auto estimate costs one or two forward passes, never more."""
+        the found boxes; with the file's ``second_look``, also where the first pass saw no whole
+        car (the box head still says where one would be).  So an auto estimate costs one or two
+        forward passes, never more."""
         if not pairs:
             return []
         first = [(photo, crop if isinstance(crop, Box) else None) for photo, crop in pairs]
         outs, boxes = self._forward(first)
         preds = [self._decode(outs, i, boxes[i], pairs[i][0], top_k) for i in range(len(pairs))]
         again: list[tuple[int, Box]] = []
+        looks: set[int] = set()  # pairs whose first pass saw no whole car: a second look at the box found
         for i, (photo, crop) in enumerate(pairs):
             if crop is CropMode.AUTO:
                 located = self._located(outs, i, boxes[i], photo)
                 seen = preds[i].looks_like_car  # no car seen: nothing was found, the photo stays whole
                 preds[i] = replace(preds[i], found_box=located.box if seen else None)
-                box = located.crop_for_estimate(boxes[i]) if seen else None
-                if box is not None:
+                box = located.crop_for_estimate(boxes[i])
+                if box is not None and (seen or self.second_look):
                     again.append((i, box))
+                    if not seen:
+                        looks.add(i)
         if again:
             outs2, boxes2 = self._forward([(pairs[i][0], box) for i, box in again])
-            for j, (i, _) in enumerate(again):
+            for j, (i, box) in enumerate(again):
                 second = self._decode(outs2, j, boxes2[j], pairs[i][0], top_k)
+                if i in looks:
+                    # A car small in a busy scene: the whole photo's pooled features read as the
+                    # scene, the box found reads as the car.  Its own verdict stands only when it
+                    # is a whole car; otherwise the first pass's "no car" / "part of a car" stays.
+                    if second.whole_car in (WholeCar.YES, WholeCar.UNSURE):
+                        preds[i] = replace(second, found_box=box)
+                    continue
                 # The whole-car verdict is the first pass's: whether the photo shows a whole car.
                 # The found box is drawn tight on purpose (the framing's margin, chosen for the
                 # classifier), so judging that crop would call the car it found partial.

@@ -130,3 +130,33 @@ def add_car_output(path: Path, logit: float, threshold: float = 0.5) -> Path:
         onnx.save(model, str(raw))
         write_model_file(raw, dataclasses.replace(meta, framing=framing), path)
     return path
+
+
+def whole_car_from_brightness(path: Path, scale: float = 4.0, out: Path | None = None) -> Path:
+    """A framed model file whose whole-car logit is ``scale`` times the mean of its normalised
+    input (a bright crop is a whole car, a dark one is not), in place of its fixed logit: so the
+    whole photo and a crop of it get different verdicts (the second look's tests)."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    from core.modelfile import open_session
+
+    _, meta = open_session(path, threads=1)
+    assert meta.framing is not None
+    model = onnx.load(str(path))
+    g = model.graph
+    name = meta.framing.whole_car_output
+    for n in g.node:  # the old logit goes on, read only where it was (the car output times 0)
+        n.output[:] = ["test/fixed_whole" if o == name else o for o in n.output]
+        n.input[:] = ["test/fixed_whole" if x == name else x for x in n.input]
+    g.initializer.extend([numpy_helper.from_array(np.full((3, 1), scale / 3, np.float32), "test/bright_w"),
+                          numpy_helper.from_array(np.asarray([1], np.int64), "test/axis1")])
+    g.node.extend([helper.make_node("GlobalAveragePool", [g.input[0].name], ["test/gap"]),
+                   helper.make_node("Flatten", ["test/gap"], ["test/flat"], axis=1),
+                   helper.make_node("MatMul", ["test/flat", "test/bright_w"], ["test/bright"]),
+                   helper.make_node("Squeeze", ["test/bright", "test/axis1"], [name])])
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = Path(tmp) / "raw.onnx"
+        onnx.save(model, str(raw))
+        write_model_file(raw, meta, out or path)
+    return out or path

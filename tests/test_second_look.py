@@ -1,0 +1,95 @@
+"""The second look (FramingSpec.second_look): where the first pass on the whole photo sees no
+whole car, the box the box head found is predicted on, and its verdict stands when it is a whole
+car.  Through the CLI, as a user runs it: a car small in a busy scene gets its price."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from core.cli import main
+from core.modelfile import open_session, write_model_file
+
+BOX = (0.3, 0.3, 0.7, 0.7)  # where the test file's box head always finds the car
+
+
+@pytest.fixture(scope="module")
+def looking(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Files whose whole-car logit is the brightness of the crop and whose car output says "no
+    car" for any crop judged not whole: without and with the second look."""
+    pytest.importorskip("torch")
+    from training.testmodels import make_framed_model_file, make_model_file, whole_car_from_brightness
+
+    d = tmp_path_factory.mktemp("second-look")
+    base, _ = make_model_file(d / "base.onnx", size=64, padding="same")
+    off = whole_car_from_brightness(make_framed_model_file(base, d / "off.onnx", BOX, 0.0, threshold=0.3,
+                                                           unsure_below=0.6, car_logit=-5.0))
+    _, meta = open_session(off, threads=1)
+    assert meta.framing is not None and not meta.framing.second_look
+    on = d / "on.onnx"
+    write_model_file(off, dataclasses.replace(meta, framing=dataclasses.replace(meta.framing, second_look=True)), on)
+    return {"off": off, "on": on}
+
+
+def _photo(tmp_path: Path, bright_box: bool) -> Path:
+    """A dark 600x400 photo; with ``bright_box``, a bright car-sized patch where BOX is."""
+    img = Image.new("RGB", (600, 400), (10, 10, 10))
+    if bright_box:
+        img.paste((250, 250, 250), (round(BOX[0] * 600), round(BOX[1] * 400), round(BOX[2] * 600), round(BOX[3] * 400)))
+    path = tmp_path / f"scene-{bright_box}.png"
+    img.save(path)
+    return path
+
+
+def _predict(model: Path, photo: Path) -> dict[str, object]:
+    out, err = io.StringIO(), io.StringIO()
+    assert main([str(photo), "--model", str(model), "--json"], out, err) == 0, err.getvalue()
+    return json.loads(out.getvalue())["photos"][0]["prediction"]
+
+
+def test_a_car_small_in_a_dark_scene_is_found_by_the_second_look(looking: dict[str, Path], tmp_path: Path) -> None:
+    photo = _photo(tmp_path, bright_box=True)
+    before = _predict(looking["off"], photo)
+    assert before["whole_car"] == "no car" and before["found_box"] is None  # the whole photo reads dark
+    after = _predict(looking["on"], photo)
+    assert after["whole_car"] == "whole car" and after["looks_like_car"] is True and after["no_car"] is False
+    box = after["found_box"]
+    assert isinstance(box, dict)
+    assert box["x"] == pytest.approx(180, abs=2) and box["w"] == pytest.approx(240, abs=2)
+    assert after["crop"] == box  # the estimate is made on the box found, as for any car found
+
+
+def test_the_second_look_never_makes_a_whole_car_of_nothing(looking: dict[str, Path], tmp_path: Path) -> None:
+    """A crop that is not a whole car either keeps the first pass's verdict, and no found box."""
+    after = _predict(looking["on"], _photo(tmp_path, bright_box=False))
+    assert after["whole_car"] == "no car" and after["found_box"] is None
+    assert after["crop"] == {"x": 0.0, "y": 0.0, "w": 600.0, "h": 400.0}
+
+
+def test_the_window_prices_the_car_the_second_look_found(qtbot: object, looking: dict[str, Path],
+                                                          tmp_path: Path) -> None:
+    """Dropped into the window: the price is shown bold and the found box is drawn on the car;
+    the same photo with the file's second look off says "No car"."""
+    pytest.importorskip("PySide6")
+    from core.framing import WholeCar
+    from tests.gui_support import load, open_window, wait_shown
+
+    photo = _photo(tmp_path, bright_box=True)
+    window = open_window(qtbot, looking["on"])
+    load(qtbot, window, [photo])
+    shown = wait_shown(qtbot, window)
+    assert shown.whole_car is WholeCar.YES
+    assert window.panel.price_label.text().startswith("$") and not window.panel.price_greyed
+    found = window.crop_view.found_box
+    assert found is not None and abs(found.x - 180) <= 2 and abs(found.w - 240) <= 2
+    assert "$" in window.strip.item(0).text()
+    window.close()
+    window = open_window(qtbot, looking["off"])
+    load(qtbot, window, [photo])
+    assert wait_shown(qtbot, window).whole_car is WholeCar.NO_CAR
+    assert window.panel.price_label.text() == "No car" and window.crop_view.found_box is None
