@@ -23,7 +23,11 @@ def looking(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Files whose whole-car logit is the brightness of the crop and whose car output says "no
     car" for any crop judged not whole: without and with the second look."""
     pytest.importorskip("torch")
-    from training.testmodels import make_framed_model_file, make_model_file, whole_car_from_brightness
+    from training.testmodels import (
+        make_framed_model_file,
+        make_model_file,
+        whole_car_from_brightness,
+    )
 
     d = tmp_path_factory.mktemp("second-look")
     base, _ = make_model_file(d / "base.onnx", size=64, padding="same")
@@ -93,3 +97,17 @@ def test_the_window_prices_the_car_the_second_look_found(qtbot: object, looking:
     load(qtbot, window, [photo])
     assert wait_shown(qtbot, window).whole_car is WholeCar.NO_CAR
     assert window.panel.price_label.text() == "No car" and window.crop_view.found_box is None
+
+
+def test_the_rule_turns_it_on_only_when_whole_cars_gain_and_the_bars_hold() -> None:
+    from training.framing.second_look import decide
+
+    without = {"whole: tight crop": 0.03, "whole: framed on a natural photo, car at 35% of the frame": 0.12,
+               "part: half a side view (pan sweep)": 0.97, "no car: natural photo": 0.987}
+    better = {**without, "whole: framed on a natural photo, car at 35% of the frame": 0.03,
+              "no car: natural photo": 0.98}
+    assert decide(without, better)
+    assert not decide(without, without)  # no gain on the worst kind
+    assert not decide(without, {**better, "no car: natural photo": 0.96})  # non-car photos pass
+    assert not decide(without, {**better, "part: half a side view (pan sweep)": 0.90})  # parts pass
+    assert not decide(without, {**better, "whole: tight crop": 0.13})  # another kind gets worse than before

@@ -92,7 +92,11 @@ step whole_car "$wc/carvalue.onnx" $py -m training.framing.whole_car_head build 
 rule=$root/part-rule
 step part_rule "$rule/carvalue.onnx" $py -m training.framing.part_rule --model "$wc/carvalue.onnx" \
   --data "$data" --split "$s3/split.json" --out "$rule/carvalue.onnx"
-framing=$rule  # the model file from here on
+# The second look at the box found where the first pass sees no whole car, decided on validation.
+look=$root/second-look
+step second_look "$look/carvalue.onnx" $py -m training.framing.second_look --model "$rule/carvalue.onnx" \
+  --data "$data" --split "$s3/split.json" --natural "$natural" --out "$look/carvalue.onnx"
+framing=$look  # the model file from here on
 echo "model file: $framing/carvalue.onnx (training took $(awk -F'\t' 'NR>1 {s+=$4} END {printf "%.1f", s/60}' "$timings") min)"
 # Reports (not part of making the model): held-out framing/non-car figures written into the file.
 report=$root/framing-report

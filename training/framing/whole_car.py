@@ -144,7 +144,7 @@ def natural_background_pools(nat: dict[str, list[wd.NaturalPhoto]]) -> dict[str,
 
 
 def sample_streams(data: Path, split_json: Path, natural: Path, seed: int, framed: int,
-                   limit: int = 0, train_cars: int = 0, natural_backgrounds: bool = True) -> dict[str, Iterator[wd.Sample]]:
+                   limit: int = 0, train_cars: int = 0, natural_backgrounds: bool = False) -> dict[str, Iterator[wd.Sample]]:
     """train / val / test streams.  Cars: the split's train photos to train; its held-out photos
     (whole_car_data.held_out_cars) set the thresholds (val) and are reported (test).  Natural photos by category.  Installed negatives: train / test
     (training/data/negatives.py's own split), drawn graphics of different seeds."""
@@ -204,8 +204,9 @@ def main(argv: list[str] | None = None) -> int:
     f.add_argument("--limit", type=int, default=0, help="car photos per part (smoke runs)")
     f.add_argument("--train-cars", type=int, default=3000, help="training car photos used (0: all)")
     f.add_argument("--parts", default="train,val,test")
-    f.add_argument("--no-natural-backgrounds", action="store_true",
-                   help="frame cars on the installed backgrounds only (the head before 2026-12-08)")
+    f.add_argument("--natural-backgrounds", action="store_true",
+                   help="also frame each car on a natural photo of its part's categories (kind framed-natural; "
+                   "tried 2026-12-08, not the shipped head: RESULTS.md)")
     f.add_argument("--grid", action="store_true", help=f"also the feature map's {GRID}x{GRID} block means "
                    "(for a head that sees where in the crop the car is)")
     a = ap.parse_args(argv)
@@ -213,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         a.out.mkdir(parents=True, exist_ok=True)
         sess, meta = feature_session(a.model, grid=a.grid)
         streams = sample_streams(a.data, a.split, a.natural, a.seed, a.framed, a.limit, a.train_cars,
-                                 natural_backgrounds=not a.no_natural_backgrounds)
+                                 natural_backgrounds=a.natural_backgrounds)
         with ThreadPoolExecutor(2) as pool:
             for part in a.parts.split(","):
                 t0 = time.perf_counter()

@@ -72,11 +72,14 @@ def framed_cases(photos: list[Path], seed: int, bgs: BackgroundPool, where: str)
             yield f"whole: framed {where}, car at {cov:.0%} of the frame", comp.compose(car, r, rng, bgs.pick(rng)).image, path.name
 
 
+# The kinds of case each natural photo's kind is reported as.
+NATURAL_KIND_NAMES = {"not_car": "no car: natural photo", "vehicle_not_car": "no car: other vehicle",
+                      "car_part": "part: natural car part", "car": "whole: natural car photo"}
+
+
 def natural_cases(natural: Path) -> Iterator[tuple[str, Any, str | None]]:
-    names = {"not_car": "no car: natural photo", "vehicle_not_car": "no car: other vehicle",
-             "car_part": "part: natural car part", "car": "whole: natural car photo"}
     for p in wd.split_by_category(wd.read_natural(natural))["test"]:
-        yield names[p.kind], wd._open_rgb(p.path), None
+        yield NATURAL_KIND_NAMES[p.kind], wd._open_rgb(p.path), None
 
 
 def installed_cases(limit: int) -> Iterator[tuple[str, Any, str | None]]:
@@ -153,7 +156,8 @@ def record(model: Path, r: dict[str, dict[str, Any]], categories: list[str]) -> 
     model.chmod(0o644)
 
 
-def card_section(w: dict[str, Any], sources: Sequence[dict[str, str]] = (), rule: dict[str, Any] | None = None) -> str:
+def card_section(w: dict[str, Any], sources: Sequence[dict[str, str]] = (), rule: dict[str, Any] | None = None,
+                 look: dict[str, Any] | None = None) -> str:
     """The model card's section on the whole-car check (from ``metrics.whole_car``), with the
     licences of the photos and graphics it learnt from (the framing section's ``sources``)."""
     rows = ["| held-out photos | photos | flagged (not shown as a whole car) | called \"no car\" | make/model top-1 |",
@@ -175,6 +179,12 @@ def card_section(w: dict[str, Any], sources: Sequence[dict[str, str]] = (), rule
                          f"{rule.get('photos', '?')} validation cars' whole and partial views, no kind of whole car "
                          f"flagged more than {100 * float(rule.get('allow', 0)):.0f} point more often there); the "
                          "figures above include it.", ""] if isinstance(rule, dict) else []),
+                      *([("Where the first pass on the whole photo sees no whole car, the box found is predicted on "
+                          "and its verdict stands when it is a whole car or unsure (`framing.second_look`, decided on "
+                          "validation photos by training/framing/second_look.py); the figures above include it.")
+                         if look.get("second_look") else
+                         "The second look at the box found (training/framing/second_look.py) is off in this file: "
+                         "it did not pass its rule on validation photos.", ""] if isinstance(look, dict) else []),
                       *(["Sources of natural photos, backgrounds and negatives, with their licences:", "",
                          *(f"- {d.get('name', '?')}: {d.get('licence', '?')}" for d in sources), ""]
                         if sources else [])])

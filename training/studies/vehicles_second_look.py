@@ -1,0 +1,79 @@
+"""Does the second look pass other vehicles of a kind the head never saw? (issue 27: "other
+vehicles >= 80%")
+
+vehicles_cv measures other vehicles by leave-category-out on the pooled features of the whole
+photo: the first pass's verdict.  The second look (framing.second_look) then predicts on the box
+found where that verdict is not a whole car, and lets a whole-car verdict there stand, so a
+vehicle the first pass flagged can be passed.  Here each fold's head (vehicles_cv.fold_heads:
+trained without the fold's categories, thresholds on validation) is grafted into the model file
+(its part rule and second look kept), and the fold's vehicle photos go through ``Predictor``
+(crop auto) with the second look off and on.  The validation and test categories' vehicles are
+scored by the shipped file itself (never trained on them).
+
+  python -m training.studies.vehicles_second_look --model resources/models/carvalue.onnx \\
+      --features runs/whole-car --natural ../shared/data/natural-photos \\
+      --out training/reports/whole-car/vehicles_second_look.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from core.framing import CropMode, WholeCar
+from core.predictor import Predictor
+from core.preprocess import photo_from_image
+from training.framing import whole_car_data as wd
+from training.framing.vehicles_cv import fold_heads, folds
+from training.framing.whole_car_head import graft, load_part
+
+
+def flagged(model: Path, photos: list[wd.NaturalPhoto]) -> dict[str, float]:
+    """Share of ``photos`` not shown as a whole car, without and with the second look."""
+    off, on = Predictor.load(model), Predictor.load(model)
+    off.second_look, on.second_look = False, True
+    hits = np.zeros(2)
+    for p in photos:
+        photo = photo_from_image(wd._open_rgb(p.path))
+        for j, pred in enumerate((off, on)):
+            hits[j] += pred.predict(photo, CropMode.AUTO).whole_car not in (WholeCar.YES, WholeCar.UNSURE)
+    return {"n": len(photos), "without": float(hits[0] / len(photos)), "with": float(hits[1] / len(photos))}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m training.studies.vehicles_second_look", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", type=Path, required=True, help="the shipped file (part rule, second look)")
+    ap.add_argument("--features", type=Path, required=True, help="whole_car features of that file's recipe")
+    ap.add_argument("--natural", type=Path, required=True)
+    ap.add_argument("--out", type=Path, required=True)
+    a = ap.parse_args(argv)
+    train, val = load_part(a.features, "train"), load_part(a.features, "val")
+    shipped_kinds = train["kind"] != "framed-natural"  # the shipped head never had these samples
+    train = {k: v[shipped_kinds] for k, v in train.items()}
+    val = {k: v[val["kind"] != "framed-natural"] for k, v in val.items()}
+    parts = wd.split_by_category(wd.read_natural(a.natural))
+    vehicles = {part: [p for p in ps if p.kind == "vehicle_not_car"] for part, ps in parts.items()}
+    groups = folds(train)
+    report: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, head, th, _ in fold_heads(train, val):
+            model = Path(tmp) / "fold.onnx"
+            graft(a.model, head, th, model, "leave-category-out fold")
+            report[f"held out of training: {name}"] = flagged(model, [p for p in vehicles["train"]
+                                                                     if p.group in groups[name]])
+    for part in ("val", "test"):
+        report[f"{part} categories (never trained on)"] = flagged(a.model, vehicles[part])
+    n = sum(int(v["n"]) for v in report.values())
+    report["all"] = {"n": n, **{k: sum(v["n"] * v[k] for v in report.values()) / max(n, 1) for k in ("without", "with")}}
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(json.dumps(report, indent=1))
+    print(json.dumps(report, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
