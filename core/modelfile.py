@@ -155,6 +155,8 @@ class FramingSpec:
     # whole car, predict on the box the box head found anyway and let that crop's verdict stand
     # when it is a whole car (or unsure): a car small in a busy scene.  False: the first pass decides.
     second_look: bool = False
+    # ... and only when that crop's top make/model probability is at least this (0: any).
+    second_look_min_top: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -322,6 +324,8 @@ class ModelMetadata:
             if (fr.part_weights and len(fr.part_weights) != PART_SIGNAL_COUNT) \
                     or not all(abs(w) <= 1e3 for w in (*fr.part_weights, fr.part_bias)):
                 fail(f"framing.part_weights must be {PART_SIGNAL_COUNT} numbers, each and part_bias within +-1000")
+            if not (_is_number(fr.second_look_min_top) and 0 <= fr.second_look_min_top <= 1):
+                fail("framing.second_look_min_top must be a number in [0, 1]")
         mk = self.make
         if mk is not None:
             taken = {*OUTPUT_NAMES, *((fr.box_output, fr.whole_car_output, fr.car_output) if fr else ())}

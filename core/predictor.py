@@ -275,6 +275,7 @@ class Predictor:
         self.price_inputs = PriceInputs()
         # A second look at the box found where the first pass sees no whole car (FramingSpec).
         self.second_look = metadata.framing is not None and metadata.framing.second_look
+        self.second_look_min_top = metadata.framing.second_look_min_top if metadata.framing is not None else 0.0
 
     def _preprocess_pool(self) -> ThreadPoolExecutor:
         """Threads that crop and resize a batch's inputs side by side: Pillow's resampling and
@@ -419,8 +420,10 @@ class Predictor:
                 if i in looks:
                     # A car small in a busy scene: the whole photo's pooled features read as the
                     # scene, the box found reads as the car.  Its own verdict stands only when it
-                    # is a whole car; otherwise the first pass's "no car" / "part of a car" stays.
-                    if second.whole_car in (WholeCar.YES, WholeCar.UNSURE):
+                    # is a whole car (named at least as surely as the file asks); otherwise the
+                    # first pass's "no car" / "part of a car" stays.
+                    top = second.make_models[0].probability if second.make_models else 1.0
+                    if second.whole_car in (WholeCar.YES, WholeCar.UNSURE) and top >= self.second_look_min_top:
                         preds[i] = replace(second, found_box=box)
                     continue
                 # The whole-car verdict is the first pass's: whether the photo shows a whole car.

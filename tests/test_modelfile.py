@@ -311,7 +311,7 @@ _FRAMING_PATHS: list[tuple[str | int, ...]] = [
     ("framing",), ("framing", "box_output"), ("framing", "whole_car_output"), ("framing", "temperature"),
     ("framing", "threshold"), ("framing", "unsure_below"), ("framing", "found_margin"), ("framing", "sources"),
     ("framing", "sources", 0), ("framing", "note"), ("framing", "part_weights"), ("framing", "part_weights", 1),
-    ("framing", "part_bias"), ("framing", "second_look"),
+    ("framing", "part_bias"), ("framing", "second_look"), ("framing", "second_look_min_top"),
 ]
 
 
@@ -326,7 +326,7 @@ def test_fuzzed_framing_section_loads_valid_or_raises_model_file_error(
     d["framing"] = {"box_output": "car_box", "whole_car_output": "whole_car_logit", "temperature": 1.0,
                     "threshold": 0.1, "unsure_below": 0.2, "found_margin": -0.05,
                     "sources": [{"name": "x", "licence": "y"}], "note": "", "part_weights": [0.6, 1.1, 3.7],
-                    "part_bias": 2.0, "second_look": True}
+                    "part_bias": 2.0, "second_look": True, "second_look_min_top": 0.4}
     for path, value in edits:
         d = _mutated(d, path, value)
     try:
@@ -343,7 +343,7 @@ def test_fuzzed_framing_section_loads_valid_or_raises_model_file_error(
     assert all(isinstance(s, dict) for s in fr.sources) and isinstance(fr.note, str)
     assert fr.part_weights == () or (len(fr.part_weights) == 3 and all(abs(w) <= 1e3 for w in fr.part_weights))
     assert isinstance(fr.part_bias, float) and abs(fr.part_bias) <= 1e3
-    assert isinstance(fr.second_look, bool)
+    assert isinstance(fr.second_look, bool) and 0 <= fr.second_look_min_top <= 1
     assert all(math.isfinite(x) for x in _all_numbers(json.loads(meta.to_json())))
 
 

@@ -35,9 +35,12 @@ def looking(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
                                                            unsure_below=0.6, car_logit=-5.0))
     _, meta = open_session(off, threads=1)
     assert meta.framing is not None and not meta.framing.second_look
-    on = d / "on.onnx"
-    write_model_file(off, dataclasses.replace(meta, framing=dataclasses.replace(meta.framing, second_look=True)), on)
-    return {"off": off, "on": on}
+    out = {"off": off}
+    for name, min_top in (("on", 0.0), ("on, sure only", 0.9)):
+        out[name] = d / f"{name}.onnx"
+        framing = dataclasses.replace(meta.framing, second_look=True, second_look_min_top=min_top)
+        write_model_file(off, dataclasses.replace(meta, framing=framing), out[name])
+    return out
 
 
 def _photo(tmp_path: Path, bright_box: bool) -> Path:
@@ -66,6 +69,15 @@ def test_a_car_small_in_a_dark_scene_is_found_by_the_second_look(looking: dict[s
     assert isinstance(box, dict)
     assert box["x"] == pytest.approx(180, abs=2) and box["w"] == pytest.approx(240, abs=2)
     assert after["crop"] == box  # the estimate is made on the box found, as for any car found
+
+
+def test_a_file_can_ask_the_second_look_to_be_sure_of_the_car(looking: dict[str, Path], tmp_path: Path) -> None:
+    """With ``second_look_min_top`` above the crop's top make/model probability (this random
+    network's is far below 0.9), the first pass's verdict stays."""
+    after = _predict(looking["on, sure only"], _photo(tmp_path, bright_box=True))
+    assert after["whole_car"] == "no car" and after["found_box"] is None
+    top = _predict(looking["on"], _photo(tmp_path, bright_box=True))["make_models"]
+    assert isinstance(top, list) and top[0]["probability"] < 0.9
 
 
 def test_the_second_look_never_makes_a_whole_car_of_nothing(looking: dict[str, Path], tmp_path: Path) -> None:
@@ -111,3 +123,19 @@ def test_the_rule_turns_it_on_only_when_whole_cars_gain_and_the_bars_hold() -> N
     assert not decide(without, {**better, "no car: natural photo": 0.96})  # non-car photos pass
     assert not decide(without, {**better, "part: half a side view (pan sweep)": 0.90})  # parts pass
     assert not decide(without, {**better, "whole: tight crop": 0.13})  # another kind gets worse than before
+
+
+def test_the_cut_is_the_highest_that_keeps_whole_cars_within_a_point() -> None:
+    from training.framing.second_look import Case, choose_min_top, rates
+
+    # 100 framed cars: 10 flagged by the first pass, 8 of them rescued, named at 0.1..0.8;
+    # 100 vehicles: all flagged by the first pass, 20 passed by the second look at 0.2 each.
+    cars = [Case("whole: framed", i < 10, (i + 1) / 10 if i < 8 else None) for i in range(100)]
+    vehicles = [Case("no car: other vehicle", True, 0.2 if i < 20 else None) for i in range(100)]
+    cases = cars + vehicles
+    assert rates(cases, False)["whole: framed"] == 0.10
+    assert rates(cases, True)["whole: framed"] == pytest.approx(0.02)
+    # a cut of 0.1 loses no car; 0.15 loses the one at 0.1 (+1 point, allowed); 0.25 loses two
+    assert choose_min_top(cases) == pytest.approx(0.2)
+    assert rates(cases, True, 0.2)["whole: framed"] == pytest.approx(0.03)
+    assert rates(cases, True, 0.25)["no car: other vehicle"] == 1.0

@@ -8,7 +8,9 @@ the threshold half of the held-out cars (whole_car_data.held_out_cars), framed a
 the installed *training* backgrounds and on natural photos of the *validation* categories, with
 their parts, and the validation categories' natural photos.  The rule (RESULTS.md, 2026-12-08):
 on, when it flags fewer of the worst kind of whole car while natural non-car photos stay at or
-above ``--min-no-car`` flagged and every part-of-a-car kind at or above ``--min-part``.
+above ``--min-no-car`` flagged and every part-of-a-car kind at or above ``--min-part``.  Then
+``second_look_min_top``: the crop's top make/model probability the second look also asks for, the
+highest cut at which no kind of whole car is flagged more than 1 point more often than with none.
 
   python -m training.framing.second_look --model runs/x/part-rule/carvalue.onnx \\
       --data ../shared/data/stanford-cars-train --split runs/x/stage3/split.json \\
@@ -21,8 +23,11 @@ import argparse
 import dataclasses
 import json
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from core.framing import CropMode, WholeCar
 from core.modelfile import open_session, write_model_file
@@ -50,21 +55,44 @@ def validation_cases(data: Path, split: Path, natural: Path, seed: int = 5,
         yield NATURAL_KIND_NAMES[p.kind], wd._open_rgb(p.path)
 
 
-def flag_rates(model: Path, cases: Iterator[tuple[str, Any]]) -> dict[str, dict[str, float]]:
-    """Per kind: the share flagged without and with the second look (the same photos)."""
+@dataclass(frozen=True)
+class Case:
+    """One validation photo: flagged by the first pass alone, and where the second look would
+    pass it, the top make/model probability of its crop (None: it would not)."""
+
+    kind: str
+    flagged: bool
+    rescued_top: float | None
+
+
+def cases_of(model: Path, cases: Iterator[tuple[str, Any]]) -> list[Case]:
+    """Each case through Predictor without and with the second look (no probability cut): a
+    cut ``t`` then flags exactly the cases flagged without it and not rescued at ``top >= t``."""
     off, on = Predictor.load(model), Predictor.load(model)
     off.second_look, on.second_look = False, True
-    counts: dict[str, list[int]] = {}
+    on.second_look_min_top = 0.0
+    out = []
     for kind, image in cases:
         try:
             photo = photo_from_image(image)
         except ImageLoadError:  # a part cut from a small photo can be under the app's 32 px
             continue
-        c = counts.setdefault(kind, [0, 0, 0])
-        c[0] += 1
-        for j, pred in ((1, off), (2, on)):
-            c[j] += pred.predict(photo, CropMode.AUTO).whole_car not in (WholeCar.YES, WholeCar.UNSURE)
-    return {k: {"photos": n, "without": a / n, "with": b / n} for k, (n, a, b) in sorted(counts.items())}
+        a = off.predict(photo, CropMode.AUTO).whole_car not in (WholeCar.YES, WholeCar.UNSURE)
+        p = on.predict(photo, CropMode.AUTO)
+        b = p.whole_car not in (WholeCar.YES, WholeCar.UNSURE)
+        out.append(Case(kind, a, p.make_models[0].probability if a and not b else None))
+    return out
+
+
+def rates(cases: list[Case], look: bool, min_top: float = 0.0) -> dict[str, float]:
+    """Per kind, the share flagged without the second look, or with it at the cut ``min_top``."""
+    counts: dict[str, list[int]] = {}
+    for c in cases:
+        n = counts.setdefault(c.kind, [0, 0])
+        rescued = look and c.rescued_top is not None and c.rescued_top >= min_top
+        n[0] += 1
+        n[1] += c.flagged and not rescued
+    return {k: f / n for k, (n, f) in sorted(counts.items())}
 
 
 def decide(without: Rates, with_: Rates, min_no_car: float = 0.97, min_part: float = 0.92) -> bool:
@@ -79,6 +107,21 @@ def decide(without: Rates, with_: Rates, min_no_car: float = 0.97, min_part: flo
     return not worse and all(v >= min_no_car for v in no_car) and all(v >= min_part for v in parts)
 
 
+def choose_min_top(cases: list[Case], allow: float = 0.01) -> float:
+    """The highest cut of 0, 0.05, ..., 0.95 at which no kind of whole car is flagged more than
+    ``allow`` more often than with no cut."""
+    base = rates(cases, True)
+    whole = [k for k in base if k.startswith("whole") and "natural car photo" not in k]
+    best = 0.0
+    for t in np.arange(0.05, 1.0, 0.05).round(2):
+        r = rates(cases, True, float(t))
+        if all(r[k] <= base[k] + allow + 1e-12 for k in whole):
+            best = float(t)
+        else:
+            break
+    return best
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m training.framing.second_look", description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", type=Path, required=True)
@@ -90,15 +133,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--min-part", type=float, default=0.92)
     ap.add_argument("--limit", type=int, default=0, help="car photos, at most (smoke runs)")
     a = ap.parse_args(argv)
-    rates = flag_rates(a.model, validation_cases(a.data, a.split, a.natural, limit=a.limit))
-    on = decide({k: v["without"] for k, v in rates.items()}, {k: v["with"] for k, v in rates.items()},
-                a.min_no_car, a.min_part)
-    report = {"second_look": on, "min_no_car": a.min_no_car, "min_part": a.min_part, "validation": rates}
+    cases = cases_of(a.model, validation_cases(a.data, a.split, a.natural, limit=a.limit))
+    without = rates(cases, False)
+    on = decide(without, rates(cases, True), a.min_no_car, a.min_part)
+    min_top = choose_min_top(cases) if on else 0.0
+    report = {"second_look": on, "min_top": min_top, "min_no_car": a.min_no_car, "min_part": a.min_part,
+              "validation": {k: {"photos": sum(c.kind == k for c in cases), "without": v,
+                                 "with": rates(cases, True)[k], "with, at the cut": rates(cases, True, min_top)[k]}
+                             for k, v in without.items()}}
     _, meta = open_session(a.model, threads=1)
     if meta.framing is None:
         raise SystemExit(f"{a.model}: no framing section (not a framed model file)")
     a.out.parent.mkdir(parents=True, exist_ok=True)
-    write_model_file(a.model, dataclasses.replace(meta, framing=dataclasses.replace(meta.framing, second_look=on),
+    write_model_file(a.model, dataclasses.replace(meta, framing=dataclasses.replace(meta.framing, second_look=on,
+                                                                                    second_look_min_top=min_top),
                                                   metrics={**meta.metrics, "second_look": report}), a.out)
     print(json.dumps(report, indent=1))
     return 0

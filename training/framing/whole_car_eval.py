@@ -180,8 +180,11 @@ def card_section(w: dict[str, Any], sources: Sequence[dict[str, str]] = (), rule
                          f"flagged more than {100 * float(rule.get('allow', 0)):.0f} point more often there); the "
                          "figures above include it.", ""] if isinstance(rule, dict) else []),
                       *([("Where the first pass on the whole photo sees no whole car, the box found is predicted on "
-                          "and its verdict stands when it is a whole car or unsure (`framing.second_look`, decided on "
-                          "validation photos by training/framing/second_look.py); the figures above include it.")
+                          "and its verdict stands when it is a whole car or unsure"
+                          + (f" and its top make/model probability is at least {float(look.get('min_top', 0)):g}"
+                             if float(look.get("min_top", 0) or 0) > 0 else "")
+                          + " (`framing.second_look`, decided on validation photos by training/framing/second_look.py); "
+                          "the figures above include it.")
                          if look.get("second_look") else
                          "The second look at the box found (training/framing/second_look.py) is off in this file: "
                          "it did not pass its rule on validation photos.", ""] if isinstance(look, dict) else []),
