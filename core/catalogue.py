@@ -11,7 +11,13 @@ A car is a make, model and model year with a body type and a new price (MSRP):
   yearly trend (+1.6 %/yr, measured when the file is built), and said so;
 - a year after the model's last, for a model still sold when the table ends (its last year is
   the table's last or the one before) and no later than the year of sale: the last known MSRP
-  carried forward along the same trend, and marked *extrapolated* in the price's words.
+  carried forward along the same trend, and marked *extrapolated* in the price's words;
+- a model the table names with no real MSRP at all (the Volvo 240, 1991-1993), and a network
+  class the table lacks whose make it has (a Volvo XC90 of 2007, a Dodge Ram 3500): the price
+  of a *typical* car of that make and body type, the median over the make's models of that body
+  with real MSRPs, each carried to the year along the trend, and said so.  Without it, such a
+  photo was priced by the network's median head, which never trained on a price for it (a 1993
+  Volvo 240 in a busy scene: $68,900).
 
 Names are forgiving, as people and listings spell them: case, spaces, hyphens and dots do not
 count ("3 SERIES", "ECLASS", "F-150", "CR-V", "MERCEDES-BENZ"), the year may stand anywhere,
@@ -64,6 +70,21 @@ MODEL_ALIASES: dict[tuple[str, str], str] = {
 }
 
 
+# Body words of class and listing names -> the table's body type ("Crew Cab" is a pickup).
+BODY_WORDS = {"sedan": "sedan", "coupe": "coupe", "convertible": "convertible", "hatchback": "hatchback",
+              "wagon": "wagon", "suv": "suv", "minivan": "minivan", "van": "van", "cab": "pickup",
+              "supercab": "pickup", "sut": "pickup"}
+
+
+def body_in_name(name: str) -> str | None:
+    """The body type a name says ("... Crew Cab" -> pickup); the last such word wins ("E-Series
+    Wagon Van" is a van); None when it says none."""
+    hit = None
+    for w in name.lower().split():
+        hit = BODY_WORDS.get(w, hit)
+    return hit
+
+
 class NotInCatalogue(LookupError):
     """The catalogue cannot price this name (``str(e)``: one line saying why)."""
 
@@ -82,10 +103,15 @@ class NewPrice:
     from_year: int
     year: int
     trend: float
+    models: int = 0  # "typical": how many of the make's models of the body type it is the median of
 
     def words(self) -> str:
         if self.how == "table":
             return f"New price: the MSRP table's {self.year} median over trims ({whole_dollars(self.msrp)})."
+        if self.how == "typical":
+            return (f"New price of a typical car like it: the table has no MSRP for this model, so the median of "
+                    f"the table's {self.models} models of the same make and body type, each carried along its "
+                    f"within-model trend ({self.trend:+.1%}/yr) to {self.year} ({whole_dollars(self.msrp)}).")
         what = "extrapolated" if self.how == "extrapolated" else "carried"
         return (f"New price {what}: the table has no {self.year} MSRP for this model; its {self.from_year} MSRP "
                 f"carried along the table's within-model trend ({self.trend:+.1%}/yr) to {whole_dollars(self.msrp)}.")
@@ -159,11 +185,36 @@ class Catalogue:
         msrp = round(cm.msrps[near] * math.exp(self.trend * (year - near)), 0)
         return NewPrice(msrp, how, near, year, self.trend)
 
+    def typical_price(self, make: str, body: str, year: int) -> NewPrice | None:
+        """What a new ``make`` ``body`` of ``year`` cost, for a model with no real MSRP: the
+        median over the make's models of that body with real MSRPs, each carried from its
+        nearest table year along the trend; None when the make has none or ``year`` is before
+        the table's first."""
+        if year < FIRST_YEAR:
+            return None
+        prices = []
+        for cm in self.models:
+            if cm.make == make and cm.body == body and cm.msrps:
+                near = min(cm.msrps, key=lambda y: (abs(y - year), -y))
+                prices.append(cm.msrps[near] * math.exp(self.trend * (year - near)))
+        if not prices:
+            return None
+        prices.sort()
+        mid = len(prices) // 2
+        median = prices[mid] if len(prices) % 2 else (prices[mid - 1] + prices[mid]) / 2
+        return NewPrice(round(median, 0), "typical", year, year, self.trend, len(prices))
+
     def car(self, cm: CarModel, year: int, year_of_sale: int, body: str | None = None) -> CatalogueCar:
         price = self.new_price(cm, year, year_of_sale)
+        if price is None and not cm.msrps and cm.first_year <= year <= cm.last_year:
+            price = self.typical_price(cm.make, body or cm.body, year)
         if price is None:
+            if not cm.msrps and cm.first_year <= year <= cm.last_year:
+                raise NotInCatalogue(f"{cm.make} {cm.model}: the MSRP table has no real new price for it, "
+                                     f"nor for any other {cm.make} {body or cm.body}")
             if not cm.msrps:
-                raise NotInCatalogue(f"{cm.make} {cm.model}: the MSRP table has no real new price for it")
+                raise NotInCatalogue(f"{cm.make} {cm.model} {year}: the catalogue has this model for "
+                                     f"{cm.first_year}-{cm.last_year} only")
             span = f"{FIRST_YEAR}-{cm.last_year}" + (f" (and later, up to the year of sale {year_of_sale})"
                                                         if self.current(cm) else "")
             raise NotInCatalogue(f"{cm.make} {cm.model} {year}: the catalogue has this model for {span}")
@@ -206,12 +257,27 @@ class Catalogue:
         """The catalogue car of a network class ("Audi TTS Coupe 2012"); None if not joined."""
         hit = self.classes.get(class_name)
         if hit is None:
-            return None
+            return self._typical_class_car(class_name) if class_name in self.classes else None
         cm = self.models[hit[0]]
         try:
             return self.car(cm, hit[1], max(year_of_sale, hit[1]), hit[2])
         except NotInCatalogue:
             return None
+
+    def _typical_class_car(self, class_name: str) -> CatalogueCar | None:
+        """A class the table cannot join ("Volvo 240 Sedan 1993") as a typical car of its make,
+        body type and year; None when the name lacks one of them or the make has no such body."""
+        years = YEAR_RE.findall(class_name)
+        body = body_in_name(class_name)
+        makes = [m for m in self.makes if class_name.startswith(m + " ")]
+        if not years or body is None or not makes:
+            return None
+        make, year = max(makes, key=len), int(years[-1])
+        price = self.typical_price(make, body, year)
+        if price is None:
+            return None
+        model = class_name[len(make):class_name.rfind(years[-1])].strip()
+        return CatalogueCar(make, model, year, body, price)
 
     def names(self, year_of_sale: int) -> list[str]:
         """Every "Make Model Year" the catalogue prices up to ``year_of_sale`` (a completer's list)."""

@@ -99,6 +99,42 @@ def test_network_classes_join_their_catalogue_cars(cat: Catalogue) -> None:
     assert cat.class_car("AM General Hummer SUV 2000", 2026) is None  # no MSRP in the table
 
 
+def test_a_model_without_a_real_msrp_is_priced_as_a_typical_car_of_its_make_and_body(cat: Catalogue) -> None:
+    """The Volvo 240 (1991-1993) has no real MSRP in the table: by name and as a network class it
+    is a typical Volvo sedan of its year, said so; outside its years it is still refused."""
+    named = cat.lookup("Volvo 240 1993", 2026)
+    assert named.new_price.how == "typical" and named.body == "sedan" and named.new_price.models >= 2
+    assert "typical car like it" in named.new_price.words() and "\n" not in named.new_price.words()
+    photo = cat.class_car("Volvo 240 Sedan 1993", 2026)
+    assert photo is not None and (photo.make, photo.model, photo.year) == ("Volvo", "240 Sedan", 1993)
+    assert photo.new_price == named.new_price
+    sedans = [cm for cm in cat.models if cm.make == "Volvo" and cm.body == "sedan" and cm.msrps]
+    assert len(sedans) == named.new_price.models
+    with pytest.raises(NotInCatalogue, match="1991|1990"):
+        cat.lookup("Volvo 240 2005", 2026)
+    assert cat.class_car("Jeep Wrangler SUV 2012", 2026) is None  # no Jeep in the table at all
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_a_typical_price_lies_among_the_prices_it_is_the_median_of(cat: Catalogue, data: st.DataObject) -> None:
+    import math
+
+    make = data.draw(st.sampled_from(cat.makes))
+    body = data.draw(st.sampled_from(["sedan", "coupe", "convertible", "hatchback", "wagon", "suv", "pickup",
+                                      "minivan", "van"]))
+    year = data.draw(st.integers(FIRST_YEAR - 3, 2030))
+    got = cat.typical_price(make, body, year)
+    models = [cm for cm in cat.models if cm.make == make and cm.body == body and cm.msrps]
+    if year < FIRST_YEAR or not models:
+        assert got is None
+        return
+    assert got is not None and got.how == "typical" and got.year == year and got.models == len(models)
+    carried = [cm.msrps[n] * math.exp(cat.trend * (year - n))
+               for cm in models for n in [min(cm.msrps, key=lambda y: (abs(y - year), -y))]]
+    assert min(carried) - 1 <= got.msrp <= max(carried) + 1
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_mangled_spellings_find_the_same_car(cat: Catalogue, data: st.DataObject) -> None:

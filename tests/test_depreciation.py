@@ -140,3 +140,19 @@ def test_a_head_priced_photo_applies_mileage_and_condition_too() -> None:
     worn = price_photo(names, basis, PriceInputs(2026, 250_000, "fair"), data)
     assert plain is not None and worn is not None and worn.median < plain.median
     assert worn.priced_share < 0.01 and "250,000 mi" in worn.short_inputs()
+
+
+@pytest.mark.parametrize("head", [9_000.0, 68_900.0, 900_000.0])
+def test_a_class_without_a_real_msrp_is_priced_as_its_make_and_body_not_by_the_head(head: float) -> None:
+    """A photo whose probability is all on the Volvo 240 (no real MSRP in the table) gets the
+    price `carvalue price` gives a 1993 Volvo 240, whatever the median head says (it never
+    trained on a price for that class: $68,900 was shown for one)."""
+    names = ("Volvo 240 Sedan 1993", "Toyota Camry Sedan 2012", "Unknown")
+    data = price_data()
+    basis = PriceBasis(np.array([1.0, 0.0, 0.0]), (), head, {1993: 1.0})
+    got = price_photo(names, basis, PriceInputs(2026, 180_000, "good"), data)
+    named = price_car(data.catalogue.lookup("Volvo 240 1993", 2026), PriceInputs(2026, 180_000, "good"), data=data)
+    assert got is not None and got.priced_share == 1.0
+    assert got.median == pytest.approx(named.median, rel=1e-6) and got.median < 10_000
+    notes = " ".join(got.words()["notes"])
+    assert "typical car like it" in notes and "median head" not in notes

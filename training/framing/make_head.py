@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps
 
-from core.catalogue import Catalogue, load_catalogue
+from core.catalogue import Catalogue, body_in_name, load_catalogue
 from core.framing import CropMode
 from core.geometry import Box
 from core.modelfile import MakeSpec, open_session, write_model_file
@@ -50,9 +50,6 @@ from training.framing.heads import BackgroundPool, split_files, to_input, traini
 from training.framing.onnx_features import in_batches, session_with_tensor
 
 BODIES = ("sedan", "coupe", "convertible", "hatchback", "wagon", "suv", "pickup", "minivan", "van")
-_BODY_WORDS = {"sedan": "sedan", "coupe": "coupe", "convertible": "convertible", "hatchback": "hatchback",
-               "wagon": "wagon", "suv": "suv", "minivan": "minivan", "van": "van", "cab": "pickup",
-               "supercab": "pickup", "sut": "pickup"}
 MAKE_OUTPUT, BODY_OUTPUT = "make_logits", "body_logits"
 UNKNOWN_SHARE = 0.10  # known photos called unknown at the threshold (the issue's bar: <= 15%)
 
@@ -60,9 +57,7 @@ UNKNOWN_SHARE = 0.10  # known photos called unknown at the threshold (the issue'
 def body_of(class_name: str, catalogue: Catalogue | None = None) -> str | None:
     """The body type a class name says ("... Crew Cab" -> pickup; the last such word wins:
     "E-Series Wagon Van" is a van), else the catalogue's, else None."""
-    hit = None
-    for w in class_name.lower().split():
-        hit = _BODY_WORDS.get(w, hit)
+    hit = body_in_name(class_name)
     if hit is None and catalogue is not None:
         car = catalogue.class_car(class_name, 2100)
         hit = car.body if car is not None and car.body in BODIES else None
