@@ -33,6 +33,9 @@ from core.pricing import current_year
 PLACEHOLDER = "Which car is it? e.g. Toyota Camry 2016"
 
 
+# What the label beside the field can say (its width is the widest of them).
+SOURCE_WORDS = ("your car", "the photo's answer", "the photo's make")
+
 class CarPicker(QWidget):
     """``named`` carries a catalogue car the user named for the shown photo; ``undone`` asks to
     go back to the car named before. What is shown comes from ``show_choice``."""
@@ -62,6 +65,9 @@ class CarPicker(QWidget):
         self.undo.setToolTip("Back to the car named before (in the end: the photo's own answer)")
         self.source = QLabel("")
         self.source.setStyleSheet("QLabel { color: #555; }")
+        # As wide as its widest words, always: a new photo's words never move the field.
+        metrics = self.source.fontMetrics()
+        self.source.setFixedWidth(max(metrics.horizontalAdvance(t) for t in SOURCE_WORDS) + 4)
         self.error = QLabel("")
         self.error.setStyleSheet("QLabel { color: #a01010; }")
         self.error.setWordWrap(True)
@@ -134,8 +140,10 @@ class CarPicker(QWidget):
         self.field.setText(current or self._suggestion)
         self.field.blockSignals(False)
         self.undo.setEnabled(current is not None)
-        self.source.setText("your car" if current else ("the photo's make: add model and year" if self._make_only
+        self.source.setText("your car" if current else ("the photo's make" if self._make_only
                                                         else "the photo's answer" if self._suggestion else ""))
+        self.source.setToolTip("Add the model and year to the make, then press Enter" if self._make_only and not current
+                               else "")
 
     def _fill_names(self) -> None:
         year = self.year_of_sale()

@@ -33,7 +33,7 @@ LEGEND_WIDTH_SHARE = 0.45  # the legend is at most this share of the view's widt
 LEGEND_MAX_WIDTH = 340  # ... and of these pixels; its text wraps inside
 LEGEND_MIN_WIDTH = 150
 LEGEND_MARGIN = 8  # from the view's top-left corner
-LABEL_PAD_PX = 8  # a number label's padding and gap to the next, in screen pixels
+LABEL_PAD_PX = 12  # a number label's padding (its text document's 4-px margins) and a 4-px gap to the next, in screen pixels
 COMPACT_BELOW_PX = 480  # a photo view narrower than this gets the legend's first two lines (all in its tooltip)
 
 
