@@ -250,3 +250,11 @@ def model_line(predictor: Predictor) -> str:
     return (f"Model: `{predictor.path.name}` ({m.name}, {m.architecture}, {m.input.size} px input, "
             f"{len(m.make_models) - 1} make/model classes + Unknown, confidence method "
             f"`{m.confidence.method}`). Price label: {m.price.meaning or 'not described in the file'}")
+
+
+def write_json_report(out: Path, report: dict[str, Any]) -> int:
+    """A study's JSON report to ``out`` (its folder made) and to stdout; 0, the exit status."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1))
+    print(json.dumps(report, indent=1))
+    return 0

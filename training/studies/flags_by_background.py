@@ -15,7 +15,6 @@ seed), through the same code.
 from __future__ import annotations
 
 import argparse
-import json
 from collections import Counter
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from training.data.negatives import background_files
 from training.framing import whole_car_data as wd
 from training.framing.heads import BackgroundPool, split_files
 from training.framing.whole_car_eval import car_cases
+from training.studies.common import write_json_report
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,10 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {"model": str(a.model) if a.model else "the bundled model", "seed": a.seed,
               "framed_by_background": {b: {"composites": n, "flagged": flagged[b]} for b, n in framed.most_common()},
               "flagged_whole_cars": cases}
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps(report, indent=1))
-    print(json.dumps(report, indent=1))
-    return 0
+    return write_json_report(a.out, report)
 
 
 if __name__ == "__main__":

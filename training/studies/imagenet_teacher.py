@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import math
 import zipfile
 from collections.abc import Callable
@@ -50,6 +49,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch import nn
+
+from training.studies.common import write_json_report
 
 # ImageNet-1k class indices (the usual sorted-WordNet-id order), grouped by hand.
 CAR_CLASSES = {407: "ambulance", 436: "beach wagon", 468: "cab", 511: "convertible", 609: "jeep", 627: "limousine",
@@ -307,10 +308,7 @@ def main(argv: list[str] | None = None) -> int:
                 car_whole = np.array([r["whole"] for r in rep_rows if not r["flagged"]])
                 one["leave-category-out"] = gated(verdicts, car_whole, cut, GATES)
             report["cuts"][f"cut flags at most {car_flag:.1%} of each kind of whole car (threshold half)"] = one
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps(report, indent=1))
-    print(json.dumps(report, indent=1))
-    return 0
+    return write_json_report(a.out, report)
 
 
 if __name__ == "__main__":

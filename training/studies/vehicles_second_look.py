@@ -18,7 +18,6 @@ scored by the shipped file itself (never trained on them).
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from core.preprocess import photo_from_image
 from training.framing import whole_car_data as wd
 from training.framing.vehicles_cv import fold_heads, folds
 from training.framing.whole_car_head import graft, load_part
+from training.studies.common import write_json_report
 
 
 def flagged(model: Path, photos: list[wd.NaturalPhoto]) -> dict[str, float]:
@@ -69,10 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         report[f"{part} categories (never trained on)"] = flagged(a.model, vehicles[part])
     n = sum(int(v["n"]) for v in report.values())
     report["all"] = {"n": n, **{k: sum(v["n"] * v[k] for v in report.values()) / max(n, 1) for k in ("without", "with")}}
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps(report, indent=1))
-    print(json.dumps(report, indent=1))
-    return 0
+    return write_json_report(a.out, report)
 
 
 if __name__ == "__main__":
