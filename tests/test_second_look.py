@@ -139,3 +139,32 @@ def test_the_cut_is_the_highest_that_keeps_whole_cars_within_a_point() -> None:
     assert choose_min_top(cases) == pytest.approx(0.2)
     assert rates(cases, True, 0.2)["whole: framed"] == pytest.approx(0.03)
     assert rates(cases, True, 0.25)["no car: other vehicle"] == 1.0
+
+
+def test_the_recipe_step_decides_and_writes_the_switch(stanford_dir: Path, tmp_path: Path) -> None:
+    """training/framing/second_look.py as the recipe runs it (a few photos): the file it writes
+    loads, carries its decision, its cut and the validation figures it rests on."""
+    natural = stanford_dir.parent / "natural-photos"
+    if not (natural / "labels.csv").exists():
+        pytest.skip("natural photos not found beside the Stanford photos")
+    pytest.importorskip("torch")
+    from core.predictor import default_model_path
+    from training.data.dataset import split_by_group
+    from training.data.records import stanford_records
+    from training.framing.second_look import main as second_look
+
+    records = stanford_records(stanford_dir)
+    assert records
+    split = tmp_path / "split.json"
+    split.write_text(split_by_group(records, 0.05, 0.0, 0).to_json(records, stanford_dir))
+    out = tmp_path / "look.onnx"
+    assert second_look(["--model", str(default_model_path()), "--data", str(stanford_dir), "--split", str(split),
+                        "--natural", str(natural), "--out", str(out), "--limit", "2"]) == 0
+    _, meta = open_session(out, threads=1)
+    assert meta.framing is not None
+    report = meta.metrics["second_look"]
+    assert report["second_look"] is meta.framing.second_look and report["min_top"] == meta.framing.second_look_min_top
+    assert meta.framing.second_look or meta.framing.second_look_min_top == 0.0
+    kinds = report["validation"]
+    assert any(k.startswith("whole: framed on a natural photo") for k in kinds)
+    assert all(0 <= v["without"] <= 1 and 0 <= v["with"] <= 1 and v["photos"] > 0 for v in kinds.values())
