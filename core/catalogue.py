@@ -159,8 +159,11 @@ class Catalogue:
         for k, v in MAKE_ALIASES.items():
             self._make_keys.setdefault(k, v)
         self._by_make: dict[str, dict[str, list[CarModel]]] = {}
+        self._priced_bodies: dict[tuple[str, str], list[CarModel]] = {}  # (make, body) -> models with real MSRPs
         for cm in self.models:
             self._by_make.setdefault(cm.make, {}).setdefault(compact(cm.model), []).append(cm)
+            if cm.msrps:
+                self._priced_bodies.setdefault((cm.make, cm.body), []).append(cm)
         for (make, alias), target in MODEL_ALIASES.items():
             hits = [cm for cm in self.models if cm.make == make and cm.model == target]
             if hits and compact(alias) not in self._by_make.get(make, {}):
@@ -193,10 +196,9 @@ class Catalogue:
         if year < FIRST_YEAR:
             return None
         prices = []
-        for cm in self.models:
-            if cm.make == make and cm.body == body and cm.msrps:
-                near = min(cm.msrps, key=lambda y: (abs(y - year), -y))
-                prices.append(cm.msrps[near] * math.exp(self.trend * (year - near)))
+        for cm in self._priced_bodies.get((make, body), []):
+            near = min(cm.msrps, key=lambda y: (abs(y - year), -y))
+            prices.append(cm.msrps[near] * math.exp(self.trend * (year - near)))
         if not prices:
             return None
         prices.sort()
@@ -284,8 +286,12 @@ class Catalogue:
         out = []
         for cm in self.models:
             last = max(cm.last_year, year_of_sale) if self.current(cm) else cm.last_year
-            out += [f"{cm.make} {cm.model} {y}" for y in range(FIRST_YEAR, last + 1)
-                    if cm.msrps and self.new_price(cm, y, year_of_sale) is not None]
+            if cm.msrps:
+                out += [f"{cm.make} {cm.model} {y}" for y in range(FIRST_YEAR, last + 1)
+                        if self.new_price(cm, y, year_of_sale) is not None]
+            else:  # priced as a typical car of its make and body (Catalogue.car)
+                out += [f"{cm.make} {cm.model} {y}" for y in range(max(FIRST_YEAR, cm.first_year), cm.last_year + 1)
+                        if self.typical_price(cm.make, cm.body, y) is not None]
         return out
 
 

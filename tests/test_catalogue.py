@@ -182,3 +182,12 @@ def test_listing_spellings_are_priced(cat: Catalogue) -> None:
         except NotInCatalogue:
             pass
     assert len(rows) >= 400 and ok / len(rows) >= 0.95
+
+
+def test_every_name_the_completer_offers_is_priced(cat: Catalogue) -> None:
+    """The "Which car is it?" completer offers exactly cars that price: the typical-priced Volvo 240
+    among them, and every offered name found again by name."""
+    names = cat.names(2026)
+    assert "Volvo 240 1993" in names and "Volvo 240 1994" not in names
+    for name in names[::25]:
+        assert cat.lookup(name, 2026).year == int(name[-4:])
