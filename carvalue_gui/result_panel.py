@@ -73,6 +73,11 @@ class ElidedLabel(QLabel):
     def shown_text(self) -> str:
         return elide_keep_year(self.text(), self.fontMetrics(), self.contentsRect().width())
 
+    def setText(self, text: str) -> None:  # noqa: N802 - Qt override
+        """The text, and as its tooltip the whole of it (what "…" leaves out)."""
+        super().setText(text)
+        self.setToolTip(text)
+
     def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 - Qt override
         painter = QPainter(self)
         painter.drawText(self.contentsRect(), int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter),
@@ -134,7 +139,7 @@ class ResultPanel(QWidget):
 
         # What the big number is, in a few words: the year it is a price for and the inputs used;
         # the long meaning is one click away ("What is this price?").
-        self.caption = steady_label("Estimated price")
+        self.caption = ElidedLabel("Estimated price")  # a caption too long for the panel ends with "…"
         self.caption.setStyleSheet("QLabel { color: #555; }")
         layout.addWidget(self.caption)
         self.price_label = QLabel("—")

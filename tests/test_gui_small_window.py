@@ -142,3 +142,18 @@ def test_numbers_on_a_small_box_are_not_written_over_each_other(qtbot: Any, whol
     for i, a in enumerate(rects):
         for b in rects[i + 1:]:
             assert not a.intersects(b), f"numbers written over each other: {a} and {b}"
+
+
+def test_a_caption_too_long_for_the_panel_ends_with_an_ellipsis_and_keeps_its_words_in_the_tooltip(qtbot: Any) -> None:
+    from carvalue_gui.result_panel import ElidedLabel
+
+    label = ElidedLabel()
+    qtbot.addWidget(label)
+    label.setFixedWidth(160)
+    label.show()
+    text = "Estimated price, 2026 · 2025 dollars · age outside the fitted range"
+    label.setText(text)
+    assert label.text() == text and label.toolTip() == text
+    assert label.shown_text().endswith("…") and len(label.shown_text()) < len(text)
+    label.setText("Estimated price")
+    assert label.shown_text() == "Estimated price" and label.toolTip() == "Estimated price"
