@@ -235,7 +235,9 @@ def _add_feature_flags(p: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    flags.refuse_empty_values(parser, args)
     stage = f"carvalue-data {args.stage}"
     try:
         return _run(args)

@@ -80,3 +80,17 @@ def listing_url(text: str) -> str:
     if problem is not None:
         raise argparse.ArgumentTypeError(f"the listing URL is unusable ({problem}): {text!r}")
     return text
+
+
+def refuse_empty_values(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """A usage error (exit 2) for an option given as ``--flag=--``: argparse takes the ``--`` out
+    of the value and hands the option an empty list without calling its type, so ``--backoff=--``
+    would run with a list for a number (hypothesis found it)."""
+    for action in parser._actions:  # noqa: SLF001 - argparse keeps its options here
+        if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
+            chosen = action.choices.get(getattr(args, action.dest, None) or "")
+            if chosen is not None:
+                refuse_empty_values(chosen, args)
+        elif isinstance(action, argparse._StoreAction) and action.option_strings and action.nargs is None \
+                and isinstance(getattr(args, action.dest, None), list):  # noqa: SLF001
+            parser.error(f"argument {'/'.join(action.option_strings)}: expected one value, got '--'")

@@ -92,9 +92,19 @@ VALUES = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True).map(repr),
     st.floats(min_value=-10, max_value=5000).map(lambda x: f"{x:g}"),
     st.integers(min_value=-10**6, max_value=10**6).map(str),
-    st.sampled_from(["nan", "inf", "-inf", "NaN", "1e400", "0x10", "", " 5", "1_0", "٣"]),
+    st.sampled_from(["nan", "inf", "-inf", "NaN", "1e400", "0x10", "", " 5", "1_0", "٣", "--"]),
     st.text(max_size=6),
 )
+
+
+@pytest.mark.parametrize("flag", ["--backoff", "--retries", "--ids", "--db", "--listing-url"])
+def test_an_option_given_as_two_dashes_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                       flag: str) -> None:
+    """argparse hands ``--flag=--`` an empty list without calling the option's type (hypothesis
+    found ``--backoff=--`` running with a list for a number)."""
+    rc, ran = _scrape(tmp_path, f"{flag}=--")
+    assert rc == 2 and not ran and not list(tmp_path.iterdir())
+    assert f"argument {flag}: expected one value" in capsys.readouterr().err
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
