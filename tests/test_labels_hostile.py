@@ -167,3 +167,14 @@ def test_generated_filter_json(saved_filter: Path, change: dict[str, object], dr
         assert np.isfinite(jf.threshold) and isinstance(jf.features, str)
     finally:
         path.write_text(original)
+
+
+def test_a_malformed_label_is_quoted_briefly(tmp_path: Path) -> None:
+    """reprlib alone left a nested dict of long keys at 700 characters (hypothesis found it)."""
+    item = {f"{'k' * 60}{i}": {f"{'j' * 60}{j}": [None, 1e16, "é" * 40] for j in range(6)} for i in range(6)}
+    p = tmp_path / "labels.json"
+    p.write_text(json.dumps({"version": 1, "labels": [item]}))
+    with pytest.raises(LabelFileError) as e:
+        LabelFile(p)
+    msg = str(e.value)
+    assert "label #0 is malformed" in msg and len(msg) < len(str(p)) + 220 and "\n" not in msg

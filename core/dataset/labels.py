@@ -52,9 +52,9 @@ class LabelFile:
             try:
                 sha, label = check_sha256(item["sha256"]), item["label"]
             except (KeyError, TypeError, ValueError):
-                raise LabelFileError(f"{self.path}: label #{i} is malformed: {reprlib.repr(item)}") from None
+                raise LabelFileError(f"{self.path}: label #{i} is malformed: {_brief(item)}") from None
             if not isinstance(label, str) or label not in (GOOD, BAD):
-                raise LabelFileError(f"{self.path}: label #{i} is {reprlib.repr(label)}, expected 'good' or 'bad'")
+                raise LabelFileError(f"{self.path}: label #{i} is {_brief(label)}, expected 'good' or 'bad'")
             self._put(sha, label)
 
     def _put(self, sha: str, label: str) -> None:
@@ -110,3 +110,11 @@ def labelling_queue(conn: sqlite3.Connection, seed: int = 0, limit: int = 5000) 
         hashes += [r[0] for r in conn.execute(sql.format("<"), (db.PHOTO_STORED, start, limit - len(hashes)))]
     random.Random(seed).shuffle(hashes)
     return hashes
+
+
+def _brief(value: object, limit: int = 160) -> str:
+    """A value as an error message may quote it: reprlib's abbreviation, cut to ``limit``
+    characters (nested dicts with long keys stay long under reprlib alone: hypothesis made one
+    of 700)."""
+    text = reprlib.repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
