@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,12 +135,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, default=0, help="car photos, at most (smoke runs)")
     a = ap.parse_args(argv)
     cases = cases_of(a.model, validation_cases(a.data, a.split, a.natural, limit=a.limit))
-    without = rates(cases, False)
-    on = decide(without, rates(cases, True), a.min_no_car, a.min_part)
+    without, with_ = rates(cases, False), rates(cases, True)
+    on = decide(without, with_, a.min_no_car, a.min_part)
     min_top = choose_min_top(cases) if on else 0.0
+    at_cut = rates(cases, True, min_top)
+    photos = Counter(c.kind for c in cases)
     report = {"second_look": on, "min_top": min_top, "min_no_car": a.min_no_car, "min_part": a.min_part,
-              "validation": {k: {"photos": sum(c.kind == k for c in cases), "without": v,
-                                 "with": rates(cases, True)[k], "with, at the cut": rates(cases, True, min_top)[k]}
+              "validation": {k: {"photos": photos[k], "without": v, "with": with_[k], "with, at the cut": at_cut[k]}
                              for k, v in without.items()}}
     _, meta = open_session(a.model, threads=1)
     if meta.framing is None:
