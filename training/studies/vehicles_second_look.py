@@ -21,27 +21,20 @@ import argparse
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
-from core.framing import CropMode, WholeCar
 from core.predictor import Predictor
-from core.preprocess import photo_from_image
 from training.framing import whole_car_data as wd
+from training.framing.second_look import cases_of, rates
 from training.framing.vehicles_cv import fold_heads, folds
 from training.framing.whole_car_head import graft, load_part
 from training.studies.common import write_json_report
 
 
 def flagged(model: Path, photos: list[wd.NaturalPhoto]) -> dict[str, float]:
-    """Share of ``photos`` not shown as a whole car, without and with the second look."""
-    off, on = Predictor.load(model), Predictor.load(model)
-    off.second_look, on.second_look = False, True
-    hits = np.zeros(2)
-    for p in photos:
-        photo = photo_from_image(wd._open_rgb(p.path))
-        for j, pred in enumerate((off, on)):
-            hits[j] += pred.predict(photo, CropMode.AUTO).whole_car not in (WholeCar.YES, WholeCar.UNSURE)
-    return {"n": len(photos), "without": float(hits[0] / len(photos)), "with": float(hits[1] / len(photos))}
+    """Share of ``photos`` not shown as a whole car, without and with the second look (at the
+    file's own probability cut): second_look.cases_of, the cases the recipe step decides on."""
+    cut = Predictor.load(model).second_look_min_top
+    cases = cases_of(model, (("vehicle", wd._open_rgb(p.path)) for p in photos))
+    return {"n": len(photos), "without": rates(cases, False)["vehicle"], "with": rates(cases, True, cut)["vehicle"]}
 
 
 def main(argv: list[str] | None = None) -> int:
