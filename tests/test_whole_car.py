@@ -276,3 +276,67 @@ def test_a_head_on_where_the_car_is_learns_what_pooling_cannot_see(layout: str) 
         whole, _ = head.probs(head.x(data))
         accuracy[lay] = float(np.mean((whole > 0.5) == left))
     assert accuracy[layout] > 0.95 and accuracy["pooled"] < 0.7
+
+
+def test_an_inner_head_grafted_reads_the_pooled_vector_and_the_inner_blocks(framed_file: Path, tmp_path: Path) -> None:
+    """The graft computes what the head computes on ``whole_car features --inner``'s columns; a
+    pooled head grafted over it reads the pooled vector alone again; the build's graft drops the
+    part rule and second look decided for the old head."""
+    import dataclasses
+
+    from core.framing import CropMode
+    from core.modelfile import open_session, write_model_file
+    from core.predictor import Predictor
+    from training.framing import whole_car_head as wh
+    from training.framing.whole_car import INNER_INPUT, extract, feature_session
+
+    rng = np.random.default_rng(4)
+    sess, meta = feature_session(framed_file, inner=True)
+    samples = [wd.Sample(Image.fromarray(rng.integers(0, 255, (48, 72, 3), dtype=np.uint8)), wd.WHOLE, "tight", "g")
+               for _ in range(5)]
+    data = extract(sess, meta.input, iter(samples), batch=2)
+    assert data["inner"].shape == (5, 2 * (32 + 64 + 96 + 160 + 320))  # means, then maxima
+    d = 1280 + 672
+    head = wh.Head(rng.normal(0, 0.05, (16, d)).astype(np.float32), np.zeros(16, np.float32),
+                   rng.normal(0, 1, (2, 16)).astype(np.float32), np.asarray([0.5, -0.5], np.float32), "inner")
+    th = {"threshold": 0.2, "unsure_below": 0.4, "car_threshold": 0.3}
+    # a file with a part rule and a second look, as the bundled one has
+    _, fmeta = open_session(framed_file, threads=1)
+    assert fmeta.framing is not None
+    ruled = tmp_path / "ruled.onnx"
+    write_model_file(framed_file, dataclasses.replace(fmeta, framing=dataclasses.replace(
+        fmeta.framing, part_weights=(1.0, 1.0, 1.0), part_bias=-1.0, second_look=True, second_look_min_top=0.3)), ruled)
+    out = tmp_path / "inner.onnx"
+    wh.graft(ruled, head, th, out, "test", drop_rules=True)
+    assert wh.parity(framed_file, out) == 0.0  # classifier and box: bit for bit
+    p = Predictor.load(out)  # the graph passes the app's checks
+    fr = p.metadata.framing
+    assert fr is not None and fr.part_weights == () and not fr.second_look and fr.threshold == 0.2
+    sess2, meta2 = feature_session(out, inner=True)  # the pooled vector is still found
+    again = extract(sess2, meta2.input, iter(samples), batch=2)
+    names = [o.name for o in sess2.get_outputs()]
+    from training.framing.heads import to_input
+
+    batch = np.stack([to_input(s.image, meta2.input) for s in samples])
+    outs = dict(zip(names, sess2.run(None, {sess2.get_inputs()[0].name: batch}), strict=True))
+    expected = head.logits(head.x(again))  # from features stored as fp16
+    assert np.allclose(outs["whole_car_logit"], expected[:, 0], rtol=2e-3, atol=2e-3)
+    assert np.allclose(outs["car_logit"], expected[:, 1], rtol=2e-3, atol=2e-3)
+    assert np.allclose(again["feat"], data["feat"], atol=1e-2)
+    assert not math.isnan(p.predict(Image.new("RGB", (120, 80), (90, 90, 90)), CropMode.AUTO).car_score)
+    kept = tmp_path / "kept.onnx"  # a study's graft keeps the file's rules
+    wh.graft(ruled, head, th, kept, "test")
+    kfr = Predictor.load(kept).metadata.framing
+    assert kfr is not None and kfr.part_weights == (1.0, 1.0, 1.0) and kfr.second_look
+    pooled = wh.Head(rng.normal(0, 0.05, (16, 1280)).astype(np.float32), np.zeros(16, np.float32),
+                     rng.normal(0, 1, (2, 16)).astype(np.float32), np.asarray([0.5, -0.5], np.float32))
+    back = tmp_path / "back.onnx"
+    wh.graft(out, pooled, th, back, "test")
+    import onnx
+
+    assert not [n for n in onnx.load(str(back)).graph.node if n.name.startswith(INNER_INPUT)]
+    sess3, meta3 = feature_session(back)
+    outs3 = dict(zip([o.name for o in sess3.get_outputs()], sess3.run(None, {sess3.get_inputs()[0].name: batch}),
+                     strict=True))
+    feat = outs3[[o.name for o in sess3.get_outputs()][-1]].reshape(len(samples), -1)
+    assert np.allclose(outs3["whole_car_logit"], pooled.logits(feat)[:, 0], atol=1e-4)

@@ -39,6 +39,7 @@ WHOLE_GEMM_WEIGHT = "framing/whole.0.weight"  # the branch's first layer in a fr
 
 
 GRID_BLOCKS_NODE = "framing/whole_grid_blocks"  # a grid-reading head's first node (whole_car_head._read_grid)
+INNER_INPUT = "framing/whole_inner"  # an inner-reading head's input (whole_car_head._read_inner)
 
 
 def whole_branch_gemm(model: Any) -> Any:
@@ -53,6 +54,8 @@ def pooled_name(model: Any) -> str:
     """The pooled feature vector the classifier reads: the whole-car branch's input, or where that
     branch reads the feature map's blocks, the map's mean over its cells."""
     first = whole_branch_gemm(model)
+    if first.input[0] == INNER_INPUT:  # the Concat's first part
+        return str(next(n for n in model.graph.node if n.output[0] == INNER_INPUT).input[0])
     if not any(n.name == GRID_BLOCKS_NODE for n in model.graph.node):
         return str(first.input[0])
     fmap = feature_map_name(model)
@@ -76,10 +79,39 @@ def feature_map_name(model: Any) -> str:
     return str(node.input[0])
 
 
-def feature_session(model_path: Path, threads: int = 2, grid: bool = False) -> tuple[Any, Any]:
+# Inner blocks of the MobileNetV2 trunk (as torch.onnx names them), each pooled over its cells for a
+# head that reads more than the last, car-tuned layer: blocks 6, 10, 13 and 16 end in a residual Add,
+# block 17 in its projection Conv (32 + 64 + 96 + 160 + 320 channels).
+INNER_TENSORS = ("/features/features.6/Add_output_0", "/features/features.10/Add_output_0",
+                 "/features/features.13/Add_output_0", "/features/features.16/Add_output_0",
+                 "/features/features.17/conv/conv.2/Conv_output_0")
+INNER_PREFIX = "inner/"
+
+
+def feature_session(model_path: Path, threads: int = 2, grid: bool = False, inner: bool = False) -> tuple[Any, Any]:
     """A session of the framed model file that also returns the pooled features (last output),
-    or with ``grid`` the feature map they are the mean of."""
-    return session_with_tensor(model_path, feature_map_name if grid else pooled_name, threads)
+    or with ``grid`` the feature map they are the mean of; with ``inner`` also the INNER_TENSORS'
+    means and maxima over their cells (outputs named INNER_PREFIX + mean/max + index)."""
+    def tensor(model: Any) -> str:
+        if inner:
+            _add_inner_outputs(model)
+        return (feature_map_name if grid else pooled_name)(model)
+
+    return session_with_tensor(model_path, tensor, threads)
+
+
+def _add_inner_outputs(model: Any) -> None:
+    import onnx
+    from onnx import helper
+
+    have = {o for n in model.graph.node for o in n.output}
+    for i, name in enumerate(INNER_TENSORS):
+        if name not in have:
+            raise ValueError(f"no {name} in the graph: not a MobileNetV2 trunk as torch.onnx exports it")
+        for op, what in (("GlobalAveragePool", "mean"), ("GlobalMaxPool", "max")):
+            out = f"{INNER_PREFIX}{what}{i}"
+            model.graph.node.append(helper.make_node(op, [name], [out], name=out))
+            model.graph.output.append(helper.make_tensor_value_info(out, onnx.TensorProto.FLOAT, None))
 
 
 GRID = 3  # the feature map's cells pooled in GRID x GRID blocks (a 9x9 map: 3x3 cells each)
@@ -101,8 +133,10 @@ def extract(sess: Any, spec: Any, samples: Iterator[wd.Sample], batch: int = 32,
     probability, and each sample's label, kind and group; where the session's last output is the
     feature map (``feature_session(..., grid=True)``), also its block means (``grid``, fp16)."""
     names = [o.name for o in sess.get_outputs()]
-    cols: dict[str, list[Any]] = {k: [] for k in ("feat", "grid", "old_logit", "energy", "top_prob", "label",
-                                                  "kind", "group")}
+    cols: dict[str, list[Any]] = {k: [] for k in ("feat", "grid", "inner", "old_logit", "energy", "top_prob",
+                                                  "label", "kind", "group")}
+    inner = [n for n in (f"{INNER_PREFIX}{w}{i}" for w in ("mean", "max") for i in range(len(INNER_TENSORS)))
+             if n in names]
     chunk: list[wd.Sample] = []
 
     def flush() -> None:
@@ -113,6 +147,9 @@ def extract(sess: Any, spec: Any, samples: Iterator[wd.Sample], batch: int = 32,
             cols["grid"].append(grid_means(last).astype(np.float16))
             last = last.mean(axis=(2, 3))
         cols["feat"].append(last.reshape(len(chunk), -1).astype(np.float16))
+        if inner:  # the inner blocks' means, then their maxima
+            cols["inner"].append(np.concatenate([outs[n].reshape(len(chunk), -1) for n in inner], axis=1)
+                                 .astype(np.float16))
         cols["old_logit"].append(np.ravel(outs["whole_car_logit"]).astype(np.float32))
         z = outs["make_model_logits"].astype(np.float64)
         m = z.max(axis=1, keepdims=True)
@@ -129,7 +166,7 @@ def extract(sess: Any, spec: Any, samples: Iterator[wd.Sample], batch: int = 32,
         chunk[:] = part
         flush()
     out = {k: np.concatenate(v) for k, v in cols.items()
-           if k in ("feat", "grid", "old_logit", "energy", "top_prob") and v}
+           if k in ("feat", "grid", "inner", "old_logit", "energy", "top_prob") and v}
     out["label"] = np.asarray(cols["label"], np.int64)
     out["kind"] = np.asarray(cols["kind"])
     out["group"] = np.asarray(cols["group"])
@@ -209,10 +246,11 @@ def main(argv: list[str] | None = None) -> int:
                    "tried 2026-12-08, not the shipped head: RESULTS.md)")
     f.add_argument("--grid", action="store_true", help=f"also the feature map's {GRID}x{GRID} block means "
                    "(for a head that sees where in the crop the car is)")
+    f.add_argument("--inner", action="store_true", help="also the inner blocks' means and maxima (INNER_TENSORS)")
     a = ap.parse_args(argv)
     if a.cmd == "features":
         a.out.mkdir(parents=True, exist_ok=True)
-        sess, meta = feature_session(a.model, grid=a.grid)
+        sess, meta = feature_session(a.model, grid=a.grid, inner=a.inner)
         streams = sample_streams(a.data, a.split, a.natural, a.seed, a.framed, a.limit, a.train_cars,
                                  natural_backgrounds=a.natural_backgrounds)
         with ThreadPoolExecutor(2) as pool:

@@ -37,7 +37,9 @@ MIN_KIND = 50
 # "pooled" the mean of all (the vector the classifier reads); "edges" that and the means of the left,
 # right, top and bottom thirds (where a car is cut off); "grid" every block. Each is a linear map of
 # the blocks, so an "edges" or "grid" head folds into one first layer on the nine blocks.
-LAYOUTS = ("pooled", "edges", "grid")
+# "inner": the pooled vector and the means of five inner blocks of the trunk (whole_car.INNER_TENSORS),
+# less tuned to cars than the last layer: a motorbike or a plane looks less like a car there.
+LAYOUTS = ("pooled", "edges", "grid", "inner")
 _THIRD = 1 / 3
 LAYOUT_MAPS: dict[str, np.ndarray] = {
     "pooled": np.full((1, 9), 1 / 9),
@@ -56,13 +58,18 @@ class Head:
     b0: np.ndarray  # (H,)
     w1: np.ndarray  # (2, H): whole, car
     b1: np.ndarray  # (2,)
-    reads: str = "pooled"  # "pooled": D = C, the pooled vector; "grid": D = 9 C, the 3x3 block means row by row
+    # "pooled": D = C, the pooled vector; "grid": D = 9 C, the 3x3 block means row by row;
+    # "inner": D = C + the inner blocks' channels, the pooled vector then the blocks' means
+    reads: str = "pooled"
 
     def x(self, data: dict[str, np.ndarray], rows: np.ndarray | None = None) -> np.ndarray:
         """The head's input for the samples of ``data`` (those where ``rows`` is True, or all)."""
         if self.reads == "grid":
             g = data["grid"] if rows is None else data["grid"][rows]
             return g.reshape(len(g), -1)
+        if self.reads == "inner":
+            x = inner_inputs(data)
+            return x if rows is None else x[rows]
         return data["feat"] if rows is None else data["feat"][rows]
 
     def logits(self, feat: np.ndarray) -> np.ndarray:
@@ -102,10 +109,21 @@ def sample_weights(kind: np.ndarray, label: np.ndarray, part_weight: float = PAR
     return np.where(label == wd.PART, w * part_weight, w)
 
 
+def inner_inputs(data: dict[str, np.ndarray]) -> np.ndarray:
+    """(N, C + inner channels): the pooled vector, then the inner blocks' means (the first half of
+    the ``inner`` features ``whole_car features --inner`` extracts; their maxima are the second)."""
+    if "inner" not in data:
+        raise ValueError("a head on the inner blocks needs their features: extract with --inner")
+    means = data["inner"][:, : data["inner"].shape[1] // 2]
+    return np.concatenate([data["feat"], means], axis=1)
+
+
 def layout_inputs(data: dict[str, np.ndarray], layout: str) -> np.ndarray:
     """(N, k C) float32: the ``layout``'s k vectors of each sample (LAYOUT_MAPS)."""
     if layout == "pooled":
         return data["feat"].astype(np.float32)
+    if layout == "inner":
+        return inner_inputs(data).astype(np.float32)
     if "grid" not in data:
         raise ValueError(f"a head on {layout!r} needs the feature map's block means: extract with --grid")
     a = LAYOUT_MAPS[layout].astype(np.float32)
@@ -155,8 +173,8 @@ def train_head(train: dict[str, np.ndarray], hidden: int = 128, epochs: int = 20
     lin0, lin1 = net[1], net[4]
     w0 = lin0.weight.detach().numpy() / sd[None, :]
     b0 = lin0.bias.detach().numpy() - w0 @ mu
-    reads = "pooled"
-    if layout != "pooled":  # (H, k, C) on the layout's vectors -> (H, 9, C) on the blocks themselves
+    reads = layout if layout in ("pooled", "inner") else "grid"
+    if reads == "grid":  # (H, k, C) on the layout's vectors -> (H, 9, C) on the blocks themselves
         w0 = np.einsum("hkc,kb->hbc", w0.reshape(hidden, -1, x.shape[1] // LAYOUT_MAPS[layout].shape[0]),
                        LAYOUT_MAPS[layout]).reshape(hidden, -1)
         reads = "grid"
@@ -203,9 +221,12 @@ def measure(head: Head, data: dict[str, np.ndarray], th: dict[str, float]) -> di
     return out
 
 
-def graft(model_path: Path, head: Head, th: dict[str, float], out: Path, note: str) -> None:
+def graft(model_path: Path, head: Head, th: dict[str, float], out: Path, note: str,
+          drop_rules: bool = False) -> None:
     """``model_path`` with its whole-car branch replaced by ``head`` (two outputs), the framing
-    spec's thresholds and car output set; everything else in the graph unchanged."""
+    spec's thresholds and car output set; everything else in the graph unchanged.  With
+    ``drop_rules`` the part rule and second look, decided for the old head, are taken out (the
+    recipe's next steps decide them again for this one)."""
     import onnx
     from onnx import helper, numpy_helper
 
@@ -213,10 +234,11 @@ def graft(model_path: Path, head: Head, th: dict[str, float], out: Path, note: s
 
     model = onnx.load(str(model_path))
     g = model.graph
+    _read_pooled(model)
     if head.reads == "grid":
         _read_grid(model, _feature_map_shape(model_path))
-    else:
-        _read_pooled(model)
+    elif head.reads == "inner":
+        _read_inner(model)
     inits = {i.name: i for i in g.initializer}
     for name, arr in (("framing/whole.0.weight", head.w0), ("framing/whole.0.bias", head.b0),
                       ("framing/whole.2.weight", head.w1), ("framing/whole.2.bias", head.b1)):
@@ -244,6 +266,9 @@ def graft(model_path: Path, head: Head, th: dict[str, float], out: Path, note: s
     framing = dataclasses.replace(meta.framing, threshold=th["threshold"], unsure_below=th["unsure_below"],
                                   car_output=CAR_OUTPUT, car_threshold=th["car_threshold"], note=note,
                                   sources=with_natural_sources(meta.framing.sources))
+    if drop_rules:
+        framing = dataclasses.replace(framing, part_weights=(), part_bias=0.0, second_look=False,
+                                      second_look_min_top=0.0)
     metrics = {k: v for k, v in meta.metrics.items() if k != "framing"}
     new_meta = dataclasses.replace(meta, framing=framing, metrics=metrics)
     with tempfile.TemporaryDirectory() as tmp:
@@ -293,17 +318,49 @@ def _read_grid(model: Any, fmap_shape: tuple[int, int, int]) -> None:
     first.input[0] = GRID_INPUT
 
 
-def _read_pooled(model: Any) -> None:
-    """Make the whole-car branch's first layer read the pooled vector again where an earlier graft
-    had it read the blocks (whose nodes, then unused, are dropped)."""
-    from training.framing.whole_car import pooled_name, whole_branch_gemm
+
+
+def _read_inner(model: Any) -> None:
+    """Make the whole-car branch's first layer read the pooled vector and the inner blocks' means
+    (inner_inputs): a GlobalAveragePool and a Flatten per block and one Concat, added once."""
+    from onnx import helper
+
+    from training.framing.whole_car import (
+        INNER_INPUT,
+        INNER_TENSORS,
+        pooled_name,
+        whole_branch_gemm,
+    )
 
     g = model.graph
     first = whole_branch_gemm(model)
-    if first.input[0] != GRID_INPUT:
+    have = {o for n in g.node for o in n.output}
+    nodes, parts = [], [pooled_name(model)]
+    for i, name in enumerate(INNER_TENSORS):
+        if name not in have:
+            raise ValueError(f"no {name} in the graph: not a MobileNetV2 trunk as torch.onnx exports it")
+        pooled, flat = f"{INNER_INPUT}_pool{i}", f"{INNER_INPUT}_flat{i}"
+        nodes += [helper.make_node("GlobalAveragePool", [name], [pooled], name=pooled),
+                  helper.make_node("Flatten", [pooled], [flat], axis=1, name=flat)]
+        parts.append(flat)
+    nodes.append(helper.make_node("Concat", parts, [INNER_INPUT], axis=1, name=INNER_INPUT))
+    at = list(g.node).index(first)
+    for k, n in enumerate(nodes):
+        g.node.insert(at + k, n)
+    first.input[0] = INNER_INPUT
+
+
+def _read_pooled(model: Any) -> None:
+    """Make the whole-car branch's first layer read the pooled vector again where an earlier graft
+    had it read the blocks or the inner blocks (whose nodes, then unused, are dropped)."""
+    from training.framing.whole_car import INNER_INPUT, pooled_name, whole_branch_gemm
+
+    g = model.graph
+    first = whole_branch_gemm(model)
+    if first.input[0] not in (GRID_INPUT, INNER_INPUT):
         return
     first.input[0] = pooled_name(model)  # the mean of the map over its cells
-    for n in [n for n in g.node if n.name.startswith("framing/whole_grid")]:
+    for n in [n for n in g.node if n.name.startswith(("framing/whole_grid", INNER_INPUT))]:
         g.node.remove(n)
     for i in [i for i in g.initializer if i.name.startswith("framing/whole_grid")]:
         g.initializer.remove(i)
@@ -364,13 +421,14 @@ def main(argv: list[str] | None = None) -> int:
               "samples": {p: int(len(d["label"])) for p, d in zip(wd.PARTS, (train, val, test), strict=True)}}
     reads = {"pooled": "the pooled trunk features",
              "edges": "the pooled trunk features and those of the crop's left, right, top and bottom thirds",
-             "grid": "the trunk's features pooled in a 3x3 grid over the crop"}[a.layout]
+             "grid": "the trunk's features pooled in a 3x3 grid over the crop",
+             "inner": "the pooled trunk features and the pooled features of five inner blocks"}[a.layout]
     note = (f"whole-car and car heads on {reads} (training/framing/whole_car.py): whole cars (tight, "
             "framed, found, natural car photos), parts of cars (half a side view as the pan sweep cuts it, a "
             "bumper or wheel, 8-40% crops) and no car (natural photos split by category, installed wallpapers and "
             "clip art, drawn graphics); thresholds on validation categories and photos: at most 2% of the whole "
             "cars of each kind flagged, 4% flagged or unsure, 10% of parts of cars called no car")
-    graft(a.model, head, th, a.out, note)
+    graft(a.model, head, th, a.out, note, drop_rules=True)
     report["parity"] = parity(a.model, a.out)
     (a.out.parent / "whole_car_report.json").write_text(json.dumps(report, indent=1))
     print(json.dumps(report, indent=1))

@@ -25,7 +25,7 @@ from core.predictor import Predictor
 from training.framing import whole_car_data as wd
 from training.framing.second_look import cases_of, rates
 from training.framing.vehicles_cv import fold_heads, folds
-from training.framing.whole_car_head import graft, load_part
+from training.framing.whole_car_head import LAYOUTS, graft, load_part
 from training.studies.common import write_json_report
 
 
@@ -43,17 +43,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--features", type=Path, required=True, help="whole_car features of that file's recipe")
     ap.add_argument("--natural", type=Path, required=True)
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--layout", choices=LAYOUTS, default="pooled", help="what the file's head reads (its recipe's)")
+    ap.add_argument("--natural-backgrounds", action="store_true",
+                    help="the file's head also trained on cars framed on natural photos (its recipe's)")
     a = ap.parse_args(argv)
     train, val = load_part(a.features, "train"), load_part(a.features, "val")
-    shipped_kinds = train["kind"] != "framed-natural"  # the shipped head never had these samples
-    train = {k: v[shipped_kinds] for k, v in train.items()}
-    val = {k: v[val["kind"] != "framed-natural"] for k, v in val.items()}
+    if not a.natural_backgrounds:  # the head never had these samples
+        train = {k: v[train["kind"] != "framed-natural"] for k, v in train.items()}
+        val = {k: v[val["kind"] != "framed-natural"] for k, v in val.items()}
     parts = wd.split_by_category(wd.read_natural(a.natural))
     vehicles = {part: [p for p in ps if p.kind == "vehicle_not_car"] for part, ps in parts.items()}
     groups = folds(train)
     report: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for name, head, th, _ in fold_heads(train, val):
+        for name, head, th, _ in fold_heads(train, val, layout=a.layout):
             model = Path(tmp) / "fold.onnx"
             graft(a.model, head, th, model, "leave-category-out fold")
             report[f"held out of training: {name}"] = flagged(model, [p for p in vehicles["train"]
