@@ -153,14 +153,15 @@ def framed_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_graft_replaces_the_head_and_nothing_else(framed_file: Path, tmp_path: Path) -> None:
     from core.framing import CropMode
     from core.predictor import Predictor
+    from training.framing import whole_car_graft as wg
     from training.framing import whole_car_head as wh
 
     rng = np.random.default_rng(0)
     head = wh.Head(rng.normal(0, 0.05, (16, 1280)).astype(np.float32), np.zeros(16, np.float32),
                    rng.normal(0, 1, (2, 16)).astype(np.float32), np.asarray([0.5, -0.5], np.float32))
     out = tmp_path / "new.onnx"
-    wh.graft(framed_file, head, {"threshold": 0.2, "unsure_below": 0.4, "car_threshold": 0.3}, out, "test")
-    assert wh.parity(framed_file, out) == 0.0  # classifier and box: bit for bit
+    wg.graft(framed_file, head, {"threshold": 0.2, "unsure_below": 0.4, "car_threshold": 0.3}, out, "test")
+    assert wg.parity(framed_file, out) == 0.0  # classifier and box: bit for bit
     p = Predictor.load(out)
     fr = p.metadata.framing
     assert fr is not None and fr.car_output == "car_logit" and fr.car_threshold == 0.3 and fr.threshold == 0.2
@@ -178,8 +179,8 @@ def test_graft_replaces_the_head_and_nothing_else(framed_file: Path, tmp_path: P
     assert not math.isnan(pred.car_score)
     # A second graft on the grafted file works the same (the recipe may be re-run).
     again = tmp_path / "again.onnx"
-    wh.graft(out, head, {"threshold": 0.2, "unsure_below": 0.4, "car_threshold": 0.3}, again, "test")
-    assert wh.parity(out, again) == 0.0
+    wg.graft(out, head, {"threshold": 0.2, "unsure_below": 0.4, "car_threshold": 0.3}, again, "test")
+    assert wg.parity(out, again) == 0.0
 
 
 def test_thresholds_keep_whole_cars_under_the_share() -> None:
@@ -208,6 +209,7 @@ def framed_file_96(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_a_grid_head_grafted_reads_the_feature_maps_blocks(framed_file_96: Path, tmp_path: Path) -> None:
+    from training.framing import whole_car_graft as wg
     from training.framing import whole_car_head as wh
     from training.framing.whole_car import feature_session, grid_means
 
@@ -216,8 +218,8 @@ def test_a_grid_head_grafted_reads_the_feature_maps_blocks(framed_file_96: Path,
                    rng.normal(0, 1, (2, 16)).astype(np.float32), np.asarray([0.5, -0.5], np.float32), "grid")
     out = tmp_path / "grid.onnx"
     th = {"threshold": 0.2, "unsure_below": 0.4, "car_threshold": 0.3}
-    wh.graft(framed_file_96, head, th, out, "test")
-    assert wh.parity(framed_file_96, out) == 0.0  # classifier and box: bit for bit
+    wg.graft(framed_file_96, head, th, out, "test")
+    assert wg.parity(framed_file_96, out) == 0.0  # classifier and box: bit for bit
     sess, _ = feature_session(out, grid=True)
     x = rng.normal(0, 1, (3, 3, 96, 96)).astype(np.float32)
     outs = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, {sess.get_inputs()[0].name: x}), strict=True))
@@ -229,12 +231,12 @@ def test_a_grid_head_grafted_reads_the_feature_maps_blocks(framed_file_96: Path,
     # mirrored inputs give other block means, so the head can tell where the car is cut off
     assert not np.allclose(grid_means(fmap), grid_means(fmap[..., ::-1]))
     again = tmp_path / "again.onnx"  # a second graft reuses the grid nodes
-    wh.graft(out, head, th, again, "test")
-    assert wh.parity(out, again) == 0.0
+    wg.graft(out, head, th, again, "test")
+    assert wg.parity(out, again) == 0.0
     pooled = wh.Head(rng.normal(0, 0.05, (16, 1280)).astype(np.float32), np.zeros(16, np.float32),
                      rng.normal(0, 1, (2, 16)).astype(np.float32), np.asarray([0.5, -0.5], np.float32))
     back = tmp_path / "back.onnx"  # and a pooled head grafted over it reads the pooled vector again
-    wh.graft(again, pooled, th, back, "test")
+    wg.graft(again, pooled, th, back, "test")
     sess, _ = feature_session(back)
     outs = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, {sess.get_inputs()[0].name: x}), strict=True))
     feat = outs[[o.name for o in sess.get_outputs()][-1]]
@@ -287,6 +289,7 @@ def test_an_inner_head_grafted_reads_the_pooled_vector_and_the_inner_blocks(fram
     from core.framing import CropMode
     from core.modelfile import open_session, write_model_file
     from core.predictor import Predictor
+    from training.framing import whole_car_graft as wg
     from training.framing import whole_car_head as wh
     from training.framing.whole_car import INNER_INPUT, extract, feature_session
 
@@ -307,8 +310,8 @@ def test_an_inner_head_grafted_reads_the_pooled_vector_and_the_inner_blocks(fram
     write_model_file(framed_file, dataclasses.replace(fmeta, framing=dataclasses.replace(
         fmeta.framing, part_weights=(1.0, 1.0, 1.0), part_bias=-1.0, second_look=True, second_look_min_top=0.3)), ruled)
     out = tmp_path / "inner.onnx"
-    wh.graft(ruled, head, th, out, "test", drop_rules=True)
-    assert wh.parity(framed_file, out) == 0.0  # classifier and box: bit for bit
+    wg.graft(ruled, head, th, out, "test", drop_rules=True)
+    assert wg.parity(framed_file, out) == 0.0  # classifier and box: bit for bit
     p = Predictor.load(out)  # the graph passes the app's checks
     fr = p.metadata.framing
     assert fr is not None and fr.part_weights == () and not fr.second_look and fr.threshold == 0.2
@@ -325,13 +328,13 @@ def test_an_inner_head_grafted_reads_the_pooled_vector_and_the_inner_blocks(fram
     assert np.allclose(again["feat"], data["feat"], atol=1e-2)
     assert not math.isnan(p.predict(Image.new("RGB", (120, 80), (90, 90, 90)), CropMode.AUTO).car_score)
     kept = tmp_path / "kept.onnx"  # a study's graft keeps the file's rules
-    wh.graft(ruled, head, th, kept, "test")
+    wg.graft(ruled, head, th, kept, "test")
     kfr = Predictor.load(kept).metadata.framing
     assert kfr is not None and kfr.part_weights == (1.0, 1.0, 1.0) and kfr.second_look
     pooled = wh.Head(rng.normal(0, 0.05, (16, 1280)).astype(np.float32), np.zeros(16, np.float32),
                      rng.normal(0, 1, (2, 16)).astype(np.float32), np.asarray([0.5, -0.5], np.float32))
     back = tmp_path / "back.onnx"
-    wh.graft(out, pooled, th, back, "test")
+    wg.graft(out, pooled, th, back, "test")
     import onnx
 
     assert not [n for n in onnx.load(str(back)).graph.node if n.name.startswith(INNER_INPUT)]
@@ -340,3 +343,28 @@ def test_an_inner_head_grafted_reads_the_pooled_vector_and_the_inner_blocks(fram
                      strict=True))
     feat = outs3[[o.name for o in sess3.get_outputs()][-1]].reshape(len(samples), -1)
     assert np.allclose(outs3["whole_car_logit"], pooled.logits(feat)[:, 0], atol=1e-4)
+
+
+def test_the_bundled_model_card_is_written_from_the_bundled_file() -> None:
+    """MODEL_CARD.md says what the bundled file records (its whole-car head's inputs, its held-out
+    figures, other vehicles by leave-category-out): regenerated, it is the same text."""
+    from training.release.model_card import card_text
+
+    repo = Path(__file__).resolve().parent.parent
+    model = repo / "resources" / "models" / "carvalue.onnx"
+    card = (repo / "resources" / "models" / "MODEL_CARD.md").read_text()
+    assert card_text(model, "training/reports/split-model/") == card
+    assert "Other vehicles (motorbikes" in card and "leave-category-out through Predictor" in card
+
+
+def test_the_card_says_what_the_head_reads_and_how_other_vehicles_fare() -> None:
+    from training.framing.whole_car_eval import card_section
+
+    w = {"by_kind": {"whole: tight crop": {"photos": 10, "flagged": 0.1, "no_car": 0.0, "make_model_top1": 0.9}},
+         "reads": "the pooled trunk features and the means of five inner blocks of the trunk"}
+    v = {"held out of training: caltech101/Motorbikes": {"n": 40, "without": 0.7, "with": 0.625},
+         "all": {"n": 107, "without": 0.8, "with": 0.766}}
+    text = card_section(w, vehicles=v)
+    assert "Two logits on the pooled trunk features and the means of five inner blocks" in text
+    assert "76.6% of 107 flagged (Motorbikes 62.5% of 40)" in text
+    assert "Other vehicles" not in card_section({"by_kind": w["by_kind"]})

@@ -85,9 +85,9 @@ step framing "$framing/carvalue.onnx" $py -m training.framing.heads build --mode
 # The whole-car check on natural photos (no car / part of a car / whole car): features, then the head.
 natural=${NATURAL:-../shared/data/natural-photos} wc=$root/whole-car
 step whole_car_features "$wc/features-test.npz" $py -m training.framing.whole_car features --model "$framing/carvalue.onnx" \
-  --data "$data" --split "$s3/split.json" --natural "$natural" --out "$wc" --train-cars 1600
+  --data "$data" --split "$s3/split.json" --natural "$natural" --out "$wc" --train-cars 1600 --inner --natural-backgrounds
 step whole_car "$wc/carvalue.onnx" $py -m training.framing.whole_car_head build --features "$wc" \
-  --model "$framing/carvalue.onnx" --out "$wc/carvalue.onnx"
+  --model "$framing/carvalue.onnx" --out "$wc/carvalue.onnx" --layout inner
 # The part-of-a-car rule (found car's shape, top class probability, whole-car score) on validation cars.
 rule=$root/part-rule
 step part_rule "$rule/carvalue.onnx" $py -m training.framing.part_rule --model "$wc/carvalue.onnx" \

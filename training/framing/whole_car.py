@@ -38,8 +38,8 @@ from training.framing.onnx_features import in_batches, session_with_tensor
 WHOLE_GEMM_WEIGHT = "framing/whole.0.weight"  # the branch's first layer in a framed file
 
 
-GRID_BLOCKS_NODE = "framing/whole_grid_blocks"  # a grid-reading head's first node (whole_car_head._read_grid)
-INNER_INPUT = "framing/whole_inner"  # an inner-reading head's input (whole_car_head._read_inner)
+GRID_BLOCKS_NODE = "framing/whole_grid_blocks"  # a grid-reading head's first node (whole_car_graft._read_grid)
+INNER_INPUT = "framing/whole_inner"  # an inner-reading head's input (whole_car_graft._read_inner)
 
 
 def whole_branch_gemm(model: Any) -> Any:

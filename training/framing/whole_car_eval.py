@@ -140,6 +140,18 @@ def markdown(r: dict[str, dict[str, Any]], names: dict[str, str]) -> str:
     return "\n".join(rows) + "\n"
 
 
+def head_reads(model: Path) -> str:
+    """What the file's whole-car head reads, in words (for its model card)."""
+    import onnx
+
+    from training.framing.whole_car import INNER_INPUT, whole_branch_gemm
+
+    first = whole_branch_gemm(onnx.load(str(model))).input[0]
+    if first == INNER_INPUT:
+        return "the pooled trunk features and the means of five inner blocks of the trunk"
+    return "the trunk's features pooled in a 3x3 grid" if "grid" in first else "the pooled trunk features"
+
+
 def record(model: Path, r: dict[str, dict[str, Any]], categories: list[str]) -> None:
     """Write this file's figures (``after``) into its metrics (``whole_car``); weights unchanged."""
     import dataclasses
@@ -150,16 +162,17 @@ def record(model: Path, r: dict[str, dict[str, Any]], categories: list[str]) -> 
     metrics = dict(meta.metrics)
     metrics["whole_car"] = {"by_kind": {k: v["after"] for k, v in r.items() if "after" in v},
                             "before": {k: v["before"] for k, v in r.items() if "before" in v},
-                            "natural_test_categories": categories,
+                            "natural_test_categories": categories, "reads": head_reads(model),
                             "how": "training/framing/whole_car_eval.py: held-out photos through Predictor, crop auto"}
     write_model_file(model, dataclasses.replace(meta, metrics=metrics), model)
     model.chmod(0o644)
 
 
 def card_section(w: dict[str, Any], sources: Sequence[dict[str, str]] = (), rule: dict[str, Any] | None = None,
-                 look: dict[str, Any] | None = None) -> str:
+                 look: dict[str, Any] | None = None, vehicles: dict[str, Any] | None = None) -> str:
     """The model card's section on the whole-car check (from ``metrics.whole_car``), with the
-    licences of the photos and graphics it learnt from (the framing section's ``sources``)."""
+    licences of the photos and graphics it learnt from (the framing section's ``sources``) and
+    other vehicles by leave-category-out (``metrics.vehicles_leave_category_out``)."""
     rows = ["| held-out photos | photos | flagged (not shown as a whole car) | called \"no car\" | make/model top-1 |",
             "| --- | --- | --- | --- | --- |"]
     for kind, d in sorted(w["by_kind"].items()):
@@ -167,7 +180,8 @@ def card_section(w: dict[str, Any], sources: Sequence[dict[str, str]] = (), rule
         rows.append(f"| {kind} | {d['photos']} | {100 * d['flagged']:.1f}% | {100 * d['no_car']:.1f}% | {top} |")
     cats = w.get("natural_test_categories", [])
     return "\n".join(["## Whole-car check: no car, part of a car, a whole car", "",
-                      "Two logits on the pooled trunk features (training/framing/whole_car.py): a whole car, and a car or part "
+                      f"Two logits on {w.get('reads', 'the pooled trunk features')} (training/framing/whole_car.py): "
+                      "a whole car, and a car or part "
                       "of one; trained on natural photos split by category (ImageNet and Caltech 101 samples, random "
                       "web photos), partial views as the pan sweep and careless boxes cut them, and the installed and "
                       "drawn negatives; thresholds on validation categories and photos. Measured through `carvalue "
@@ -188,9 +202,19 @@ def card_section(w: dict[str, Any], sources: Sequence[dict[str, str]] = (), rule
                          if look.get("second_look") else
                          "The second look at the box found (training/framing/second_look.py) is off in this file: "
                          "it did not pass its rule on validation photos.", ""] if isinstance(look, dict) else []),
+                      *([vehicles_sentence(vehicles), ""] if isinstance(vehicles, dict) and "all" in vehicles else []),
                       *(["Sources of natural photos, backgrounds and negatives, with their licences:", "",
                          *(f"- {d.get('name', '?')}: {d.get('licence', '?')}" for d in sources), ""]
                         if sources else [])])
+
+
+def vehicles_sentence(v: dict[str, Any]) -> str:
+    """Other vehicles of kinds the head never trained on (training/studies/vehicles_second_look.py)."""
+    folds = "; ".join(f"{k.removeprefix('held out of training: ').removeprefix('caltech101/')} "
+                      f"{100 * float(d['with']):.1f}% of {d['n']}" for k, d in v.items() if k != "all")
+    return (f"Other vehicles (motorbikes, aeroplanes, trucks, trains: natural photos) of a kind the head never "
+            f"trained on, by leave-category-out through Predictor (each fold's head grafted into this file): "
+            f"{100 * float(v['all']['with']):.1f}% of {v['all']['n']} flagged ({folds}).")
 
 
 def main(argv: list[str] | None = None) -> int:

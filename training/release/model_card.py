@@ -288,7 +288,8 @@ def card_text(model: Path, reference_reports: str = "") -> str:
         from training.framing.whole_car_eval import card_section as whole_car_section
 
         text += "\n" + whole_car_section(whole, meta.framing.sources if meta.framing is not None else (),
-                                          meta.metrics.get("part_rule"), meta.metrics.get("second_look"))
+                                          meta.metrics.get("part_rule"), meta.metrics.get("second_look"),
+                                          meta.metrics.get("vehicles_leave_category_out"))
     make = meta.metrics.get("make") if isinstance(meta.metrics, dict) else None
     if isinstance(make, dict) and "known" in make:
         from training.framing.make_head import card_section as make_section

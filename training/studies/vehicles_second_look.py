@@ -25,7 +25,8 @@ from core.predictor import Predictor
 from training.framing import whole_car_data as wd
 from training.framing.second_look import cases_of, rates
 from training.framing.vehicles_cv import fold_heads, folds
-from training.framing.whole_car_head import LAYOUTS, graft, load_part
+from training.framing.whole_car_graft import graft
+from training.framing.whole_car_head import LAYOUTS, load_part
 from training.studies.common import write_json_report
 
 
@@ -43,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--features", type=Path, required=True, help="whole_car features of that file's recipe")
     ap.add_argument("--natural", type=Path, required=True)
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--record", action="store_true", help="write the figures into the model file's metrics")
     ap.add_argument("--layout", choices=LAYOUTS, default="pooled", help="what the file's head reads (its recipe's)")
     ap.add_argument("--natural-backgrounds", action="store_true",
                     help="the file's head also trained on cars framed on natural photos (its recipe's)")
@@ -65,7 +67,22 @@ def main(argv: list[str] | None = None) -> int:
         report[f"{part} categories (never trained on)"] = flagged(a.model, vehicles[part])
     n = sum(int(v["n"]) for v in report.values())
     report["all"] = {"n": n, **{k: sum(v["n"] * v[k] for v in report.values()) / max(n, 1) for k in ("without", "with")}}
+    if a.record:
+        record(a.model, report)
     return write_json_report(a.out, report)
+
+
+def record(model: Path, report: dict[str, dict[str, float]]) -> None:
+    """Write the figures into the file's metrics (``vehicles_leave_category_out``, for its model
+    card); weights unchanged."""
+    import dataclasses
+
+    from core.modelfile import open_session, write_model_file
+
+    _, meta = open_session(model, threads=1)
+    metrics = {**meta.metrics, "vehicles_leave_category_out": report}
+    write_model_file(model, dataclasses.replace(meta, metrics=metrics), model)
+    model.chmod(0o644)
 
 
 if __name__ == "__main__":
