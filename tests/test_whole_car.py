@@ -326,6 +326,8 @@ def test_an_inner_head_grafted_reads_the_pooled_vector_and_the_inner_blocks(fram
     assert np.allclose(outs["whole_car_logit"], expected[:, 0], rtol=2e-3, atol=2e-3)
     assert np.allclose(outs["car_logit"], expected[:, 1], rtol=2e-3, atol=2e-3)
     assert np.allclose(again["feat"], data["feat"], atol=1e-2)
+    blind = dataclasses.replace(head, w0=np.concatenate([head.w0[:, :1280], np.zeros((16, 672), np.float32)], 1))
+    assert not np.allclose(blind.logits(head.x(again)), expected, atol=1e-2)  # the inner blocks count
     assert not math.isnan(p.predict(Image.new("RGB", (120, 80), (90, 90, 90)), CropMode.AUTO).car_score)
     kept = tmp_path / "kept.onnx"  # a study's graft keeps the file's rules
     wg.graft(ruled, head, th, kept, "test")

@@ -131,7 +131,8 @@ def extract(sess: Any, spec: Any, samples: Iterator[wd.Sample], batch: int = 32,
             pool: ThreadPoolExecutor | None = None) -> dict[str, np.ndarray]:
     """Pooled features (fp16), the old whole-car logit, the make/model logits' energy and top
     probability, and each sample's label, kind and group; where the session's last output is the
-    feature map (``feature_session(..., grid=True)``), also its block means (``grid``, fp16)."""
+    feature map (``feature_session(..., grid=True)``), also its block means (``grid``, fp16); where
+    it has the inner blocks' outputs (``inner=True``), their means then maxima (``inner``, fp16)."""
     names = [o.name for o in sess.get_outputs()]
     cols: dict[str, list[Any]] = {k: [] for k in ("feat", "grid", "inner", "old_logit", "energy", "top_prob",
                                                   "label", "kind", "group")}
