@@ -10,12 +10,29 @@ import dataclasses
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from training.framing import whole_car_data as wd
-from training.framing.whole_car_head import CAR_OUTPUT, WHOLE_OUTPUT, Head
+
+CAR_OUTPUT = "car_logit"
+WHOLE_OUTPUT = "whole_car_logit"
+
+
+class Head(Protocol):
+    """What is grafted (whole_car_head.Head): the two layers' weights and what the first reads."""
+
+    @property
+    def w0(self) -> np.ndarray: ...
+    @property
+    def b0(self) -> np.ndarray: ...
+    @property
+    def w1(self) -> np.ndarray: ...
+    @property
+    def b1(self) -> np.ndarray: ...
+    @property
+    def reads(self) -> str: ...
 
 
 def graft(model_path: Path, head: Head, th: dict[str, float], out: Path, note: str,

@@ -21,9 +21,8 @@ import numpy as np
 
 from core.scores import sigmoid
 from training.framing import whole_car_data as wd
+from training.framing.whole_car_graft import graft, parity
 
-CAR_OUTPUT = "car_logit"
-WHOLE_OUTPUT = "whole_car_logit"
 # Each kept under the flag share on validation; a kind with fewer than MIN_KIND samples there
 # (natural car photos: a handful) is measured, not used to set the threshold (its quantile is noise).
 WHOLE_KINDS = ("tight", "framed", "framed-natural", "found", "natural-car", "tight-grey")
@@ -251,8 +250,6 @@ def main(argv: list[str] | None = None) -> int:
             "bumper or wheel, 8-40% crops) and no car (natural photos split by category, installed wallpapers and "
             "clip art, drawn graphics); thresholds on validation categories and photos: at most 2% of the whole "
             "cars of each kind flagged, 4% flagged or unsure, 10% of parts of cars called no car")
-    from training.framing.whole_car_graft import graft, parity
-
     graft(a.model, head, th, a.out, note, drop_rules=True)
     report["parity"] = parity(a.model, a.out)
     (a.out.parent / "whole_car_report.json").write_text(json.dumps(report, indent=1))
