@@ -11,8 +11,11 @@ trained without the fold's categories, thresholds on validation) is grafted into
 scored by the shipped file itself (never trained on them).
 
   python -m training.studies.vehicles_second_look --model resources/models/carvalue.onnx \\
-      --features runs/whole-car --natural ../shared/data/natural-photos \\
-      --out training/reports/whole-car/vehicles_second_look.json
+      --features runs/whole-car --natural ../shared/data/natural-photos --layout inner \\
+      --natural-backgrounds --out training/reports/whole-car/inner/vehicles_second_look.json [--record]
+
+(``--layout`` and ``--natural-backgrounds`` as the file's head was trained: the bundled one's since
+2026-12-08 05:05; features from ``whole_car features --inner --natural-backgrounds``.)
 """
 
 from __future__ import annotations
