@@ -32,6 +32,7 @@ from __future__ import annotations
 import functools
 import math
 import re
+import statistics
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -201,17 +202,15 @@ class Catalogue:
             prices.append(cm.msrps[near] * math.exp(self.trend * (year - near)))
         if not prices:
             return None
-        prices.sort()
-        mid = len(prices) // 2
-        median = prices[mid] if len(prices) % 2 else (prices[mid - 1] + prices[mid]) / 2
-        return NewPrice(round(median, 0), "typical", year, year, self.trend, len(prices))
+        return NewPrice(round(statistics.median(prices), 0), "typical", year, year, self.trend, len(prices))
 
     def car(self, cm: CarModel, year: int, year_of_sale: int, body: str | None = None) -> CatalogueCar:
         price = self.new_price(cm, year, year_of_sale)
-        if price is None and not cm.msrps and cm.first_year <= year <= cm.last_year:
+        typical = not cm.msrps and cm.first_year <= year <= cm.last_year  # priced as its make and body
+        if price is None and typical:
             price = self.typical_price(cm.make, body or cm.body, year)
         if price is None:
-            if not cm.msrps and cm.first_year <= year <= cm.last_year:
+            if typical:
                 raise NotInCatalogue(f"{cm.make} {cm.model}: the MSRP table has no real new price for it, "
                                      f"nor for any other {cm.make} {body or cm.body}")
             if not cm.msrps:
