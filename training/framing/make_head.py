@@ -48,6 +48,7 @@ from training.data.dataset import in_family, parse_families
 from training.data.labels_csv import LabelRow, read_labels_csv
 from training.framing.heads import BackgroundPool, split_files, to_input, training_backgrounds
 from training.framing.onnx_features import in_batches, session_with_tensor
+from training.framing.record import record_metrics
 
 BODIES = ("sedan", "coupe", "convertible", "hatchback", "wagon", "suv", "pickup", "minivan", "van")
 MAKE_OUTPUT, BODY_OUTPUT = "make_logits", "body_logits"
@@ -381,8 +382,7 @@ def card_section(own: dict[str, Any], lfo: dict[str, Any] | None = None) -> str:
 
 def record(model: Path, report: dict[str, Any]) -> None:
     """The report's figures into the model file's metrics (``make``)."""
-    _, meta = open_session(model, threads=1)
-    write_model_file(model, dataclasses.replace(meta, metrics={**meta.metrics, "make": report}), model)
+    record_metrics(model, "make", report)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -404,10 +404,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.cmd == "record-lfo":
         if a.report is None:
             ap.error("record-lfo needs --report (the leave-family-out run's report folder)")
-        lfo = json.loads((a.report / "make_report.json").read_text())
-        _, meta = open_session(a.model, threads=1)
-        write_model_file(a.model, dataclasses.replace(meta, metrics={**meta.metrics, "make_leave_family_out": lfo}),
-                         a.model)
+        record_metrics(a.model, "make_leave_family_out", json.loads((a.report / "make_report.json").read_text()))
         return 0
     if a.data is None or a.split is None or a.out is None:
         ap.error("build needs --data, --split and --out")

@@ -146,14 +146,9 @@ def _non_car_rows(as_shipped: Predictor, seed: int) -> dict[str, dict[str, float
 def record(model: Path, report_: dict[str, Any]) -> None:
     """Write the held-out framing figures into the model file's metrics (``framing``); the
     weights are unchanged, so the file is rewritten with new metadata only."""
-    import dataclasses
+    from training.framing.record import record_metrics
 
-    from core.modelfile import open_session, write_model_file
-
-    _, meta = open_session(model, threads=1)
-    metrics = dict(meta.metrics)
-    metrics["framing"] = {k: v for k, v in report_.items() if k != "model"}
-    write_model_file(model, dataclasses.replace(meta, metrics=metrics), model)  # reads, then replaces atomically
+    record_metrics(model, "framing", {k: v for k, v in report_.items() if k != "model"})
     model.chmod(0o644)
 
 

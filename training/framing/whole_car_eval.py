@@ -154,17 +154,13 @@ def head_reads(model: Path) -> str:
 
 def record(model: Path, r: dict[str, dict[str, Any]], categories: list[str]) -> None:
     """Write this file's figures (``after``) into its metrics (``whole_car``); weights unchanged."""
-    import dataclasses
+    from training.framing.record import record_metrics
 
-    from core.modelfile import open_session, write_model_file
-
-    _, meta = open_session(model, threads=1)
-    metrics = dict(meta.metrics)
-    metrics["whole_car"] = {"by_kind": {k: v["after"] for k, v in r.items() if "after" in v},
-                            "before": {k: v["before"] for k, v in r.items() if "before" in v},
-                            "natural_test_categories": categories, "reads": head_reads(model),
-                            "how": "training/framing/whole_car_eval.py: held-out photos through Predictor, crop auto"}
-    write_model_file(model, dataclasses.replace(meta, metrics=metrics), model)
+    record_metrics(model, "whole_car", {
+        "by_kind": {k: v["after"] for k, v in r.items() if "after" in v},
+        "before": {k: v["before"] for k, v in r.items() if "before" in v},
+        "natural_test_categories": categories, "reads": head_reads(model),
+        "how": "training/framing/whole_car_eval.py: held-out photos through Predictor, crop auto"})
     model.chmod(0o644)
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from core.predictor import Predictor
 from training.framing import whole_car_data as wd
+from training.framing.record import record_metrics
 from training.framing.second_look import cases_of, rates
 from training.framing.vehicles_cv import fold_heads, folds
 from training.framing.whole_car_graft import graft
@@ -70,22 +71,10 @@ def main(argv: list[str] | None = None) -> int:
         report[f"{part} categories (never trained on)"] = flagged(a.model, vehicles[part])
     n = sum(int(v["n"]) for v in report.values())
     report["all"] = {"n": n, **{k: sum(v["n"] * v[k] for v in report.values()) / max(n, 1) for k in ("without", "with")}}
-    if a.record:
-        record(a.model, report)
+    if a.record:  # for the file's model card
+        record_metrics(a.model, "vehicles_leave_category_out", report)
+        a.model.chmod(0o644)
     return write_json_report(a.out, report)
-
-
-def record(model: Path, report: dict[str, dict[str, float]]) -> None:
-    """Write the figures into the file's metrics (``vehicles_leave_category_out``, for its model
-    card); weights unchanged."""
-    import dataclasses
-
-    from core.modelfile import open_session, write_model_file
-
-    _, meta = open_session(model, threads=1)
-    metrics = {**meta.metrics, "vehicles_leave_category_out": report}
-    write_model_file(model, dataclasses.replace(meta, metrics=metrics), model)
-    model.chmod(0o644)
 
 
 if __name__ == "__main__":
