@@ -94,13 +94,15 @@ def feature_session(model_path: Path, threads: int = 2, grid: bool = False, inne
     means and maxima over their cells (outputs named INNER_PREFIX + mean/max + index)."""
     def tensor(model: Any) -> str:
         if inner:
-            _add_inner_outputs(model)
+            add_inner_outputs(model)
         return (feature_map_name if grid else pooled_name)(model)
 
     return session_with_tensor(model_path, tensor, threads)
 
 
-def _add_inner_outputs(model: Any) -> None:
+def add_inner_outputs(model: Any) -> None:
+    """Append to ``model``'s graph outputs each INNER_TENSORS' mean and maximum over its cells
+    (INNER_PREFIX + "mean"/"max" + index); a graph without them is refused."""
     import onnx
     from onnx import helper
 

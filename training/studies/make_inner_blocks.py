@@ -28,14 +28,14 @@ from PIL import Image
 from training.framing import make_head as mh
 from training.framing.heads import to_input
 from training.framing.onnx_features import in_batches, session_with_tensor
-from training.framing.whole_car import INNER_PREFIX, INNER_TENSORS, _add_inner_outputs
+from training.framing.whole_car import INNER_PREFIX, INNER_TENSORS, add_inner_outputs
 from training.studies.common import write_json_report
 
 
 def features(model: Path, views: Iterator[tuple[Image.Image, mh.Photo]]) -> tuple[np.ndarray, np.ndarray, list[mh.Photo]]:
     """(pooled vectors, inner blocks' means, photos) of ``views``, in order."""
     def tensor(m: Any) -> str:
-        _add_inner_outputs(m)
+        add_inner_outputs(m)
         return mh.pooled_of(m)
 
     sess, meta = session_with_tensor(model, tensor)
